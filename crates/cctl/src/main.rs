@@ -1,0 +1,43 @@
+//! `cctl`: the containerization command line.
+//!
+//! Today it reports what this machine offers (`cctl system info`) and lists the
+//! guest kernel catalogue (`cctl kernel ls`). Image, root file system, network
+//! and container commands arrive with their issues.
+
+mod kernel;
+mod system;
+
+use clap::{Parser, Subcommand};
+
+/// Run Linux containers, each in its own lightweight virtual machine.
+#[derive(Debug, Parser)]
+#[command(name = "cctl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// This machine: state folder, guest kernels, hypervisor and helper programs.
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// The guest kernel catalogue.
+    #[command(subcommand)]
+    Kernel(kernel::KernelCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CZ_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let root = containerization::StateRoot::from_env()?;
+    match Cli::parse().command {
+        Command::System(command) => command.run(&root),
+        Command::Kernel(command) => command.run(&root),
+    }
+}

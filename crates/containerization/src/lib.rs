@@ -1,0 +1,20 @@
+//! Run Linux containers, each in its own lightweight virtual machine.
+//!
+//! This is the façade of the project: it will hold `ContainerManager`,
+//! `LinuxContainer` and `LinuxProcess`, the root file system cache, host
+//! networking and container state. What works today is the **state root**: the
+//! one folder that holds the content store, root file systems, containers,
+//! kernels and the project's helper tools.
+//!
+//! ```
+//! use containerization::StateRoot;
+//!
+//! let root = StateRoot::new("/srv/cz");
+//! assert_eq!(root.kernels().dir(), std::path::Path::new("/srv/cz/kernels"));
+//! ```
+
+mod error;
+mod state_root;
+
+pub use error::Error;
+pub use state_root::StateRoot;

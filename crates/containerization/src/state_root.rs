@@ -1,0 +1,126 @@
+//! The state root: the one folder holding everything the project stores.
+//!
+//! `CZ_ROOT` chooses it; otherwise it is `/var/lib/containerization` for root
+//! and `$XDG_DATA_HOME/containerization` (or `~/.local/share/containerization`)
+//! for other users. `scripts/setup` resolves it the same way.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use containerization_vmm::KernelCatalogue;
+
+use crate::Error;
+
+/// The folder for root when `CZ_ROOT` is unset.
+const SYSTEM_ROOT: &str = "/var/lib/containerization";
+
+/// The project's state folder and the well-known places inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRoot {
+    path: PathBuf,
+}
+
+impl StateRoot {
+    /// A state root at `path`, exactly as given.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The state root this process should use, from `CZ_ROOT`, the effective
+    /// user and the XDG variables.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::resolve(
+            std::env::var_os("CZ_ROOT"),
+            rustix::process::geteuid().is_root(),
+            std::env::var_os("XDG_DATA_HOME"),
+            std::env::var_os("HOME"),
+        )
+    }
+
+    /// The rule behind [`StateRoot::from_env`], with its inputs passed in.
+    fn resolve(
+        cz_root: Option<OsString>,
+        is_root: bool,
+        xdg_data_home: Option<OsString>,
+        home: Option<OsString>,
+    ) -> Result<Self, Error> {
+        let non_empty = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(path) = non_empty(cz_root) {
+            return Ok(Self::new(path));
+        }
+        if is_root {
+            return Ok(Self::new(SYSTEM_ROOT));
+        }
+        let data_home = non_empty(xdg_data_home)
+            .or_else(|| non_empty(home).map(|home| home.join(".local/share")))
+            .ok_or(Error::NoStateRoot)?;
+        Ok(Self::new(data_home.join("containerization")))
+    }
+
+    /// The state root folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The guest kernel catalogue (`kernels/`).
+    pub fn kernels(&self) -> KernelCatalogue {
+        KernelCatalogue::new(self.path.join("kernels"))
+    }
+
+    /// Where the project's helper programs are installed (`tools/bin/`), such as
+    /// `vhost-device-vsock`.
+    pub fn tools_bin(&self) -> PathBuf {
+        self.path.join("tools/bin")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(cz: Option<&str>, root: bool, xdg: Option<&str>, home: Option<&str>) -> PathBuf {
+        StateRoot::resolve(
+            cz.map(Into::into),
+            root,
+            xdg.map(Into::into),
+            home.map(Into::into),
+        )
+        .unwrap()
+        .path
+    }
+
+    #[test]
+    fn cz_root_wins_over_everything() {
+        assert_eq!(
+            resolve(Some("/x"), true, Some("/d"), Some("/h")),
+            Path::new("/x")
+        );
+    }
+
+    #[test]
+    fn root_uses_the_system_folder() {
+        assert_eq!(
+            resolve(None, true, Some("/d"), None),
+            Path::new(SYSTEM_ROOT)
+        );
+        assert_eq!(resolve(Some(""), true, None, None), Path::new(SYSTEM_ROOT));
+    }
+
+    #[test]
+    fn users_use_xdg_data_home_then_home() {
+        assert_eq!(
+            resolve(None, false, Some("/d"), Some("/h")),
+            Path::new("/d/containerization")
+        );
+        assert_eq!(
+            resolve(None, false, None, Some("/h")),
+            Path::new("/h/.local/share/containerization")
+        );
+    }
+
+    #[test]
+    fn a_user_without_home_gets_a_clear_error() {
+        let err = StateRoot::resolve(None, false, None, None).unwrap_err();
+        assert!(err.to_string().contains("CZ_ROOT"), "{err}");
+    }
+}

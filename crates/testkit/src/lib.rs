@@ -1,0 +1,43 @@
+//! Real test peers for the containerization workspace.
+//!
+//! Every crate's tests use this kit instead of reinventing its peers, and no
+//! peer is a mock:
+//!
+//! - [`Registry`]: a real `docker-registry` on 127.0.0.1 with a private storage
+//!   folder, anonymous, with htpasswd Basic auth, or with TLS from a CA made for
+//!   the test. It is killed when dropped, when the test panics, and (through the
+//!   parent-death signal) when the test binary itself is killed.
+//! - [`fixture`]: OCI images built by third-party tools only (`umoci`, `skopeo`,
+//!   GNU `tar`) from Debian's `busybox-static`, cached by recipe.
+//! - [`debian_rootfs`]: a minimal Debian made by `debootstrap`, cached.
+//! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
+//!
+//! ```no_run
+//! use containerization_testkit::{fixture, Fixture, Registry};
+//!
+//! # fn main() -> containerization_testkit::Result<()> {
+//! let registry = Registry::anonymous()?;
+//! let image = fixture(Fixture::Busybox)?;
+//! registry.push(&image, "demo/busybox:1")?;
+//! assert_eq!(registry.tags("demo/busybox")?, ["1"]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod cache;
+mod command;
+mod debian;
+mod error;
+mod fixtures;
+mod paths;
+mod registry;
+mod supervise;
+mod tls;
+
+pub use debian::debian_rootfs;
+pub use error::{Error, Result};
+pub use fixtures::{Compression, Fixture, FixtureImage, fixture, layered};
+pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
+pub use registry::{Credentials, Registry, RegistryBuilder};
+pub use supervise::Supervised;
+pub use tls::TestCa;

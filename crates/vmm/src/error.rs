@@ -1,0 +1,44 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `containerization-vmm`.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    /// A file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A kernel catalogue entry lacks its kernel image.
+    #[error(
+        "kernel catalogue entry {dir} has no kernel image: expected one of {expected}; \
+         run scripts/setup to install the Debian cloud kernel"
+    )]
+    MissingKernelImage {
+        /// The entry's folder.
+        dir: PathBuf,
+        /// The file names that were looked for.
+        expected: String,
+    },
+    /// A file that should be a kernel image is neither a bzImage nor an ELF `vmlinux`.
+    #[error("{path} is not a kernel image: it is neither a bzImage nor an ELF vmlinux")]
+    NotAKernelImage {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No catalogue entry has the requested name.
+    #[error("no kernel named {name:?} in {catalogue}; the catalogue has: {available}")]
+    UnknownKernel {
+        /// The name asked for.
+        name: String,
+        /// The catalogue folder.
+        catalogue: PathBuf,
+        /// The names it holds, comma-separated, or "nothing".
+        available: String,
+    },
+}
