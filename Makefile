@@ -1,0 +1,35 @@
+# The project's commands. README.md names `make demo` and `make test`.
+MUSL_TARGET := x86_64-unknown-linux-musl
+
+.PHONY: setup build test lint bench demo fmt
+
+## Install what the build and tests need (idempotent; see scripts/setup --help).
+setup:
+	scripts/setup
+
+## Build every crate, and vminitd as the static musl binary the guest runs.
+build:
+	cargo build --workspace --all-targets
+	cargo build -p vminitd --target $(MUSL_TARGET)
+
+## Set up, then run the whole test suite: unit, integration and doc tests.
+test: setup
+	cargo build -p vminitd --target $(MUSL_TARGET)
+	cargo test --workspace
+
+## Formatting and clippy, warnings denied.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Side-by-side benchmarks against the peers (bench/README.md).
+bench: setup
+	bench/run
+
+## The most useful thing that works today: what this machine offers for VMs.
+demo: setup
+	cargo run -q -p cctl -- system info
+	cargo run -q -p cctl -- kernel ls
+
+fmt:
+	cargo fmt --all
