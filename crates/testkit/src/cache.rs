@@ -51,16 +51,12 @@ pub(crate) fn build_once(
     }
     let partial = cache.join(format!(".{stem}.partial"));
     if partial.exists() {
-        remove_tree(&partial)?;
+        // Left by a builder that died; nobody else holds the lock.
+        std::fs::remove_dir_all(&partial).at("cannot remove", &partial)?;
     }
     std::fs::create_dir(&partial).at("cannot create", &partial)?;
     build(&partial)?;
     std::fs::write(partial.join("RECIPE"), recipe).at("cannot write", &partial)?;
     std::fs::rename(&partial, &done).at("cannot rename into place", &done)?;
     Ok(done)
-}
-
-/// Removes a folder tree that may hold read-only folders (debootstrap makes some).
-pub(crate) fn remove_tree(path: &Path) -> Result<()> {
-    std::fs::remove_dir_all(path).at("cannot remove", path)
 }

@@ -22,23 +22,29 @@ pub(crate) fn tail(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
+/// The error for a `command` that could not start: a missing program says
+/// to run setup.
+pub(crate) fn start_error(command: &Command, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        Error::MissingProgram {
+            program: command.get_program().to_string_lossy().into_owned(),
+            source,
+        }
+    } else {
+        Error::CommandFailed {
+            command: display(command),
+            status: "could not start".to_owned(),
+            output: source.to_string(),
+        }
+    }
+}
+
 /// Runs `command` to completion and returns its output; a failure to start or a
 /// non-zero exit is an error quoting the command and what it printed.
 pub(crate) fn run(command: &mut Command) -> Result<Output> {
-    let output = command.output().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingProgram {
-                program: command.get_program().to_string_lossy().into_owned(),
-                source,
-            }
-        } else {
-            Error::CommandFailed {
-                command: display(command),
-                status: "could not start".to_owned(),
-                output: source.to_string(),
-            }
-        }
-    })?;
+    let output = command
+        .output()
+        .map_err(|source| start_error(command, source))?;
     if output.status.success() {
         return Ok(output);
     }

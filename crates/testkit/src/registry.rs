@@ -96,12 +96,12 @@ impl RegistryBuilder {
                 credentials: self.basic_auth.clone(),
                 storage: storage.clone(),
                 log,
-                _dir: None,
+                dir: None,
             };
             match registry.wait_until_listening() {
                 Ok(()) => {
                     registry.check_is_registry()?;
-                    registry._dir = Some(dir);
+                    registry.dir = Some(dir);
                     return Ok(registry);
                 }
                 Err(e) if registry.log_tail().contains("address already in use") => {
@@ -124,8 +124,8 @@ pub struct Registry {
     storage: PathBuf,
     log: PathBuf,
     // Dropped after `child` (fields drop in order), so the process is gone
-    // before its folder is removed.
-    _dir: Option<tempfile::TempDir>,
+    // before its folder is removed. Set once the registry is up.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Registry {

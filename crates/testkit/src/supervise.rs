@@ -12,11 +12,14 @@ use std::process::{Child, Command};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Mutex, OnceLock};
 
-use crate::command::display;
+use crate::command::start_error;
 use crate::{Error, Result};
 
-/// A request to the spawner thread: the command, and where to send the child.
-type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
+/// The spawner thread's answer: the command back (for error messages) and the child.
+type SpawnReply = (Command, std::io::Result<Child>);
+
+/// A request to the spawner thread: the command, and where to send the reply.
+type SpawnRequest = (Command, Sender<SpawnReply>);
 
 /// The spawner thread's inbox, started on first use.
 fn spawner() -> &'static Mutex<Sender<SpawnRequest>> {
@@ -28,7 +31,8 @@ fn spawner() -> &'static Mutex<Sender<SpawnRequest>> {
             .spawn(move || {
                 for (mut command, reply) in inbox {
                     // The receiver only goes away if the requesting test died.
-                    let _ = reply.send(spawn_with_death_signal(&mut command));
+                    let child = spawn_with_death_signal(&mut command);
+                    let _ = reply.send((command, child));
                 }
             })
             .map(|_| ())
@@ -70,31 +74,15 @@ pub struct Supervised {
 impl Supervised {
     /// Starts `command` under supervision; `name` is used in messages.
     pub fn spawn(name: &str, command: Command) -> Result<Self> {
-        let program = command.get_program().to_string_lossy().into_owned();
-        let shown = display(&command);
+        let stopped = || Error::Unexpected("the test kit's spawner thread has stopped".into());
         let (reply, answer) = channel();
-        let sent = spawner()
+        spawner()
             .lock()
             .map_err(|_| Error::Unexpected("the test kit's spawner lock is poisoned".into()))?
-            .send((command, reply));
-        let outcome = match sent {
-            Ok(()) => answer.recv().map_err(|_| {
-                Error::Unexpected("the test kit's spawner thread has stopped".into())
-            })?,
-            Err(_) => {
-                return Err(Error::Unexpected(
-                    "the test kit's spawner thread has stopped".into(),
-                ));
-            }
-        };
-        let child = outcome.map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Error::MissingProgram { program, source },
-            _ => Error::CommandFailed {
-                command: shown,
-                status: "could not start".to_owned(),
-                output: source.to_string(),
-            },
-        })?;
+            .send((command, reply))
+            .map_err(|_| stopped())?;
+        let (command, outcome) = answer.recv().map_err(|_| stopped())?;
+        let child = outcome.map_err(|source| start_error(&command, source))?;
         Ok(Self {
             child,
             name: name.to_owned(),

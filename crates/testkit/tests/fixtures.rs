@@ -300,3 +300,18 @@ fn compressed_fixtures_hold_one_image_in_three_compressions() {
         );
     }
 }
+
+#[test]
+fn fixtures_are_built_once_then_taken_from_the_cache() {
+    let first = fixture(Fixture::Busybox).unwrap();
+    let index = first.layout().join("index.json");
+    let built = std::fs::metadata(&index).unwrap().modified().unwrap();
+    let second = fixture(Fixture::Busybox).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        built
+    );
+    let recipe = std::fs::read_to_string(first.layout().parent().unwrap().join("RECIPE")).unwrap();
+    assert!(recipe.starts_with("busybox fixture"), "{recipe}");
+}
