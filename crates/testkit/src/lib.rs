@@ -11,6 +11,8 @@
 //!   GNU `tar`) from Debian's `busybox-static`, cached by recipe.
 //! - [`debian_rootfs`]: a minimal Debian made by `debootstrap`, cached.
 //! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
+//! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
+//!   for each networking test, and stand-in guests.
 //!
 //! ```no_run
 //! use containerization_testkit::{fixture, Fixture, Registry};
@@ -29,6 +31,7 @@ mod command;
 mod debian;
 mod error;
 mod fixtures;
+mod netns;
 mod paths;
 mod registry;
 mod supervise;
@@ -37,6 +40,7 @@ mod tls;
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
 pub use fixtures::{Compression, Fixture, FixtureImage, fixture, layered};
+pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};
 pub use supervise::Supervised;
