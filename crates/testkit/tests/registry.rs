@@ -188,7 +188,10 @@ fn registry_is_stopped_when_a_test_panics() {
 
 #[test]
 fn registry_dies_when_its_test_binary_is_killed() {
+    // The holder dies without cleaning up; its registry's folder goes here.
+    let scratch = tempfile::tempdir().unwrap();
     let mut holder = Command::new(env!("CARGO_BIN_EXE_hold-registry"))
+        .env("TMPDIR", scratch.path())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
