@@ -2,9 +2,10 @@
 //!
 //! This is the façade of the project: it will hold `ContainerManager`,
 //! `LinuxContainer` and `LinuxProcess`, the root file system cache, host
-//! networking and container state. What works today is the **state root**: the
+//! networking and container state. What works today is the **state root** (the
 //! one folder that holds the content store, root file systems, containers,
-//! kernels and the project's helper tools.
+//! kernels and the project's helper tools), [`ContainerId`], and address
+//! leases in [`network::Ipam`].
 //!
 //! ```
 //! use containerization::StateRoot;
@@ -13,8 +14,11 @@
 //! assert_eq!(root.kernels().dir(), std::path::Path::new("/srv/cz/kernels"));
 //! ```
 
+mod container_id;
 mod error;
+pub mod network;
 mod state_root;
 
+pub use container_id::ContainerId;
 pub use error::Error;
 pub use state_root::StateRoot;

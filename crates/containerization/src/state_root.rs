@@ -67,6 +67,11 @@ impl StateRoot {
         KernelCatalogue::new(self.path.join("kernels"))
     }
 
+    /// Host networking state: address leases and network definitions (`network/`).
+    pub fn network_dir(&self) -> PathBuf {
+        self.path.join("network")
+    }
+
     /// Where the project's helper programs are installed (`tools/bin/`), such as
     /// `vhost-device-vsock`.
     pub fn tools_bin(&self) -> PathBuf {

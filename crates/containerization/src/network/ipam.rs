@@ -1,0 +1,244 @@
+//! Address management for one network: leases on disk, behind a file lock.
+//!
+//! The leases of network `<name>` live in `<state>/network/leases-<name>.json`;
+//! every change holds an exclusive `flock` on `leases-<name>.lock`, reads the
+//! file, changes it and replaces it atomically (temporary file, fsync,
+//! rename), so two processes leasing at once never get the same address and a
+//! crash never leaves a half-written file.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::{ContainerId, Error};
+
+/// One container's address on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The container holding the address.
+    pub container: ContainerId,
+    /// Its address.
+    pub address: Ipv4Addr,
+}
+
+/// The address allocator of one network.
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    file: PathBuf,
+    lock: PathBuf,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+}
+
+impl Ipam {
+    /// The allocator of network `name` (subnet and gateway address) whose
+    /// state lives in `dir` (the state root's `network/` folder).
+    pub fn new(dir: &Path, name: &str, subnet: Ipv4Net, gateway: Ipv4Addr) -> Result<Self, Error> {
+        if !subnet.contains(&gateway) {
+            return Err(Error::InvalidNetwork(format!(
+                "gateway {gateway} is outside the subnet {subnet}"
+            )));
+        }
+        if subnet.prefix_len() > 30 {
+            return Err(Error::InvalidNetwork(format!(
+                "subnet {subnet} is too small: containers need a /30 or larger"
+            )));
+        }
+        Ok(Self {
+            file: dir.join(format!("leases-{name}.json")),
+            lock: dir.join(format!("leases-{name}.lock")),
+            subnet: subnet.trunc(),
+            gateway,
+        })
+    }
+
+    /// The address leased to `container`: its existing lease, or the lowest
+    /// free address (never the network, broadcast or gateway address).
+    pub fn lease(&self, container: &ContainerId) -> Result<Lease, Error> {
+        self.update(|leases| {
+            if let Some(existing) = leases.iter().find(|l| &l.container == container) {
+                return Ok(existing.clone());
+            }
+            let address = self
+                .subnet
+                .hosts()
+                .find(|a| *a != self.gateway && leases.iter().all(|l| l.address != *a))
+                .ok_or(Error::SubnetFull {
+                    subnet: self.subnet,
+                    leases: leases.len(),
+                })?;
+            let lease = Lease {
+                container: container.clone(),
+                address,
+            };
+            leases.push(lease.clone());
+            Ok(lease)
+        })
+    }
+
+    /// Releases `container`'s address; returns whether it had one.
+    pub fn release(&self, container: &ContainerId) -> Result<bool, Error> {
+        self.update(|leases| {
+            let before = leases.len();
+            leases.retain(|l| &l.container != container);
+            Ok(leases.len() != before)
+        })
+    }
+
+    /// Releases the leases of containers for which `is_alive` says false, and
+    /// returns them.
+    pub fn reclaim(&self, is_alive: impl Fn(&ContainerId) -> bool) -> Result<Vec<Lease>, Error> {
+        self.update(|leases| {
+            let (alive, stale): (Vec<Lease>, Vec<Lease>) =
+                leases.drain(..).partition(|l| is_alive(&l.container));
+            *leases = alive;
+            Ok(stale)
+        })
+    }
+
+    /// Every current lease, sorted by address.
+    pub fn leases(&self) -> Result<Vec<Lease>, Error> {
+        self.update(|leases| Ok(leases.clone()))
+    }
+
+    /// Runs `change` on the leases under the lock, and saves them if they changed.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Lease>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let lock = File::create(&self.lock).map_err(io(&self.lock))?;
+        lock.lock().map_err(io(&self.lock))?;
+        let mut leases: Vec<Lease> = match std::fs::read(&self.file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
+                path: self.file.clone(),
+                detail: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: self.file.clone(),
+                    source,
+                });
+            }
+        };
+        let before = leases.clone();
+        let result = change(&mut leases)?;
+        if leases != before {
+            leases.sort_by_key(|l| l.address);
+            self.save(&leases)?;
+        }
+        Ok(result)
+    }
+
+    fn save(&self, leases: &[Lease]) -> Result<(), Error> {
+        let temporary = self.file.with_extension("json.tmp");
+        let io = |source| Error::Io {
+            path: temporary.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(leases).map_err(|e| Error::CorruptState {
+            path: self.file.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut file = File::create(&temporary).map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&temporary, &self.file).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> ContainerId {
+        text.parse().unwrap()
+    }
+
+    fn ipam(dir: &Path, subnet: &str, gateway: &str) -> Ipam {
+        Ipam::new(
+            dir,
+            "test",
+            subnet.parse().unwrap(),
+            gateway.parse().unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn leases_skip_the_gateway_and_are_stable_per_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipam = ipam(dir.path(), "10.88.0.0/24", "10.88.0.1");
+        let a = ipam.lease(&id("a")).unwrap();
+        let b = ipam.lease(&id("b")).unwrap();
+        assert_eq!(a.address, Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(b.address, Ipv4Addr::new(10, 88, 0, 3));
+        assert_eq!(ipam.lease(&id("a")).unwrap(), a);
+        assert!(ipam.release(&id("a")).unwrap());
+        assert!(!ipam.release(&id("a")).unwrap());
+        assert_eq!(
+            ipam.lease(&id("c")).unwrap().address,
+            a.address,
+            "freed addresses are reused"
+        );
+    }
+
+    #[test]
+    fn a_full_subnet_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipam = ipam(dir.path(), "10.0.0.0/30", "10.0.0.1");
+        ipam.lease(&id("only")).unwrap();
+        let err = ipam.lease(&id("more")).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/30"), "{err}");
+    }
+
+    #[test]
+    fn stale_leases_are_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipam = ipam(dir.path(), "10.1.0.0/24", "10.1.0.1");
+        for name in ["keep", "gone"] {
+            ipam.lease(&id(name)).unwrap();
+        }
+        let stale = ipam.reclaim(|c| c.as_str() == "keep").unwrap();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].container, id("gone"));
+        let left: Vec<_> = ipam
+            .leases()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.container)
+            .collect();
+        assert_eq!(left, [id("keep")]);
+    }
+
+    #[test]
+    fn bad_networks_and_corrupt_state_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = Ipam::new(
+            dir.path(),
+            "x",
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.1.1".parse().unwrap(),
+        );
+        assert!(outside.unwrap_err().to_string().contains("outside"));
+        let ipam = ipam(dir.path(), "10.2.0.0/24", "10.2.0.1");
+        std::fs::write(dir.path().join("leases-test.json"), b"not json").unwrap();
+        let err = ipam.lease(&id("a")).unwrap_err();
+        assert!(matches!(err, Error::CorruptState { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("leases-test.json")).unwrap(),
+            b"not json"
+        );
+    }
+}
