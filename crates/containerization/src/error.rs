@@ -44,6 +44,31 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A network of that name exists already.
+    #[error("network {0:?} already exists")]
+    NetworkExists(String),
+    /// No network has that name.
+    #[error("no network named {0:?}; `cctl network ls` lists them")]
+    NetworkNotFound(String),
+    /// A network still has containers attached.
+    #[error("network {name:?} is in use by {containers}; remove them first")]
+    NetworkInUse {
+        /// The network.
+        name: String,
+        /// The containers, comma-separated.
+        containers: String,
+    },
+    /// A subnet overlaps one the host already routes.
+    #[error("subnet {subnet} overlaps {with}; choose another with --subnet")]
+    SubnetOverlap {
+        /// The subnet asked for.
+        subnet: ipnet::Ipv4Net,
+        /// What it overlaps, as a user would name it.
+        with: String,
+    },
+    /// A netlink operation failed.
+    #[error(transparent)]
+    Netlink(#[from] containerization_netlink::NetlinkError),
     /// A VM-layer operation failed.
     #[error(transparent)]
     Vmm(#[from] containerization_vmm::VmmError),

@@ -17,6 +17,7 @@
 mod container_id;
 mod error;
 pub mod network;
+mod state_file;
 mod state_root;
 
 pub use container_id::ContainerId;

@@ -6,15 +6,13 @@
 //! rename), so two processes leasing at once never get the same address and a
 //! crash never leaves a half-written file.
 
-use std::fs::File;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::{ContainerId, Error};
+use crate::{ContainerId, Error, state_file};
 
 /// One container's address on a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,51 +108,31 @@ impl Ipam {
         &self,
         change: impl FnOnce(&mut Vec<Lease>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        if let Some(dir) = self.file.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let lock = File::create(&self.lock).map_err(io(&self.lock))?;
-        lock.lock().map_err(io(&self.lock))?;
-        let mut leases: Vec<Lease> = match std::fs::read(&self.file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
-                path: self.file.clone(),
-                detail: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: self.file.clone(),
-                    source,
-                });
-            }
-        };
+        let _lock = state_file::lock(&self.lock)?;
+        let mut leases: Vec<Lease> = state_file::read_json(&self.file)?.unwrap_or_default();
         let before = leases.clone();
         let result = change(&mut leases)?;
         if leases != before {
             leases.sort_by_key(|l| l.address);
-            self.save(&leases)?;
+            state_file::write_json(&self.file, &leases)?;
         }
         Ok(result)
     }
 
-    fn save(&self, leases: &[Lease]) -> Result<(), Error> {
-        let temporary = self.file.with_extension("json.tmp");
-        let io = |source| Error::Io {
-            path: temporary.clone(),
-            source,
-        };
-        let bytes = serde_json::to_vec_pretty(leases).map_err(|e| Error::CorruptState {
-            path: self.file.clone(),
-            detail: e.to_string(),
-        })?;
-        let mut file = File::create(&temporary).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temporary, &self.file).map_err(io)
+    /// Removes the lease file (for a network being deleted).
+    pub(crate) fn remove_files(&self) -> Result<(), Error> {
+        for path in [&self.file, &self.lock] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Io {
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 

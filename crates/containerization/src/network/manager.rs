@@ -1,0 +1,230 @@
+//! Creating, listing and removing named networks.
+//!
+//! A network is a bridge `cz-<name>` holding the gateway address, and a file
+//! `network/networks/<name>.json`. Every change holds the lock
+//! `network/networks.lock`, so two `cctl` processes cannot create the same
+//! network or pick the same subnet. A subnet must not overlap any route the
+//! host has (checked through netlink) nor another network's; without one, the
+//! first free /24 of 10.88.0.0/16 is taken.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use containerization_netlink::{Netlink, NetlinkError};
+use ipnet::{IpNet, Ipv4Net};
+
+use super::config::check_name;
+use super::{Ipam, NetworkConfig};
+use crate::{Error, state_file};
+
+/// Where subnets are picked from when none is given.
+const DEFAULT_POOL: &str = "10.88.0.0/16";
+/// The size of a picked subnet.
+const DEFAULT_PREFIX: u8 = 24;
+
+/// The host's named networks.
+#[derive(Debug, Clone)]
+pub struct NetworkManager {
+    dir: PathBuf,
+    netlink: Netlink,
+}
+
+impl NetworkManager {
+    /// Networks whose state lives in `dir` (the state root's `network/`
+    /// folder), changed through `netlink`.
+    pub fn new(dir: impl Into<PathBuf>, netlink: Netlink) -> Self {
+        Self {
+            dir: dir.into(),
+            netlink,
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join("networks").join(format!("{name}.json"))
+    }
+
+    /// Creates network `name` on `subnet` (or a free /24) with `gateway` (or
+    /// the subnet's first address): the bridge, its address, up.
+    pub async fn create(
+        &self,
+        name: &str,
+        subnet: Option<Ipv4Net>,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<NetworkConfig, Error> {
+        check_name(name)?;
+        let _lock = state_file::lock(&self.dir.join("networks.lock"))?;
+        if self.file(name).exists() {
+            return Err(Error::NetworkExists(name.to_owned()));
+        }
+        let taken = self.taken_subnets().await?;
+        let config = match subnet {
+            Some(subnet) => {
+                let config = NetworkConfig::new(name, subnet, gateway)?;
+                if let Some((_, with)) = taken.iter().find(|(net, _)| overlaps(net, &subnet)) {
+                    return Err(Error::SubnetOverlap {
+                        subnet,
+                        with: with.clone(),
+                    });
+                }
+                config
+            }
+            None => NetworkConfig::new(name, pick_subnet(&taken)?, gateway)?,
+        };
+
+        let bridge = self.netlink.create_bridge(&config.bridge).await?;
+        let address = IpNet::V4(
+            Ipv4Net::new(config.gateway, config.subnet.prefix_len())
+                .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
+        );
+        let configured = async {
+            self.netlink.add_address(&bridge, address).await?;
+            self.netlink.set_up(&bridge).await?;
+            state_file::write_json(&self.file(name), &config)
+        };
+        if let Err(error) = configured.await {
+            // Leave the host as it was: the bridge takes its address with it.
+            let _ = self.netlink.delete_link(&bridge).await;
+            return Err(error);
+        }
+        Ok(config)
+    }
+
+    /// Every network, sorted by name.
+    pub fn list(&self) -> Result<Vec<NetworkConfig>, Error> {
+        let dir = self.dir.join("networks");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Io { path: dir, source }),
+        };
+        let mut networks = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| Error::Io {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(config) = state_file::read_json::<NetworkConfig>(&path)?
+            {
+                networks.push(config);
+            }
+        }
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(networks)
+    }
+
+    /// The network called `name`.
+    pub fn get(&self, name: &str) -> Result<NetworkConfig, Error> {
+        check_name(name)?;
+        state_file::read_json(&self.file(name))?
+            .ok_or_else(|| Error::NetworkNotFound(name.to_owned()))
+    }
+
+    /// The address allocator of `network`.
+    pub fn ipam(&self, network: &NetworkConfig) -> Result<Ipam, Error> {
+        Ipam::new(&self.dir, &network.name, network.subnet, network.gateway)
+    }
+
+    /// Removes network `name` and its bridge; refused while containers hold
+    /// addresses on it.
+    pub async fn remove(&self, name: &str) -> Result<(), Error> {
+        let _lock = state_file::lock(&self.dir.join("networks.lock"))?;
+        let config = self.get(name)?;
+        let ipam = self.ipam(&config)?;
+        let leases = ipam.leases()?;
+        if !leases.is_empty() {
+            let containers: Vec<String> = leases.iter().map(|l| l.container.to_string()).collect();
+            return Err(Error::NetworkInUse {
+                name: name.to_owned(),
+                containers: containers.join(", "),
+            });
+        }
+        match self.netlink.link_by_name(&config.bridge).await {
+            Ok(bridge) => self.netlink.delete_link(&bridge).await?,
+            Err(NetlinkError::NotFound { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+        ipam.remove_files()?;
+        let file = self.file(name);
+        std::fs::remove_file(&file).map_err(|source| Error::Io { path: file, source })
+    }
+
+    /// The IPv4 subnets in use, each with a description for messages: the
+    /// host's routes and the other networks.
+    async fn taken_subnets(&self) -> Result<Vec<(Ipv4Net, String)>, Error> {
+        let names: HashMap<u32, String> = self
+            .netlink
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| (l.index, l.name))
+            .collect();
+        // Networks first, so an overlap names the network, not its bridge's route.
+        let mut taken: Vec<(Ipv4Net, String)> = self
+            .list()?
+            .into_iter()
+            .map(|n| (n.subnet, format!("network {:?}", n.name)))
+            .collect();
+        let routes = self.netlink.routes().await?;
+        taken.extend(
+            routes
+                .into_iter()
+                .filter(|r| !r.is_default())
+                .filter_map(|r| match r.destination {
+                    IpNet::V4(net) => {
+                        let device = r
+                            .link_index
+                            .and_then(|i| names.get(&i))
+                            .map_or("", String::as_str);
+                        Some((net, format!("the host route to {net} on {device}")))
+                    }
+                    IpNet::V6(_) => None,
+                }),
+        );
+        Ok(taken)
+    }
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first /24 of the pool that nothing uses.
+fn pick_subnet(taken: &[(Ipv4Net, String)]) -> Result<Ipv4Net, Error> {
+    let pool: Ipv4Net = DEFAULT_POOL
+        .parse()
+        .map_err(|e| Error::InvalidNetwork(format!("{DEFAULT_POOL}: {e}")))?;
+    pool.subnets(DEFAULT_PREFIX)
+        .map_err(|e| Error::InvalidNetwork(e.to_string()))?
+        .find(|candidate| taken.iter().all(|(net, _)| !overlaps(net, candidate)))
+        .ok_or_else(|| {
+            Error::InvalidNetwork(format!(
+                "every /{DEFAULT_PREFIX} of {DEFAULT_POOL} is in use; pass --subnet"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picking_skips_taken_and_overlapping_subnets() {
+        let taken = vec![
+            ("10.88.0.0/24".parse().unwrap(), "a".to_owned()),
+            ("10.88.1.128/25".parse().unwrap(), "b".to_owned()),
+            ("10.88.2.0/23".parse().unwrap(), "c".to_owned()),
+        ];
+        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.88.4.0/24");
+        let all = vec![("10.0.0.0/8".parse().unwrap(), "big".to_owned())];
+        assert!(
+            pick_subnet(&all)
+                .unwrap_err()
+                .to_string()
+                .contains("--subnet")
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! Writing state files so a crash never leaves half of one.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::Error;
+
+/// Writes `value` as JSON to `path` (creating its folder) atomically: a temporary file beside it,
+/// fsync, then rename over the old one.
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let temporary = path.with_extension("json.tmp");
+    let io = |source| Error::Io {
+        path: temporary.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut file = std::fs::File::create(&temporary).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+/// Reads the JSON state file at `path`; `None` when it does not exist.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CorruptState {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Takes an exclusive lock on the file `path`, created if missing; the lock
+/// lasts as long as the returned file is open.
+pub(crate) fn lock(path: &Path) -> Result<std::fs::File, Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::File::create(path).map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}

@@ -1,0 +1,129 @@
+//! Named networks against the real kernel, in a network namespace of the
+//! test's own: creation, subnet choice, refusals that change nothing, and a
+//! teardown that leaves links, addresses and routes as they were.
+
+use containerization::network::NetworkManager;
+use containerization::{ContainerId, Error};
+use containerization_netlink::Netlink;
+use containerization_testkit::enter_new_network_namespace;
+
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip runs");
+    assert!(out.status.success(), "ip {args:?}");
+    String::from_utf8(out.stdout).expect("text")
+}
+
+/// `ip -j link`, `addr` and `route`: the host's network state.
+fn snapshot() -> [String; 3] {
+    [
+        ip(&["-j", "link", "show"]),
+        ip(&["-j", "addr", "show"]),
+        ip(&["-j", "route", "show"]),
+    ]
+}
+
+#[tokio::test]
+async fn networks_are_created_refused_and_removed_cleanly() {
+    enter_new_network_namespace().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    // A host route the default subnet must avoid.
+    ip(&[
+        "link", "add", "czdummy", "type", "veth", "peer", "name", "czdummyp",
+    ]);
+    ip(&["addr", "add", "10.88.0.5/24", "dev", "czdummy"]);
+    ip(&["link", "set", "czdummy", "up"]);
+    let before = snapshot();
+
+    let web = manager
+        .create("web", Some("10.70.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (web.bridge.as_str(), web.gateway.to_string()),
+        ("cz-web", "10.70.0.1".into())
+    );
+    let shown = ip(&["-j", "addr", "show", "cz-web"]);
+    assert!(
+        shown.contains(r#""local":"10.70.0.1","prefixlen":24"#),
+        "{shown}"
+    );
+    assert!(shown.contains(r#""UP""#), "{shown}");
+
+    let picked = manager.create("auto", None, None).await.unwrap();
+    assert_eq!(
+        picked.subnet.to_string(),
+        "10.88.1.0/24",
+        "10.88.0.0/24 is routed already"
+    );
+
+    let unchanged = snapshot();
+    let refusals = [
+        manager
+            .create("web", Some("10.71.0.0/24".parse().unwrap()), None)
+            .await,
+        manager
+            .create("other", Some("10.70.0.0/25".parse().unwrap()), None)
+            .await,
+        manager
+            .create("dummy", Some("10.88.0.0/25".parse().unwrap()), None)
+            .await,
+        manager.create("Bad Name", None, None).await,
+    ];
+    let messages: Vec<String> = refusals
+        .into_iter()
+        .map(|r| r.unwrap_err().to_string())
+        .collect();
+    assert!(
+        messages[0].contains("\"web\" already exists"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("overlaps network \"web\""),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("host route to 10.88.0.0/24 on czdummy"),
+        "{}",
+        messages[2]
+    );
+    assert!(
+        messages[3].contains("invalid network name"),
+        "{}",
+        messages[3]
+    );
+    assert_eq!(snapshot(), unchanged, "refused requests changed the host");
+
+    let names: Vec<String> = manager
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["auto", "web"]);
+
+    let ipam = manager.ipam(&web).unwrap();
+    let container: ContainerId = "c1".parse().unwrap();
+    assert_eq!(
+        ipam.lease(&container).unwrap().address.to_string(),
+        "10.70.0.2"
+    );
+    let err = manager.remove("web").await.unwrap_err();
+    assert!(matches!(err, Error::NetworkInUse { .. }), "{err}");
+    assert!(err.to_string().contains("c1"), "{err}");
+    ipam.release(&container).unwrap();
+
+    manager.remove("web").await.unwrap();
+    manager.remove("auto").await.unwrap();
+    assert!(matches!(
+        manager.remove("web").await,
+        Err(Error::NetworkNotFound(_))
+    ));
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
+    assert!(manager.list().unwrap().is_empty());
+}
