@@ -1,10 +1,12 @@
 //! `cctl`: the containerization command line.
 //!
-//! Today it reports what this machine offers (`cctl system info`) and lists the
-//! guest kernel catalogue (`cctl kernel ls`). Image, root file system, network
+//! Today it reports what this machine offers (`cctl system info`), lists the
+//! guest kernel catalogue (`cctl kernel ls`) and manages container networks
+//! (`cctl network …`). Image, root file system, network
 //! and container commands arrive with their issues.
 
 mod kernel;
+mod network;
 mod system;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,9 @@ enum Command {
     /// The guest kernel catalogue.
     #[command(subcommand)]
     Kernel(kernel::KernelCommand),
+    /// Container networks: host bridges with a subnet each (needs root).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +44,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::System(command) => command.run(&root),
         Command::Kernel(command) => command.run(&root),
+        Command::Network(command) => command.run(&root),
     }
 }
