@@ -66,6 +66,33 @@ pub enum Error {
         /// What it overlaps, as a user would name it.
         with: String,
     },
+    /// A port publication is malformed.
+    #[error("invalid published port {0}")]
+    InvalidPort(String),
+    /// A host port is published already.
+    #[error("host port {port} is already published for container {container}")]
+    PortInUse {
+        /// The publication asked for.
+        port: String,
+        /// The container holding it.
+        container: String,
+    },
+    /// The container has no address on the network.
+    #[error("container {container} is not attached to network {network:?}")]
+    NotAttached {
+        /// The container.
+        container: String,
+        /// The network.
+        network: String,
+    },
+    /// nftables refused the project's ruleset.
+    #[error("nftables refused the ruleset: {detail}\nthe ruleset was:\n{ruleset}")]
+    Firewall {
+        /// What nft said.
+        detail: String,
+        /// The ruleset it was given.
+        ruleset: String,
+    },
     /// A netlink operation failed.
     #[error(transparent)]
     Netlink(#[from] containerization_netlink::NetlinkError),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::PublishedPort;
 use crate::{ContainerId, Error, state_file};
 
 /// One container's address on a network.
@@ -21,6 +22,12 @@ pub struct Lease {
     pub container: ContainerId,
     /// Its address.
     pub address: Ipv4Addr,
+    /// The host-side link carrying its traffic (its tap, or its veth end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Ports published from the host to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
 }
 
 /// The address allocator of one network.
@@ -72,9 +79,32 @@ impl Ipam {
             let lease = Lease {
                 container: container.clone(),
                 address,
+                device: None,
+                ports: Vec::new(),
             };
             leases.push(lease.clone());
             Ok(lease)
+        })
+    }
+
+    /// Records the host-side device and published ports of `container`'s lease.
+    pub(crate) fn set_endpoint(
+        &self,
+        container: &ContainerId,
+        device: &str,
+        ports: &[PublishedPort],
+    ) -> Result<(), Error> {
+        self.update(|leases| {
+            let lease = leases
+                .iter_mut()
+                .find(|l| &l.container == container)
+                .ok_or_else(|| Error::NotAttached {
+                    container: container.to_string(),
+                    network: String::new(),
+                })?;
+            lease.device = Some(device.to_owned());
+            lease.ports = ports.to_vec();
+            Ok(())
         })
     }
 

@@ -15,7 +15,7 @@ use containerization_netlink::{Netlink, NetlinkError};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::config::check_name;
-use super::{Ipam, NetworkConfig};
+use super::{Ipam, NetworkConfig, sysctl};
 use crate::{Error, state_file};
 
 /// Where subnets are picked from when none is given.
@@ -27,7 +27,7 @@ const DEFAULT_PREFIX: u8 = 24;
 #[derive(Debug, Clone)]
 pub struct NetworkManager {
     dir: PathBuf,
-    netlink: Netlink,
+    pub(super) netlink: Netlink,
 }
 
 impl NetworkManager {
@@ -38,6 +38,20 @@ impl NetworkManager {
             dir: dir.into(),
             netlink,
         }
+    }
+
+    /// The lock every change to networks and attachments holds.
+    pub(super) fn lock_path(&self) -> PathBuf {
+        self.dir.join("networks.lock")
+    }
+
+    /// The leases of every network.
+    pub(super) fn all_leases(&self) -> Result<Vec<super::Lease>, Error> {
+        let mut leases = Vec::new();
+        for network in self.list()? {
+            leases.extend(self.ipam(&network)?.leases()?);
+        }
+        Ok(leases)
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -53,7 +67,7 @@ impl NetworkManager {
         gateway: Option<Ipv4Addr>,
     ) -> Result<NetworkConfig, Error> {
         check_name(name)?;
-        let _lock = state_file::lock(&self.dir.join("networks.lock"))?;
+        let _lock = state_file::lock(&self.lock_path())?;
         if self.file(name).exists() {
             return Err(Error::NetworkExists(name.to_owned()));
         }
@@ -80,11 +94,19 @@ impl NetworkManager {
         let configured = async {
             self.netlink.add_address(&bridge, address).await?;
             self.netlink.set_up(&bridge).await?;
-            state_file::write_json(&self.file(name), &config)
+            sysctl::allow_localnet(&config.bridge)?;
+            sysctl::enable_forwarding(&self.dir)?;
+            state_file::write_json(&self.file(name), &config)?;
+            self.sync_firewall()
         };
         if let Err(error) = configured.await {
             // Leave the host as it was: the bridge takes its address with it.
             let _ = self.netlink.delete_link(&bridge).await;
+            let _ = std::fs::remove_file(self.file(name));
+            let _ = self.sync_firewall();
+            if self.list().is_ok_and(|n| n.is_empty()) {
+                let _ = sysctl::restore_forwarding(&self.dir);
+            }
             return Err(error);
         }
         Ok(config)
@@ -131,7 +153,7 @@ impl NetworkManager {
     /// Removes network `name` and its bridge; refused while containers hold
     /// addresses on it.
     pub async fn remove(&self, name: &str) -> Result<(), Error> {
-        let _lock = state_file::lock(&self.dir.join("networks.lock"))?;
+        let _lock = state_file::lock(&self.lock_path())?;
         let config = self.get(name)?;
         let ipam = self.ipam(&config)?;
         let leases = ipam.leases()?;
@@ -149,7 +171,12 @@ impl NetworkManager {
         }
         ipam.remove_files()?;
         let file = self.file(name);
-        std::fs::remove_file(&file).map_err(|source| Error::Io { path: file, source })
+        std::fs::remove_file(&file).map_err(|source| Error::Io { path: file, source })?;
+        self.sync_firewall()?;
+        if self.list()?.is_empty() {
+            sysctl::restore_forwarding(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// The IPv4 subnets in use, each with a description for messages: the

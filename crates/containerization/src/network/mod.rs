@@ -1,16 +1,27 @@
 //! Host networking: a dedicated address for every container.
 //!
-//! Today this holds named networks ([`NetworkManager`]: a bridge with a
-//! subnet and a gateway, created and removed through netlink) and address
-//! management ([`Ipam`]): leases persisted under the state root's `network/`
-//! folder behind a file lock, so concurrent `cctl` processes never hand out
-//! one address twice. Tap devices per VM, NAT and published ports are still
-//! to come.
+//! - [`NetworkManager`]: named networks, each a bridge with a subnet and a
+//!   gateway, created and removed through netlink;
+//! - [`Ipam`]: address leases persisted under the state root's `network/`
+//!   folder behind a file lock, so concurrent `cctl` processes never hand out
+//!   one address twice;
+//! - [`NetworkManager::attach`]: a container's lease, its device on the
+//!   bridge (a tap for a VM, with a MAC derived from the container id) and
+//!   its published ports;
+//! - egress NAT and port forwarding in one nftables table owned by the
+//!   project, rewritten whole after every change, and IP forwarding, restored
+//!   when the last network goes.
 
+mod attach;
 mod config;
 mod ipam;
 mod manager;
+mod nft;
+mod port;
+mod sysctl;
 
+pub use attach::{Attachment, Endpoint};
 pub use config::NetworkConfig;
 pub use ipam::{Ipam, Lease};
 pub use manager::NetworkManager;
+pub use port::{Protocol, PublishedPort};

@@ -1,0 +1,222 @@
+//! Containers on a network reach each other, the host and the outside through
+//! NAT, and are reached through published ports; teardown restores the host.
+//! Network namespaces stand in for VMs (veth endpoints instead of taps, which
+//! need a VM on the other side); the test runs in a namespace of its own.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use containerization::network::{Attachment, Endpoint, NetworkManager};
+use containerization::{ContainerId, Error};
+use containerization_netlink::Netlink;
+use containerization_testkit::{NamedNetns, enter_new_network_namespace};
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("text")
+}
+
+/// Links, addresses, routes, the ruleset and IP forwarding.
+fn snapshot() -> Vec<String> {
+    vec![
+        run("ip", &["-j", "link", "show"]),
+        run("ip", &["-j", "addr", "show"]),
+        run("ip", &["-j", "route", "show"]),
+        run("nft", &["-j", "list", "ruleset"]),
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward"),
+    ]
+}
+
+/// What the guest does with its attachment (vminitd's job in a VM).
+fn configure(guest: &NamedNetns, attachment: &Attachment) {
+    let device = attachment.guest_device.as_deref().expect("a veth endpoint");
+    let address = attachment.address.to_string();
+    let gateway = attachment.gateway.to_string();
+    guest
+        .exec(&["ip", "addr", "add", &address, "dev", device])
+        .expect("test step");
+    guest
+        .exec(&["ip", "link", "set", device, "up"])
+        .expect("test step");
+    guest
+        .exec(&["ip", "route", "add", "default", "via", &gateway])
+        .expect("test step");
+}
+
+fn read_from(address: &str) -> String {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(address) {
+            Ok(mut stream) => {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("test step");
+                let mut text = String::new();
+                stream.read_to_string(&mut text).expect("test step");
+                if !text.is_empty() || start.elapsed() > Duration::from_secs(10) {
+                    return text;
+                }
+            }
+            Err(e) if start.elapsed() > Duration::from_secs(10) => panic!("{address}: {e}"),
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn containers_reach_each_other_the_host_and_are_reached_through_published_ports() {
+    enter_new_network_namespace().unwrap();
+    run("ip", &["link", "set", "lo", "up"]);
+    let before = snapshot();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager
+        .create("conn", Some("10.77.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
+
+    let (guest_a, guest_b) = (NamedNetns::new().unwrap(), NamedNetns::new().unwrap());
+    let (id_a, id_b): (ContainerId, ContainerId) = ("a".parse().unwrap(), "b".parse().unwrap());
+    let ports = [
+        "8080:80".parse().unwrap(),
+        "127.0.0.1:8081:80".parse().unwrap(),
+    ];
+    let file_a = guest_a.open().unwrap();
+    let a = manager
+        .attach(
+            "conn",
+            &id_a,
+            Endpoint::Veth {
+                namespace: file_a.as_fd(),
+            },
+            &ports,
+        )
+        .await
+        .unwrap();
+    let file_b = guest_b.open().unwrap();
+    let b = manager
+        .attach(
+            "conn",
+            &id_b,
+            Endpoint::Veth {
+                namespace: file_b.as_fd(),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.address.to_string(), b.address.to_string()),
+        ("10.77.0.2/24".into(), "10.77.0.3/24".into())
+    );
+    assert_ne!(a.mac, b.mac);
+    configure(&guest_a, &a);
+    configure(&guest_b, &b);
+    let shown = guest_a
+        .exec(&["ip", "link", "show", a.guest_device.as_deref().unwrap()])
+        .unwrap();
+    assert!(shown.contains(&a.mac.to_string()), "{shown}");
+
+    // Container to container, through the bridge.
+    let b_ip = b.address.addr().to_string();
+    guest_a
+        .exec(&["busybox", "ping", "-c", "1", "-W", "5", &b_ip])
+        .unwrap();
+
+    // Container to a server on the host's gateway address.
+    let listener = TcpListener::bind((a.gateway, 0)).unwrap();
+    let host_port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut stream, b"hello from the host\n").unwrap();
+    });
+    let said = guest_b
+        .exec(&[
+            "busybox",
+            "nc",
+            "-w",
+            "5",
+            &a.gateway.to_string(),
+            &host_port,
+        ])
+        .unwrap();
+    assert_eq!(said, "hello from the host\n");
+    server.join().unwrap();
+
+    // The host to container a's port 80, through the published ports.
+    let script = state.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hello from a\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut web = guest_a
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "80", "-e"])
+        .arg(&script)
+        .spawn()
+        .unwrap();
+    assert_eq!(read_from(&format!("{}:8080", a.gateway)), "hello from a\n");
+    assert_eq!(read_from("127.0.0.1:8081"), "hello from a\n");
+    web.kill().unwrap();
+    web.wait().unwrap();
+
+    // A port already published is refused and changes nothing.
+    let unchanged = snapshot();
+    let file_c = guest_b.open().unwrap();
+    let err = manager
+        .attach(
+            "conn",
+            &"c".parse().unwrap(),
+            Endpoint::Veth {
+                namespace: file_c.as_fd(),
+            },
+            &["8080:9090".parse().unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PortInUse { .. }), "{err}");
+    assert!(
+        err.to_string().contains("8080") && err.to_string().contains("container a"),
+        "{err}"
+    );
+    assert_eq!(snapshot(), unchanged);
+
+    manager.detach("conn", &id_a).await.unwrap();
+    manager.detach("conn", &id_b).await.unwrap();
+    manager.remove("conn").await.unwrap();
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
+}
+
+#[tokio::test]
+async fn a_tap_per_vm_joins_the_bridge_with_a_stable_mac() {
+    enter_new_network_namespace().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager.create("vms", None, None).await.unwrap();
+    let id: ContainerId = "vm-1".parse().unwrap();
+    let first = manager
+        .attach("vms", &id, Endpoint::Tap, &[])
+        .await
+        .unwrap();
+    let details = run("ip", &["-d", "-j", "link", "show", &first.device]);
+    assert!(details.contains(r#""master":"cz-vms""#), "{details}");
+    assert!(details.contains(r#""type":"tap""#), "{details}");
+    manager.detach("vms", &id).await.unwrap();
+    assert!(!run("ip", &["link", "show"]).contains(&first.device));
+    let again = manager
+        .attach("vms", &id, Endpoint::Tap, &[])
+        .await
+        .unwrap();
+    assert_eq!((again.mac, &again.device), (first.mac, &first.device));
+    manager.detach("vms", &id).await.unwrap();
+    manager.remove("vms").await.unwrap();
+}
