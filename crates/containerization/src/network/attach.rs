@@ -136,6 +136,26 @@ impl NetworkManager {
         self.sync_firewall()
     }
 
+    /// Detaches every container for which `is_alive` says false (containers
+    /// that no longer exist, after a crash), on every network; returns them.
+    pub async fn reclaim(
+        &self,
+        is_alive: impl Fn(&ContainerId) -> bool,
+    ) -> Result<Vec<ContainerId>, Error> {
+        let _lock = state_file::lock(&self.lock_path())?;
+        let mut reclaimed = Vec::new();
+        for network in self.list()? {
+            for lease in self.ipam(&network)?.reclaim(&is_alive)? {
+                if let Some(device) = &lease.device {
+                    self.delete_device(device).await?;
+                }
+                reclaimed.push(lease.container);
+            }
+        }
+        self.sync_firewall()?;
+        Ok(reclaimed)
+    }
+
     async fn make_device(
         &self,
         hash: &str,
