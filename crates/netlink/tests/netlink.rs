@@ -254,7 +254,9 @@ fn configure_in(namespace: &NamedNetns, config: InterfaceConfig) {
             let nl = Netlink::connect().expect("netlink socket");
             configure_interface(&nl, &config).await.expect("configured");
             // A second run changes nothing and does not fail.
-            configure_interface(&nl, &config).await.expect("configured again");
+            configure_interface(&nl, &config)
+                .await
+                .expect("configured again");
         });
     })
     .join()
@@ -280,10 +282,14 @@ fn network_view(namespace: &NamedNetns) -> (Value, Value) {
     let parse = |text: String| serde_json::from_str::<Value>(&text).expect("ip -j prints JSON");
     (
         strip(parse(
-            namespace.exec(&["ip", "-j", "addr", "show"]).expect("ip addr"),
+            namespace
+                .exec(&["ip", "-j", "addr", "show"])
+                .expect("ip addr"),
         )),
         strip(parse(
-            namespace.exec(&["ip", "-j", "route", "show"]).expect("ip route"),
+            namespace
+                .exec(&["ip", "-j", "route", "show"])
+                .expect("ip route"),
         )),
     )
 }
