@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkBridge, LinkGetRequest, LinkUnspec, LinkVeth};
 
 use crate::{MacAddress, Netlink, NetlinkError};
 
@@ -81,6 +81,15 @@ pub(crate) fn check_name(name: &str) -> Result<(), NetlinkError> {
     Ok(())
 }
 
+/// The one link a filtered request finds; `what` names it in errors.
+async fn one_link(request: LinkGetRequest, what: String) -> Result<Link, NetlinkError> {
+    match request.execute().try_next().await {
+        Ok(Some(message)) => Ok(Link::from_message(&message)),
+        Ok(None) => Err(NetlinkError::NotFound { what }),
+        Err(e) => Err(NetlinkError::from_rtnetlink(what, e)),
+    }
+}
+
 impl Netlink {
     /// Every link in this network namespace.
     pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
@@ -98,24 +107,14 @@ impl Netlink {
     /// The link called `name`.
     pub async fn link_by_name(&self, name: &str) -> Result<Link, NetlinkError> {
         check_name(name)?;
-        let what = format!("interface {name}");
-        let mut stream = self.handle.link().get().match_name(name).execute();
-        match stream.try_next().await {
-            Ok(Some(message)) => Ok(Link::from_message(&message)),
-            Ok(None) => Err(NetlinkError::NotFound { what }),
-            Err(e) => Err(NetlinkError::from_rtnetlink(what, e)),
-        }
+        let request = self.handle.link().get().match_name(name);
+        one_link(request, format!("interface {name}")).await
     }
 
     /// The link with interface index `index`.
     pub async fn link_by_index(&self, index: u32) -> Result<Link, NetlinkError> {
-        let what = format!("interface with index {index}");
-        let mut stream = self.handle.link().get().match_index(index).execute();
-        match stream.try_next().await {
-            Ok(Some(message)) => Ok(Link::from_message(&message)),
-            Ok(None) => Err(NetlinkError::NotFound { what }),
-            Err(e) => Err(NetlinkError::from_rtnetlink(what, e)),
-        }
+        let request = self.handle.link().get().match_index(index);
+        one_link(request, format!("interface with index {index}")).await
     }
 
     /// The link whose hardware address is `mac`.

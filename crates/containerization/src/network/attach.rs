@@ -71,7 +71,11 @@ impl NetworkManager {
     ) -> Result<Attachment, Error> {
         let _lock = state_file::lock(&self.lock_path())?;
         let config = self.get(network)?;
-        for other in self.all_leases()? {
+        let others = self
+            .all_leases()?
+            .into_iter()
+            .filter(|l| &l.container != container);
+        for other in others {
             for theirs in &other.ports {
                 if let Some(mine) = ports.iter().find(|p| p.conflicts_with(theirs)) {
                     return Err(Error::PortInUse {

@@ -33,6 +33,7 @@ pub struct Lease {
 /// The address allocator of one network.
 #[derive(Debug, Clone)]
 pub struct Ipam {
+    network: String,
     file: PathBuf,
     lock: PathBuf,
     subnet: Ipv4Net,
@@ -54,6 +55,7 @@ impl Ipam {
             )));
         }
         Ok(Self {
+            network: name.to_owned(),
             file: dir.join(format!("leases-{name}.json")),
             lock: dir.join(format!("leases-{name}.lock")),
             subnet: subnet.trunc(),
@@ -100,7 +102,7 @@ impl Ipam {
                 .find(|l| &l.container == container)
                 .ok_or_else(|| Error::NotAttached {
                     container: container.to_string(),
-                    network: String::new(),
+                    network: self.network.clone(),
                 })?;
             lease.device = Some(device.to_owned());
             lease.ports = ports.to_vec();
