@@ -1,7 +1,8 @@
 #!/bin/sh
 # The peer of crates/containerization/examples/network_cycle.rs: the same
 # network setup and teardown, N times, with ip and nft commands, as a shell
-# script a user would write. Run in a scratch namespace: unshare --net.
+# script a user would write, updating only the DNAT chains per container as
+# ours does. Run in a scratch namespace: unshare --net.
 set -e
 cycles=${1:-20}
 ip link add cz-bench type bridge
@@ -27,9 +28,10 @@ i=0
 while [ "$i" -lt "$cycles" ]; do
   ip tuntap add dev czt-bench mode tap vnet_hdr
   ip link set czt-bench address 02:00:00:00:00:01 master cz-bench up
-  ruleset "fib daddr type local tcp dport 8080 dnat to 10.66.0.2:80" | nft -f -
+  rule="fib daddr type local tcp dport 8080 dnat to 10.66.0.2:80"
+  printf 'flush chain ip containerization prerouting\nflush chain ip containerization output\nadd rule ip containerization prerouting %s\nadd rule ip containerization output %s\n' "$rule" "$rule" | nft -f -
   ip link del czt-bench
-  ruleset "" | nft -f -
+  printf 'flush chain ip containerization prerouting\nflush chain ip containerization output\n' | nft -f -
   i=$((i + 1))
 done
 ip link del cz-bench

@@ -99,12 +99,12 @@ impl NetworkManager {
         };
         let recorded = async {
             ipam.set_endpoint(container, &device, ports)?;
-            self.sync_firewall()
+            self.sync_ports()
         };
         if let Err(error) = recorded.await {
             self.delete_device(&device).await?;
             ipam.release(container)?;
-            let _ = self.sync_firewall();
+            let _ = self.sync_ports();
             return Err(error);
         }
         Ok(Attachment {
@@ -137,7 +137,7 @@ impl NetworkManager {
             self.delete_device(device).await?;
         }
         ipam.release(container)?;
-        self.sync_firewall()
+        self.sync_ports()
     }
 
     /// Detaches every container for which `is_alive` says false (containers
@@ -156,7 +156,7 @@ impl NetworkManager {
                 reclaimed.push(lease.container);
             }
         }
-        self.sync_firewall()?;
+        self.sync_ports()?;
         Ok(reclaimed)
     }
 
@@ -212,13 +212,25 @@ impl NetworkManager {
         }
     }
 
-    /// Rewrites the nftables table from the networks and leases on disk.
+    /// Rewrites the whole nftables table from the networks and leases on
+    /// disk (after a network comes or goes).
     pub(crate) fn sync_firewall(&self) -> Result<(), Error> {
         let networks = self.list()?;
+        nft::apply(&nft::render(&networks, &self.published_ports()?))
+    }
+
+    /// Rewrites only the port-forwarding rules (after a container comes or
+    /// goes); the table exists while any network does.
+    fn sync_ports(&self) -> Result<(), Error> {
+        nft::apply(&nft::render_ports(&self.published_ports()?))
+    }
+
+    /// Every published port with the address it forwards to.
+    fn published_ports(&self) -> Result<Vec<(PublishedPort, Ipv4Addr)>, Error> {
         let mut ports = Vec::new();
         for lease in self.all_leases()? {
             ports.extend(lease.ports.iter().map(|p| (*p, lease.address)));
         }
-        nft::apply(&nft::render(&networks, &ports))
+        Ok(ports)
     }
 }

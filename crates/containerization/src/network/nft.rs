@@ -4,7 +4,8 @@
 //! (`rustables` is GPL-3.0; `nftnl` binds the C library), so the table is
 //! rendered as nft's own ruleset language and applied with `nft -f -`, which
 //! the kernel applies as one transaction: the old table is replaced whole or
-//! not at all, and with no networks left the table is gone.
+//! not at all, and with no networks left the table is gone. When only
+//! containers change, just the DNAT chains are rewritten ([`render_ports`]).
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -16,15 +17,9 @@ use crate::Error;
 /// The table's family and name.
 const TABLE: &str = "ip containerization";
 
-/// Renders the table for `networks` and the published `ports` (each with the
-/// container address it forwards to).
-pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Addr)]) -> String {
-    // Creating then deleting makes the delete valid when the table is absent.
-    let mut text = format!("table {TABLE}\ndelete table {TABLE}\n");
-    if networks.is_empty() {
-        return text;
-    }
-    let dnat: Vec<String> = ports
+/// One DNAT rule body per published port.
+fn dnat_rules(ports: &[(PublishedPort, Ipv4Addr)]) -> Vec<String> {
+    ports
         .iter()
         .map(|(port, address)| {
             let destination = match port.host_ip {
@@ -32,12 +27,25 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
                 None => "fib daddr type local".to_owned(),
             };
             format!(
-                "\t\t{destination} {} dport {} dnat to {address}:{}\n",
+                "{destination} {} dport {} dnat to {address}:{}",
                 port.protocol, port.host_port, port.container_port
             )
         })
+        .collect()
+}
+
+/// Renders the whole table for `networks` and the published `ports` (each
+/// with the container address it forwards to).
+pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Addr)]) -> String {
+    // Creating then deleting makes the delete valid when the table is absent.
+    let mut text = format!("table {TABLE}\ndelete table {TABLE}\n");
+    if networks.is_empty() {
+        return text;
+    }
+    let dnat: String = dnat_rules(ports)
+        .iter()
+        .map(|r| format!("\t\t{r}\n"))
         .collect();
-    let dnat = dnat.concat();
     text.push_str(&format!("table {TABLE} {{\n"));
     text.push_str(
         "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
@@ -68,6 +76,21 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
         ));
     }
     text.push_str("\t}\n}\n");
+    text
+}
+
+/// Renders only the port-forwarding rules, for when containers come and go
+/// but networks do not. Flushing and refilling the two DNAT chains keeps the
+/// base chains registered, so the kernel need not wait for an RCU grace
+/// period as it does when a table with base chains is replaced.
+pub(crate) fn render_ports(ports: &[(PublishedPort, Ipv4Addr)]) -> String {
+    let mut text = String::new();
+    for chain in ["prerouting", "output"] {
+        text.push_str(&format!("flush chain {TABLE} {chain}\n"));
+        for rule in dnat_rules(ports) {
+            text.push_str(&format!("add rule {TABLE} {chain} {rule}\n"));
+        }
+    }
     text
 }
 
@@ -126,5 +149,9 @@ mod tests {
         assert!(text.contains("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80"));
         assert!(text.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.88.0.3:53"));
         assert_eq!(text.matches("dnat to").count(), 4, "prerouting and output");
+        let update = render_ports(&ports);
+        assert!(update.starts_with("flush chain ip containerization prerouting\n"));
+        assert!(update.contains("add rule ip containerization output ip daddr 127.0.0.1 udp"));
+        assert_eq!(update.matches("dnat to").count(), 4);
     }
 }
