@@ -1,12 +1,48 @@
-//! OCI images for containerization.
+//! OCI images for containerization: everything that turns an image reference
+//! into bytes on disk and back.
 //!
-//! This crate will own everything that turns an image reference into bytes on
-//! disk and back: typed digests, references and platforms; a content store that
-//! is an OCI image layout (readable by `skopeo` and `umoci`); an image store that
-//! maps names to root descriptors; a registry client with anonymous, Basic and
-//! Bearer authentication and docker credential helpers; layer decompression and
-//! safe unpacking; import and export of OCI layout archives.
+//! - Typed values: [`Digest`], [`Reference`], [`Platform`], [`media_type`].
+//! - [`store::ContentStore`]: an OCI image layout that `skopeo` and `umoci`
+//!   read as it is; every blob is verified before it becomes visible.
+//! - [`store::ImageStore`]: image names ↔ root descriptors, GC, usage.
+//! - [`registry::RegistryClient`]: pull and push against any distribution
+//!   registry, with anonymous, Basic and Bearer auth and docker credentials.
+//! - [`layer`]: gzip, zstd and plain layer streams, and a safe unpacker.
+//! - [`archive`]: `save` to and `load` from OCI layout and `docker save` tars.
 //!
-//! Status: nothing is implemented yet. The crate exists so the workspace has its
-//! final shape; the work is tracked by the "containerization-oci" issue. It
-//! exports no items, so nothing here can be mistaken for a working API.
+//! ```no_run
+//! use containerization_oci::registry::{ClientConfig, RegistryClient};
+//! use containerization_oci::store::ImageStore;
+//! use containerization_oci::{Platform, Reference};
+//!
+//! # async fn demo() -> containerization_oci::Result<()> {
+//! let store = ImageStore::open(std::path::Path::new("/var/lib/containerization"))?;
+//! let client = RegistryClient::new(ClientConfig::default())?;
+//! let reference: Reference = "alpine".parse()?; // docker.io/library/alpine:latest
+//! let image = client.pull(&store, &reference, &Platform::host()).await?;
+//! let resolved = store.resolve(&image.name, &Platform::host())?;
+//! containerization_oci::layer::unpack_image(
+//!     store.content(),
+//!     &resolved.manifest,
+//!     std::path::Path::new("/tmp/rootfs"),
+//! )?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod archive;
+mod digest;
+mod error;
+pub mod layer;
+pub mod manifest;
+pub mod media_type;
+mod platform;
+pub mod progress;
+mod reference;
+pub mod registry;
+pub mod store;
+
+pub use digest::{Algorithm, Digest, Hasher};
+pub use error::{Error, Result};
+pub use platform::Platform;
+pub use reference::{DEFAULT_REGISTRY, Reference, is_loopback_host};

@@ -1,0 +1,13 @@
+//! A client for distribution (OCI) registries: authentication, pull, push,
+//! tag listing and manifest deletion.
+
+mod auth;
+mod client;
+mod credentials;
+mod pull;
+mod push;
+
+pub use auth::Challenge;
+pub use client::{ClientConfig, RegistryClient};
+pub use credentials::{Credential, CredentialStore};
+pub use pull::FetchedManifest;

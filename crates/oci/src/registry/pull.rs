@@ -1,0 +1,351 @@
+//! Pull: resolve a reference to a manifest for a platform, then stream the
+//! config and layers into the content store, verified, several at a time.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use oci_spec::image::Descriptor;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
+use reqwest::{Method, StatusCode};
+
+use crate::layer::DiffIdChecker;
+use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
+use crate::media_type::{self, Kind};
+use crate::progress::ProgressEvent;
+use crate::registry::client::{RegistryClient, Target, header, is_transient, status_error};
+use crate::store::{Image, ImageStore, IngestStart};
+use crate::{Digest, Error, Platform, Reference, Result};
+
+/// A manifest or index as the registry served it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// The media type (from `Content-Type`, else from the document).
+    pub media_type: String,
+    /// The digest of the bytes.
+    pub digest: Digest,
+}
+
+impl FetchedManifest {
+    /// A descriptor for it.
+    pub fn descriptor(&self) -> Result<Descriptor> {
+        Ok(Descriptor::new(
+            self.media_type.as_str().into(),
+            self.bytes.len() as u64,
+            oci_spec::image::Digest::try_from(&self.digest)?,
+        ))
+    }
+}
+
+pub(crate) fn target(reference: &Reference, actions: &str) -> Target {
+    Target {
+        registry: reference.registry().to_owned(),
+        api_host: reference.api_host().to_owned(),
+        scope: format!("repository:{}:{actions}", reference.repository()),
+    }
+}
+
+impl RegistryClient {
+    /// Fetches the manifest or index `reference` names (its digest, else its tag).
+    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
+        self.fetch_manifest_by(reference, &reference.api_reference())
+            .await
+    }
+
+    async fn fetch_manifest_by(
+        &self,
+        reference: &Reference,
+        what: &str,
+    ) -> Result<FetchedManifest> {
+        let base = self.base(reference.api_host()).await?;
+        let url = format!("{base}/v2/{}/manifests/{what}", reference.repository());
+        let target = target(reference, "pull");
+        let response = self
+            .request(
+                &target,
+                Method::GET,
+                &url,
+                header(ACCEPT, media_type::MANIFEST_ACCEPT),
+                None,
+            )
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            let what = if what.contains(':') {
+                format!("manifest {what}")
+            } else {
+                format!("tag '{what}'")
+            };
+            return Err(Error::ManifestUnknown {
+                what,
+                repository: reference.name(),
+            });
+        }
+        if !response.status().is_success() {
+            return Err(status_error("GET", &url, response).await);
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            .unwrap_or_default();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| Error::Http {
+                url: url.clone(),
+                source,
+            })?
+            .to_vec();
+        let digest = match what.parse::<Digest>() {
+            Ok(expected) => {
+                expected.verify(&bytes)?;
+                expected
+            }
+            Err(_) => Digest::sha256(&bytes),
+        };
+        let document = parse_document(&bytes, &content_type, &format!("{reference}"))?;
+        let media_type = match media_type::kind(&content_type) {
+            Kind::Index | Kind::Manifest => content_type,
+            _ => match &document {
+                Document::Index(i) => i
+                    .media_type()
+                    .as_ref()
+                    .map_or(media_type::OCI_INDEX.to_owned(), |m| m.to_string()),
+                Document::Manifest(m) => m
+                    .media_type()
+                    .as_ref()
+                    .map_or(media_type::OCI_MANIFEST.to_owned(), |m| m.to_string()),
+            },
+        };
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Pulls `reference` for `platform` into `store` and names it with the
+    /// reference's normalised text. The stored root is what the tag names (an
+    /// index keeps its digest); only the chosen platform's blobs are fetched.
+    pub async fn pull(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Image> {
+        let root = self.fetch_manifest(reference).await?;
+        let mut documents = vec![root.clone()];
+        let mut current = root.clone();
+        let manifest = loop {
+            match parse_document(&current.bytes, &current.media_type, &reference.to_string())? {
+                Document::Manifest(m) => break m,
+                Document::Index(index) => {
+                    if documents.len() > 4 {
+                        return Err(Error::InvalidDocument {
+                            what: reference.to_string(),
+                            kind: "image index",
+                            reason: "indexes nest too deeply".to_owned(),
+                        });
+                    }
+                    let chosen = select_manifest(&index, platform)?;
+                    let digest = descriptor_digest(&chosen)?;
+                    current = self
+                        .fetch_manifest_by(reference, &digest.to_string())
+                        .await?;
+                    documents.push(current.clone());
+                }
+            }
+        };
+        // Config first (its diff_ids check the layers), then layers, bounded.
+        let config_descriptor = manifest.config().clone();
+        let config_digest = descriptor_digest(&config_descriptor)?;
+        self.fetch_blob(store, reference, &config_descriptor, None)
+            .await?;
+        let config_bytes = store.content().read_blob(&config_digest)?;
+        let config = parse_config(&config_bytes, &config_digest.to_string())?;
+        let diff_ids = config.rootfs().diff_ids().clone();
+        if self.config.verify_diff_ids && diff_ids.len() != manifest.layers().len() {
+            return Err(Error::InvalidDocument {
+                what: config_digest.to_string(),
+                kind: "image config",
+                reason: format!(
+                    "it lists {} diff_ids for {} layers",
+                    diff_ids.len(),
+                    manifest.layers().len()
+                ),
+            });
+        }
+        let jobs = manifest.layers().iter().enumerate().map(|(i, layer)| {
+            let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
+            self.fetch_blob(store, reference, layer, diff_id)
+        });
+        futures::stream::iter(jobs)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        // Children before parents, so every document is whole when named.
+        for document in documents.iter().rev() {
+            store
+                .content()
+                .put_blob(&document.digest, &document.bytes)?;
+        }
+        let name = reference.to_string();
+        store.set(&name, &root.descriptor()?)?;
+        store.get(&name)
+    }
+
+    /// Streams one blob into the content store, resuming with `Range` after a
+    /// dropped connection, and checking its uncompressed digest when given.
+    pub async fn fetch_blob(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        diff_id: Option<Digest>,
+    ) -> Result<()> {
+        let digest = descriptor_digest(descriptor)?;
+        let size = descriptor.size();
+        let content = store.content().clone();
+        let start = {
+            let digest = digest.clone();
+            tokio::task::spawn_blocking(move || content.begin_ingest(&digest, size))
+                .await
+                .map_err(|e| Error::Io {
+                    action: "wait for",
+                    path: "the ingest lock".into(),
+                    source: std::io::Error::other(e),
+                })??
+        };
+        let mut ingest = match start {
+            IngestStart::Present => {
+                self.emit(ProgressEvent::Skipped {
+                    digest,
+                    size,
+                    why: "exists",
+                });
+                return Ok(());
+            }
+            IngestStart::Writer(w) => w,
+        };
+        let compression = match media_type::kind(descriptor.media_type().as_ref()) {
+            Kind::Layer(c) => Some(c),
+            _ => None,
+        };
+        let new_checker = |ingest: &crate::store::Ingest| -> Result<Option<DiffIdChecker>> {
+            let (Some(c), Some(expected), true) =
+                (compression, diff_id.clone(), self.config.verify_diff_ids)
+            else {
+                return Ok(None);
+            };
+            let checker = DiffIdChecker::start(digest.clone(), c, expected);
+            ingest.replay(|chunk| checker.feed(Bytes::copy_from_slice(chunk)))?;
+            Ok(Some(checker))
+        };
+        let mut checker = new_checker(&ingest)?;
+        self.emit(ProgressEvent::Started {
+            digest: digest.clone(),
+            size,
+            offset: ingest.offset(),
+        });
+        let base = self.base(reference.api_host()).await?;
+        let url = format!("{base}/v2/{}/blobs/{digest}", reference.repository());
+        let target = target(reference, "pull");
+        let mut attempt = 0u32;
+        loop {
+            let offset = ingest.offset();
+            if offset == size {
+                break;
+            }
+            let headers = if offset > 0 {
+                header(RANGE, &format!("bytes={offset}-"))
+            } else {
+                reqwest::header::HeaderMap::new()
+            };
+            let response = self
+                .request(&target, Method::GET, &url, headers, None)
+                .await?;
+            match response.status() {
+                StatusCode::OK if offset > 0 => {
+                    // No range support: start over.
+                    ingest.reset()?;
+                    checker = new_checker(&ingest)?;
+                }
+                StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
+                StatusCode::NOT_FOUND => {
+                    return Err(Error::BlobUnknown {
+                        digest: digest.to_string(),
+                        repository: reference.name(),
+                    });
+                }
+                _ => return Err(status_error("GET", &url, response).await),
+            }
+            let mut body = response.bytes_stream();
+            let mut broken = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        if let Err(e) = ingest.write(&chunk) {
+                            ingest.discard();
+                            return Err(e);
+                        }
+                        if let Some(c) = &checker {
+                            c.feed(chunk);
+                        }
+                        self.emit(ProgressEvent::Advanced {
+                            digest: digest.clone(),
+                            done: ingest.offset(),
+                        });
+                    }
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            }
+            match broken {
+                None if ingest.offset() == size => break,
+                None => {
+                    return Err(Error::SizeMismatch {
+                        digest: digest.to_string(),
+                        expected: size,
+                        actual: ingest.offset(),
+                    });
+                }
+                Some(e) if attempt + 1 < self.config.max_attempts && is_transient(&e) => {
+                    tracing::debug!(%digest, offset = ingest.offset(), "download broke, resuming: {e}");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Some(source) => return Err(Error::Http { url, source }),
+            }
+        }
+        if let Err(e) = ingest.check() {
+            ingest.discard();
+            return Err(e);
+        }
+        if let Some(checker) = checker
+            && let Err(e) = tokio::task::spawn_blocking(move || checker.finish())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Io {
+                        action: "wait for",
+                        path: "the decompression check".into(),
+                        source: std::io::Error::other(e),
+                    })
+                })
+        {
+            ingest.discard();
+            return Err(e);
+        }
+        tokio::task::spawn_blocking(move || ingest.commit())
+            .await
+            .map_err(|e| Error::Io {
+                action: "wait for",
+                path: "the blob commit".into(),
+                source: std::io::Error::other(e),
+            })??;
+        self.emit(ProgressEvent::Finished { digest });
+        Ok(())
+    }
+}

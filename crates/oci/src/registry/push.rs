@@ -1,0 +1,368 @@
+//! Push: blobs first (skipping what the registry has, mounting what another
+//! repository of the same registry has), then manifests children first, each
+//! with its exact bytes and media type, then the tag.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use oci_spec::image::Descriptor;
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
+};
+use reqwest::{Method, Response, StatusCode};
+use std::io::Read;
+
+use crate::error::IoContext;
+use crate::manifest::{Document, descriptor_digest, parse_document};
+use crate::progress::ProgressEvent;
+use crate::registry::client::{RegistryClient, Target, header, status_error};
+use crate::store::ImageStore;
+use crate::{Digest, Error, Reference, Result};
+
+impl RegistryClient {
+    /// Pushes image `name` from `store` as `target` (its tag, or its digest
+    /// when it has no tag) and returns the root's digest. When the image came
+    /// from another repository of the same registry, blobs are mounted from it.
+    pub async fn push(
+        &self,
+        store: &ImageStore,
+        name: &str,
+        destination: &Reference,
+    ) -> Result<Digest> {
+        let image = store.get(name)?;
+        let mount_from = name
+            .parse::<Reference>()
+            .ok()
+            .filter(|r| {
+                r.registry() == destination.registry() && r.repository() != destination.repository()
+            })
+            .map(|r| r.repository().to_owned());
+        let mut scope = format!("repository:{}:pull,push", destination.repository());
+        if let Some(from) = &mount_from {
+            scope.push_str(&format!(" repository:{from}:pull"));
+        }
+        let target = Target {
+            registry: destination.registry().to_owned(),
+            api_host: destination.api_host().to_owned(),
+            scope,
+        };
+        let root = image.digest()?;
+        self.push_tree(
+            store,
+            destination,
+            &target,
+            &image.descriptor,
+            mount_from.as_deref(),
+        )
+        .await?;
+        let bytes = store.content().read_blob(&root)?;
+        let what = destination.tag().map_or(root.to_string(), str::to_owned);
+        self.put_manifest(
+            destination,
+            &target,
+            &what,
+            image.descriptor.media_type().as_ref(),
+            bytes,
+        )
+        .await?;
+        Ok(root)
+    }
+
+    /// Pushes everything `descriptor` reaches that the store holds, but not
+    /// `descriptor`'s own manifest (the caller puts it under its tag).
+    async fn push_tree(
+        &self,
+        store: &ImageStore,
+        destination: &Reference,
+        target: &Target,
+        descriptor: &Descriptor,
+        mount_from: Option<&str>,
+    ) -> Result<()> {
+        let digest = descriptor_digest(descriptor)?;
+        let bytes = store.content().read_blob(&digest)?;
+        match parse_document(
+            &bytes,
+            descriptor.media_type().as_ref(),
+            &digest.to_string(),
+        )? {
+            Document::Index(index) => {
+                for child in index.manifests() {
+                    let child_digest = descriptor_digest(child)?;
+                    if !store.content().contains(&child_digest) {
+                        // A platform that was never pulled.
+                        continue;
+                    }
+                    Box::pin(self.push_tree(store, destination, target, child, mount_from)).await?;
+                    let child_bytes = store.content().read_blob(&child_digest)?;
+                    self.put_manifest(
+                        destination,
+                        target,
+                        &child_digest.to_string(),
+                        child.media_type().as_ref(),
+                        child_bytes,
+                    )
+                    .await?;
+                }
+            }
+            Document::Manifest(manifest) => {
+                let blobs: Vec<Descriptor> = std::iter::once(manifest.config().clone())
+                    .chain(manifest.layers().iter().cloned())
+                    .collect();
+                let jobs = blobs
+                    .iter()
+                    .map(|b| self.push_blob(store, destination, target, b, mount_from));
+                futures::stream::iter(jobs)
+                    .buffer_unordered(self.config.concurrency.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads one blob unless the registry has it or can mount it.
+    async fn push_blob(
+        &self,
+        store: &ImageStore,
+        destination: &Reference,
+        target: &Target,
+        descriptor: &Descriptor,
+        mount_from: Option<&str>,
+    ) -> Result<()> {
+        let digest = descriptor_digest(descriptor)?;
+        let size = store.content().blob_size(&digest)?;
+        let base = self.base(destination.api_host()).await?;
+        let repo = destination.repository();
+        let blob_url = format!("{base}/v2/{repo}/blobs/{digest}");
+        let head = self
+            .request(target, Method::HEAD, &blob_url, HeaderMap::new(), None)
+            .await?;
+        if head.status().is_success() {
+            self.emit(ProgressEvent::Skipped {
+                digest,
+                size,
+                why: "exists",
+            });
+            return Ok(());
+        }
+        let mut start_url = format!("{base}/v2/{repo}/blobs/uploads/");
+        if let Some(from) = mount_from {
+            start_url.push_str(&format!("?mount={digest}&from={from}"));
+        }
+        let started = self
+            .request(
+                target,
+                Method::POST,
+                &start_url,
+                header(CONTENT_LENGTH, "0"),
+                Some(Bytes::new()),
+            )
+            .await?;
+        if started.status() == StatusCode::CREATED {
+            self.emit(ProgressEvent::Skipped {
+                digest,
+                size,
+                why: "mounted",
+            });
+            return Ok(());
+        }
+        if started.status() != StatusCode::ACCEPTED {
+            return Err(status_error("POST", &start_url, started).await);
+        }
+        let mut location = location_of(&base, &started, &start_url)?;
+        self.emit(ProgressEvent::Started {
+            digest: digest.clone(),
+            size,
+            offset: 0,
+        });
+        let path = store.content().blob_path(&digest);
+        let mut file = store.content().open_blob(&digest)?;
+        let body = if size <= self.config.monolithic_limit {
+            let mut all = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            file.read_to_end(&mut all).at("read", &path)?;
+            Bytes::from(all)
+        } else {
+            let mut sent = 0u64;
+            let mut chunk = vec![0u8; self.config.chunk_size.max(1 << 16)];
+            loop {
+                let n = read_full(&mut file, &mut chunk).at("read", &path)?;
+                if n == 0 {
+                    break;
+                }
+                let mut headers = header(CONTENT_TYPE, "application/octet-stream");
+                let range = format!("{}-{}", sent, sent + n as u64 - 1);
+                if let Ok(v) = HeaderValue::from_str(&range) {
+                    headers.insert(CONTENT_RANGE, v);
+                }
+                let response = self
+                    .request(
+                        target,
+                        Method::PATCH,
+                        &location,
+                        headers,
+                        Some(Bytes::copy_from_slice(&chunk[..n])),
+                    )
+                    .await?;
+                if response.status() != StatusCode::ACCEPTED {
+                    return Err(status_error("PATCH", &location, response).await);
+                }
+                location = location_of(&base, &response, &location)?;
+                sent += n as u64;
+                self.emit(ProgressEvent::Advanced {
+                    digest: digest.clone(),
+                    done: sent,
+                });
+            }
+            Bytes::new()
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put_url = format!("{location}{separator}digest={digest}");
+        let response = self
+            .request(
+                target,
+                Method::PUT,
+                &put_url,
+                header(CONTENT_TYPE, "application/octet-stream"),
+                Some(body),
+            )
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(status_error("PUT", &put_url, response).await);
+        }
+        self.emit(ProgressEvent::Finished { digest });
+        Ok(())
+    }
+
+    async fn put_manifest(
+        &self,
+        destination: &Reference,
+        target: &Target,
+        what: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let base = self.base(destination.api_host()).await?;
+        let url = format!("{base}/v2/{}/manifests/{what}", destination.repository());
+        let response = self
+            .request(
+                target,
+                Method::PUT,
+                &url,
+                header(CONTENT_TYPE, media_type),
+                Some(Bytes::from(bytes)),
+            )
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(status_error("PUT", &url, response).await);
+        }
+        Ok(())
+    }
+
+    /// Every tag of `reference`'s repository, following `Link` pages.
+    pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        let base = self.base(reference.api_host()).await?;
+        let target = crate::registry::pull::target(reference, "pull");
+        let mut url = format!("{base}/v2/{}/tags/list?n=100", reference.repository());
+        let mut tags = Vec::new();
+        loop {
+            let response = self
+                .request(&target, Method::GET, &url, HeaderMap::new(), None)
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(Error::ManifestUnknown {
+                    what: "repository".to_owned(),
+                    repository: reference.name(),
+                });
+            }
+            if !response.status().is_success() {
+                return Err(status_error("GET", &url, response).await);
+            }
+            let next = next_link(&response).map(|l| absolute(&base, &l));
+            let json: serde_json::Value = response.json().await.map_err(|source| Error::Http {
+                url: url.clone(),
+                source,
+            })?;
+            tags.extend(
+                json["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_owned)),
+            );
+            match next {
+                Some(n) => url = n,
+                None => return Ok(tags),
+            }
+        }
+    }
+
+    /// Deletes the manifest `reference` pins by digest.
+    pub async fn delete_manifest(&self, reference: &Reference) -> Result<()> {
+        let Some(digest) = reference.digest() else {
+            return Err(Error::InvalidReference {
+                input: reference.to_string(),
+                reason: "deleting a manifest needs its digest (name@sha256:…)".to_owned(),
+            });
+        };
+        let base = self.base(reference.api_host()).await?;
+        let target = crate::registry::pull::target(reference, "pull,push,delete");
+        let url = format!("{base}/v2/{}/manifests/{digest}", reference.repository());
+        let response = self
+            .request(&target, Method::DELETE, &url, HeaderMap::new(), None)
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Err(Error::ManifestUnknown {
+                what: format!("manifest {digest}"),
+                repository: reference.name(),
+            }),
+            _ => Err(status_error("DELETE", &url, response).await),
+        }
+    }
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn location_of(base: &str, response: &Response, url: &str) -> Result<String> {
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::Registry {
+            method: "POST".to_owned(),
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+            body: "the answer has no Location header".to_owned(),
+        })?;
+    Ok(absolute(base, location))
+}
+
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else {
+        format!("{base}/{}", location.trim_start_matches('/'))
+    }
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(response: &Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}

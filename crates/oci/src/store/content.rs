@@ -1,0 +1,353 @@
+//! The content store: an OCI image layout on disk, plus a staging folder.
+//!
+//! Blobs live in `content/blobs/<algorithm>/<hex>`, exactly where `skopeo` and
+//! `umoci` look. A blob is written to `ingest/<algorithm>-<hex>` first, under a
+//! lock on that file; it is renamed into `blobs/` only after its size and
+//! digest check and the data is synced, so a blob in `blobs/` is always whole
+//! and correct. A partial ingest file left by a killed process is picked up
+//! where it stopped by the next writer of the same blob.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+
+use crate::error::IoContext;
+use crate::store::lock::{FileLock, open_lock_file};
+use crate::{Algorithm, Digest, Error, Hasher, Result};
+
+/// The `oci-layout` file's content.
+const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+/// An OCI image layout holding blobs, with a staging folder for writes.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+    ingest: PathBuf,
+}
+
+/// What [`ContentStore::begin_ingest`] found.
+#[derive(Debug)]
+pub enum IngestStart {
+    /// The blob is already in the store.
+    Present,
+    /// A writer for the blob, possibly holding bytes from an earlier attempt.
+    Writer(Box<Ingest>),
+}
+
+impl ContentStore {
+    /// Opens the layout at `root` with staging folder `ingest` (on the same
+    /// file system), creating both and the layout files when missing.
+    pub fn open(root: &Path, ingest: &Path) -> Result<Self> {
+        for dir in [root.join("blobs").join("sha256"), ingest.to_path_buf()] {
+            std::fs::create_dir_all(&dir).at("create", &dir)?;
+        }
+        let store = Self {
+            root: root.to_path_buf(),
+            ingest: ingest.to_path_buf(),
+        };
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            store.write_atomically(&layout, OCI_LAYOUT.as_bytes())?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            let _lock = store.index_lock()?;
+            if !index.exists() {
+                let empty = serde_json::json!({"schemaVersion": 2, "manifests": []});
+                store.write_atomically(&index, empty.to_string().as_bytes())?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The layout folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The staging folder.
+    pub fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
+    /// Where a blob lives (whether or not it is there).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    /// Whether the store holds `digest`.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// The size of a stored blob.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound(digest.to_string()))
+            }
+            Err(e) => Err(e).at("read", path),
+        }
+    }
+
+    /// Opens a stored blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobNotFound(digest.to_string()),
+            _ => Error::Io {
+                action: "open",
+                path,
+                source: e,
+            },
+        })
+    }
+
+    /// Reads a whole stored blob (for manifests and configs).
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let path = self.blob_path(digest);
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .at("read", path)?;
+        Ok(bytes)
+    }
+
+    /// Stores `bytes`, checking them against `digest`.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        digest.verify(bytes)?;
+        match self.begin_ingest(digest, bytes.len() as u64)? {
+            IngestStart::Present => Ok(()),
+            IngestStart::Writer(mut writer) => {
+                writer.reset()?;
+                writer.write(bytes)?;
+                writer.commit()
+            }
+        }
+    }
+
+    /// Stores bytes whose digest is not known yet (SHA-256), returning it.
+    pub fn put_new_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256(bytes);
+        self.put_blob(&digest, bytes)?;
+        Ok(digest)
+    }
+
+    /// Starts writing blob `digest` of `size` bytes. Waits while another
+    /// process writes the same blob, and returns [`IngestStart::Present`] if
+    /// that process completed it.
+    pub fn begin_ingest(&self, digest: &Digest, size: u64) -> Result<IngestStart> {
+        if self.contains(digest) {
+            return Ok(IngestStart::Present);
+        }
+        let gc = FileLock::shared(&self.gc_lock_path())?;
+        let path = self
+            .ingest
+            .join(format!("{}-{}", digest.algorithm().name(), digest.hex()));
+        loop {
+            let file = open_lock_file(&path)?;
+            rustix::fs::flock(&file, FlockOperation::LockExclusive).at("lock", &path)?;
+            // The writer before us may have renamed this file into the store;
+            // then our handle points at the blob, not at an ingest file.
+            let still_ours = std::fs::metadata(&path)
+                .is_ok_and(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0));
+            if self.contains(digest) {
+                if still_ours {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Ok(IngestStart::Present);
+            }
+            if !still_ours {
+                continue;
+            }
+            return Ingest::resume(self.clone(), file, path, digest.clone(), size, gc)
+                .map(|w| IngestStart::Writer(Box::new(w)));
+        }
+    }
+
+    /// The lock garbage collection takes exclusively and writers take shared.
+    pub(crate) fn gc_lock_path(&self) -> PathBuf {
+        self.ingest.join("gc.lock")
+    }
+
+    /// Takes the lock that guards `index.json`.
+    pub(crate) fn index_lock(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.ingest.join("index.lock"))
+    }
+
+    /// Writes a file inside the layout through a synced temporary file and a rename.
+    pub(crate) fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path.parent().unwrap_or(&self.root);
+        let mut temp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .at("create a temporary file in", dir)?;
+        temp.write_all(bytes)
+            .at("write", temp.path().to_path_buf())?;
+        temp.as_file().sync_all().at("sync", path)?;
+        temp.persist(path).map_err(|e| Error::Io {
+            action: "replace",
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        sync_dir(dir)
+    }
+}
+
+/// Syncs a folder so a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at("sync", dir)
+}
+
+/// A blob being written: hashes as it goes, checks on commit.
+#[derive(Debug)]
+pub struct Ingest {
+    store: ContentStore,
+    file: File,
+    path: PathBuf,
+    digest: Digest,
+    size: u64,
+    written: u64,
+    hasher: Hasher,
+    _gc: FileLock,
+}
+
+impl Ingest {
+    fn resume(
+        store: ContentStore,
+        mut file: File,
+        path: PathBuf,
+        digest: Digest,
+        size: u64,
+        gc: FileLock,
+    ) -> Result<Self> {
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf).at("read", &path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+        }
+        let mut ingest = Self {
+            store,
+            file,
+            path,
+            digest,
+            size,
+            written,
+            hasher,
+            _gc: gc,
+        };
+        if written > size {
+            ingest.reset()?;
+        }
+        Ok(ingest)
+    }
+
+    /// How many bytes are already written (from an earlier attempt too): the
+    /// offset to resume the download from.
+    pub fn offset(&self) -> u64 {
+        self.written
+    }
+
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Discards what was written, to start over.
+    pub fn reset(&mut self) -> Result<()> {
+        self.file.set_len(0).at("truncate", &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).at("seek", &self.path)?;
+        self.written = 0;
+        self.hasher = Hasher::new(self.digest.algorithm());
+        Ok(())
+    }
+
+    /// Appends bytes; refuses more than the descriptor's size.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let after = self.written + bytes.len() as u64;
+        if after > self.size {
+            return Err(Error::SizeMismatch {
+                digest: self.digest.to_string(),
+                expected: self.size,
+                actual: after,
+            });
+        }
+        self.file.write_all(bytes).at("write", &self.path)?;
+        self.hasher.update(bytes);
+        self.written = after;
+        Ok(())
+    }
+
+    /// Feeds the bytes already written (from an earlier attempt) to `sink`.
+    pub fn replay(&self, mut sink: impl FnMut(&[u8])) -> Result<()> {
+        if self.written == 0 {
+            return Ok(());
+        }
+        let mut file = File::open(&self.path).at("read", &self.path)?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut left = self.written;
+        while left > 0 {
+            let n = file.read(&mut buf).at("read", &self.path)?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+            sink(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Checks size and digest without committing.
+    pub fn check(&self) -> Result<()> {
+        if self.written != self.size {
+            return Err(Error::SizeMismatch {
+                digest: self.digest.to_string(),
+                expected: self.size,
+                actual: self.written,
+            });
+        }
+        self.hasher.clone().verify(&self.digest)
+    }
+
+    /// Checks size and digest, syncs, and moves the blob into the store. On a
+    /// mismatch the partial file is removed so the next attempt starts clean.
+    pub fn commit(self) -> Result<()> {
+        if let Err(e) = self.check() {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(e);
+        }
+        self.file.sync_all().at("sync", &self.path)?;
+        let target = self.store.blob_path(&self.digest);
+        let dir = target.parent().unwrap_or(self.store.root());
+        std::fs::create_dir_all(dir).at("create", dir)?;
+        std::fs::rename(&self.path, &target).at("move into the store", &target)?;
+        sync_dir(dir)
+    }
+
+    /// Gives up, removing the partial file (a later writer starts over).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Hashes `reader` fully with `algorithm` (used to check blobs at rest).
+pub fn digest_of(reader: &mut impl Read, algorithm: Algorithm) -> std::io::Result<Digest> {
+    let mut hasher = Hasher::new(algorithm);
+    std::io::copy(reader, &mut hasher)?;
+    Ok(hasher.finish())
+}

@@ -1,0 +1,12 @@
+//! On-disk stores: [`ContentStore`] (an OCI image layout of blobs) and
+//! [`ImageStore`] (names for root descriptors), with garbage collection.
+
+mod content;
+mod gc;
+mod image;
+mod lock;
+
+pub use content::{ContentStore, Ingest, IngestStart, digest_of};
+pub use gc::{PruneReport, Usage};
+pub use image::{Image, ImageStore, REF_NAME, ResolvedImage};
+pub use lock::FileLock;
