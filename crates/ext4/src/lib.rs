@@ -1,9 +1,37 @@
-//! ext4 file system images for containerization.
+//! ext4 file system images for containerization, written straight from
+//! directories or OCI layer streams: no mount, no loop device, no root.
 //!
-//! This crate will write ext4 images straight from OCI layer streams, with no
-//! mount, no loop device and no root: whiteouts and opaque directories applied
-//! on the way, extents, `flex_bg`, htree directories, xattrs, device nodes and
-//! `metadata_csum`, plus a reader used for inspection and export.
+//! [`Formatter`] writes an image entry by entry (file data goes to the image
+//! as it streams in); [`Formatter::unpack_layer`] applies an OCI layer
+//! (whiteouts, opaque directories, replacement rules); [`Formatter::add_dir_tree`]
+//! copies a host directory; [`Image`] reads any ext4 image back.
 //!
-//! Status: nothing is implemented yet; the work is tracked by the
-//! "containerization-ext4" issue. It exports no items.
+//! ```no_run
+//! use containerization_ext4::{Formatter, FormatOptions, Image, Metadata, Timestamp};
+//!
+//! # fn main() -> Result<(), containerization_ext4::Error> {
+//! let mut image = Formatter::create("rootfs.ext4", FormatOptions::default())?;
+//! let meta = Metadata::new(0o644, Timestamp::now());
+//! image.add_file("etc/hostname", &meta, &mut &b"container\n"[..])?;
+//! image.add_symlink("etc/localtime", &meta, "/usr/share/zoneinfo/UTC")?;
+//! image.finish()?;
+//!
+//! let image = Image::open("rootfs.ext4")?;
+//! assert_eq!(image.read_file("etc/hostname")?, b"container\n");
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod format;
+mod from_dir;
+mod layers;
+mod metadata;
+mod reader;
+mod writer;
+
+pub use error::{Error, Result};
+pub use layers::Compression;
+pub use metadata::{DeviceNumber, Metadata, Timestamp, Xattr};
+pub use reader::{DirEntry, FileKind, Image, Stat};
+pub use writer::{FormatOptions, Formatter, Special, Summary};

@@ -1,0 +1,554 @@
+//! Finishing an image: directory blocks, extent trees, long symlinks and
+//! xattr blocks first (they need blocks), then the geometry, then inode
+//! tables, bitmaps, group descriptors and superblocks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::alloc::Allocator;
+use super::directory::{self, DirContext, DirEntry};
+use super::inode_build::{self, Placement};
+use super::layout::{self, Geometry, LayoutError};
+use super::spool::Spool;
+use super::tree::{Body, Node, Tree};
+use super::{BLOCKS_PER_GROUP, Formatter, Summary, extent_tree};
+use crate::format::checksum;
+use crate::format::dirent::FileType;
+use crate::format::extent::Extent;
+use crate::format::xattr;
+use crate::format::{
+    BLOCK_SIZE, FIRST_INODE, INLINE_SYMLINK_MAX, INODE_SIZE, LINK_MAX, ROOT_INODE,
+};
+use crate::format::{inode_flags, superblock::Superblock};
+use crate::metadata::Metadata;
+use crate::{Error, Result};
+
+const BS: usize = BLOCK_SIZE as usize;
+
+/// The directory-entry type of a node.
+pub(crate) fn file_type(node: &Node) -> FileType {
+    match node.body {
+        Body::Dir { .. } => FileType::Directory,
+        Body::File { .. } => FileType::Regular,
+        Body::Symlink(_) => FileType::Symlink,
+        Body::CharDevice(_) => FileType::CharDevice,
+        Body::BlockDevice(_) => FileType::BlockDevice,
+        Body::Fifo => FileType::Fifo,
+        Body::Socket => FileType::Socket,
+    }
+}
+
+/// A UUID (version 4 layout) from the clock and the process id.
+fn make_uuid() -> [u8; 16] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    let mut state = now ^ (u128::from(std::process::id()) << 64);
+    for chunk in bytes.chunks_mut(4) {
+        let word = checksum::raw(state as u32, &state.to_le_bytes());
+        chunk.copy_from_slice(&word.to_le_bytes());
+        state = state.rotate_left(29) ^ u128::from(word);
+    }
+    bytes[6] = (bytes[6] & 0x0F) | 0x40;
+    bytes[8] = (bytes[8] & 0x3F) | 0x80;
+    bytes
+}
+
+/// Sets bits `from..to` of `bitmap` to `used`.
+fn mark(bitmap: &mut [u8], from: u64, to: u64, used: bool) {
+    let mut bit = from;
+    while bit < to {
+        if bit.is_multiple_of(8) && bit + 8 <= to {
+            let bytes = ((to - bit) / 8) as usize;
+            let at = (bit / 8) as usize;
+            bitmap[at..at + bytes].fill(if used { 0xFF } else { 0 });
+            bit += bytes as u64 * 8;
+            continue;
+        }
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+        if used {
+            bitmap[byte] |= mask;
+        } else {
+            bitmap[byte] &= !mask;
+        }
+        bit += 1;
+    }
+}
+
+fn count_zeros(bitmap: &[u8], bits: u64) -> u64 {
+    let full = (bits / 8) as usize;
+    let mut zeros: u64 = bitmap[..full]
+        .iter()
+        .map(|b| u64::from(b.count_zeros()))
+        .sum();
+    for bit in full as u64 * 8..bits {
+        if bitmap[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
+            zeros += 1;
+        }
+    }
+    zeros
+}
+
+/// Blocks outside the file data, placed: the allocator, the spool and what
+/// the checksums need.
+struct Placer<'a> {
+    alloc: &'a mut Allocator,
+    spool: &'a mut Spool,
+    goal: u64,
+    fs_seed: Option<u32>,
+}
+
+impl Placer<'_> {
+    fn block(&mut self) -> Result<u64> {
+        let (start, _) = self.alloc.alloc(self.goal, 1).ok_or(Error::OutOfSpace {
+            size: 0,
+            path: "(metadata)".into(),
+        })?;
+        self.goal = start + 1;
+        Ok(start)
+    }
+
+    /// Writes `blocks` as a file's data from logical block 0; returns its
+    /// extents.
+    fn write_blocks(&mut self, blocks: &[Vec<u8>]) -> Result<Vec<Extent>> {
+        let mut extents: Vec<Extent> = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let at = self.block()?;
+            self.spool
+                .write(at, b)
+                .map_err(io("cannot write a directory to the image"))?;
+            match extents.last_mut() {
+                Some(e) if e.physical + u64::from(e.len) == at && e.len < 32_768 => e.len += 1,
+                _ => extents.push(Extent {
+                    logical: i as u32,
+                    len: 1,
+                    physical: at,
+                }),
+            }
+        }
+        Ok(extents)
+    }
+
+    /// Places a file's extents: the root for `i_block`, tree blocks written.
+    fn tree(&mut self, extents: &[Extent], ino: u32) -> Result<([u8; 60], u64)> {
+        let seed = self.fs_seed.map(|s| checksum::inode_seed(s, ino, 0));
+        let (root, blocks) = extent_tree::build(extents, seed, || self.block())?;
+        for (at, bytes) in &blocks {
+            self.spool
+                .write(*at, bytes)
+                .map_err(io("cannot write an extent block to the image"))?;
+        }
+        Ok((root, blocks.len() as u64))
+    }
+}
+
+fn io(action: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |source| Error::Io {
+        action,
+        path: "(image)".into(),
+        source,
+    }
+}
+
+impl Formatter {
+    /// Everything after the content: see the module documentation.
+    pub(super) fn write_metadata(&mut self) -> Result<Summary> {
+        if self.tree.child(ROOT_INODE, b"lost+found").is_none() {
+            let meta = Metadata::new(0o700, self.options.root.mtime);
+            self.create_dir("lost+found", &meta)?;
+        }
+        let uuid = self.options.uuid.unwrap_or_else(make_uuid);
+        let fs_seed = self.options.metadata_csum.then(|| checksum::fs_seed(&uuid));
+        let mut hash_seed = [0u32; 4];
+        for (i, w) in hash_seed.iter_mut().enumerate() {
+            *w = checksum::raw(i as u32 + 1, &uuid) | 1;
+        }
+        let goal = self.alloc.high_water();
+        let mut placer = Placer {
+            alloc: &mut self.alloc,
+            spool: &mut self.spool,
+            goal,
+            fs_seed,
+        };
+        let placements = place_all(&self.tree, &mut placer, hash_seed)?;
+        let inodes = u64::from(self.tree.inode_end() - 1);
+        let fixed = self.fixed_blocks;
+        let geometry = match fixed {
+            Some(blocks) => layout::fixed(&mut self.alloc, blocks, inodes),
+            None => layout::automatic(&mut self.alloc, inodes, self.options.headroom_percent),
+        }
+        .map_err(|e| match e {
+            LayoutError::Inodes(count) => Error::OutOfInodes {
+                count,
+                path: "(the whole image)".into(),
+            },
+            LayoutError::Space => Error::OutOfSpace {
+                size: fixed.unwrap_or(0) * BLOCK_SIZE,
+                path: "(inode tables and bitmaps)".into(),
+            },
+        })?;
+        let written = self.write_tables(&geometry, &placements, fs_seed, uuid, hash_seed)?;
+        self.spool
+            .flush()
+            .map_err(self.io_error("cannot write to"))?;
+        let size = geometry.blocks * BLOCK_SIZE;
+        self.spool
+            .file()
+            .set_len(size)
+            .map_err(self.io_error("cannot size"))?;
+        Ok(Summary {
+            size,
+            inodes_used: written.0,
+            inodes_count: geometry.groups * geometry.inodes_per_group,
+            blocks_used: geometry.blocks - written.1,
+        })
+    }
+
+    /// Inode tables, bitmaps, descriptors and superblocks; returns inodes
+    /// used and blocks free.
+    fn write_tables(
+        &mut self,
+        g: &Geometry,
+        placements: &HashMap<u32, Placement>,
+        fs_seed: Option<u32>,
+        uuid: [u8; 16],
+        hash_seed: [u32; 4],
+    ) -> Result<(u64, u64)> {
+        let ipg = g.inodes_per_group;
+        let desc_size = g.desc_size as usize;
+        let mut gdt = vec![0u8; (g.gdt_blocks * BLOCK_SIZE) as usize];
+        let free_runs: Vec<(u64, u64)> = self.alloc.free_runs().collect();
+        let mut run = 0;
+        let (mut free_blocks, mut free_inodes, mut dirs_total) = (0u64, 0u64, 0u64);
+        let inode_end = u64::from(self.tree.inode_end());
+        for group in 0..g.groups {
+            // Inodes.
+            let first = group * ipg + 1;
+            let end = (first + ipg).min(inode_end.max(first));
+            let mut table = vec![0u8; ((end - first) * INODE_SIZE) as usize];
+            let mut ibitmap = vec![0u8; BS];
+            mark(&mut ibitmap, ipg, BS as u64 * 8, true);
+            let (mut used, mut dirs, mut last_used) = (0u64, 0u64, 0u64);
+            for ino in first..end {
+                let local = ino - first;
+                let ino32 = ino as u32;
+                if ino32 < FIRST_INODE && ino32 != ROOT_INODE {
+                    mark(&mut ibitmap, local, local + 1, true);
+                    used += 1;
+                    last_used = local + 1;
+                    continue;
+                }
+                let Some(node) = self.tree.get(ino32) else {
+                    continue;
+                };
+                mark(&mut ibitmap, local, local + 1, true);
+                used += 1;
+                last_used = local + 1;
+                let links = match &node.body {
+                    Body::Dir { children, .. } => {
+                        dirs += 1;
+                        let subdirs = children
+                            .values()
+                            .filter(|&&c| self.tree.get(c).is_some_and(Node::is_dir))
+                            .count() as u64;
+                        if 2 + subdirs >= u64::from(LINK_MAX) {
+                            1
+                        } else {
+                            (2 + subdirs) as u16
+                        }
+                    }
+                    _ => node.links.min(LINK_MAX) as u16,
+                };
+                let placement = placements.get(&ino32);
+                let raw = inode_build::check_xattrs(b"", &node.meta.xattrs)?;
+                let inline = if placement.is_some_and(|p| p.file_acl != 0) {
+                    Vec::new()
+                } else {
+                    inode_build::inline_area(&raw).unwrap_or_default()
+                };
+                let inode = inode_build::build(node, links, placement, inline);
+                let at = (local * INODE_SIZE) as usize;
+                inode.encode(&mut table[at..at + INODE_SIZE as usize], ino32, fs_seed);
+            }
+            if !table.is_empty() {
+                let write = self.spool.write(g.inode_table[group as usize], &pad(table));
+                write.map_err(self.io_error("cannot write an inode table to"))?;
+            }
+            let write = self.spool.write(g.inode_bitmap[group as usize], &ibitmap);
+            write.map_err(self.io_error("cannot write a bitmap to"))?;
+            // Blocks.
+            let start = group * BLOCKS_PER_GROUP;
+            let stop = (start + BLOCKS_PER_GROUP).min(g.blocks);
+            let mut bbitmap = vec![0xFFu8; BS];
+            while run < free_runs.len() && free_runs[run].0 + free_runs[run].1 <= start {
+                run += 1;
+            }
+            let mut r = run;
+            while r < free_runs.len() && free_runs[r].0 < stop {
+                let (s, l) = free_runs[r];
+                mark(
+                    &mut bbitmap,
+                    s.max(start) - start,
+                    (s + l).min(stop) - start,
+                    false,
+                );
+                r += 1;
+            }
+            if crate::format::group_has_superblock(group) {
+                let excess_from = start + 1 + g.gdt_blocks;
+                let excess_to = (start + 1 + self.gdt_reserve).min(stop);
+                if excess_from < excess_to {
+                    mark(&mut bbitmap, excess_from - start, excess_to - start, false);
+                }
+            }
+            let group_free = count_zeros(&bbitmap, stop - start);
+            let write = self.spool.write(g.block_bitmap[group as usize], &bbitmap);
+            write.map_err(self.io_error("cannot write a bitmap to"))?;
+            let desc = crate::format::group_desc::GroupDesc {
+                block_bitmap: g.block_bitmap[group as usize],
+                inode_bitmap: g.inode_bitmap[group as usize],
+                inode_table: g.inode_table[group as usize],
+                free_blocks: group_free as u32,
+                free_inodes: (ipg - used) as u32,
+                used_dirs: dirs as u32,
+                flags: crate::format::group_desc::FLAG_INODE_ZEROED,
+                block_bitmap_csum: fs_seed.map_or(0, |s| checksum::raw(s, &bbitmap)),
+                inode_bitmap_csum: fs_seed
+                    .map_or(0, |s| checksum::raw(s, &ibitmap[..(ipg / 8) as usize])),
+                itable_unused: (ipg - last_used) as u32,
+            };
+            let at = group as usize * desc_size;
+            desc.encode(&mut gdt[at..at + desc_size], group as u32, fs_seed);
+            free_blocks += group_free;
+            free_inodes += ipg - used;
+            dirs_total += dirs;
+        }
+        let _ = dirs_total;
+        let sb = self.superblock(g, free_blocks, free_inodes, uuid, hash_seed);
+        for group in (0..g.groups).filter(|&gr| crate::format::group_has_superblock(gr)) {
+            let start = group * BLOCKS_PER_GROUP;
+            let mut copy = sb.clone();
+            copy.block_group_nr = group as u16;
+            let bytes = copy.encode();
+            let mut block0 = vec![0u8; BS];
+            if group == 0 {
+                block0[1024..2048].copy_from_slice(&bytes);
+            } else {
+                block0[..1024].copy_from_slice(&bytes);
+            }
+            self.spool
+                .write(start, &block0)
+                .map_err(self.io_error("cannot write a superblock to"))?;
+            self.spool
+                .write(start + 1, &gdt)
+                .map_err(self.io_error("cannot write descriptors to"))?;
+        }
+        let used_inodes = g.groups * ipg - free_inodes;
+        Ok((used_inodes, free_blocks))
+    }
+
+    fn superblock(
+        &self,
+        g: &Geometry,
+        free_blocks: u64,
+        free_inodes: u64,
+        uuid: [u8; 16],
+        hash_seed: [u32; 4],
+    ) -> Superblock {
+        use crate::format::{compat, incompat, ro_compat};
+        let now = self
+            .options
+            .root
+            .mtime
+            .seconds
+            .clamp(0, i64::from(u32::MAX)) as u32;
+        let mut volume_name = [0u8; 16];
+        let label = self.options.label.as_bytes();
+        let n = label.len().min(16);
+        volume_name[..n].copy_from_slice(&label[..n]);
+        let mut seed_bytes = [0u8; 16];
+        for (i, w) in hash_seed.iter().enumerate() {
+            seed_bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        let sixty_four = g.desc_size == 64;
+        let mut ro = ro_compat::SPARSE_SUPER
+            | ro_compat::LARGE_FILE
+            | ro_compat::HUGE_FILE
+            | ro_compat::DIR_NLINK
+            | ro_compat::EXTRA_ISIZE;
+        if self.options.metadata_csum {
+            ro |= ro_compat::METADATA_CSUM;
+        }
+        Superblock {
+            inodes_count: (g.groups * g.inodes_per_group) as u32,
+            blocks_count: g.blocks,
+            reserved_blocks_count: 0,
+            free_blocks_count: free_blocks,
+            free_inodes_count: free_inodes as u32,
+            first_data_block: 0,
+            log_block_size: 2,
+            blocks_per_group: BLOCKS_PER_GROUP as u32,
+            inodes_per_group: g.inodes_per_group as u32,
+            mtime: 0,
+            wtime: now,
+            state: 1,
+            rev_level: 1,
+            first_ino: FIRST_INODE,
+            inode_size: INODE_SIZE as u16,
+            block_group_nr: 0,
+            feature_compat: compat::EXT_ATTR | compat::DIR_INDEX,
+            feature_incompat: incompat::FILETYPE
+                | incompat::EXTENTS
+                | incompat::FLEX_BG
+                | if sixty_four {
+                    incompat::SIXTY_FOUR_BIT
+                } else {
+                    0
+                },
+            feature_ro_compat: ro,
+            uuid,
+            volume_name,
+            journal_inum: 0,
+            hash_seed: seed_bytes,
+            def_hash_version: crate::format::superblock::HASH_HALF_MD4,
+            desc_size: if sixty_four { 64 } else { 0 },
+            default_mount_opts: 0,
+            mkfs_time: now,
+            journal_blocks: [0; 17],
+            jnl_backup_type: 0,
+            min_extra_isize: crate::format::EXTRA_ISIZE,
+            want_extra_isize: crate::format::EXTRA_ISIZE,
+            flags: crate::format::superblock::FLAG_SIGNED_HASH,
+            log_groups_per_flex: 4,
+            checksum_type: u8::from(self.options.metadata_csum),
+            checksum_seed: 0,
+        }
+    }
+}
+
+/// Pads `bytes` with zeros to whole blocks.
+fn pad(mut bytes: Vec<u8>) -> Vec<u8> {
+    let len = bytes.len().div_ceil(BS) * BS;
+    bytes.resize(len, 0);
+    bytes
+}
+
+/// Places directory blocks, extent trees, long symlinks and xattr blocks of
+/// every node.
+fn place_all(
+    tree: &Tree,
+    placer: &mut Placer<'_>,
+    hash_seed: [u32; 4],
+) -> Result<HashMap<u32, Placement>> {
+    let mut placements = HashMap::new();
+    for (ino, node) in tree.live() {
+        let placement = match &node.body {
+            Body::Dir { children, parent } => {
+                Some(place_dir(tree, placer, ino, *parent, children, hash_seed)?)
+            }
+            Body::File { size, extents } if extents.len() > 4 => {
+                let (block, tree_blocks) = placer.tree(extents, ino)?;
+                let data: u64 = extents.iter().map(|e| u64::from(e.len)).sum();
+                Some(Placement {
+                    block,
+                    flags: inode_flags::EXTENTS,
+                    size: *size,
+                    blocks: data + tree_blocks,
+                    file_acl: 0,
+                })
+            }
+            Body::Symlink(target) if target.len() > INLINE_SYMLINK_MAX => {
+                let mut block = vec![0u8; BS];
+                block[..target.len()].copy_from_slice(target);
+                let extents = placer.write_blocks(&[block])?;
+                let (root, _) = placer.tree(&extents, ino)?;
+                Some(Placement {
+                    block: root,
+                    flags: inode_flags::EXTENTS,
+                    size: target.len() as u64,
+                    blocks: 1,
+                    file_acl: 0,
+                })
+            }
+            _ => None,
+        };
+        if node.meta.xattrs.is_empty() {
+            if let Some(p) = placement {
+                placements.insert(ino, p);
+            }
+            continue;
+        }
+        let raw = inode_build::check_xattrs(b"", &node.meta.xattrs)?;
+        if inode_build::inline_area(&raw).is_some() {
+            if let Some(p) = placement {
+                placements.insert(ino, p);
+            }
+            continue;
+        }
+        let at = placer.block()?;
+        let block =
+            xattr::encode_block(&raw, BS, at, placer.fs_seed).ok_or(Error::XattrsTooLarge {
+                path: "(an entry)".into(),
+                bytes: xattr::block_size_needed(&raw),
+            })?;
+        placer
+            .spool
+            .write(at, &block)
+            .map_err(io("cannot write an xattr block to the image"))?;
+        let mut p = placement.unwrap_or_else(|| {
+            let inode = inode_build::build(node, 1, None, Vec::new());
+            Placement {
+                block: inode.block,
+                flags: inode.flags,
+                size: inode.size,
+                blocks: inode.sectors / (BLOCK_SIZE / 512),
+                file_acl: 0,
+            }
+        });
+        p.file_acl = at;
+        p.blocks += 1;
+        placements.insert(ino, p);
+    }
+    Ok(placements)
+}
+
+fn place_dir(
+    tree: &Tree,
+    placer: &mut Placer<'_>,
+    ino: u32,
+    parent: u32,
+    children: &BTreeMap<Box<[u8]>, u32>,
+    hash_seed: [u32; 4],
+) -> Result<Placement> {
+    let mut entries: Vec<DirEntry<'_>> = children
+        .iter()
+        .filter_map(|(name, &child)| {
+            tree.get(child).map(|node| DirEntry {
+                name,
+                inode: child,
+                file_type: file_type(node),
+            })
+        })
+        .collect();
+    let ctx = DirContext {
+        inode: ino,
+        parent,
+        inode_seed: placer.fs_seed.map(|s| checksum::inode_seed(s, ino, 0)),
+        hash_seed,
+    };
+    let (blocks, indexed) = directory::build(&ctx, &mut entries);
+    let extents = placer.write_blocks(&blocks)?;
+    let (root, tree_blocks) = placer.tree(&extents, ino)?;
+    let mut flags = inode_flags::EXTENTS;
+    if indexed {
+        flags |= inode_flags::INDEX;
+    }
+    Ok(Placement {
+        block: root,
+        flags,
+        size: blocks.len() as u64 * BLOCK_SIZE,
+        blocks: blocks.len() as u64 + tree_blocks,
+        file_acl: 0,
+    })
+}

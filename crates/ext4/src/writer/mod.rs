@@ -1,0 +1,221 @@
+//! The image writer: [`Formatter`] takes entries one by one and writes an
+//! ext4 image.
+//!
+//! File data goes into the image as it arrives (the formatter never holds a
+//! whole file); everything else (names, inodes, extents) stays in memory until
+//! [`Formatter::finish`] lays out directories, extent trees, inode tables,
+//! bitmaps, group descriptors and superblocks in one pass. The image is
+//! written to a temporary file beside the target and renamed into place only
+//! when it is whole, so an error never leaves a partial image behind.
+
+mod alloc;
+mod data;
+mod directory;
+mod entries;
+mod extent_tree;
+mod finish;
+mod inode_build;
+mod layout;
+mod spool;
+mod tree;
+
+use std::path::{Path, PathBuf};
+
+pub use entries::Special;
+pub(crate) use tree::{display, split_path};
+
+use crate::format::{BLOCK_SIZE, group_has_superblock};
+use crate::metadata::{Metadata, Timestamp};
+use crate::{Error, Result};
+use alloc::Allocator;
+use spool::Spool;
+use tree::Tree;
+
+/// Largest image the writer makes (64 TiB with 4 KiB blocks).
+const MAX_BLOCKS: u64 = 1 << 34;
+/// Largest image an automatically sized image may grow to (4 TiB).
+const AUTO_MAX_BLOCKS: u64 = 1 << 30;
+/// Blocks per group: one bitmap block of 4096 bytes covers 32768 blocks.
+pub(crate) const BLOCKS_PER_GROUP: u64 = BLOCK_SIZE * 8;
+
+/// How the image is made.
+#[derive(Debug, Clone)]
+pub struct FormatOptions {
+    /// Image size in bytes; `None` sizes the image from its content, with
+    /// [`headroom_percent`](Self::headroom_percent) more room.
+    pub size: Option<u64>,
+    /// Free space (and inodes) added to an automatically sized image, in
+    /// percent of what the content takes.
+    pub headroom_percent: u32,
+    /// Protect metadata with crc32c checksums (`metadata_csum`), as mke2fs
+    /// does by default.
+    pub metadata_csum: bool,
+    /// Volume label, 16 bytes at most.
+    pub label: String,
+    /// File system UUID; `None` makes one from the clock.
+    pub uuid: Option<[u8; 16]>,
+    /// Metadata of the root directory.
+    pub root: Metadata,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        Self {
+            size: None,
+            headroom_percent: 20,
+            metadata_csum: true,
+            label: String::new(),
+            uuid: None,
+            root: Metadata::new(0o755, Timestamp::now()),
+        }
+    }
+}
+
+/// What [`Formatter::finish`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The image size in bytes.
+    pub size: u64,
+    /// Inodes in use (reserved ones included).
+    pub inodes_used: u64,
+    /// Inodes in the image.
+    pub inodes_count: u64,
+    /// Blocks in use.
+    pub blocks_used: u64,
+}
+
+/// Writes an ext4 image entry by entry.
+///
+/// Paths are relative to the image root (a leading `/` is ignored); missing
+/// parent directories are created with mode 0755. An entry added where one
+/// exists replaces it, except a directory added over a directory, which only
+/// takes the new metadata (its content stays).
+#[derive(Debug)]
+pub struct Formatter {
+    target: PathBuf,
+    temp: tempfile::TempPath,
+    spool: Spool,
+    alloc: Allocator,
+    tree: Tree,
+    options: FormatOptions,
+    /// Size fixed by the caller, in blocks.
+    fixed_blocks: Option<u64>,
+    /// Descriptor-table blocks kept free after each superblock copy.
+    gdt_reserve: u64,
+    /// Where the next data allocation starts.
+    goal: u64,
+    /// Read buffer for file data.
+    chunk: Vec<u8>,
+    /// The layer entries come from (0 outside layers).
+    pub(crate) layer: u16,
+}
+
+/// Bytes of one group descriptor.
+pub(crate) fn desc_size(blocks: u64) -> u64 {
+    if blocks > u64::from(u32::MAX) { 64 } else { 32 }
+}
+
+impl Formatter {
+    /// Starts an image that [`finish`](Self::finish) will write to `target`.
+    pub fn create(target: impl AsRef<Path>, options: FormatOptions) -> Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let fixed_blocks = match options.size {
+            Some(size) => {
+                let blocks = size / BLOCK_SIZE;
+                if blocks < 64 {
+                    return Err(Error::UnsupportedSize {
+                        size,
+                        reason: "an image needs at least 256 KiB",
+                    });
+                }
+                if blocks > MAX_BLOCKS {
+                    return Err(Error::UnsupportedSize {
+                        size,
+                        reason: "the writer makes images of 64 TiB at most",
+                    });
+                }
+                Some(blocks)
+            }
+            None => None,
+        };
+        let limit = fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS);
+        let gdt_reserve =
+            (limit.div_ceil(BLOCKS_PER_GROUP) * desc_size(limit)).div_ceil(BLOCK_SIZE);
+        let reserved: Vec<(u64, u64)> = (0..limit.div_ceil(BLOCKS_PER_GROUP))
+            .filter(|&g| group_has_superblock(g))
+            .map(|g| (g * BLOCKS_PER_GROUP, 1 + gdt_reserve))
+            .collect();
+        let temp = tempfile::Builder::new()
+            .prefix(".ext4-")
+            .tempfile_in(&dir)
+            .map_err(|source| Error::Io {
+                action: "cannot create a temporary image in",
+                path: dir.clone(),
+                source,
+            })?;
+        let (file, temp) = temp.into_parts();
+        let bytes = limit * BLOCK_SIZE;
+        file.set_len(bytes).map_err(|source| Error::Io {
+            action: "cannot size the image",
+            path: temp.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            target,
+            temp,
+            spool: Spool::new(file),
+            alloc: Allocator::new(limit, &reserved),
+            tree: Tree::new(options.root.clone()),
+            options,
+            fixed_blocks,
+            gdt_reserve,
+            goal: 0,
+            chunk: vec![0; 1 << 20],
+            layer: 0,
+        })
+    }
+
+    /// The temporary file the image is being written to.
+    fn temp_path(&self) -> PathBuf {
+        self.temp.to_path_buf()
+    }
+
+    fn io_error(&self, action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        let path = self.temp_path();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    fn out_of_space(&self, path: &[u8]) -> Error {
+        Error::OutOfSpace {
+            size: self.fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS) * BLOCK_SIZE,
+            path: display(path),
+        }
+    }
+
+    /// Writes every structure, checks the image is whole and renames it to
+    /// the target. On error the temporary file is removed.
+    pub fn finish(mut self) -> Result<Summary> {
+        let summary = self.write_metadata()?;
+        let target = self.target.clone();
+        let path = self.temp_path();
+        self.spool.file().sync_all().map_err(|source| Error::Io {
+            action: "cannot flush",
+            path: path.clone(),
+            source,
+        })?;
+        self.temp.persist(&target).map_err(|e| Error::Io {
+            action: "cannot rename the finished image to",
+            path: target.clone(),
+            source: e.error,
+        })?;
+        Ok(summary)
+    }
+}

@@ -1,0 +1,72 @@
+//! Writes blocks into the image file, merging neighbouring writes into large
+//! sequential ones, and gives freed blocks back to the host as holes.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::format::BLOCK_SIZE;
+
+/// Largest write the spool gathers before it goes to the file.
+const BATCH: usize = 4 << 20;
+
+/// A write-behind buffer for one contiguous run of blocks.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    file: File,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl Spool {
+    pub fn new(file: File) -> Self {
+        Self {
+            file,
+            start: 0,
+            buf: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// The image file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes whole blocks `data` at block `block`.
+    pub fn write(&mut self, block: u64, data: &[u8]) -> io::Result<()> {
+        let contiguous = self.start + (self.buf.len() as u64) / BLOCK_SIZE == block;
+        if !self.buf.is_empty() && (!contiguous || self.buf.len() + data.len() > BATCH) {
+            self.flush()?;
+        }
+        if data.len() >= BATCH {
+            return self.file.write_all_at(data, block * BLOCK_SIZE);
+        }
+        if self.buf.is_empty() {
+            self.start = block;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Sends what is gathered to the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all_at(&self.buf, self.start * BLOCK_SIZE)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Turns `len` blocks from `block` back into a hole of the image file,
+    /// so blocks a later layer freed take no space on the host.
+    pub fn punch(&mut self, block: u64, len: u64) -> io::Result<()> {
+        self.flush()?;
+        rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+            block * BLOCK_SIZE,
+            len * BLOCK_SIZE,
+        )
+        .map_err(io::Error::from)
+    }
+}

@@ -1,0 +1,121 @@
+//! Directory → image, checked by e2fsck, debugfs, a kernel mount and the
+//! crate's own reader.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::{Compare, LoopMount, assert_same, debugfs_rdump, e2fsck_clean, snapshot};
+use containerization_ext4::{FormatOptions, Formatter, Image};
+
+fn build_source(root: &Path) {
+    fs::create_dir_all(root.join("etc/deep/er/still")).expect("mkdir");
+    fs::write(root.join("etc/hostname"), "box\n").expect("write");
+    fs::write(root.join("etc/deep/er/still/file"), vec![7u8; 100_000]).expect("write");
+    fs::write(root.join("empty"), b"").expect("write");
+    symlink("etc/hostname", root.join("short-link")).expect("symlink");
+    symlink("x".repeat(200), root.join("long-link")).expect("symlink");
+    fs::hard_link(root.join("etc/hostname"), root.join("hard")).expect("link");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .expect("mknod");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("bigdev"),
+        rustix::fs::FileType::BlockDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(259, 70_000),
+    )
+    .expect("mknod");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
+    let _ = std::os::unix::net::UnixListener::bind(root.join("sock"));
+    rustix::fs::setxattr(
+        root.join("etc/hostname"),
+        "user.small",
+        b"v",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("xattr");
+    rustix::fs::setxattr(
+        root.join("empty"),
+        "user.big",
+        &[b'z'; 1500][..],
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("xattr");
+    rustix::fs::chown(
+        root.join("empty"),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        Some(rustix::fs::Gid::from_raw(70_000)),
+    )
+    .expect("chown");
+    // Many extents: data and holes alternating.
+    let f = fs::File::create(root.join("fragmented")).expect("create");
+    for i in 0..40u64 {
+        std::os::unix::fs::FileExt::write_all_at(&f, &[1u8; 4096], i * 8192).expect("write");
+    }
+    for i in 0..700 {
+        fs::write(
+            root.join(format!("etc/deep/name-{i:04}-{}", "n".repeat(i % 50))),
+            i.to_string(),
+        )
+        .expect("write");
+    }
+}
+
+#[test]
+fn a_directory_tree_survives_e2fsck_debugfs_and_a_kernel_mount() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    build_source(&src);
+    let image = tmp.path().join("out.ext4");
+    let mut f = Formatter::create(&image, FormatOptions::default()).expect("create");
+    f.add_dir_tree(&src).expect("add");
+    f.finish().expect("finish");
+    e2fsck_clean(&image);
+
+    let expected = snapshot(&src, Compare::ALL);
+    let mount = LoopMount::new(&image);
+    assert_same(&expected, &snapshot(mount.path(), Compare::ALL));
+
+    let plain = Compare {
+        owners: true,
+        times: true,
+        xattrs: false,
+        links: false,
+    };
+    let dumped = debugfs_rdump(&image, tmp.path());
+    // rdump writes directories, files and symlinks only.
+    let dumpable = |e: &common::Entry| matches!(e.kind, "dir" | "file" | "symlink");
+    let mut expected_plain = snapshot(&src, plain);
+    expected_plain.retain(|_, e| dumpable(e));
+    let mut dumped_snap = snapshot(&dumped, plain);
+    for e in dumped_snap.values_mut().chain(expected_plain.values_mut()) {
+        e.mtime.1 = 0;
+    }
+    assert_same(&expected_plain, &dumped_snap);
+
+    let reader = Image::open(&image).expect("open");
+    assert_eq!(reader.read_file("etc/hostname").expect("read"), b"box\n");
+    assert_eq!(
+        reader.read_link("long-link").expect("readlink"),
+        "x".repeat(200).as_bytes()
+    );
+    let stat = reader.stat("empty").expect("stat");
+    assert_eq!((stat.metadata.uid, stat.metadata.gid), (1000, 70_000));
+    assert_eq!(stat.metadata.xattrs[0].value.len(), 1500);
+}
