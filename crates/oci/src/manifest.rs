@@ -54,14 +54,17 @@ pub fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     })
 }
 
-/// Parses an image manifest and checks its layers' media types.
+/// Parses an image manifest (any layer media types; see [`check_layer_types`]).
 pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
-    let manifest: ImageManifest =
-        serde_json::from_slice(bytes).map_err(|e| Error::InvalidDocument {
-            what: what.to_owned(),
-            kind: "image manifest",
-            reason: e.to_string(),
-        })?;
+    serde_json::from_slice(bytes).map_err(|e| Error::InvalidDocument {
+        what: what.to_owned(),
+        kind: "image manifest",
+        reason: e.to_string(),
+    })
+}
+
+/// Checks that every layer of `manifest` is a tar layer this crate can read.
+pub fn check_layer_types(manifest: &ImageManifest, what: &str) -> Result<()> {
     for layer in manifest.layers() {
         if !matches!(
             media_type::kind(layer.media_type().as_ref()),
@@ -73,7 +76,7 @@ pub fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> {
             });
         }
     }
-    Ok(manifest)
+    Ok(())
 }
 
 /// Parses an image config.

@@ -145,10 +145,20 @@ impl Unpacker {
     }
 
     /// Sets directory modes and times, deepest first.
-    pub fn finish(mut self) -> Result<()> {
-        self.directories.sort_by(|a, b| b.0.cmp(&a.0));
-        self.directories.dedup_by(|a, b| a.0 == b.0);
-        for (path, mode, mtime) in &self.directories {
+    pub fn finish(self) -> Result<()> {
+        // The last layer to mention a directory decides its metadata.
+        let mut latest: std::collections::HashMap<PathBuf, (u32, i64)> =
+            std::collections::HashMap::new();
+        for (path, mode, mtime) in self.directories {
+            latest.insert(path, (mode, mtime));
+        }
+        let mut directories: Vec<_> = latest.into_iter().collect();
+        directories.sort_by(|a, b| b.0.cmp(&a.0));
+        for (path, (mode, mtime)) in &directories {
+            // Directories removed or replaced by a later layer are gone.
+            if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
                 .at("set the mode of", path)?;
             set_times(path, *mtime)?;

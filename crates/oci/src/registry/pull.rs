@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 
@@ -134,56 +134,59 @@ impl RegistryClient {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<Image> {
+        self.pull_selected(store, reference, Some(platform)).await
+    }
+
+    /// Pulls `reference` with every platform its index lists, so the index can
+    /// be pushed elsewhere whole.
+    pub async fn pull_all_platforms(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+    ) -> Result<Image> {
+        self.pull_selected(store, reference, None).await
+    }
+
+    async fn pull_selected(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        platform: Option<&Platform>,
+    ) -> Result<Image> {
         let root = self.fetch_manifest(reference).await?;
         let mut documents = vec![root.clone()];
-        let mut current = root.clone();
-        let manifest = loop {
+        let mut todo = vec![(root.clone(), 0usize)];
+        while let Some((current, depth)) = todo.pop() {
             match parse_document(&current.bytes, &current.media_type, &reference.to_string())? {
-                Document::Manifest(m) => break m,
+                Document::Manifest(m) => {
+                    if platform.is_some() {
+                        crate::manifest::check_layer_types(&m, &current.digest.to_string())?;
+                    }
+                    self.pull_manifest_blobs(store, reference, &m).await?;
+                }
                 Document::Index(index) => {
-                    if documents.len() > 4 {
+                    if depth > 4 {
                         return Err(Error::InvalidDocument {
                             what: reference.to_string(),
                             kind: "image index",
                             reason: "indexes nest too deeply".to_owned(),
                         });
                     }
-                    let chosen = select_manifest(&index, platform)?;
-                    let digest = descriptor_digest(&chosen)?;
-                    current = self
-                        .fetch_manifest_by(reference, &digest.to_string())
-                        .await?;
-                    documents.push(current.clone());
+                    let children = match platform {
+                        Some(p) => vec![select_manifest(&index, p)?],
+                        None => index.manifests().clone(),
+                    };
+                    for child in children {
+                        let digest = descriptor_digest(&child)?;
+                        let fetched = self
+                            .fetch_manifest_by(reference, &digest.to_string())
+                            .await?;
+                        documents.push(fetched.clone());
+                        todo.push((fetched, depth + 1));
+                    }
                 }
             }
-        };
-        // Config first (its diff_ids check the layers), then layers, bounded.
-        let config_descriptor = manifest.config().clone();
-        let config_digest = descriptor_digest(&config_descriptor)?;
-        self.fetch_blob(store, reference, &config_descriptor, None)
-            .await?;
-        let config_bytes = store.content().read_blob(&config_digest)?;
-        let config = parse_config(&config_bytes, &config_digest.to_string())?;
-        let diff_ids = config.rootfs().diff_ids().clone();
-        if self.config.verify_diff_ids && diff_ids.len() != manifest.layers().len() {
-            return Err(Error::InvalidDocument {
-                what: config_digest.to_string(),
-                kind: "image config",
-                reason: format!(
-                    "it lists {} diff_ids for {} layers",
-                    diff_ids.len(),
-                    manifest.layers().len()
-                ),
-            });
         }
-        let jobs = manifest.layers().iter().enumerate().map(|(i, layer)| {
-            let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
-            self.fetch_blob(store, reference, layer, diff_id)
-        });
-        futures::stream::iter(jobs)
-            .buffer_unordered(self.config.concurrency.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
         // Children before parents, so every document is whole when named.
         for document in documents.iter().rev() {
             store
@@ -193,6 +196,51 @@ impl RegistryClient {
         let name = reference.to_string();
         store.set(&name, &root.descriptor()?)?;
         store.get(&name)
+    }
+
+    /// Fetches a manifest's config, then its layers, several at a time.
+    async fn pull_manifest_blobs(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        manifest: &ImageManifest,
+    ) -> Result<()> {
+        let config_descriptor = manifest.config().clone();
+        let config_digest = descriptor_digest(&config_descriptor)?;
+        self.fetch_blob(store, reference, &config_descriptor, None)
+            .await?;
+        let is_image = matches!(
+            media_type::kind(config_descriptor.media_type().as_ref()),
+            Kind::Config
+        );
+        let diff_ids: Vec<String> = if is_image && self.config.verify_diff_ids {
+            let config_bytes = store.content().read_blob(&config_digest)?;
+            let config = parse_config(&config_bytes, &config_digest.to_string())?;
+            let diff_ids = config.rootfs().diff_ids().clone();
+            if diff_ids.len() != manifest.layers().len() {
+                return Err(Error::InvalidDocument {
+                    what: config_digest.to_string(),
+                    kind: "image config",
+                    reason: format!(
+                        "it lists {} diff_ids for {} layers",
+                        diff_ids.len(),
+                        manifest.layers().len()
+                    ),
+                });
+            }
+            diff_ids
+        } else {
+            Vec::new()
+        };
+        let jobs = manifest.layers().iter().enumerate().map(|(i, layer)| {
+            let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
+            self.fetch_blob(store, reference, layer, diff_id)
+        });
+        futures::stream::iter(jobs)
+            .buffer_unordered(self.config.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 
     /// Streams one blob into the content store, resuming with `Range` after a

@@ -45,12 +45,13 @@ impl RegistryClient {
             api_host: destination.api_host().to_owned(),
             scope,
         };
-        let root = image.digest()?;
+        let descriptor = pushable_root(store, &image.descriptor)?;
+        let root = descriptor_digest(&descriptor)?;
         self.push_tree(
             store,
             destination,
             &target,
-            &image.descriptor,
+            &descriptor,
             mount_from.as_deref(),
         )
         .await?;
@@ -60,7 +61,7 @@ impl RegistryClient {
             destination,
             &target,
             &what,
-            image.descriptor.media_type().as_ref(),
+            descriptor.media_type().as_ref(),
             bytes,
         )
         .await?;
@@ -317,6 +318,37 @@ impl RegistryClient {
             }),
             _ => Err(status_error("DELETE", &url, response).await),
         }
+    }
+}
+
+/// The root to push: the image's own, or, for an index pulled for one
+/// platform, that platform's manifest (a registry refuses an index whose
+/// manifests it does not have).
+fn pushable_root(store: &ImageStore, root: &Descriptor) -> Result<Descriptor> {
+    let digest = descriptor_digest(root)?;
+    let bytes = store.content().read_blob(&digest)?;
+    let Document::Index(index) =
+        parse_document(&bytes, root.media_type().as_ref(), &digest.to_string())?
+    else {
+        return Ok(root.clone());
+    };
+    let present: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| descriptor_digest(d).is_ok_and(|d| store.content().contains(&d)))
+        .collect();
+    match present.as_slice() {
+        _ if present.len() == index.manifests().len() => Ok(root.clone()),
+        [one] => Ok((*one).clone()),
+        _ => Err(Error::InvalidDocument {
+            what: digest.to_string(),
+            kind: "complete image index",
+            reason: format!(
+                "only {} of its {} manifests were pulled; pull it with all platforms to push it",
+                present.len(),
+                index.manifests().len()
+            ),
+        }),
     }
 }
 
