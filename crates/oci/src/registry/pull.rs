@@ -11,7 +11,7 @@ use crate::layer::DiffIdChecker;
 use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
 use crate::media_type::{self, Kind};
 use crate::progress::ProgressEvent;
-use crate::registry::client::{RegistryClient, Target, header, is_transient, status_error};
+use crate::registry::client::{RegistryClient, Target, header, status_error};
 use crate::store::{Image, ImageStore, IngestStart};
 use crate::{Digest, Error, Platform, Reference, Result};
 
@@ -360,7 +360,8 @@ impl RegistryClient {
                         actual: ingest.offset(),
                     });
                 }
-                Some(e) if attempt + 1 < self.config.max_attempts && is_transient(&e) => {
+                // Any error inside a body stream is the connection failing.
+                Some(e) if attempt + 1 < self.config.max_attempts => {
                     tracing::debug!(%digest, offset = ingest.offset(), "download broke, resuming: {e}");
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;

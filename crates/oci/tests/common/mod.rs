@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::Path;
 
 use containerization_oci::registry::{ClientConfig, Credential, CredentialStore, RegistryClient};

@@ -1,0 +1,242 @@
+//! Bad input gives a clear error and leaves the store as it was: wrong
+//! password, unknown tag, a blob the registry serves with wrong bytes, a
+//! manifest that is not JSON, an unknown media type. A connection cut in the
+//! middle of a blob is resumed. Two pulls of one image at once both succeed.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::proxy::{canned_registry, cutting_proxy};
+use common::{client_for, client_with_password, fixture_digest, temp_store};
+use containerization_oci::store::ImageStore;
+use containerization_oci::{Platform, Reference};
+use containerization_testkit::{Fixture, Registry, fixture};
+
+fn amd64() -> Platform {
+    Platform::new("linux", "amd64", None)
+}
+
+/// The store holds no image, no blob and no partial ingest.
+fn assert_store_empty(store: &ImageStore) {
+    assert!(store.list().expect("list").is_empty(), "no image named");
+    let usage = store.usage().expect("usage");
+    let partial: Vec<_> = std::fs::read_dir(store.content().ingest_dir())
+        .expect("ingest dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sha256-"))
+        .collect();
+    assert!(partial.is_empty(), "no partial blob left: {partial:?}");
+    assert_eq!(usage.unreachable_blobs, usage.blobs, "nothing reachable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_reported_as_such() {
+    let registry = Registry::basic_auth().expect("registry");
+    let reference: Reference = registry
+        .push(
+            &fixture(Fixture::Busybox).expect("fixture"),
+            "demo/busybox:1",
+        )
+        .expect("push")
+        .parse()
+        .expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_with_password(&registry, dir.path(), Some("wrong".into()));
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "unauthorized: login to {} failed: wrong user name or password",
+            registry.host()
+        )
+    );
+    assert_store_empty(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tag_is_reported_with_the_repository() {
+    let registry = Registry::anonymous().expect("registry");
+    registry
+        .push(
+            &fixture(Fixture::Busybox).expect("fixture"),
+            "demo/busybox:1",
+        )
+        .expect("push");
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    let reference: Reference = format!("{}/demo/busybox:nope", registry.host())
+        .parse()
+        .expect("ref");
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("unknown");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "manifest unknown: no tag 'nope' in {}/demo/busybox",
+            registry.host()
+        )
+    );
+    assert_store_empty(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_rejects_blob_with_wrong_digest() {
+    let registry = Registry::anonymous().expect("registry");
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    let reference: Reference = registry
+        .push(&image, "demo/busybox:1")
+        .expect("push")
+        .parse()
+        .expect("ref");
+    // Corrupt the layer (the biggest blob) in the registry's storage.
+    let mut blobs = Vec::new();
+    let mut stack = vec![registry.storage_dir().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("list").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "data") {
+                blobs.push((std::fs::metadata(&path).expect("stat").len(), path));
+            }
+        }
+    }
+    blobs.sort();
+    let (_, layer) = blobs.last().expect("a blob");
+    let mut bytes = std::fs::read(layer).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(layer, bytes).expect("write");
+
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("corrupt");
+    assert!(
+        error.to_string().contains("has the wrong content"),
+        "{error}"
+    );
+    assert!(store.list().expect("list").is_empty());
+    assert!(
+        std::fs::read_dir(store.content().ingest_dir())
+            .expect("ingest")
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("sha256-"))
+    );
+    let _ = fixture_digest(&image);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_blob_is_resumed() {
+    let registry = Registry::anonymous().expect("registry");
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    registry.push(&image, "demo/busybox:1").expect("push");
+    let (port, cut) = cutting_proxy(registry.port(), 300_000).await;
+    let reference: Reference = format!("127.0.0.1:{port}/demo/busybox:1")
+        .parse()
+        .expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    let image_pulled = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect("pull survives the cut");
+    assert!(cut.load(Ordering::SeqCst), "the proxy did cut a connection");
+    assert_eq!(
+        image_pulled.digest().expect("digest").to_string(),
+        fixture_digest(&image)
+    );
+    let resolved = store
+        .resolve(&reference.to_string(), &amd64())
+        .expect("resolve");
+    let target = tempfile::tempdir().expect("temp dir");
+    containerization_oci::layer::unpack_image(store.content(), &resolved.manifest, target.path())
+        .expect("the resumed layer unpacks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_that_is_not_json_is_refused() {
+    let port = canned_registry(
+        "application/vnd.oci.image.manifest.v1+json",
+        "this is not json",
+    )
+    .await;
+    let reference: Reference = format!("127.0.0.1:{port}/bad/json:1").parse().expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_for(&Registry::anonymous().expect("registry"), dir.path());
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("not JSON");
+    assert!(
+        error.to_string().contains("is not a valid JSON manifest"),
+        "{error}"
+    );
+    assert_store_empty(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_media_type_is_refused() {
+    let port = canned_registry(
+        "application/vnd.example.thing+json",
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.example.thing+json"}"#,
+    )
+    .await;
+    let reference: Reference = format!("127.0.0.1:{port}/bad/type:1").parse().expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_for(&Registry::anonymous().expect("registry"), dir.path());
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("unknown type");
+    assert!(
+        error
+            .to_string()
+            .starts_with("unsupported media type \"application/vnd.example.thing+json\""),
+        "{error}"
+    );
+    assert_store_empty(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pulls_of_one_image_at_once_both_succeed() {
+    let registry = Registry::anonymous().expect("registry");
+    let image = fixture(Fixture::Layered).expect("fixture");
+    let reference: Reference = registry
+        .push(&image, "demo/layered:1")
+        .expect("push")
+        .parse()
+        .expect("ref");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = ImageStore::open(dir.path()).expect("store");
+    let second = ImageStore::open(dir.path()).expect("store");
+    let (c1, c2) = (
+        client_for(&registry, dir.path()),
+        client_for(&registry, dir.path()),
+    );
+    let platform = amd64();
+    let (a, b) = tokio::join!(
+        c1.pull(&first, &reference, &platform),
+        c2.pull(&second, &reference, &platform)
+    );
+    a.expect("first pull");
+    b.expect("second pull");
+    assert_eq!(first.list().expect("list").len(), 1);
+    let usage = first.usage().expect("usage");
+    assert_eq!(usage.unreachable_blobs, 0);
+    assert_eq!(
+        first.prune().expect("prune").removed.len(),
+        0,
+        "GC keeps every blob of a named image"
+    );
+    first.untag(&reference.to_string()).expect("untag");
+    assert_eq!(first.prune().expect("prune").removed.len(), usage.blobs);
+}
