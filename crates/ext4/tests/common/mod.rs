@@ -64,6 +64,40 @@ fn xattrs(path: &Path) -> BTreeMap<OsString, Vec<u8>> {
     out
 }
 
+/// A digest of a file's content that reads only its data segments: every
+/// 4 KiB chunk that is not all zeros, with its offset. Files with the same
+/// content get the same digest however their holes are laid out.
+pub fn content_digest(path: &Path, size: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut f = fs::File::open(path).expect("open");
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while pos < size {
+        let data = match rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            Err(_) => break,
+        };
+        let hole = rustix::fs::seek(&f, rustix::fs::SeekFrom::Hole(data)).expect("seek hole");
+        f.seek(SeekFrom::Start(data)).expect("seek");
+        let mut at = data;
+        while at < hole {
+            let want = ((hole - at) as usize).min(buf.len());
+            f.read_exact(&mut buf[..want]).expect("read");
+            for (i, chunk) in buf[..want].chunks(4096).enumerate() {
+                if chunk.iter().any(|&b| b != 0) {
+                    h.update((at + (i as u64) * 4096).to_le_bytes());
+                    h.update(chunk);
+                }
+            }
+            at += want as u64;
+        }
+        pos = hole;
+    }
+    format!("{:x}", h.finalize())
+}
+
 /// Every entry under `root`, by relative path (`lost+found` left out).
 pub fn snapshot(root: &Path, cmp: Compare) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
@@ -94,10 +128,7 @@ pub fn snapshot(root: &Path, cmp: Compare) -> BTreeMap<PathBuf, Entry> {
                 "socket"
             };
             let sha256 = if t.is_file() {
-                let mut h = Sha256::new();
-                let mut f = fs::File::open(&path).expect("open");
-                std::io::copy(&mut f, &mut h).expect("read");
-                format!("{:x}", h.finalize())
+                content_digest(&path, m.len())
             } else {
                 String::new()
             };
@@ -224,4 +255,120 @@ impl Drop for LoopMount {
 /// Allocated bytes of a host file.
 pub fn allocated(path: &Path) -> u64 {
     fs::metadata(path).expect("stat").blocks() * 512
+}
+
+/// The layer blobs of the image `name` in the OCI layout `layout`, lowest
+/// first (read from index.json and the manifest).
+pub fn layer_blobs(layout: &Path, name: &str) -> Vec<PathBuf> {
+    let read_json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(&p).expect("read json")).expect("parse json")
+    };
+    let blob = |digest: &str| {
+        let (alg, hex) = digest.split_once(':').expect("digest");
+        layout.join("blobs").join(alg).join(hex)
+    };
+    let index = read_json(layout.join("index.json"));
+    let manifests = index["manifests"].as_array().expect("manifests");
+    let entry = manifests
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+        .unwrap_or(&manifests[0]);
+    let manifest = read_json(blob(entry["digest"].as_str().expect("digest")));
+    manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| blob(l["digest"].as_str().expect("digest")))
+        .collect()
+}
+
+/// Builds an image from layer files.
+pub fn image_from_layers(layers: &[PathBuf], out: &Path) -> containerization_ext4::Summary {
+    let mut f = containerization_ext4::Formatter::create(
+        out,
+        containerization_ext4::FormatOptions::default(),
+    )
+    .expect("create");
+    for layer in layers {
+        f.unpack_layer(fs::File::open(layer).expect("open layer"))
+            .expect("unpack");
+    }
+    f.finish().expect("finish")
+}
+
+/// `umoci raw unpack` of the first `layers` layers of a fixture into
+/// `into/umoci-rootfs` (umoci reads no GNU sparse entries, so the tests stop
+/// it before such a layer and extract the rest with GNU tar).
+pub fn umoci_unpack(
+    image: &containerization_testkit::FixtureImage,
+    layers: usize,
+    into: &Path,
+) -> PathBuf {
+    let src = image.layout();
+    let layout = into.join("umoci-layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir");
+    fs::copy(src.join("oci-layout"), layout.join("oci-layout")).expect("copy");
+    for e in fs::read_dir(src.join("blobs/sha256")).expect("list") {
+        let e = e.expect("entry");
+        fs::hard_link(e.path(), blobs.join(e.file_name())).expect("link blob");
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(src.join("index.json")).expect("read")).expect("json");
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let manifest_path = src
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(manifest_path).expect("read")).expect("json");
+    manifest["layers"]
+        .as_array_mut()
+        .expect("layers")
+        .truncate(layers);
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let hex = format!("{:x}", Sha256::digest(&bytes));
+    fs::write(blobs.join(&hex), &bytes).expect("write manifest");
+    let new_index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "cut"}
+        }]
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&new_index).expect("json"),
+    )
+    .expect("write index");
+    let dir = into.join("umoci-rootfs");
+    let out = Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:cut", layout.display()))
+        .arg(&dir)
+        .output()
+        .expect("run umoci");
+    assert!(
+        out.status.success(),
+        "umoci failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Extracts a tar layer over `dir` with GNU tar (owners, modes, sparse
+/// files kept).
+pub fn gnu_tar_extract(layer: &Path, dir: &Path) {
+    let status = Command::new("tar")
+        .args(["--same-owner", "-xpf"])
+        .arg(layer)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar -x failed");
 }
