@@ -5,8 +5,11 @@
 //! (`cctl network …`). Image, root file system, network
 //! and container commands arrive with their issues.
 
+mod image;
 mod kernel;
+mod login;
 mod network;
+mod rootfs;
 mod system;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,16 @@ enum Command {
     /// Container networks: host bridges with a subnet each (needs root).
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Root file systems: ext4 images from a directory or layer tarballs.
+    #[command(subcommand)]
+    Rootfs(rootfs::RootfsCommand),
+    /// Images: pull, push, list, tag, remove, inspect, save, load, prune.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Save credentials for a registry (checked against it first).
+    Login(login::LoginCommand),
+    /// Forget the credentials for a registry.
+    Logout(login::LogoutCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +58,9 @@ fn main() -> anyhow::Result<()> {
         Command::System(command) => command.run(&root),
         Command::Kernel(command) => command.run(&root),
         Command::Network(command) => command.run(&root),
+        Command::Rootfs(command) => command.run(),
+        Command::Image(command) => command.run(&root),
+        Command::Login(command) => command.run(&root),
+        Command::Logout(command) => command.run(&root),
     }
 }

@@ -1,0 +1,435 @@
+//! `cctl image …`: pull, push, list, tag, remove, inspect, save, load and
+//! prune images in the local store (`<state root>/content`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use containerization::StateRoot;
+use containerization_oci::progress::ProgressSink;
+use containerization_oci::registry::{ClientConfig, CredentialStore, RegistryClient};
+use containerization_oci::store::ImageStore;
+use containerization_oci::{Platform, Reference, archive, layer};
+
+use progress::Progress;
+
+/// Output formats for `ls` and `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns / readable text.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Options for commands that talk to a registry.
+#[derive(Debug, Args)]
+pub struct RegistryOptions {
+    /// Allow plain HTTP to this registry (loopback registries always may).
+    #[arg(long)]
+    insecure: bool,
+    /// Extra CA certificate (PEM) to trust for the registry.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// Subcommands of `cctl image`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Pull an image from a registry into the local store.
+    Pull {
+        /// The image: `alpine`, `127.0.0.1:5000/demo/busybox:1`, `name@sha256:…`.
+        reference: String,
+        /// The platform to pull (os/arch[/variant]); this machine's by default.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Pull every platform of an index.
+        #[arg(long, conflicts_with = "platform")]
+        all_platforms: bool,
+        /// Also unpack the image's layers into this folder.
+        #[arg(long, value_name = "DIR")]
+        unpack: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryOptions,
+    },
+    /// Push an image from the local store to a registry.
+    Push {
+        /// The image in the store.
+        name: String,
+        /// Where to push it; the image's own name by default.
+        destination: Option<String>,
+        #[command(flatten)]
+        registry: RegistryOptions,
+    },
+    /// List the images in the store.
+    Ls {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Give an image another name.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new name.
+        target: String,
+    },
+    /// Remove image names, then the blobs no image needs any more.
+    Rm {
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show an image's manifest and config for a platform.
+    Inspect {
+        /// The image.
+        name: String,
+        /// The platform; this machine's by default.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Write images to an OCI image layout tar.
+    Save {
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The archive to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Load images from an OCI image layout tar or a `docker save` archive.
+    Load {
+        /// The archive to read.
+        #[arg(short, long)]
+        input: PathBuf,
+    },
+    /// Remove blobs no image needs, and report the store's usage.
+    Prune,
+}
+
+impl ImageCommand {
+    /// Runs the subcommand.
+    pub fn run(self, root: &StateRoot) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(self.run_async(root))
+    }
+
+    async fn run_async(self, root: &StateRoot) -> anyhow::Result<()> {
+        let store = ImageStore::open(root.path()).context("cannot open the image store")?;
+        match self {
+            Self::Pull {
+                reference,
+                platform,
+                all_platforms,
+                unpack,
+                registry,
+            } => {
+                let reference: Reference = reference.parse()?;
+                let platform = parse_platform(platform.as_deref())?;
+                let progress = Progress::new();
+                let client = client(root, &registry, &reference, Some(progress.sink()))?;
+                let image = if all_platforms {
+                    client.pull_all_platforms(&store, &reference).await
+                } else {
+                    client.pull(&store, &reference, &platform).await
+                };
+                progress.finish();
+                let image = image?;
+                println!("{} {}", image.name, image.digest()?);
+                if let Some(dir) = unpack {
+                    let resolved = store.resolve(&image.name, &platform)?;
+                    layer::unpack_image(store.content(), &resolved.manifest, &dir)
+                        .with_context(|| format!("cannot unpack into {}", dir.display()))?;
+                }
+            }
+            Self::Push {
+                name,
+                destination,
+                registry,
+            } => {
+                let name = store_name(&store, &name);
+                let destination: Reference = destination.as_deref().unwrap_or(&name).parse()?;
+                let progress = Progress::new();
+                let client = client(root, &registry, &destination, Some(progress.sink()))?;
+                let digest = client.push(&store, &name, &destination).await;
+                progress.finish();
+                println!("{destination} {}", digest?);
+            }
+            Self::Ls { format } => {
+                let images = store.list()?;
+                if format == Format::Json {
+                    let list: Vec<_> = images
+                        .iter()
+                        .map(|i| serde_json::json!({"name": i.name, "digest": i.descriptor.digest().to_string(), "mediaType": i.descriptor.media_type().to_string(), "size": i.descriptor.size()}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else {
+                    println!("{:<60} {:<14} MEDIA TYPE", "NAME", "DIGEST");
+                    for image in images {
+                        println!(
+                            "{:<60} {:<14} {}",
+                            image.name,
+                            image.digest()?.short(),
+                            image.descriptor.media_type()
+                        );
+                    }
+                }
+            }
+            Self::Tag { source, target } => {
+                let source = store_name(&store, &source);
+                let target = target
+                    .parse::<Reference>()
+                    .map_or(target, |r| r.to_string());
+                store.tag(&source, &target)?;
+                println!("{target}");
+            }
+            Self::Rm { names } => {
+                for name in names {
+                    let name = store_name(&store, &name);
+                    store.untag(&name)?;
+                    println!("untagged {name}");
+                }
+                let report = store.prune()?;
+                println!(
+                    "removed {} blobs, {} freed",
+                    report.removed.len(),
+                    bytes(report.freed_bytes)
+                );
+            }
+            Self::Inspect {
+                name,
+                platform,
+                format,
+            } => {
+                let name = store_name(&store, &name);
+                let resolved = store.resolve(&name, &parse_platform(platform.as_deref())?)?;
+                let config: serde_json::Value = serde_json::from_slice(&resolved.config_bytes)?;
+                let out = serde_json::json!({
+                    "name": resolved.image.name,
+                    "digest": resolved.image.descriptor.digest().to_string(),
+                    "manifestDigest": resolved.manifest_descriptor.digest().to_string(),
+                    "manifest": resolved.manifest,
+                    "config": config,
+                });
+                if format == Format::Json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    println!("name:     {}", resolved.image.name);
+                    println!("digest:   {}", resolved.image.descriptor.digest());
+                    println!("manifest: {}", resolved.manifest_descriptor.digest());
+                    println!(
+                        "platform: {}/{}",
+                        resolved.config.os(),
+                        resolved.config.architecture()
+                    );
+                    println!("layers:   {}", resolved.manifest.layers().len());
+                    let size: u64 = resolved.manifest.layers().iter().map(|l| l.size()).sum();
+                    println!("size:     {}", bytes(size));
+                }
+            }
+            Self::Save { names, output } => {
+                let names: Vec<String> = names.iter().map(|n| store_name(&store, n)).collect();
+                let file = std::fs::File::create(&output)
+                    .with_context(|| format!("cannot create {}", output.display()))?;
+                archive::save(&store, &names, std::io::BufWriter::new(file))?;
+                println!("saved {} image(s) to {}", names.len(), output.display());
+            }
+            Self::Load { input } => {
+                for name in archive::load(&store, &input)? {
+                    println!("loaded {name}");
+                }
+            }
+            Self::Prune => {
+                let report = store.prune()?;
+                let usage = store.usage()?;
+                println!(
+                    "removed {} blobs, {} freed; {} images, {} blobs, {} in use",
+                    report.removed.len(),
+                    bytes(report.freed_bytes),
+                    usage.images,
+                    usage.blobs,
+                    bytes(usage.bytes)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store's name for what the user typed: the normalised reference when
+/// the store has it, else the text as given.
+fn store_name(store: &ImageStore, typed: &str) -> String {
+    match typed.parse::<Reference>() {
+        Ok(r) if store.get(&r.to_string()).is_ok() => r.to_string(),
+        _ => typed.to_owned(),
+    }
+}
+
+fn parse_platform(text: Option<&str>) -> anyhow::Result<Platform> {
+    Ok(match text {
+        Some(t) => t.parse()?,
+        None => Platform::host(),
+    })
+}
+
+/// A registry client with the user's credentials and options.
+pub fn client(
+    root: &StateRoot,
+    options: &RegistryOptions,
+    reference: &Reference,
+    progress: Option<ProgressSink>,
+) -> anyhow::Result<RegistryClient> {
+    let mut config = ClientConfig {
+        credentials: CredentialStore::standard(root.path()),
+        progress,
+        ..ClientConfig::default()
+    };
+    if options.insecure {
+        config.insecure_hosts.push(reference.api_host().to_owned());
+    }
+    if let Some(path) = &options.ca_cert {
+        config
+            .extra_ca_pems
+            .push(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+    }
+    Ok(RegistryClient::new(config)?)
+}
+
+/// A size for people: 1.2 MiB.
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// Whether standard error is a terminal (bars) or not (plain lines).
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Draws per-blob progress: `indicatif` bars on a terminal, plain lines
+/// otherwise (one when a blob starts, is skipped, or is done).
+mod progress {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use containerization_oci::Digest;
+    use containerization_oci::progress::{ProgressEvent, ProgressSink};
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+    use super::{bytes, interactive};
+
+    /// The progress display of one pull or push.
+    #[derive(Clone)]
+    pub struct Progress {
+        inner: Arc<Inner>,
+    }
+
+    struct Inner {
+        bars: Option<MultiProgress>,
+        active: Mutex<HashMap<Digest, (ProgressBar, u64)>>,
+    }
+
+    impl Progress {
+        /// Bars on a terminal, lines elsewhere.
+        pub fn new() -> Self {
+            Self {
+                inner: Arc::new(Inner {
+                    bars: interactive().then(MultiProgress::new),
+                    active: Mutex::new(HashMap::new()),
+                }),
+            }
+        }
+
+        /// The sink to hand to the registry client.
+        pub fn sink(&self) -> ProgressSink {
+            let me = self.clone();
+            Arc::new(move |event: &ProgressEvent| me.on(event))
+        }
+
+        /// Clears the bars.
+        pub fn finish(&self) {
+            if let Some(bars) = &self.inner.bars {
+                let _ = bars.clear();
+            }
+        }
+
+        fn on(&self, event: &ProgressEvent) {
+            let Ok(mut active) = self.inner.active.lock() else {
+                return;
+            };
+            match event {
+                ProgressEvent::Started {
+                    digest,
+                    size,
+                    offset,
+                } => {
+                    if let Some(bars) = &self.inner.bars {
+                        let bar = bars.add(ProgressBar::new(*size));
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
+                        bar.set_prefix(digest.short().to_owned());
+                        bar.set_position(*offset);
+                        active.insert(digest.clone(), (bar, *size));
+                    } else {
+                        let resumed = if *offset > 0 {
+                            format!(" (resuming at {})", bytes(*offset))
+                        } else {
+                            String::new()
+                        };
+                        eprintln!("{} downloading {}{resumed}", digest.short(), bytes(*size));
+                        active.insert(digest.clone(), (ProgressBar::hidden(), *size));
+                    }
+                }
+                ProgressEvent::Advanced { digest, done } => {
+                    if let Some((bar, _)) = active.get(digest) {
+                        bar.set_position(*done);
+                    }
+                }
+                ProgressEvent::Skipped { digest, size, why } => {
+                    let line = format!("{} {why} ({})", digest.short(), bytes(*size));
+                    match &self.inner.bars {
+                        Some(bars) => {
+                            let _ = bars.println(line);
+                        }
+                        None => eprintln!("{line}"),
+                    }
+                }
+                ProgressEvent::Finished { digest } => {
+                    if let Some((bar, size)) = active.remove(digest) {
+                        bar.finish_and_clear();
+                        let line = format!("{} done ({})", digest.short(), bytes(size));
+                        match &self.inner.bars {
+                            Some(bars) => {
+                                let _ = bars.println(line);
+                            }
+                            None => eprintln!("{line}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
