@@ -85,7 +85,13 @@ fn a_directory_tree_survives_e2fsck_debugfs_and_a_kernel_mount() {
     let image = tmp.path().join("out.ext4");
     let mut f = Formatter::create(&image, FormatOptions::default()).expect("create");
     f.add_dir_tree(&src).expect("add");
-    f.finish().expect("finish");
+    let summary = f.finish().expect("finish");
+    assert!(
+        summary.size < 16 << 20,
+        "an automatic size of {} bytes is too large",
+        summary.size
+    );
+    assert_eq!(std::fs::metadata(&image).expect("stat").len(), summary.size);
     e2fsck_clean(&image);
 
     let expected = snapshot(&src, Compare::ALL);

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 pub(crate) struct Allocator {
     free: BTreeMap<u64, u64>,
     limit: u64,
+    reserved: Vec<(u64, u64)>,
 }
 
 impl Allocator {
@@ -33,7 +34,11 @@ impl Allocator {
         if at < limit {
             free.insert(at, limit - at);
         }
-        Self { free, limit }
+        Self {
+            free,
+            limit,
+            reserved: reserved.to_vec(),
+        }
     }
 
     /// Allocates up to `want` contiguous blocks, starting at `goal` when it
@@ -106,12 +111,22 @@ impl Allocator {
         self.free.insert(start, len);
     }
 
-    /// One past the highest block ever handed out and still in use.
+    /// One past the highest block handed out and still in use (reserved
+    /// runs do not count).
     pub fn high_water(&self) -> u64 {
-        match self.free.iter().next_back() {
-            Some((&s, &l)) if s + l == self.limit => s,
-            _ => self.limit,
+        let mut top = self.limit;
+        for (&s, &l) in self.free.iter().rev() {
+            if s + l != top && !self.is_reserved(s + l, top) {
+                return top;
+            }
+            top = s;
         }
+        if self.is_reserved(0, top) { 0 } else { top }
+    }
+
+    /// True when `from..to` lies inside one reserved run.
+    fn is_reserved(&self, from: u64, to: u64) -> bool {
+        from >= to || self.reserved.iter().any(|&(s, l)| s <= from && to <= s + l)
     }
 
     /// The free runs, lowest first.
@@ -148,6 +163,10 @@ mod tests {
         assert_eq!(a.alloc(57, 100), Some((57, 43)));
         assert_eq!(a.alloc(100, 4), Some((3, 4)));
         assert_eq!(a.high_water(), 100);
+        let mut b = Allocator::new(100, &[(0, 3), (50, 2), (90, 5)]);
+        assert_eq!(b.high_water(), 0);
+        assert_eq!(b.alloc(0, 10), Some((3, 10)));
+        assert_eq!(b.high_water(), 13);
     }
 
     #[test]
