@@ -97,12 +97,14 @@ struct Placer<'a> {
     spool: &'a mut Spool,
     goal: u64,
     fs_seed: Option<u32>,
+    /// The image size for error messages.
+    size: u64,
 }
 
 impl Placer<'_> {
     fn block(&mut self) -> Result<u64> {
         let (start, _) = self.alloc.alloc(self.goal, 1).ok_or(Error::OutOfSpace {
-            size: 0,
+            size: self.size,
             path: "(metadata)".into(),
         })?;
         self.goal = start + 1;
@@ -170,6 +172,7 @@ impl Formatter {
             spool: &mut self.spool,
             goal,
             fs_seed,
+            size: self.fixed_blocks.unwrap_or(super::AUTO_MAX_BLOCKS) * BLOCK_SIZE,
         };
         let placements = place_all(&self.tree, &mut placer, hash_seed)?;
         let inodes = u64::from(self.tree.inode_end() - 1);
