@@ -63,6 +63,26 @@ fn build_source(root: &Path) {
         Some(rustix::fs::Gid::from_raw(70_000)),
     )
     .expect("chown");
+    // A POSIX ACL (user::rw-, user:1000:r--, group::r--, mask::r--, other::---).
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, 1000),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    rustix::fs::setxattr(
+        root.join("etc/deep/er/still/file"),
+        "system.posix_acl_access",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("set an ACL");
     // Many extents: data and holes alternating.
     let f = fs::File::create(root.join("fragmented")).expect("create");
     for i in 0..40u64 {

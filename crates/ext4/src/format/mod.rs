@@ -6,6 +6,7 @@
 //! reader share these, so what one writes the other reads the same way. The
 //! reference is the kernel's `Documentation/filesystems/ext4`.
 
+pub(crate) mod acl;
 pub(crate) mod checksum;
 pub(crate) mod dirent;
 pub(crate) mod dx_hash;

@@ -27,6 +27,11 @@ const PREFIXES: [(&str, u8); 6] = [
     ("user.", 1),
 ];
 
+/// Name index of `system.posix_acl_access`.
+const ACL_ACCESS: u8 = 2;
+/// Name index of `system.posix_acl_default`.
+const ACL_DEFAULT: u8 = 3;
+
 /// An attribute as stored: the name index, the name without its prefix, the
 /// value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,7 +49,12 @@ impl RawXattr {
             name.strip_prefix(prefix).map(|rest| Self {
                 index,
                 name: rest.as_bytes().to_vec(),
-                value: value.to_vec(),
+                value: match index {
+                    ACL_ACCESS | ACL_DEFAULT => {
+                        super::acl::to_disk(value).unwrap_or_else(|| value.to_vec())
+                    }
+                    _ => value.to_vec(),
+                },
             })
         })
     }
@@ -58,6 +68,16 @@ impl RawXattr {
         let mut full = prefix.as_bytes().to_vec();
         full.extend_from_slice(&self.name);
         full
+    }
+
+    /// The value as user space sees it (ACLs back in `posix_acl_xattr` form).
+    pub fn user_value(&self) -> Vec<u8> {
+        match self.index {
+            ACL_ACCESS | ACL_DEFAULT => {
+                super::acl::from_disk(&self.value).unwrap_or_else(|| self.value.clone())
+            }
+            _ => self.value.clone(),
+        }
     }
 
     /// Bytes the entry header and name take.

@@ -349,7 +349,7 @@ impl Image {
             .into_iter()
             .map(|x| Xattr {
                 name: String::from_utf8_lossy(&x.full_name()).into_owned(),
-                value: x.value,
+                value: x.user_value(),
             })
             .collect())
     }

@@ -206,6 +206,16 @@ impl Formatter {
         let summary = self.write_metadata()?;
         let target = self.target.clone();
         let path = self.temp_path();
+        // A temporary file is made 0600; the image gets 0666 less the
+        // umask, as any new file would.
+        let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(umask);
+        let mode = rustix::fs::Mode::from_raw_mode(0o666 & !umask.bits());
+        rustix::fs::fchmod(self.spool.file(), mode).map_err(|e| Error::Io {
+            action: "cannot set the mode of",
+            path: path.clone(),
+            source: e.into(),
+        })?;
         self.spool.file().sync_all().map_err(|source| Error::Io {
             action: "cannot flush",
             path: path.clone(),
