@@ -146,7 +146,7 @@ impl ImageCommand {
                 println!("{} {}", image.name, image.digest()?);
                 if let Some(dir) = unpack {
                     let resolved = store.resolve(&image.name, &platform)?;
-                    layer::unpack_image(store.content(), &resolved.manifest, &dir)
+                    layer::unpack_resolved(store.content(), &resolved, &dir)
                         .with_context(|| format!("cannot unpack into {}", dir.display()))?;
                 }
             }

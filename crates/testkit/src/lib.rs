@@ -9,7 +9,8 @@
 //!   parent-death signal) when the test binary itself is killed.
 //! - [`fixture`]: OCI images built by third-party tools only (`umoci`, `skopeo`,
 //!   GNU `tar`) from Debian's `busybox-static`, cached by recipe.
-//! - [`debian_rootfs`]: a minimal Debian made by `debootstrap`, cached.
+//! - [`debian_rootfs`]: a minimal Debian made by `debootstrap`, cached; and
+//!   [`debian_image`], the same tree as a four-layer image, for benchmarks.
 //! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
 //! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
 //!   for each networking test, and stand-in guests.
@@ -39,7 +40,7 @@ mod tls;
 
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
-pub use fixtures::{Compression, Fixture, FixtureImage, fixture, layered};
+pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
 pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};

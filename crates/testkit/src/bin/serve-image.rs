@@ -1,0 +1,31 @@
+//! Starts an anonymous test registry, pushes a test image into it, prints the
+//! image's reference and the registry's process id, and waits to be killed.
+//! Benchmarks use it: `serve-image debian` or `serve-image busybox`.
+
+use std::io::Write;
+
+use containerization_testkit::{Error, Fixture, Registry, debian_image, fixture};
+
+fn main() -> Result<(), Error> {
+    let which = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "busybox".to_owned());
+    let image = match which.as_str() {
+        "debian" => debian_image()?,
+        "busybox" => fixture(Fixture::Busybox)?,
+        "layered" => fixture(Fixture::Layered)?,
+        other => {
+            return Err(Error::Unexpected(format!(
+                "no image called {other}; try debian, busybox or layered"
+            )));
+        }
+    };
+    let registry = Registry::anonymous()?;
+    let reference = registry.push(&image, &format!("bench/{which}:1"))?;
+    let mut stdout = std::io::stdout();
+    // The caller reads these lines; if they cannot be written, nobody listens.
+    let _ = writeln!(stdout, "{reference} {}", registry.pid()).and_then(|()| stdout.flush());
+    loop {
+        std::thread::park();
+    }
+}
