@@ -103,3 +103,75 @@ async fn pull_chooses_arm64_from_an_index_and_names_missing_platforms() {
         "no linux/s390x image in this index; it has linux/amd64, linux/arm64"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_every_fixture_from_a_token_auth_registry() {
+    let registry = Registry::token_auth().expect("registry");
+    pull_every_fixture(&registry).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_cached_per_scope_and_fetched_again_when_expired() {
+    let registry = Registry::builder()
+        .token_auth(Some(Registry::test_credentials()))
+        .token_lifetime(2)
+        .start()
+        .expect("registry");
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    let reference: Reference = registry
+        .push(&image, "demo/busybox:1")
+        .expect("push")
+        .parse()
+        .expect("ref");
+    let issuer = registry.token_issuer().expect("issuer");
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    let platform = Platform::new("linux", "amd64", None);
+    let before = issuer.tokens_issued();
+    client
+        .pull(&store, &reference, &platform)
+        .await
+        .expect("pull");
+    let first = issuer.tokens_issued() - before;
+    assert!(
+        first <= 2,
+        "one token for the pull scope, reused for every blob ({first})"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    store.untag(&reference.to_string()).expect("untag");
+    store.prune().expect("prune");
+    client
+        .pull(&store, &reference, &platform)
+        .await
+        .expect("pull after the token expired");
+    assert!(
+        issuer.tokens_issued() > before + first,
+        "a fresh token was fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_issuer_refusing_the_password_reads_as_a_wrong_password() {
+    let registry = Registry::token_auth().expect("registry");
+    let reference: Reference = registry
+        .push(
+            &fixture(Fixture::Busybox).expect("fixture"),
+            "demo/busybox:1",
+        )
+        .expect("push")
+        .parse()
+        .expect("ref");
+    let (dir, store) = temp_store();
+    let client = common::client_with_password(&registry, dir.path(), Some("wrong".into()));
+    let error = client
+        .pull(&store, &reference, &Platform::new("linux", "amd64", None))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "unauthorized: login to {} failed: wrong user name or password",
+            registry.host()
+        )
+    );
+}

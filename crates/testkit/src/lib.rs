@@ -4,8 +4,9 @@
 //! peer is a mock:
 //!
 //! - [`Registry`]: a real `docker-registry` on 127.0.0.1 with a private storage
-//!   folder, anonymous, with htpasswd Basic auth, or with TLS from a CA made for
-//!   the test. It is killed when dropped, when the test panics, and (through the
+//!   folder, anonymous, with htpasswd Basic auth, with Bearer tokens from a
+//!   [`TokenIssuer`] (`auth: token`), or with TLS from a CA made for the test.
+//!   It is killed when dropped, when the test panics, and (through the
 //!   parent-death signal) when the test binary itself is killed.
 //! - [`fixture`]: OCI images built by third-party tools only (`umoci`, `skopeo`,
 //!   GNU `tar`) from Debian's `busybox-static`, cached by recipe.
@@ -37,6 +38,7 @@ mod paths;
 mod registry;
 mod supervise;
 mod tls;
+mod token;
 
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
@@ -46,3 +48,4 @@ pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};
 pub use supervise::Supervised;
 pub use tls::TestCa;
+pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenIssuer};

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::IoContext;
 use crate::fixtures::FixtureImage;
-use crate::{Error, Result, Supervised, TestCa, command};
+use crate::token::{TOKEN_ISSUER, TOKEN_SERVICE};
+use crate::{Error, Result, Supervised, TestCa, TokenIssuer, command};
 
 /// How long a registry may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +47,8 @@ impl Credentials {
 #[derive(Debug, Default, Clone)]
 pub struct RegistryBuilder {
     basic_auth: Option<Credentials>,
+    token_auth: Option<Option<Credentials>>,
+    token_lifetime: Option<u64>,
     tls: bool,
 }
 
@@ -53,6 +56,20 @@ impl RegistryBuilder {
     /// Requires these credentials (htpasswd, bcrypt) on every request.
     pub fn basic_auth(mut self, credentials: Credentials) -> Self {
         self.basic_auth = Some(credentials);
+        self
+    }
+
+    /// Requires Bearer tokens (`auth: token`) from a [`TokenIssuer`] started
+    /// with the registry; the issuer demands `credentials` when given, and
+    /// serves anyone otherwise.
+    pub fn token_auth(mut self, credentials: Option<Credentials>) -> Self {
+        self.token_auth = Some(credentials);
+        self
+    }
+
+    /// How long the issuer's tokens live (default 300 seconds).
+    pub fn token_lifetime(mut self, seconds: u64) -> Self {
+        self.token_lifetime = Some(seconds);
         self
     }
 
@@ -77,15 +94,35 @@ impl RegistryBuilder {
         } else {
             None
         };
+        let mut issuer: Option<TokenIssuer>;
         let htpasswd = match &self.basic_auth {
             Some(credentials) => Some(write_htpasswd(dir.path(), credentials)?),
             None => None,
+        };
+        issuer = match &self.token_auth {
+            Some(credentials) => Some(TokenIssuer::start(
+                dir.path(),
+                credentials.clone(),
+                self.token_lifetime.unwrap_or(300),
+            )?),
+            None => None,
+        };
+        let credentials = match &self.token_auth {
+            Some(token_credentials) => token_credentials.clone(),
+            None => self.basic_auth.clone(),
         };
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
             let config = dir.path().join("config.yml");
-            let yaml = config_yaml(port, &storage, ca.as_ref(), htpasswd.as_deref());
+            let mut yaml = config_yaml(port, &storage, ca.as_ref(), htpasswd.as_deref());
+            if let Some(issuer) = &issuer {
+                yaml.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    issuer.realm(),
+                    issuer.cert_path().display()
+                ));
+            }
             std::fs::write(&config, yaml).at("cannot write", &config)?;
             let log = dir.path().join("registry.log");
             let child = spawn(&config, &log)?;
@@ -93,18 +130,21 @@ impl RegistryBuilder {
                 child,
                 port,
                 ca: ca.clone(),
-                credentials: self.basic_auth.clone(),
+                credentials: credentials.clone(),
+                issuer: None,
                 storage: storage.clone(),
                 log,
                 dir: None,
             };
             match registry.wait_until_listening() {
                 Ok(()) => {
+                    registry.issuer = issuer.take();
                     registry.check_is_registry()?;
                     registry.dir = Some(dir);
                     return Ok(registry);
                 }
                 Err(e) if registry.log_tail().contains("address already in use") => {
+                    issuer = registry.issuer.take();
                     last_error = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -121,6 +161,7 @@ pub struct Registry {
     port: u16,
     ca: Option<TestCa>,
     credentials: Option<Credentials>,
+    issuer: Option<TokenIssuer>,
     storage: PathBuf,
     log: PathBuf,
     // Dropped after `child` (fields drop in order), so the process is gone
@@ -169,6 +210,19 @@ impl Registry {
     pub fn base_url(&self) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.host())
+    }
+
+    /// An anonymous-pull registry behind Bearer tokens: the token issuer
+    /// demands [`Registry::test_credentials`].
+    pub fn token_auth() -> Result<Self> {
+        Self::builder()
+            .token_auth(Some(Self::test_credentials()))
+            .start()
+    }
+
+    /// The token issuer, when the registry uses `auth: token`.
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.issuer.as_ref()
     }
 
     /// The test CA, when the registry serves TLS.
@@ -394,8 +448,56 @@ fn blocking_get(
     if let Some(c) = credentials {
         request = request.basic_auth(&c.username, Some(&c.password));
     }
-    let response = request.send().map_err(http)?;
+    let mut response = request.send().map_err(http)?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED
+        && let Some(token) = bearer_token(&client, &response, credentials)?
+    {
+        let mut retry = client.get(url).bearer_auth(token);
+        for (name, value) in headers {
+            retry = retry.header(*name, *value);
+        }
+        response = retry.send().map_err(http)?;
+    }
     let status = response.status().as_u16();
     let body = response.text().map_err(http)?;
     Ok((status, body))
+}
+
+/// Follows a Bearer challenge: fetches a token from its realm for its scope.
+fn bearer_token(
+    client: &reqwest::blocking::Client,
+    response: &reqwest::blocking::Response,
+    credentials: Option<&Credentials>,
+) -> Result<Option<String>> {
+    let Some(challenge) = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Ok(None);
+    };
+    let param = |key: &str| {
+        challenge.split(',').find_map(|part| {
+            let (k, v) = part.trim().split_once('=')?;
+            (k == key).then(|| v.trim_matches('"').to_owned())
+        })
+    };
+    let Some(realm) = param("realm") else {
+        return Ok(None);
+    };
+    let mut query = vec![("service", param("service").unwrap_or_default())];
+    if let Some(scope) = param("scope") {
+        query.push(("scope", scope));
+    }
+    let mut request = client.get(&realm).query(&query);
+    if let Some(c) = credentials {
+        request = request.basic_auth(&c.username, Some(&c.password));
+    }
+    let http = |source| Error::Http {
+        url: realm.clone(),
+        source,
+    };
+    let json: serde_json::Value = request.send().map_err(http)?.json().map_err(http)?;
+    Ok(json["token"].as_str().map(str::to_owned))
 }

@@ -212,3 +212,10 @@ fn registry_dies_when_its_test_binary_is_killed() {
         "registry {registry_pid} outlived its SIGKILLed owner"
     );
 }
+
+#[test]
+fn skopeo_pushes_busybox_to_a_token_auth_registry() {
+    let registry = Registry::token_auth().unwrap();
+    push_busybox_and_read_tags(&registry);
+    assert!(registry.token_issuer().unwrap().tokens_issued() > 0);
+}
