@@ -264,3 +264,93 @@ fn a_pull_killed_midway_is_finished_by_the_next_pull() {
     assert!(ok, "{stderr}");
     assert!(target.join("bin/busybox").is_file());
 }
+
+#[test]
+fn credentials_come_from_a_docker_credential_helper() {
+    let registry = Registry::basic_auth().expect("registry");
+    let reference = registry
+        .push(
+            &fixture(Fixture::Busybox).expect("fixture"),
+            "demo/busybox:1",
+        )
+        .expect("push");
+    let root = tempfile::tempdir().expect("temp dir");
+    let bin = root.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let helper = bin.join("docker-credential-cztest");
+    let credentials = Registry::test_credentials();
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {} ] || exit 1\necho '{{\"Username\":\"{}\",\"Secret\":\"{}\"}}'\n",
+            registry.host(),
+            credentials.username,
+            credentials.password
+        ),
+    )
+    .expect("write helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let docker = root.path().join("docker");
+    std::fs::create_dir(&docker).expect("mkdir");
+    std::fs::write(docker.join("config.json"), r#"{"credsStore": "cztest"}"#).expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cctl"))
+        .args(["image", "pull", &reference])
+        .env("CZ_ROOT", root.path())
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", path)
+        .output()
+        .expect("cctl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_docker_save_archive_loads() {
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    let root = tempfile::tempdir().expect("temp dir");
+    let archive = root.path().join("docker.tar");
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--quiet"])
+        .arg(image.oci_reference())
+        .arg(format!(
+            "docker-archive:{}:example.com/saved/busybox:7",
+            archive.display()
+        ))
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, stdout, stderr) = cctl(
+        root.path(),
+        &["image", "load", "-i", archive.to_str().expect("utf-8")],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("loaded example.com/saved/busybox:7"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = cctl(
+        root.path(),
+        &["image", "inspect", "example.com/saved/busybox:7"],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let inspect: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        inspect["manifest"]["layers"].as_array().map(Vec::len),
+        Some(1)
+    );
+}

@@ -240,3 +240,29 @@ async fn two_pulls_of_one_image_at_once_both_succeed() {
     first.untag(&reference.to_string()).expect("untag");
     assert_eq!(first.prune().expect("prune").removed.len(), usage.blobs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_answers_are_retried_honouring_retry_after() {
+    const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0},"layers":[]}"#;
+    let port = common::proxy::scripted_registry(vec![
+        ("429 Too Many Requests", "Retry-After: 1\r\n", "slow down"),
+        ("503 Service Unavailable", "", "busy"),
+        ("200 OK", "", MANIFEST),
+    ])
+    .await;
+    let reference: Reference = format!("127.0.0.1:{port}/busy/image:1")
+        .parse()
+        .expect("ref");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = client_for(&Registry::anonymous().expect("registry"), dir.path());
+    let started = std::time::Instant::now();
+    let fetched = client
+        .fetch_manifest(&reference)
+        .await
+        .expect("third answer is good");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(fetched.bytes, MANIFEST.as_bytes());
+}

@@ -186,7 +186,17 @@ impl RegistryClient {
             }
             let base = format!("{scheme}://{api_host}");
             let url = format!("{base}/v2/");
-            match self.http.get(&url).send().await {
+            // A plain-HTTP server may never answer a TLS hello: when HTTP is
+            // allowed, do not wait long for HTTPS.
+            let mut probe = self.http.get(&url);
+            if scheme == "https" && plain_allowed {
+                probe = probe.timeout(Duration::from_secs(if is_loopback_host(api_host) {
+                    5
+                } else {
+                    15
+                }));
+            }
+            match probe.send().await {
                 Ok(response) => {
                     let challenge = challenge_of(&response);
                     hosts.insert(

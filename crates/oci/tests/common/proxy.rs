@@ -84,3 +84,40 @@ pub async fn canned_registry(content_type: &'static str, body: &'static str) -> 
     });
     port
 }
+
+/// An HTTP server answering `GET /v2/` with 200 and other requests with the
+/// given `(status line, extra headers, body)` answers in turn, the last one
+/// for good. Returns its port.
+pub async fn scripted_registry(answers: Vec<(&'static str, &'static str, &'static str)>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let answers = Arc::new(answers);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (answers, next) = (answers.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (status, headers, body) = if request.starts_with(b"GET /v2/ ") {
+                    ("200 OK", "", "{}")
+                } else {
+                    let i = next.fetch_add(1, Ordering::SeqCst).min(answers.len() - 1);
+                    answers[i]
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n{headers}Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
