@@ -3,11 +3,13 @@
 
 mod auth;
 mod client;
+mod config;
 mod credentials;
 mod pull;
 mod push;
 
 pub use auth::Challenge;
-pub use client::{ClientConfig, RegistryClient};
+pub use client::RegistryClient;
+pub use config::ClientConfig;
 pub use credentials::{Credential, CredentialStore};
 pub use pull::FetchedManifest;

@@ -1,0 +1,62 @@
+//! How a [`crate::registry::RegistryClient`] behaves: trust, credentials,
+//! concurrency, retries, upload sizes, checks and progress.
+
+use std::time::Duration;
+
+use crate::progress::ProgressSink;
+use crate::registry::credentials::CredentialStore;
+
+/// How the client behaves.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Hosts (`host[:port]`) that may be reached over plain HTTP.
+    pub insecure_hosts: Vec<String>,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    pub extra_ca_pems: Vec<Vec<u8>>,
+    /// Where credentials come from.
+    pub credentials: CredentialStore,
+    /// Blobs moved at the same time (default 4).
+    pub concurrency: usize,
+    /// Attempts per request before giving up (default 5).
+    pub max_attempts: u32,
+    /// The first retry delay; it doubles each time (default 200 ms).
+    pub retry_delay: Duration,
+    /// Blobs up to this size are uploaded in one PUT (default 16 MiB).
+    pub monolithic_limit: u64,
+    /// The size of each PATCH of a chunked upload (default 16 MiB).
+    pub chunk_size: usize,
+    /// Whether pull also decompresses each layer to check it against the
+    /// config's `diff_ids` (default true). The compressed digest is always
+    /// checked; [`crate::layer::unpack_resolved`] checks `diff_ids` again
+    /// while unpacking, so turning this off trades an early error for a pull
+    /// that does not spend CPU on decompression.
+    pub verify_diff_ids: bool,
+    /// Where per-blob progress goes.
+    pub progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("insecure_hosts", &self.insecure_hosts)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            insecure_hosts: Vec::new(),
+            extra_ca_pems: Vec::new(),
+            credentials: CredentialStore::none(),
+            concurrency: 4,
+            max_attempts: 5,
+            retry_delay: Duration::from_millis(200),
+            monolithic_limit: 16 << 20,
+            chunk_size: 16 << 20,
+            verify_diff_ids: true,
+            progress: None,
+        }
+    }
+}
