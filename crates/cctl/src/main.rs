@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::System(command) => command.run(&root),
         Command::Kernel(command) => command.run(&root),
         Command::Network(command) => command.run(&root),
-        Command::Rootfs(command) => command.run(),
+        Command::Rootfs(command) => command.run(&root),
         Command::Image(command) => command.run(&root),
         Command::Login(command) => command.run(&root),
         Command::Logout(command) => command.run(&root),

@@ -1,17 +1,22 @@
-//! `cctl rootfs …`: ext4 root file systems made from a directory or from
-//! layer tarballs (plain, gzip or zstd), and listed back like `ls -l`.
+//! `cctl rootfs …`: ext4 root file systems made from an image in the local
+//! store, a directory or layer tarballs (plain, gzip or zstd), and listed
+//! back like `ls -l`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use containerization::StateRoot;
 use containerization_ext4::{FileKind, FormatOptions, Formatter, Image, Stat};
+use containerization_oci::store::ImageStore;
+use containerization_oci::{Digest, Platform, Reference};
 
 /// Subcommands of `cctl rootfs`.
 #[derive(Debug, Subcommand)]
 pub enum RootfsCommand {
-    /// Make an ext4 image from a directory (`--from-dir`) or from layer
-    /// tarballs applied in order (`--layers`), without mounting anything.
+    /// Make an ext4 image from a pulled image (`IMAGE`), a directory
+    /// (`--from-dir`) or layer tarballs applied in order (`--layers`),
+    /// without mounting anything.
     Create(CreateArgs),
     /// List a directory of an image (the root by default), or one entry,
     /// like `ls -l`.
@@ -26,8 +31,16 @@ pub enum RootfsCommand {
 /// Arguments of `cctl rootfs create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// An image in the local store (see `cctl image pull`); its layers are
+    /// applied in order.
+    #[arg(conflicts_with_all = ["from_dir", "layers"])]
+    image: Option<String>,
+    /// The platform to take from a multi-platform image, such as
+    /// `linux/arm64` (the host's by default).
+    #[arg(long, requires = "image")]
+    platform: Option<String>,
     /// Copy this host directory into the image.
-    #[arg(long, conflicts_with = "layers", required_unless_present = "layers")]
+    #[arg(long, conflicts_with = "layers", required_unless_present_any = ["layers", "image"])]
     from_dir: Option<PathBuf>,
     /// Apply these layer tarballs (lowest first): whiteouts and opaque
     /// directories are honoured.
@@ -71,15 +84,44 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 impl RootfsCommand {
     /// Runs the subcommand.
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self, root: &StateRoot) -> anyhow::Result<()> {
         match self {
-            Self::Create(args) => create(args),
+            Self::Create(args) => create(root, args),
             Self::Inspect { image, path } => inspect(&image, path.as_deref()),
         }
     }
 }
 
-fn create(args: CreateArgs) -> anyhow::Result<()> {
+/// The layer blobs of a stored image for a platform, lowest first.
+fn image_layers(
+    root: &StateRoot,
+    typed: &str,
+    platform: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let store = ImageStore::open(root.path()).context("cannot open the image store")?;
+    let name = match typed.parse::<Reference>() {
+        Ok(r) if store.get(&r.to_string()).is_ok() => r.to_string(),
+        _ => typed.to_owned(),
+    };
+    let platform = match platform {
+        Some(text) => text.parse()?,
+        None => Platform::host(),
+    };
+    let resolved = store
+        .resolve(&name, &platform)
+        .with_context(|| format!("cannot find {typed} in the image store; pull it first"))?;
+    resolved
+        .manifest
+        .layers()
+        .iter()
+        .map(|layer| {
+            let digest: Digest = layer.digest().to_string().parse()?;
+            Ok(store.content().blob_path(&digest))
+        })
+        .collect()
+}
+
+fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
     let options = FormatOptions {
         size: args.size,
         label: args.label,
@@ -92,10 +134,14 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
             .add_dir_tree(dir)
             .with_context(|| format!("cannot copy {} into the image", dir.display()))?;
     } else {
-        if args.layers.is_empty() {
-            bail!("give --from-dir DIR or --layers LAYER.tar…");
+        let layers = match &args.image {
+            Some(name) => image_layers(root, name, args.platform.as_deref())?,
+            None => args.layers.clone(),
+        };
+        if layers.is_empty() {
+            bail!("give IMAGE, --from-dir DIR or --layers LAYER.tar…");
         }
-        for layer in &args.layers {
+        for layer in &layers {
             let file = std::fs::File::open(layer)
                 .with_context(|| format!("cannot open the layer {}", layer.display()))?;
             image
