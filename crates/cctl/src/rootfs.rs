@@ -52,6 +52,9 @@ pub struct CreateArgs {
     /// Image size, such as `512M` or `4G`; sized from the content when left out.
     #[arg(long, value_parser = parse_size)]
     size: Option<u64>,
+    /// Add a jbd2 journal, for a root file system the guest writes to.
+    #[arg(long)]
+    journal: bool,
     /// Volume label (16 bytes at most).
     #[arg(long, default_value = "")]
     label: String,
@@ -125,6 +128,7 @@ fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
     let options = FormatOptions {
         size: args.size,
         label: args.label,
+        journal: args.journal,
         ..FormatOptions::default()
     };
     let mut image = Formatter::create(&args.output, options)

@@ -50,6 +50,7 @@ fn rootfs_create_from_a_directory_then_inspect_lists_like_ls() {
             &image.to_string_lossy(),
             "--size",
             "8M",
+            "--journal",
         ],
     );
     assert!(ok, "{stderr}");

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::alloc::Allocator;
 use super::directory::{self, DirContext, DirEntry};
 use super::inode_build::{self, Placement};
+use super::journal::{self, JOURNAL_INODE};
 use super::layout::{self, Geometry, LayoutError};
 use super::spool::Spool;
 use super::tree::{Body, Node, Tree};
@@ -174,7 +175,14 @@ impl Formatter {
             fs_seed,
             size: self.fixed_blocks.unwrap_or(super::AUTO_MAX_BLOCKS) * BLOCK_SIZE,
         };
-        let placements = place_all(&self.tree, &mut placer, hash_seed)?;
+        let mut placements = place_all(&self.tree, &mut placer, hash_seed)?;
+        if self.options.journal {
+            let estimate = self
+                .fixed_blocks
+                .unwrap_or(placer.alloc.high_water() * 6 / 5);
+            let blocks = journal::default_blocks(estimate);
+            placements.insert(JOURNAL_INODE, place_journal(&mut placer, blocks, &uuid)?);
+        }
         let inodes = u64::from(self.tree.inode_end() - 1);
         let fixed = self.fixed_blocks;
         let geometry = match fixed {
@@ -240,6 +248,20 @@ impl Formatter {
                     mark(&mut ibitmap, local, local + 1, true);
                     used += 1;
                     last_used = local + 1;
+                    if let Some(p) = placements.get(&ino32).filter(|_| ino32 == JOURNAL_INODE) {
+                        let node = Node {
+                            meta: Metadata::new(0o600, self.options.root.mtime),
+                            body: Body::File {
+                                size: p.size,
+                                extents: Vec::new(),
+                            },
+                            links: 1,
+                            layer: 0,
+                        };
+                        let inode = inode_build::build(&node, 1, Some(p), Vec::new());
+                        let at = (local * INODE_SIZE) as usize;
+                        inode.encode(&mut table[at..at + INODE_SIZE as usize], ino32, fs_seed);
+                    }
                     continue;
                 }
                 let Some(node) = self.tree.get(ino32) else {
@@ -328,7 +350,17 @@ impl Formatter {
             dirs_total += dirs;
         }
         let _ = dirs_total;
-        let sb = self.superblock(g, free_blocks, free_inodes, uuid, hash_seed);
+        let mut sb = self.superblock(g, free_blocks, free_inodes, uuid, hash_seed);
+        if let Some(p) = placements.get(&JOURNAL_INODE) {
+            sb.feature_compat |= crate::format::compat::HAS_JOURNAL;
+            sb.journal_inum = JOURNAL_INODE;
+            for (i, word) in p.block.chunks_exact(4).enumerate() {
+                sb.journal_blocks[i] = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            }
+            sb.journal_blocks[15] = (p.size >> 32) as u32;
+            sb.journal_blocks[16] = p.size as u32;
+            sb.jnl_backup_type = journal::BACKUP_BLOCKS;
+        }
         for group in (0..g.groups).filter(|&gr| crate::format::group_has_superblock(gr)) {
             let start = group * BLOCKS_PER_GROUP;
             let mut copy = sb.clone();
@@ -428,6 +460,42 @@ impl Formatter {
             checksum_seed: 0,
         }
     }
+}
+
+/// Allocates and writes an empty journal of `blocks` blocks.
+fn place_journal(placer: &mut Placer<'_>, blocks: u64, uuid: &[u8; 16]) -> Result<Placement> {
+    let start = placer
+        .alloc
+        .alloc_contiguous(placer.goal, blocks)
+        .ok_or(Error::OutOfSpace {
+            size: placer.size,
+            path: "(the journal)".into(),
+        })?;
+    placer.goal = start + blocks;
+    let sb = journal::superblock(blocks as u32, uuid);
+    placer
+        .spool
+        .write(start, &sb)
+        .map_err(io("cannot write the journal to the image"))?;
+    let mut extents = Vec::new();
+    let mut done = 0;
+    while done < blocks {
+        let len = (blocks - done).min(32_768);
+        extents.push(Extent {
+            logical: done as u32,
+            len: len as u16,
+            physical: start + done,
+        });
+        done += len;
+    }
+    let (root, tree_blocks) = placer.tree(&extents, JOURNAL_INODE)?;
+    Ok(Placement {
+        block: root,
+        flags: inode_flags::EXTENTS,
+        size: blocks * BLOCK_SIZE,
+        blocks: blocks + tree_blocks,
+        file_acl: 0,
+    })
 }
 
 /// Pads `bytes` with zeros to whole blocks.

@@ -15,6 +15,7 @@ mod entries;
 mod extent_tree;
 mod finish;
 mod inode_build;
+mod journal;
 mod layout;
 mod spool;
 mod tree;
@@ -56,6 +57,9 @@ pub struct FormatOptions {
     pub uuid: Option<[u8; 16]>,
     /// Metadata of the root directory.
     pub root: Metadata,
+    /// Add an empty jbd2 journal (ordered mode by default when mounted), as
+    /// a writable root file system wants.
+    pub journal: bool,
 }
 
 impl Default for FormatOptions {
@@ -67,6 +71,7 @@ impl Default for FormatOptions {
             label: String::new(),
             uuid: None,
             root: Metadata::new(0o755, Timestamp::now()),
+            journal: false,
         }
     }
 }
