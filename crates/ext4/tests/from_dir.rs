@@ -145,3 +145,37 @@ fn a_directory_tree_survives_e2fsck_debugfs_and_a_kernel_mount() {
     assert_eq!((stat.metadata.uid, stat.metadata.gid), (1000, 70_000));
     assert_eq!(stat.metadata.xattrs[0].value.len(), 1500);
 }
+
+#[test]
+fn a_64bit_journaled_image_of_the_same_tree_matches_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    build_source(&src);
+    let image = tmp.path().join("wide.ext4");
+    let options = FormatOptions {
+        always_64bit: true,
+        journal: true,
+        ..FormatOptions::default()
+    };
+    let mut f = Formatter::create(&image, options).expect("create");
+    f.add_dir_tree(&src).expect("add");
+    f.finish().expect("finish");
+    e2fsck_clean(&image);
+    let features = std::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(&image)
+        .output()
+        .expect("dumpe2fs");
+    let text = String::from_utf8_lossy(&features.stdout);
+    assert!(
+        text.contains(" 64bit") && text.contains("has_journal"),
+        "{text}"
+    );
+    let mount = LoopMount::new(&image);
+    assert_same(
+        &snapshot(&src, Compare::ALL),
+        &snapshot(mount.path(), Compare::ALL),
+    );
+    let reader = Image::open(&image).expect("open");
+    assert_eq!(reader.read_file("etc/hostname").expect("read"), b"box\n");
+}

@@ -186,8 +186,15 @@ impl Formatter {
         let inodes = u64::from(self.tree.inode_end() - 1);
         let fixed = self.fixed_blocks;
         let geometry = match fixed {
-            Some(blocks) => layout::fixed(&mut self.alloc, blocks, inodes),
-            None => layout::automatic(&mut self.alloc, inodes, self.options.headroom_percent),
+            Some(blocks) => {
+                layout::fixed(&mut self.alloc, blocks, inodes, self.options.always_64bit)
+            }
+            None => layout::automatic(
+                &mut self.alloc,
+                inodes,
+                self.options.headroom_percent,
+                self.options.always_64bit,
+            ),
         }
         .map_err(|e| match e {
             LayoutError::Inodes(count) => Error::OutOfInodes {

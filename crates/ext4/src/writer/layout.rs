@@ -48,9 +48,9 @@ fn inodes_per_group(inodes: u64, groups: u64) -> u64 {
 }
 
 /// Allocates the tables for `blocks` blocks and `ipg` inodes per group.
-fn place(alloc: &mut Allocator, blocks: u64, ipg: u64) -> Option<Geometry> {
+fn place(alloc: &mut Allocator, blocks: u64, ipg: u64, wide: bool) -> Option<Geometry> {
     let groups = blocks.div_ceil(BLOCKS_PER_GROUP);
-    let desc = desc_size(blocks);
+    let desc = desc_size(blocks, wide);
     let mut g = Geometry {
         blocks,
         groups,
@@ -81,6 +81,7 @@ pub(crate) fn fixed(
     alloc: &mut Allocator,
     blocks: u64,
     inodes: u64,
+    wide: bool,
 ) -> Result<Geometry, LayoutError> {
     let groups = blocks.div_ceil(BLOCKS_PER_GROUP);
     let wanted = (blocks * BLOCK_SIZE / BYTES_PER_INODE).max(inodes);
@@ -92,7 +93,7 @@ pub(crate) fn fixed(
     // what the content needs.
     loop {
         let mut trial = alloc.clone();
-        if let Some(g) = place(&mut trial, blocks, ipg) {
+        if let Some(g) = place(&mut trial, blocks, ipg, wide) {
             *alloc = trial;
             return Ok(g);
         }
@@ -110,6 +111,7 @@ pub(crate) fn automatic(
     alloc: &mut Allocator,
     inodes: u64,
     headroom_percent: u32,
+    wide: bool,
 ) -> Result<Geometry, LayoutError> {
     let grow = |n: u64| n + n * u64::from(headroom_percent) / 100;
     let wanted_inodes = grow(inodes) + 64;
@@ -127,7 +129,7 @@ pub(crate) fn automatic(
             blocks += 512 - tail;
         }
         let mut trial = alloc.clone();
-        let Some(g) = place(&mut trial, blocks, ipg) else {
+        let Some(g) = place(&mut trial, blocks, ipg, wide) else {
             return Err(LayoutError::Space);
         };
         let end = trial.high_water();

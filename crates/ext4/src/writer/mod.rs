@@ -57,6 +57,10 @@ pub struct FormatOptions {
     pub uuid: Option<[u8; 16]>,
     /// Metadata of the root directory.
     pub root: Metadata,
+    /// Use 64-bit block numbers (the `64bit` feature) even when the size
+    /// does not need them, as mke2fs does by default; without it they are
+    /// used only for images over 16 TiB.
+    pub always_64bit: bool,
     /// Add an empty jbd2 journal (ordered mode by default when mounted), as
     /// a writable root file system wants.
     pub journal: bool,
@@ -72,6 +76,7 @@ impl Default for FormatOptions {
             uuid: None,
             root: Metadata::new(0o755, Timestamp::now()),
             journal: false,
+            always_64bit: false,
         }
     }
 }
@@ -116,8 +121,12 @@ pub struct Formatter {
 }
 
 /// Bytes of one group descriptor.
-pub(crate) fn desc_size(blocks: u64) -> u64 {
-    if blocks > u64::from(u32::MAX) { 64 } else { 32 }
+pub(crate) fn desc_size(blocks: u64, always_64bit: bool) -> u64 {
+    if always_64bit || blocks > u64::from(u32::MAX) {
+        64
+    } else {
+        32
+    }
 }
 
 impl Formatter {
@@ -148,8 +157,9 @@ impl Formatter {
             None => None,
         };
         let limit = fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS);
-        let gdt_reserve =
-            (limit.div_ceil(BLOCKS_PER_GROUP) * desc_size(limit)).div_ceil(BLOCK_SIZE);
+        let gdt_reserve = (limit.div_ceil(BLOCKS_PER_GROUP)
+            * desc_size(limit, options.always_64bit))
+        .div_ceil(BLOCK_SIZE);
         let reserved: Vec<(u64, u64)> = (0..limit.div_ceil(BLOCKS_PER_GROUP))
             .filter(|&g| group_has_superblock(g))
             .map(|g| (g * BLOCKS_PER_GROUP, 1 + gdt_reserve))
