@@ -1,7 +1,7 @@
 # The project's commands. README.md names `make demo` and `make test`.
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: setup build test lint bench demo fmt
+.PHONY: setup build test lint bench demo fmt fuzz-smoke
 
 ## Install what the build and tests need (idempotent; see scripts/setup --help).
 setup:
@@ -33,3 +33,9 @@ demo: setup
 
 fmt:
 	cargo fmt --all
+
+## Run each fuzz target of crates/oci for a short time (needs nightly and cargo-fuzz).
+fuzz-smoke:
+	cd crates/oci/fuzz && for target in reference manifest unpack; do \
+	  cargo +nightly fuzz run $$target -- -max_total_time=$${FUZZ_SECONDS:-20} || exit 1; \
+	done
