@@ -1,42 +1,23 @@
-//! Finishing an image: directory blocks, extent trees, long symlinks and
-//! xattr blocks first (they need blocks), then the geometry, then inode
-//! tables, bitmaps, group descriptors and superblocks.
+//! Finishing an image: what needs blocks besides file data first (see
+//! [`place`](super::place)), then the geometry, then inode tables, bitmaps,
+//! group descriptors and superblocks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use super::alloc::Allocator;
-use super::directory::{self, DirContext, DirEntry};
+use super::bitmap::{count_zeros, mark};
 use super::inode_build::{self, Placement};
 use super::journal::{self, JOURNAL_INODE};
 use super::layout::{self, Geometry, LayoutError};
-use super::spool::Spool;
-use super::tree::{Body, Node, Tree};
-use super::{BLOCKS_PER_GROUP, Formatter, Summary, extent_tree};
+use super::place::{Placer, place_all, place_journal};
+use super::tree::{Body, Node};
+use super::{BLOCKS_PER_GROUP, Formatter, Summary};
 use crate::format::checksum;
-use crate::format::dirent::FileType;
-use crate::format::extent::Extent;
-use crate::format::xattr;
-use crate::format::{
-    BLOCK_SIZE, FIRST_INODE, INLINE_SYMLINK_MAX, INODE_SIZE, LINK_MAX, ROOT_INODE,
-};
-use crate::format::{inode_flags, superblock::Superblock};
+use crate::format::superblock::Superblock;
+use crate::format::{BLOCK_SIZE, FIRST_INODE, INODE_SIZE, LINK_MAX, ROOT_INODE};
 use crate::metadata::Metadata;
 use crate::{Error, Result};
 
 const BS: usize = BLOCK_SIZE as usize;
-
-/// The directory-entry type of a node.
-pub(crate) fn file_type(node: &Node) -> FileType {
-    match node.body {
-        Body::Dir { .. } => FileType::Directory,
-        Body::File { .. } => FileType::Regular,
-        Body::Symlink(_) => FileType::Symlink,
-        Body::CharDevice(_) => FileType::CharDevice,
-        Body::BlockDevice(_) => FileType::BlockDevice,
-        Body::Fifo => FileType::Fifo,
-        Body::Socket => FileType::Socket,
-    }
-}
 
 /// A UUID (version 4 layout) from the clock and the process id.
 fn make_uuid() -> [u8; 16] {
@@ -54,104 +35,6 @@ fn make_uuid() -> [u8; 16] {
     bytes[6] = (bytes[6] & 0x0F) | 0x40;
     bytes[8] = (bytes[8] & 0x3F) | 0x80;
     bytes
-}
-
-/// Sets bits `from..to` of `bitmap` to `used`.
-fn mark(bitmap: &mut [u8], from: u64, to: u64, used: bool) {
-    let mut bit = from;
-    while bit < to {
-        if bit.is_multiple_of(8) && bit + 8 <= to {
-            let bytes = ((to - bit) / 8) as usize;
-            let at = (bit / 8) as usize;
-            bitmap[at..at + bytes].fill(if used { 0xFF } else { 0 });
-            bit += bytes as u64 * 8;
-            continue;
-        }
-        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
-        if used {
-            bitmap[byte] |= mask;
-        } else {
-            bitmap[byte] &= !mask;
-        }
-        bit += 1;
-    }
-}
-
-fn count_zeros(bitmap: &[u8], bits: u64) -> u64 {
-    let full = (bits / 8) as usize;
-    let mut zeros: u64 = bitmap[..full]
-        .iter()
-        .map(|b| u64::from(b.count_zeros()))
-        .sum();
-    for bit in full as u64 * 8..bits {
-        if bitmap[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
-            zeros += 1;
-        }
-    }
-    zeros
-}
-
-/// Blocks outside the file data, placed: the allocator, the spool and what
-/// the checksums need.
-struct Placer<'a> {
-    alloc: &'a mut Allocator,
-    spool: &'a mut Spool,
-    goal: u64,
-    fs_seed: Option<u32>,
-    /// The image size for error messages.
-    size: u64,
-}
-
-impl Placer<'_> {
-    fn block(&mut self) -> Result<u64> {
-        let (start, _) = self.alloc.alloc(self.goal, 1).ok_or(Error::OutOfSpace {
-            size: self.size,
-            path: "(metadata)".into(),
-        })?;
-        self.goal = start + 1;
-        Ok(start)
-    }
-
-    /// Writes `blocks` as a file's data from logical block 0; returns its
-    /// extents.
-    fn write_blocks(&mut self, blocks: &[Vec<u8>]) -> Result<Vec<Extent>> {
-        let mut extents: Vec<Extent> = Vec::new();
-        for (i, b) in blocks.iter().enumerate() {
-            let at = self.block()?;
-            self.spool
-                .write(at, b)
-                .map_err(io("cannot write a directory to the image"))?;
-            match extents.last_mut() {
-                Some(e) if e.physical + u64::from(e.len) == at && e.len < 32_768 => e.len += 1,
-                _ => extents.push(Extent {
-                    logical: i as u32,
-                    len: 1,
-                    physical: at,
-                }),
-            }
-        }
-        Ok(extents)
-    }
-
-    /// Places a file's extents: the root for `i_block`, tree blocks written.
-    fn tree(&mut self, extents: &[Extent], ino: u32) -> Result<([u8; 60], u64)> {
-        let seed = self.fs_seed.map(|s| checksum::inode_seed(s, ino, 0));
-        let (root, blocks) = extent_tree::build(extents, seed, || self.block())?;
-        for (at, bytes) in &blocks {
-            self.spool
-                .write(*at, bytes)
-                .map_err(io("cannot write an extent block to the image"))?;
-        }
-        Ok((root, blocks.len() as u64))
-    }
-}
-
-fn io(action: &'static str) -> impl Fn(std::io::Error) -> Error {
-    move |source| Error::Io {
-        action,
-        path: "(image)".into(),
-        source,
-    }
 }
 
 impl Formatter {
@@ -469,164 +352,9 @@ impl Formatter {
     }
 }
 
-/// Allocates and writes an empty journal of `blocks` blocks.
-fn place_journal(placer: &mut Placer<'_>, blocks: u64, uuid: &[u8; 16]) -> Result<Placement> {
-    let start = placer
-        .alloc
-        .alloc_contiguous(placer.goal, blocks)
-        .ok_or(Error::OutOfSpace {
-            size: placer.size,
-            path: "(the journal)".into(),
-        })?;
-    placer.goal = start + blocks;
-    let sb = journal::superblock(blocks as u32, uuid);
-    placer
-        .spool
-        .write(start, &sb)
-        .map_err(io("cannot write the journal to the image"))?;
-    let mut extents = Vec::new();
-    let mut done = 0;
-    while done < blocks {
-        let len = (blocks - done).min(32_768);
-        extents.push(Extent {
-            logical: done as u32,
-            len: len as u16,
-            physical: start + done,
-        });
-        done += len;
-    }
-    let (root, tree_blocks) = placer.tree(&extents, JOURNAL_INODE)?;
-    Ok(Placement {
-        block: root,
-        flags: inode_flags::EXTENTS,
-        size: blocks * BLOCK_SIZE,
-        blocks: blocks + tree_blocks,
-        file_acl: 0,
-    })
-}
-
 /// Pads `bytes` with zeros to whole blocks.
 fn pad(mut bytes: Vec<u8>) -> Vec<u8> {
     let len = bytes.len().div_ceil(BS) * BS;
     bytes.resize(len, 0);
     bytes
-}
-
-/// Places directory blocks, extent trees, long symlinks and xattr blocks of
-/// every node.
-fn place_all(
-    tree: &Tree,
-    placer: &mut Placer<'_>,
-    hash_seed: [u32; 4],
-) -> Result<HashMap<u32, Placement>> {
-    let mut placements = HashMap::new();
-    for (ino, node) in tree.live() {
-        let placement = match &node.body {
-            Body::Dir { children, parent } => {
-                Some(place_dir(tree, placer, ino, *parent, children, hash_seed)?)
-            }
-            Body::File { size, extents } if extents.len() > 4 => {
-                let (block, tree_blocks) = placer.tree(extents, ino)?;
-                let data: u64 = extents.iter().map(|e| u64::from(e.len)).sum();
-                Some(Placement {
-                    block,
-                    flags: inode_flags::EXTENTS,
-                    size: *size,
-                    blocks: data + tree_blocks,
-                    file_acl: 0,
-                })
-            }
-            Body::Symlink(target) if target.len() > INLINE_SYMLINK_MAX => {
-                let mut block = vec![0u8; BS];
-                block[..target.len()].copy_from_slice(target);
-                let extents = placer.write_blocks(&[block])?;
-                let (root, _) = placer.tree(&extents, ino)?;
-                Some(Placement {
-                    block: root,
-                    flags: inode_flags::EXTENTS,
-                    size: target.len() as u64,
-                    blocks: 1,
-                    file_acl: 0,
-                })
-            }
-            _ => None,
-        };
-        if node.meta.xattrs.is_empty() {
-            if let Some(p) = placement {
-                placements.insert(ino, p);
-            }
-            continue;
-        }
-        let raw = inode_build::check_xattrs(b"", &node.meta.xattrs)?;
-        if inode_build::inline_area(&raw).is_some() {
-            if let Some(p) = placement {
-                placements.insert(ino, p);
-            }
-            continue;
-        }
-        let at = placer.block()?;
-        let block =
-            xattr::encode_block(&raw, BS, at, placer.fs_seed).ok_or(Error::XattrsTooLarge {
-                path: "(an entry)".into(),
-                bytes: xattr::block_size_needed(&raw),
-            })?;
-        placer
-            .spool
-            .write(at, &block)
-            .map_err(io("cannot write an xattr block to the image"))?;
-        let mut p = placement.unwrap_or_else(|| {
-            let inode = inode_build::build(node, 1, None, Vec::new());
-            Placement {
-                block: inode.block,
-                flags: inode.flags,
-                size: inode.size,
-                blocks: inode.sectors / (BLOCK_SIZE / 512),
-                file_acl: 0,
-            }
-        });
-        p.file_acl = at;
-        p.blocks += 1;
-        placements.insert(ino, p);
-    }
-    Ok(placements)
-}
-
-fn place_dir(
-    tree: &Tree,
-    placer: &mut Placer<'_>,
-    ino: u32,
-    parent: u32,
-    children: &BTreeMap<Box<[u8]>, u32>,
-    hash_seed: [u32; 4],
-) -> Result<Placement> {
-    let mut entries: Vec<DirEntry<'_>> = children
-        .iter()
-        .filter_map(|(name, &child)| {
-            tree.get(child).map(|node| DirEntry {
-                name,
-                inode: child,
-                file_type: file_type(node),
-            })
-        })
-        .collect();
-    let ctx = DirContext {
-        inode: ino,
-        parent,
-        inode_seed: placer.fs_seed.map(|s| checksum::inode_seed(s, ino, 0)),
-        hash_seed,
-    };
-    let (blocks, indexed) = directory::build(&ctx, &mut entries);
-    let extents = placer.write_blocks(&blocks)?;
-    let (root, tree_blocks) = placer.tree(&extents, ino)?;
-    let mut flags = inode_flags::EXTENTS;
-    if indexed {
-        flags |= inode_flags::INDEX;
-    }
-    Ok(Placement {
-        block: root,
-        flags,
-        size: blocks.len() as u64 * BLOCK_SIZE,
-        blocks: blocks.len() as u64 + tree_blocks,
-        file_acl: 0,
-    })
 }

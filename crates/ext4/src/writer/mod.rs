@@ -9,6 +9,7 @@
 //! when it is whole, so an error never leaves a partial image behind.
 
 mod alloc;
+mod bitmap;
 mod data;
 mod directory;
 mod entries;
@@ -17,6 +18,7 @@ mod finish;
 mod inode_build;
 mod journal;
 mod layout;
+mod place;
 mod spool;
 mod tree;
 
