@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 
@@ -57,6 +58,15 @@ fn a_directory_of_fifty_thousand_long_names_is_an_htree_the_kernel_searches() {
         f.add_file(format!("big/{}", name(i)), &meta(), &mut &b""[..])
             .expect("add");
     }
+    // Bytes over 0x7f hash as signed chars, as the superblock says.
+    let odd: Vec<Vec<u8>> = (0..200u8)
+        .map(|i| vec![b'x', 0x80 + (i % 100), 0xff - i, b'-', i])
+        .filter(|n| !n.contains(&b'/') && !n.contains(&0))
+        .collect();
+    for name in &odd {
+        let path = std::ffi::OsStr::from_bytes(&[b"big/", name.as_slice()].concat()).to_os_string();
+        f.add_file(&path, &meta(), &mut &b""[..]).expect("add");
+    }
     f.finish().expect("finish");
     e2fsck_clean(&out);
     // debugfs agrees the directory is indexed.
@@ -79,12 +89,17 @@ fn a_directory_of_fifty_thousand_long_names_is_an_htree_the_kernel_searches() {
         );
     }
     assert!(!mount.path().join("big/absent").exists());
-    assert_eq!(
-        fs::read_dir(mount.path().join("big"))
-            .expect("list")
-            .count(),
-        50_000
-    );
+    for name in &odd {
+        let path = mount
+            .path()
+            .join("big")
+            .join(std::ffi::OsStr::from_bytes(name));
+        assert!(path.exists(), "the kernel cannot find {name:?}");
+    }
+    let listed = fs::read_dir(mount.path().join("big"))
+        .expect("list")
+        .count();
+    assert_eq!(listed, 50_000 + odd.len());
 }
 
 #[test]

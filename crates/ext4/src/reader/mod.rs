@@ -287,7 +287,7 @@ impl Image {
                 path: format!("inode {ino}").into(),
             });
         }
-        let mut data = Vec::with_capacity(inode.size as usize);
+        let mut data = Vec::with_capacity(inode.size.min(1 << 24) as usize);
         self.copy_data(&inode, inode.size, &mut data)?;
         let mut out = Vec::new();
         for block in data.chunks(self.block_size as usize) {
