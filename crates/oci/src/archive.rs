@@ -96,6 +96,7 @@ pub fn load(store: &ImageStore, archive: &Path) -> Result<Vec<String>> {
         .prefix("load-")
         .tempdir_in(store.content().ingest_dir())
         .at("create a folder in", store.content().ingest_dir())?;
+    let _gc = store.content().hold_off_gc()?;
     let mut unpacker = crate::layer::Unpacker::new(scratch.path())?;
     unpacker.apply_layer(reader, &archive.display().to_string())?;
     let dir = scratch.path();

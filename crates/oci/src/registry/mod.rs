@@ -2,11 +2,13 @@
 //! tag listing and manifest deletion.
 
 mod auth;
+mod blob;
 mod client;
 mod config;
 mod credentials;
 mod pull;
 mod push;
+mod tags;
 
 pub use auth::Challenge;
 pub use client::RegistryClient;

@@ -173,6 +173,12 @@ impl ContentStore {
         }
     }
 
+    /// Keeps garbage collection away until the returned lock is dropped:
+    /// hold it from the first blob of an image until its name is set.
+    pub fn hold_off_gc(&self) -> Result<FileLock> {
+        FileLock::shared(&self.gc_lock_path())
+    }
+
     /// The lock garbage collection takes exclusively and writers take shared.
     pub(crate) fn gc_lock_path(&self) -> PathBuf {
         self.ingest.join("gc.lock")
