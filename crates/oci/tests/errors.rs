@@ -266,3 +266,78 @@ async fn busy_answers_are_retried_honouring_retry_after() {
     );
     assert_eq!(fetched.bytes, MANIFEST.as_bytes());
 }
+
+/// Names, in `store`, a copy of image `name` whose config lists a wrong
+/// `diff_id` for its first layer.
+fn with_wrong_diff_id(store: &ImageStore, name: &str, new_name: &str) {
+    let resolved = store.resolve(name, &amd64()).expect("resolve");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&resolved.config_bytes).expect("config");
+    config["rootfs"]["diff_ids"][0] = containerization_oci::Digest::sha256(b"other")
+        .to_string()
+        .into();
+    let config_bytes = serde_json::to_vec(&config).expect("json");
+    let config_digest = store
+        .content()
+        .put_new_blob(&config_bytes)
+        .expect("config blob");
+    let mut manifest = serde_json::to_value(&resolved.manifest).expect("json");
+    manifest["config"]["digest"] = config_digest.to_string().into();
+    manifest["config"]["size"] = config_bytes.len().into();
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let digest = store.content().put_new_blob(&bytes).expect("manifest blob");
+    let descriptor = serde_json::from_value(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest.to_string(),
+        "size": bytes.len(),
+    }))
+    .expect("descriptor");
+    store.set(new_name, &descriptor).expect("name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_that_do_not_match_their_diff_ids_are_refused_at_pull_and_at_unpack() {
+    let registry = Registry::anonymous().expect("registry");
+    let reference: Reference = registry
+        .push(
+            &fixture(Fixture::Busybox).expect("fixture"),
+            "demo/busybox:1",
+        )
+        .expect("push")
+        .parse()
+        .expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect("pull");
+    let bad: Reference = format!("{}/demo/lying:1", registry.host())
+        .parse()
+        .expect("ref");
+    with_wrong_diff_id(&store, &reference.to_string(), &bad.to_string());
+
+    // Unpack checks the diff_ids while decompressing.
+    let target = tempfile::tempdir().expect("temp dir");
+    let resolved = store.resolve(&bad.to_string(), &amd64()).expect("resolve");
+    let error =
+        containerization_oci::layer::unpack_resolved(store.content(), &resolved, target.path())
+            .expect_err("diff_id mismatch");
+    assert!(error.to_string().contains("uncompresses to"), "{error}");
+
+    // So does a pull, before anything is named.
+    client
+        .push(&store, &bad.to_string(), &bad)
+        .await
+        .expect("push the lying image");
+    let (dir2, fresh) = temp_store();
+    let error = client_for(&registry, dir2.path())
+        .pull(&fresh, &bad, &amd64())
+        .await
+        .expect_err("diff_id mismatch");
+    assert!(
+        error.to_string().contains("but the image config expects"),
+        "{error}"
+    );
+    assert!(fresh.list().expect("list").is_empty());
+}
