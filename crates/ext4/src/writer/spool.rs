@@ -58,15 +58,19 @@ impl Spool {
     }
 
     /// Turns `len` blocks from `block` back into a hole of the image file,
-    /// so blocks a later layer freed take no space on the host.
+    /// so blocks a later layer freed take no space on the host. Where the
+    /// host file system cannot punch holes the blocks keep their old bytes:
+    /// they are free in the image all the same.
     pub fn punch(&mut self, block: u64, len: u64) -> io::Result<()> {
         self.flush()?;
-        rustix::fs::fallocate(
+        match rustix::fs::fallocate(
             &self.file,
             rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
             block * BLOCK_SIZE,
             len * BLOCK_SIZE,
-        )
-        .map_err(io::Error::from)
+        ) {
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
