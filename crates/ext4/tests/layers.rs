@@ -60,3 +60,74 @@ fn gzip_zstd_and_plain_layers_make_the_same_tree() {
     assert_same(&snapshots[0], &snapshots[2]);
     assert!(snapshots[0].contains_key(Path::new("bin/busybox")));
 }
+
+/// A tar layer from (path, data) pairs; data `None` is a directory.
+fn layer(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        match data {
+            Some(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(bytes.len() as u64);
+                builder
+                    .append_data(&mut header, path, *bytes)
+                    .expect("append");
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .expect("append");
+            }
+        }
+    }
+    builder.into_inner().expect("tar")
+}
+
+#[test]
+fn space_a_later_layer_frees_is_neither_in_the_image_nor_in_the_file() {
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8 + 1).collect();
+    let lower = layer(&[
+        ("data", None),
+        ("data/big", Some(&big)),
+        ("data/replaced", Some(&big)),
+        ("data/dir", None),
+        ("data/dir/inner", Some(&big)),
+    ]);
+    let upper = layer(&[
+        ("data/.wh.big", Some(b"")),
+        ("data/replaced", Some(b"small now\n")),
+        ("data/dir", Some(b"a file replaces the directory\n")),
+    ]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("freed.ext4");
+    let mut f = containerization_ext4::Formatter::create(&out, Default::default()).expect("create");
+    f.unpack_layer(lower.as_slice()).expect("lower");
+    f.unpack_layer(upper.as_slice()).expect("upper");
+    let summary = f.finish().expect("finish");
+    e2fsck_clean(&out);
+    assert!(
+        summary.blocks_used < 1024,
+        "{} blocks still used",
+        summary.blocks_used
+    );
+    assert!(
+        common::allocated(&out) < 4 << 20,
+        "the image file holds {} bytes",
+        common::allocated(&out)
+    );
+    let image = Image::open(&out).expect("open");
+    assert!(image.stat("data/big").is_err());
+    assert_eq!(
+        image.read_file("data/replaced").expect("read"),
+        b"small now\n"
+    );
+    assert_eq!(
+        image.read_file("data/dir").expect("read"),
+        b"a file replaces the directory\n"
+    );
+}
