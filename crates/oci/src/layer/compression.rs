@@ -2,7 +2,7 @@
 //! checker that hashes a layer's uncompressed bytes while it downloads.
 
 use std::io::Read;
-use std::sync::mpsc;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
@@ -45,7 +45,7 @@ pub fn sniff(head: &[u8]) -> Compression {
 /// with the compressed bytes as they arrive.
 #[derive(Debug)]
 pub struct DiffIdChecker {
-    sender: Option<mpsc::SyncSender<Bytes>>,
+    sender: Option<tokio::sync::mpsc::Sender<Bytes>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<Digest>>>,
     layer: Digest,
     expected: Digest,
@@ -53,14 +53,26 @@ pub struct DiffIdChecker {
 
 impl DiffIdChecker {
     /// Starts checking that `layer`, compressed with `compression`,
-    /// uncompresses to `expected`.
-    pub fn start(layer: Digest, compression: Compression, expected: Digest) -> Self {
-        let (sender, receiver) = mpsc::sync_channel::<Bytes>(64);
+    /// uncompresses to `expected`. `prefix` names a file whose first bytes
+    /// (a download resumed from an earlier attempt) come before what is fed.
+    pub fn start(
+        layer: Digest,
+        compression: Compression,
+        expected: Digest,
+        prefix: Option<(PathBuf, u64)>,
+    ) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(64);
         let algorithm = expected.algorithm();
         let thread = std::thread::spawn(move || {
-            let reader = ChannelReader {
+            let channel = ChannelReader {
                 receiver,
                 current: Bytes::new(),
+            };
+            let reader: Box<dyn Read + Send> = match prefix {
+                Some((path, length)) => {
+                    Box::new(std::fs::File::open(path)?.take(length).chain(channel))
+                }
+                None => Box::new(channel),
             };
             let mut hasher = Hasher::new(algorithm);
             let mut decoded = decoder(compression, reader).map_err(std::io::Error::other)?;
@@ -78,11 +90,12 @@ impl DiffIdChecker {
         }
     }
 
-    /// Feeds compressed bytes (blocks while the decoder is far behind).
-    pub fn feed(&self, bytes: Bytes) {
+    /// Feeds compressed bytes (waits, without blocking the runtime, while
+    /// the decoder is far behind).
+    pub async fn feed(&self, bytes: Bytes) {
         if let Some(sender) = &self.sender {
             // A send fails only when the thread ended early; `finish` reports why.
-            let _ = sender.send(bytes);
+            let _ = sender.send(bytes).await;
         }
     }
 
@@ -117,16 +130,16 @@ impl Drop for DiffIdChecker {
 }
 
 struct ChannelReader {
-    receiver: mpsc::Receiver<Bytes>,
+    receiver: tokio::sync::mpsc::Receiver<Bytes>,
     current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.receiver.recv() {
-                Ok(next) => self.current = next,
-                Err(_) => return Ok(0),
+            match self.receiver.blocking_recv() {
+                Some(next) => self.current = next,
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

@@ -2,7 +2,6 @@
 //! resumed with `Range` after a broken connection, and (for layers) checked
 //! against the config's `diff_ids` on a decompression thread as it arrives.
 
-use bytes::Bytes;
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use reqwest::header::RANGE;
@@ -61,9 +60,14 @@ impl RegistryClient {
             else {
                 return Ok(None);
             };
-            let checker = DiffIdChecker::start(digest.clone(), c, expected);
-            ingest.replay(|chunk| checker.feed(Bytes::copy_from_slice(chunk)))?;
-            Ok(Some(checker))
+            let prefix =
+                (ingest.offset() > 0).then(|| (ingest.path().to_path_buf(), ingest.offset()));
+            Ok(Some(DiffIdChecker::start(
+                digest.clone(),
+                c,
+                expected,
+                prefix,
+            )))
         };
         let mut checker = new_checker(&ingest)?;
         self.emit(ProgressEvent::Started {
@@ -113,7 +117,7 @@ impl RegistryClient {
                             return Err(e);
                         }
                         if let Some(c) = &checker {
-                            c.feed(chunk);
+                            c.feed(chunk).await;
                         }
                         self.emit(ProgressEvent::Advanced {
                             digest: digest.clone(),

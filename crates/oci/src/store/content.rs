@@ -298,24 +298,9 @@ impl Ingest {
         Ok(())
     }
 
-    /// Feeds the bytes already written (from an earlier attempt) to `sink`.
-    pub fn replay(&self, mut sink: impl FnMut(&[u8])) -> Result<()> {
-        if self.written == 0 {
-            return Ok(());
-        }
-        let mut file = File::open(&self.path).at("read", &self.path)?;
-        let mut buf = vec![0u8; 1 << 16];
-        let mut left = self.written;
-        while left > 0 {
-            let n = file.read(&mut buf).at("read", &self.path)?;
-            if n == 0 {
-                break;
-            }
-            let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
-            sink(&buf[..n]);
-            left -= n as u64;
-        }
-        Ok(())
+    /// The partial file (its first [`Ingest::offset`] bytes are written).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Checks size and digest without committing.
