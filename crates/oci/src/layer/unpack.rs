@@ -12,7 +12,7 @@
 //! modes and times are set at the end, so a read-only directory can still be
 //! filled.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -34,6 +34,10 @@ pub struct Unpacker {
     privileged: bool,
     /// Directories whose mode and time are set at the end.
     directories: Vec<(PathBuf, u32, i64)>,
+    /// Parent folders already resolved (relative → real path). Creating
+    /// entries cannot change how an existing path resolves; removing one can,
+    /// so every removal empties the cache.
+    resolved: HashMap<PathBuf, PathBuf>,
 }
 
 impl Unpacker {
@@ -45,6 +49,7 @@ impl Unpacker {
             root,
             privileged: rustix::process::geteuid().is_root(),
             directories: Vec::new(),
+            resolved: HashMap::new(),
         })
     }
 
@@ -69,15 +74,24 @@ impl Unpacker {
                 continue; // the root itself
             };
             let parent_rel = relative.parent().unwrap_or(Path::new(""));
-            let parent = self
-                .resolve(parent_rel, true)
-                .map_err(|reason| unsafe_entry(&reason))?;
+            let parent = match self.resolved.get(parent_rel) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self
+                        .resolve(parent_rel, true)
+                        .map_err(|reason| unsafe_entry(&reason))?;
+                    self.resolved.insert(parent_rel.to_path_buf(), p.clone());
+                    p
+                }
+            };
             let name_str = name.to_string_lossy();
             if name_str == ".wh..wh..opq" {
+                self.resolved.clear();
                 self.make_opaque(&parent, parent_rel, &created)?;
                 continue;
             }
             if let Some(hidden) = name_str.strip_prefix(".wh.") {
+                self.resolved.clear();
                 remove_all(&parent.join(hidden))?;
                 continue;
             }
@@ -90,8 +104,10 @@ impl Unpacker {
             if let Some(meta) = &existing
                 && !(meta.is_dir() && kind == EntryType::Directory)
             {
+                self.resolved.clear();
                 remove_all(&path)?;
             }
+            let mut file = None;
             match kind {
                 EntryType::Directory => {
                     if existing.as_ref().is_none_or(|m| !m.is_dir()) {
@@ -100,7 +116,7 @@ impl Unpacker {
                     self.directories.push((path.clone(), mode, mtime));
                 }
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                    write_file(&mut entry, &path)?;
+                    file = Some(write_file(&mut entry, &path)?);
                 }
                 EntryType::Symlink => {
                     let target = entry
@@ -138,7 +154,7 @@ impl Unpacker {
                 // Metadata entries (pax, GNU long names) are consumed by `tar`.
                 _ => continue,
             }
-            self.set_metadata(&mut entry, &path, kind, mode, mtime)?;
+            self.set_metadata(&mut entry, &path, file.as_ref(), kind, mode, mtime)?;
             created.insert(relative);
         }
         Ok(())
@@ -266,25 +282,25 @@ impl Unpacker {
         Ok(true)
     }
 
+    /// Owner, xattrs, mode and times; through `file` when it is open (a
+    /// regular file), else by path without following a symlink.
     fn set_metadata<R: Read>(
         &self,
         entry: &mut tar::Entry<'_, R>,
         path: &Path,
+        file: Option<&File>,
         kind: EntryType,
         mode: u32,
         mtime: i64,
     ) -> Result<()> {
         let header = entry.header();
         if self.privileged {
-            let uid = header.uid().unwrap_or(0) as u32;
-            let gid = header.gid().unwrap_or(0) as u32;
-            rustix::fs::chownat(
-                CWD,
-                path,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
+            let uid = Some(rustix::fs::Uid::from_raw(header.uid().unwrap_or(0) as u32));
+            let gid = Some(rustix::fs::Gid::from_raw(header.gid().unwrap_or(0) as u32));
+            match file {
+                Some(f) => rustix::fs::fchown(f, uid, gid),
+                None => rustix::fs::chownat(CWD, path, uid, gid, AtFlags::SYMLINK_NOFOLLOW),
+            }
             .at("set the owner of", path)?;
         }
         if let Ok(Some(extensions)) = entry.pax_extensions() {
@@ -296,22 +312,31 @@ impl Unpacker {
                 if !self.privileged && !name.starts_with("user.") {
                     continue;
                 }
-                if let Err(e) = rustix::fs::lsetxattr(
-                    path,
-                    name,
-                    extension.value_bytes(),
-                    rustix::fs::XattrFlags::empty(),
-                ) {
+                let value = extension.value_bytes();
+                let flags = rustix::fs::XattrFlags::empty();
+                let set = match file {
+                    Some(f) => rustix::fs::fsetxattr(f, name, value, flags),
+                    None => rustix::fs::lsetxattr(path, name, value, flags),
+                };
+                if let Err(e) = set {
                     tracing::warn!(path = %path.display(), xattr = name, "xattr not set: {e}");
                 }
             }
         }
         if kind != EntryType::Symlink && kind != EntryType::Directory {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .at("set the mode of", path)?;
+            match file {
+                Some(f) => f.set_permissions(std::fs::Permissions::from_mode(mode)),
+                None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+            }
+            .at("set the mode of", path)?;
         }
         if kind != EntryType::Directory {
-            set_times(path, mtime)?;
+            match file {
+                Some(f) => {
+                    rustix::fs::futimens(f, &timestamps(mtime)).at("set the times of", path)?
+                }
+                None => set_times(path, mtime)?,
+            }
         }
         Ok(())
     }
@@ -330,8 +355,9 @@ fn clean(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Writes a regular file, leaving runs of zeros as holes (sparse files stay sparse).
-fn write_file(reader: &mut impl Read, path: &Path) -> Result<()> {
+/// Writes a regular file, leaving runs of zeros as holes (sparse files stay
+/// sparse), and returns it open for its metadata.
+fn write_file(reader: &mut impl Read, path: &Path) -> Result<File> {
     let mut file = File::options()
         .write(true)
         .create_new(true)
@@ -357,24 +383,23 @@ fn write_file(reader: &mut impl Read, path: &Path) -> Result<()> {
     if holes {
         file.set_len(total).at("set the length of", path)?;
     }
-    Ok(())
+    Ok(file)
 }
 
-fn set_times(path: &Path, mtime: i64) -> Result<()> {
+fn timestamps(mtime: i64) -> Timestamps {
     let time = Timespec {
         tv_sec: mtime,
         tv_nsec: 0,
     };
-    rustix::fs::utimensat(
-        CWD,
-        path,
-        &Timestamps {
-            last_access: time,
-            last_modification: time,
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .at("set the times of", path)
+    Timestamps {
+        last_access: time,
+        last_modification: time,
+    }
+}
+
+fn set_times(path: &Path, mtime: i64) -> Result<()> {
+    rustix::fs::utimensat(CWD, path, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
+        .at("set the times of", path)
 }
 
 /// Removes a file, link or directory tree if it exists.
