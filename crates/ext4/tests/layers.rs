@@ -38,6 +38,13 @@ fn the_layered_fixture_matches_umoci_through_the_kernel() {
     assert_eq!(reader.read_dir("data/big-dir").expect("list").len(), 10_000);
     assert_eq!(reader.stat("data/links/hard-1").expect("stat").links, 3);
     assert!(!Path::new(&mount.path().join("data/opaque/from-lower")).exists());
+    // And so does ext4-view, an independent reader.
+    let view = ext4_view::Ext4::load_from_path(&image).expect("ext4-view load");
+    for path in ["/data/links/hard-2", "/data/xattrs/user", "/bin/busybox"] {
+        let host = std::fs::read(mount.path().join(&path[1..])).expect("read through the kernel");
+        assert_eq!(view.read(path).expect("ext4-view read"), host, "{path}");
+    }
+    assert_eq!(view.read_dir("/data/big-dir").expect("ext4-view list").count(), 10_002);
 }
 
 #[test]
