@@ -1,6 +1,7 @@
 //! Layers: decompression streams and a safe unpacker.
 
 mod compression;
+mod pipeline;
 mod unpack;
 
 use std::path::Path;
@@ -12,26 +13,12 @@ pub use unpack::Unpacker;
 
 use crate::error::IoContext;
 use crate::manifest::descriptor_digest;
+use crate::media_type::Compression;
 use crate::media_type::{self, Kind};
 use crate::store::ContentStore;
 use crate::store::ResolvedImage;
-use crate::{Digest, Error, Hasher, Result};
-
-/// Hashes what passes through it, when asked to.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Option<Hasher>,
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
+use crate::{Digest, Error, Result};
+use pipeline::DecodedStream;
 
 /// Unpacks every layer of `manifest`, in order, from `content` into `target`.
 pub fn unpack_image(content: &ContentStore, manifest: &ImageManifest, target: &Path) -> Result<()> {
@@ -63,6 +50,7 @@ fn unpack_checked(
     target: &Path,
 ) -> Result<()> {
     let mut unpacker = Unpacker::new(target)?;
+    let mut layers = Vec::new();
     for (i, layer) in manifest.layers().iter().enumerate() {
         let digest = descriptor_digest(layer)?;
         let compression = match media_type::kind(layer.media_type().as_ref()) {
@@ -74,32 +62,33 @@ fn unpack_checked(
                 });
             }
         };
-        let file = content.open_blob(&digest)?;
-        let reader = decoder(
-            compression,
-            std::io::BufReader::with_capacity(1 << 17, file),
-        )?;
         let expected = match diff_ids.and_then(|d| d.get(i)) {
             Some(text) => Some(text.parse::<Digest>()?),
             None => None,
         };
-        let mut hashing = HashingReader {
-            inner: reader,
-            hasher: expected.as_ref().map(|e| Hasher::new(e.algorithm())),
-        };
-        unpacker.apply_layer(&mut hashing, &digest.to_string())?;
-        if let Some(expected) = expected {
-            // The tar reader may stop before the archive's zero padding.
-            std::io::copy(&mut hashing, &mut std::io::sink())
-                .at("read layer", digest.to_string())?;
-            let actual = hashing.hasher.map(Hasher::finish);
-            if actual.as_ref() != Some(&expected) {
-                return Err(Error::DiffIdMismatch {
-                    layer: digest.to_string(),
-                    expected: expected.to_string(),
-                    actual: actual.map_or_else(String::new, |a| a.to_string()),
-                });
-            }
+        layers.push((digest, compression, expected));
+    }
+    // Each layer inflates on its own thread; the next one starts while the
+    // current one is written.
+    let start = |(digest, compression, expected): &(Digest, Compression, Option<Digest>)| {
+        content.open_blob(digest).map(|file| {
+            DecodedStream::start(file, *compression, expected.as_ref().map(Digest::algorithm))
+        })
+    };
+    let mut next = layers.first().map(start).transpose()?;
+    for (i, (digest, _, expected)) in layers.iter().enumerate() {
+        let Some(mut stream) = next.take() else { break };
+        next = layers.get(i + 1).map(start).transpose()?;
+        unpacker.apply_layer(&mut stream, &digest.to_string())?;
+        let actual = stream.finish().at("read layer", digest.to_string())?;
+        if let Some(expected) = expected
+            && actual.as_ref() != Some(expected)
+        {
+            return Err(Error::DiffIdMismatch {
+                layer: digest.to_string(),
+                expected: expected.to_string(),
+                actual: actual.map_or_else(String::new, |a| a.to_string()),
+            });
         }
     }
     unpacker.finish()
