@@ -44,7 +44,12 @@ fn the_layered_fixture_matches_umoci_through_the_kernel() {
         let host = std::fs::read(mount.path().join(&path[1..])).expect("read through the kernel");
         assert_eq!(view.read(path).expect("ext4-view read"), host, "{path}");
     }
-    assert_eq!(view.read_dir("/data/big-dir").expect("ext4-view list").count(), 10_002);
+    assert_eq!(
+        view.read_dir("/data/big-dir")
+            .expect("ext4-view list")
+            .count(),
+        10_002
+    );
 }
 
 #[test]
@@ -137,4 +142,39 @@ fn space_a_later_layer_frees_is_neither_in_the_image_nor_in_the_file() {
         image.read_file("data/dir").expect("read"),
         b"a file replaces the directory\n"
     );
+}
+
+#[test]
+fn the_layered_fixture_matches_the_oci_crates_unpack() {
+    let fixture = fixture(Fixture::Layered).expect("fixture");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layers = layer_blobs(fixture.layout(), fixture.name());
+    let image = tmp.path().join("layered.ext4");
+    image_from_layers(&layers, &image);
+    let target = tmp.path().join("oci-unpack");
+    let mut unpacker = containerization_oci::layer::Unpacker::new(&target).expect("unpacker");
+    for layer in &layers {
+        let mut reader = std::io::BufReader::new(std::fs::File::open(layer).expect("open"));
+        let gzip = std::io::BufRead::fill_buf(&mut reader)
+            .expect("peek")
+            .starts_with(&[0x1f, 0x8b]);
+        let stream: Box<dyn std::io::Read> = if gzip {
+            Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+        } else {
+            Box::new(reader)
+        };
+        unpacker
+            .apply_layer(stream, &layer.display().to_string())
+            .expect("apply");
+    }
+    unpacker.finish().expect("finish");
+    let mount = LoopMount::new(&image);
+    let mut expected = snapshot(&target, Compare::ALL);
+    let mut actual = snapshot(mount.path(), Compare::ALL);
+    // The oci crate's unpack sets times to whole seconds; ours (like umoci,
+    // compared above) keeps the layer's nanoseconds.
+    for e in expected.values_mut().chain(actual.values_mut()) {
+        e.mtime.1 = 0;
+    }
+    assert_same(&expected, &actual);
 }
