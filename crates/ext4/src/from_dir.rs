@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -101,6 +102,7 @@ impl Formatter {
         self.create_dir("/", &metadata_of(source, &stat)?)?;
         let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
         let mut stack = vec![(source.to_path_buf(), PathBuf::new())];
+        let mut small = Vec::new();
         while let Some((host_dir, image_dir)) = stack.pop() {
             let mut names: Vec<_> = fs::read_dir(&host_dir)
                 .map_err(host_error("cannot list", &host_dir))?
@@ -131,7 +133,14 @@ impl Formatter {
                     if stat.len() > SEGMENTED_READ {
                         self.add_host_file(&image, &meta, &file)?;
                     } else {
-                        self.add_file(&image, &meta, &mut &file)?;
+                        // One read of the size lstat gave, no probe for
+                        // the end: a file changing meanwhile is copied as
+                        // it was when listed.
+                        small.resize(stat.len() as usize, 0);
+                        (&file)
+                            .read_exact(&mut small)
+                            .map_err(host_error("cannot read", &host))?;
+                        self.add_file(&image, &meta, &mut small.as_slice())?;
                     }
                 } else if kind.is_symlink() {
                     let target =
