@@ -44,7 +44,7 @@ impl Formatter {
             }
             return Ok(());
         };
-        let dir = self.parent_dir(path, parents, meta)?;
+        let dir = self.parent_dir(parents, meta)?;
         if let Some(existing) = self.tree.child(dir, name)
             && let Some(node) = self.tree.get_mut(existing)
             && node.is_dir()
@@ -252,12 +252,12 @@ impl Formatter {
                 reason: "only a directory can be the root",
             });
         };
-        Ok((self.parent_dir(path, parents, meta)?, name))
+        Ok((self.parent_dir(parents, meta)?, name))
     }
 
     /// Walks `parents` from the root, creating missing directories (mode
     /// 0755, owned by root, with the times of `meta`).
-    fn parent_dir(&mut self, path: &[u8], parents: &[&[u8]], meta: &Metadata) -> Result<u32> {
+    fn parent_dir(&mut self, parents: &[&[u8]], meta: &Metadata) -> Result<u32> {
         let mut at = ROOT_INODE;
         for (depth, name) in parents.iter().enumerate() {
             at = match self.tree.child(at, name) {
@@ -286,7 +286,6 @@ impl Formatter {
                 }
             };
         }
-        let _ = path;
         Ok(at)
     }
 

@@ -121,7 +121,7 @@ impl Formatter {
         let mut gdt = vec![0u8; (g.gdt_blocks * BLOCK_SIZE) as usize];
         let free_runs: Vec<(u64, u64)> = self.alloc.free_runs().collect();
         let mut run = 0;
-        let (mut free_blocks, mut free_inodes, mut dirs_total) = (0u64, 0u64, 0u64);
+        let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
         let inode_end = u64::from(self.tree.inode_end());
         for group in 0..g.groups {
             // Inodes.
@@ -237,9 +237,7 @@ impl Formatter {
             desc.encode(&mut gdt[at..at + desc_size], group as u32, fs_seed);
             free_blocks += group_free;
             free_inodes += ipg - used;
-            dirs_total += dirs;
         }
-        let _ = dirs_total;
         let mut sb = self.superblock(g, free_blocks, free_inodes, uuid, hash_seed);
         if let Some(p) = placements.get(&JOURNAL_INODE) {
             sb.feature_compat |= crate::format::compat::HAS_JOURNAL;
