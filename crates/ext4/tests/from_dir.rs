@@ -102,6 +102,8 @@ fn a_directory_tree_survives_e2fsck_debugfs_and_a_kernel_mount() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     build_source(&src);
+    // Before anything reads the source (reading moves atimes).
+    let host = std::fs::symlink_metadata(src.join("etc/deep/er/still/file")).expect("lstat");
     let image = tmp.path().join("out.ext4");
     let mut f = Formatter::create(&image, FormatOptions::default()).expect("create");
     f.add_dir_tree(&src).expect("add");
@@ -140,6 +142,29 @@ fn a_directory_tree_survives_e2fsck_debugfs_and_a_kernel_mount() {
     assert_eq!(
         reader.read_link("long-link").expect("readlink"),
         "x".repeat(200).as_bytes()
+    );
+    // atime, ctime and crtime keep their nanoseconds too.
+    let ours = reader
+        .stat("etc/deep/er/still/file")
+        .expect("stat")
+        .metadata;
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (ours.ctime.seconds, i64::from(ours.ctime.nanoseconds)),
+        (host.ctime(), host.ctime_nsec())
+    );
+    assert_eq!(
+        (ours.atime.seconds, i64::from(ours.atime.nanoseconds)),
+        (host.atime(), host.atime_nsec())
+    );
+    let born = host
+        .created()
+        .expect("btime")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    assert_eq!(
+        (ours.crtime.seconds as u64, ours.crtime.nanoseconds),
+        (born.as_secs(), born.subsec_nanos())
     );
     let stat = reader.stat("empty").expect("stat");
     assert_eq!((stat.metadata.uid, stat.metadata.gid), (1000, 70_000));
