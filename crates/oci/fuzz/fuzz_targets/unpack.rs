@@ -21,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert!(names.len() <= 2, "something was written beside the target: {names:?}");
+    assert!(
+        names.len() <= 2,
+        "something was written beside the target: {names:?}"
+    );
     assert_eq!(std::fs::read(&sentinel).expect("sentinel"), b"untouched");
 });
