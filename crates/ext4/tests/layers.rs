@@ -178,3 +178,64 @@ fn the_layered_fixture_matches_the_oci_crates_unpack() {
     }
     assert_same(&expected, &actual);
 }
+
+fn symlink_layer(links: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, target) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, path, target)
+            .expect("append");
+    }
+    builder.into_inner().expect("tar")
+}
+
+#[test]
+fn entries_under_a_symlinked_directory_land_where_it_points() {
+    let lower = layer(&[("usr", None), ("usr/lib", None), ("etc", None)]);
+    let links = symlink_layer(&[
+        ("lib", "usr/lib"),
+        ("abs", "/usr/lib"),
+        ("etc/up", "../usr"),
+        ("loop", "loop"),
+    ]);
+    let upper = layer(&[
+        ("lib/via-relative", Some(b"1")),
+        ("abs/via-absolute", Some(b"2")),
+        ("etc/up/lib/via-dotdot", Some(b"3")),
+        ("lib/.wh.via-relative", Some(b"")),
+    ]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("symlinked.ext4");
+    let mut f = containerization_ext4::Formatter::create(&out, Default::default()).expect("create");
+    for l in [&lower, &links, &upper] {
+        f.unpack_layer(l.as_slice()).expect("layer");
+    }
+    let looping = layer(&[("loop/file", Some(b"x"))]);
+    let err = f
+        .unpack_layer(looping.as_slice())
+        .expect_err("a symlink loop is no directory");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    drop(f);
+
+    let mut f = containerization_ext4::Formatter::create(&out, Default::default()).expect("create");
+    for l in [&lower, &links, &upper] {
+        f.unpack_layer(l.as_slice()).expect("layer");
+    }
+    f.finish().expect("finish");
+    e2fsck_clean(&out);
+    let image = Image::open(&out).expect("open");
+    let names: Vec<Vec<u8>> = image
+        .read_dir("usr/lib")
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(image.read_file("usr/lib/via-absolute").expect("read"), b"2");
+    assert_eq!(image.read_file("usr/lib/via-dotdot").expect("read"), b"3");
+    assert_eq!(image.read_link("lib").expect("readlink"), b"usr/lib");
+}

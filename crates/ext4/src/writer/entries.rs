@@ -194,7 +194,7 @@ impl Formatter {
         let Some((name, parents)) = names.split_last() else {
             return Ok(false);
         };
-        let Some(dir) = self.tree.lookup(parents) else {
+        let Some(dir) = self.tree.lookup_dir(parents) else {
             return Ok(false);
         };
         if self.tree.child(dir, name).is_none() {
@@ -215,7 +215,7 @@ impl Formatter {
     /// Removes what lower layers put under the directory `path` (an opaque
     /// directory), keeping what the current layer added.
     pub(crate) fn clear_lower(&mut self, path: &[u8]) -> Result<()> {
-        let Some(dir) = self.tree.lookup(&split_path(path)?) else {
+        let Some(dir) = self.tree.lookup_dir(&split_path(path)?) else {
             return Ok(());
         };
         let mut freed = Vec::new();
@@ -256,12 +256,15 @@ impl Formatter {
     }
 
     /// Walks `parents` from the root, creating missing directories (mode
-    /// 0755, owned by root, with the times of `meta`).
+    /// 0755, owned by root, with the times of `meta`) and following
+    /// symlinks to directories inside the image.
     fn parent_dir(&mut self, parents: &[&[u8]], meta: &Metadata) -> Result<u32> {
         let mut at = ROOT_INODE;
+        let mut budget = super::tree::SYMLINK_BUDGET;
         for (depth, name) in parents.iter().enumerate() {
             at = match self.tree.child(at, name) {
                 Some(ino) if self.tree.get(ino).is_some_and(Node::is_dir) => ino,
+                Some(_) if let Some(dir) = self.tree.step(at, name, &mut budget) => dir,
                 Some(_) => {
                     let prefix: Vec<u8> = parents[..=depth].join(&b'/');
                     return Err(Error::NotADirectory {
