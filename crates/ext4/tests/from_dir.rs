@@ -204,3 +204,35 @@ fn a_64bit_journaled_image_of_the_same_tree_matches_too() {
     let reader = Image::open(&image).expect("open");
     assert_eq!(reader.read_file("etc/hostname").expect("read"), b"box\n");
 }
+
+#[test]
+fn odd_fixed_sizes_make_images_e2fsck_and_the_kernel_accept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("f"), "hi\n").expect("write");
+    // A last group of one block (a backup superblock without room for its
+    // descriptors), of two, of 100, and sizes that are not block multiples.
+    for size in [
+        (128 << 20) + 4096,
+        (128 << 20) + 8192,
+        (384 << 20) + 409_600,
+        (3 << 20) + 1234,
+    ] {
+        let image = tmp.path().join("odd.ext4");
+        let options = FormatOptions {
+            size: Some(size),
+            ..FormatOptions::default()
+        };
+        let mut f = Formatter::create(&image, options).expect("create");
+        f.add_dir_tree(&src).expect("add");
+        let summary = f.finish().expect("finish");
+        assert_eq!(summary.size, size / 4096 * 4096);
+        e2fsck_clean(&image);
+        let mount = LoopMount::new(&image);
+        assert_eq!(
+            std::fs::read(mount.path().join("f")).expect("read"),
+            b"hi\n"
+        );
+    }
+}
