@@ -52,6 +52,9 @@ pub struct CreateArgs {
     /// Image size, such as `512M` or `4G`; sized from the content when left out.
     #[arg(long, value_parser = parse_size)]
     size: Option<u64>,
+    /// Block size in bytes: 4096, 2048 or 1024.
+    #[arg(long, default_value_t = 4096)]
+    block_size: u32,
     /// Add a jbd2 journal, for a root file system the guest writes to.
     #[arg(long)]
     journal: bool,
@@ -129,6 +132,7 @@ fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
         size: args.size,
         label: args.label,
         journal: args.journal,
+        block_size: args.block_size,
         ..FormatOptions::default()
     };
     let mut image = Formatter::create(&args.output, options)
@@ -160,7 +164,7 @@ fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
         summary.size >> 20,
         summary.inodes_used,
         summary.inodes_count,
-        (summary.blocks_used * 4096) >> 20
+        (summary.blocks_used * summary.block_size) >> 20
     );
     Ok(())
 }

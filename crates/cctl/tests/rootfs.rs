@@ -51,6 +51,8 @@ fn rootfs_create_from_a_directory_then_inspect_lists_like_ls() {
             "--size",
             "8M",
             "--journal",
+            "--block-size",
+            "1024",
         ],
     );
     assert!(ok, "{stderr}");

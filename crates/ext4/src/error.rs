@@ -101,8 +101,12 @@ pub enum Error {
         /// The entry.
         path: PathBuf,
     },
-    /// A file is larger than the 16 TiB an extent tree of 4 KiB blocks maps.
-    #[error("{} is {size} bytes; files are 16 TiB at most", path.display())]
+    /// A file is larger than extents map: 2^32 blocks (16 TiB with 4 KiB
+    /// blocks, 4 TiB with 1 KiB blocks).
+    #[error(
+        "{} is {size} bytes; files are 2^32 blocks at most (16 TiB with 4 KiB blocks)",
+        path.display()
+    )]
     FileTooLarge {
         /// The entry.
         path: PathBuf,

@@ -6,13 +6,13 @@
 //! (whiteouts, opaque directories, replacement rules); [`Formatter::add_dir_tree`]
 //! copies a host directory; [`Image`] reads any ext4 image back.
 //!
-//! Images have 4 KiB blocks, 256-byte inodes (nanosecond times, creation
+//! Images have 4 KiB blocks (or 1 KiB or 2 KiB), 256-byte inodes (nanosecond times, creation
 //! time, in-inode xattrs), extent trees of any depth, `flex_bg`,
 //! `sparse_super`, htree directories, `metadata_csum`, and `64bit` when the
 //! size needs it (or when asked); an empty jbd2 journal on request. They are
 //! sized from their content (with headroom) or given a size, written to a
-//! temporary file and renamed into place only when whole. Not yet: 1 KiB
-//! and 2 KiB blocks in the writer, and journal replay in the reader.
+//! temporary file and renamed into place only when whole. Not yet: journal
+//! replay in the reader.
 //!
 //! ```no_run
 //! use containerization_ext4::{Formatter, FormatOptions, Image, Metadata, Timestamp};

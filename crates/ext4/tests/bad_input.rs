@@ -156,3 +156,17 @@ fn a_hard_link_to_nothing_is_refused() {
     let (err, _tmp) = layer_error(&builder.into_inner().expect("tar"));
     assert!(matches!(err, Error::DanglingHardLink { .. }), "{err}");
 }
+
+#[test]
+fn block_sizes_other_than_1_2_and_4_kib_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for block_size in [512, 3000, 8192] {
+        let options = FormatOptions {
+            block_size,
+            ..FormatOptions::default()
+        };
+        let err = Formatter::create(tmp.path().join("x.ext4"), options).expect_err("refused");
+        assert!(err.to_string().contains("1024, 2048 or 4096"), "{err}");
+    }
+    assert_nothing_left(tmp.path(), &[]);
+}

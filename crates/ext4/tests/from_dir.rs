@@ -236,3 +236,36 @@ fn odd_fixed_sizes_make_images_e2fsck_and_the_kernel_accept() {
         );
     }
 }
+
+#[test]
+fn one_and_two_kib_blocks_make_the_same_tree() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    build_source(&src);
+    // 1,500 bytes of xattr value need more than a 1 KiB xattr block.
+    rustix::fs::removexattr(src.join("empty"), "user.big").expect("remove the xattr");
+    let expected = snapshot(&src, Compare::ALL);
+    for (block_size, journal, always_64bit) in [(1024, true, false), (2048, false, true)] {
+        let image = tmp.path().join(format!("{block_size}.ext4"));
+        let options = FormatOptions {
+            block_size,
+            journal,
+            always_64bit,
+            ..FormatOptions::default()
+        };
+        let mut f = Formatter::create(&image, options).expect("create");
+        f.add_dir_tree(&src).expect("add");
+        let summary = f.finish().expect("finish");
+        assert_eq!(summary.block_size, u64::from(block_size));
+        e2fsck_clean(&image);
+        let mount = LoopMount::new(&image);
+        assert_same(&expected, &snapshot(mount.path(), Compare::ALL));
+        drop(mount);
+        let reader = Image::open(&image).expect("open");
+        assert_eq!(reader.block_size(), u64::from(block_size));
+        assert_eq!(
+            reader.read_link("long-link").expect("readlink"),
+            "x".repeat(200).as_bytes()
+        );
+    }
+}

@@ -169,3 +169,41 @@ fn sparse_files_keep_only_their_data_blocks() {
     let data = image.read_file("fragmented").expect("read");
     assert_eq!(&data[1999 * 8192..1999 * 8192 + 8], &1999u64.to_le_bytes());
 }
+
+#[test]
+fn with_one_kib_blocks_a_big_directory_is_a_two_level_htree_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("small-blocks.ext4");
+    let options = FormatOptions {
+        block_size: 1024,
+        ..FormatOptions::default()
+    };
+    let mut f = Formatter::create(&out, options).expect("create");
+    let name = |i: u32| format!("{i:06}-{}", "long-name-".repeat(10));
+    for i in 0..20_000u32 {
+        f.add_file(
+            format!("big/{}", name(i)),
+            &meta(),
+            &mut i.to_string().as_bytes(),
+        )
+        .expect("add");
+    }
+    f.finish().expect("finish");
+    e2fsck_clean(&out);
+    let htree = Command::new("debugfs")
+        .args(["-R", "htree /big"])
+        .arg(&out)
+        .output()
+        .expect("debugfs");
+    let text = String::from_utf8_lossy(&htree.stdout);
+    assert!(
+        text.contains("Indirect levels: 1"),
+        "{}",
+        &text[..text.len().min(500)]
+    );
+    let mount = LoopMount::new(&out);
+    for i in [0, 9_999, 19_999] {
+        let got = fs::read_to_string(mount.path().join("big").join(name(i))).expect("read");
+        assert_eq!(got, i.to_string());
+    }
+}

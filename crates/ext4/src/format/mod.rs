@@ -17,8 +17,6 @@ pub(crate) mod inode;
 pub(crate) mod superblock;
 pub(crate) mod xattr;
 
-/// The only block size the writer produces; the reader takes 1024 to 65536.
-pub(crate) const BLOCK_SIZE: u64 = 4096;
 /// Bytes per on-disk inode (room for nanosecond times and in-inode xattrs).
 pub(crate) const INODE_SIZE: u64 = 256;
 /// `i_extra_isize`: the fields past the 128-byte base inode that we fill.

@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use super::{Formatter, display};
+use crate::format::EXTENT_MAX_LEN;
 use crate::format::extent::Extent;
-use crate::format::{BLOCK_SIZE, EXTENT_MAX_LEN};
 use crate::{Error, Result};
 
 /// Largest logical block an extent can address (32-bit block numbers).
@@ -87,7 +87,7 @@ impl Formatter {
         extents: &mut Vec<Extent>,
         chunk: &mut [u8],
     ) -> Result<u64> {
-        let bs = BLOCK_SIZE as usize;
+        let bs = self.blocks.size as usize;
         let mut pos = offset;
         loop {
             let got = fill(reader, chunk).map_err(|source| Error::Data {
@@ -99,7 +99,7 @@ impl Formatter {
             }
             let blocks = got.div_ceil(bs);
             chunk[got..blocks * bs].fill(0);
-            let first = pos / BLOCK_SIZE;
+            let first = pos / self.blocks.size;
             if first + blocks as u64 > MAX_LOGICAL_BLOCKS {
                 return Err(Error::FileTooLarge {
                     path: display(path),
@@ -135,12 +135,13 @@ impl Formatter {
         extents: &mut Vec<Extent>,
     ) -> Result<()> {
         let mut done = 0u64;
-        let total = (data.len() as u64) / BLOCK_SIZE;
+        let bs = self.blocks.size;
+        let total = (data.len() as u64) / bs;
         while done < total {
             let Some((start, len)) = self.alloc.alloc(self.goal, total - done) else {
                 return Err(self.out_of_space(path));
             };
-            let bytes = &data[(done * BLOCK_SIZE) as usize..((done + len) * BLOCK_SIZE) as usize];
+            let bytes = &data[(done * bs) as usize..((done + len) * bs) as usize];
             let write = self.spool.write(start, bytes);
             write.map_err(self.io_error("cannot write to"))?;
             push_run(extents, logical + done, start, len);
@@ -170,15 +171,13 @@ impl Formatter {
                 Err(rustix::io::Errno::NXIO) => break,
                 Err(e) => return Err(read_error(e.into())),
             };
-            let data = (data / BLOCK_SIZE * BLOCK_SIZE).max(pos);
+            let bs = self.blocks.size;
+            let data = (data / bs * bs).max(pos);
             let hole = match rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(data)) {
                 Ok(at) => at.min(size),
                 Err(e) => return Err(read_error(e.into())),
             };
-            let end = hole
-                .div_ceil(BLOCK_SIZE)
-                .saturating_mul(BLOCK_SIZE)
-                .min(size);
+            let end = hole.div_ceil(bs).saturating_mul(bs).min(size);
             reader.seek(SeekFrom::Start(data)).map_err(read_error)?;
             let mut segment = reader.take(end - data);
             pos = self.write_stream(path, &mut segment, data, extents)?;

@@ -6,7 +6,6 @@
 //! directly; beyond, one level of index nodes (510 children each) sits
 //! between.
 
-use crate::format::BLOCK_SIZE;
 use crate::format::dirent::{self, FileType, TAIL_SIZE, entry_size};
 use crate::format::dx_hash::{Signedness, half_md4_hash};
 use crate::format::endian::{put_u8, put_u16, put_u32};
@@ -28,13 +27,19 @@ pub(crate) struct DirContext {
     pub inode_seed: Option<u32>,
     /// The file system's hash seed.
     pub hash_seed: [u32; 4],
+    /// Bytes per block.
+    pub block_size: usize,
 }
 
-const BS: usize = BLOCK_SIZE as usize;
 /// Index entries in the root (block minus `.`/`..`/root info and the tail).
-const ROOT_LIMIT_CSUM: usize = (BS - 32) / 8 - 1;
+fn root_limit(bs: usize) -> usize {
+    (bs - 32) / 8 - 1
+}
+
 /// Index entries in an interior node.
-const NODE_LIMIT_CSUM: usize = (BS - 8) / 8 - 1;
+fn node_limit(bs: usize) -> usize {
+    (bs - 8) / 8 - 1
+}
 
 /// Fills leaf blocks with `entries` in order, the first block starting as
 /// `first` with `at` bytes used and its last entry at `last`; returns the
@@ -46,15 +51,16 @@ fn fill_leaves(
     mut last_entry: Option<usize>,
     tail: usize,
 ) -> Vec<(usize, Vec<u8>)> {
+    let bs = first.len();
     let mut blocks = Vec::new();
     let mut block = first;
     let mut first_index = 0;
-    let usable = BS - tail;
+    let usable = bs - tail;
     for (i, e) in entries.iter().enumerate() {
         let size = entry_size(e.name.len());
         if at + size > usable {
             close_block(&mut block, last_entry, usable);
-            blocks.push((first_index, std::mem::replace(&mut block, vec![0u8; BS])));
+            blocks.push((first_index, std::mem::replace(&mut block, vec![0u8; bs])));
             at = 0;
             first_index = i;
         }
@@ -79,6 +85,7 @@ fn close_block(block: &mut [u8], last: Option<usize>, usable: usize) {
 /// The directory's blocks, in logical order, checksummed; and whether they
 /// form an htree (the inode then carries the index flag).
 pub(crate) fn build(ctx: &DirContext, entries: &mut [DirEntry<'_>]) -> (Vec<Vec<u8>>, bool) {
+    let bs = ctx.block_size;
     let tail = if ctx.inode_seed.is_some() {
         TAIL_SIZE
     } else {
@@ -90,25 +97,34 @@ pub(crate) fn build(ctx: &DirContext, entries: &mut [DirEntry<'_>]) -> (Vec<Vec<
             .iter()
             .map(|e| entry_size(e.name.len()))
             .sum::<usize>();
-    if linear_bytes + tail <= BS {
-        let mut block = vec![0u8; BS];
-        dirent::put_entry(&mut block, 0, ctx.inode, 12, b".", FileType::Directory);
-        dirent::put_entry(&mut block, 12, ctx.parent, 12, b"..", FileType::Directory);
-        let mut blocks: Vec<Vec<u8>> = fill_leaves(entries, block, 24, Some(12), tail)
-            .into_iter()
-            .map(|(_, b)| b)
-            .collect();
-        if let Some(seed) = ctx.inode_seed {
-            for b in &mut blocks {
-                dirent::put_tail(b, seed);
-            }
-        }
-        return (blocks, false);
+    if linear_bytes + tail > bs
+        && let Some(blocks) = build_htree(ctx, entries, tail)
+    {
+        return (blocks, true);
     }
-    (build_htree(ctx, entries, tail), true)
+    // One block, or (past what two index levels reach) a plain list of
+    // blocks, which ext4 reads as well, only slower.
+    let mut block = vec![0u8; bs];
+    dirent::put_entry(&mut block, 0, ctx.inode, 12, b".", FileType::Directory);
+    dirent::put_entry(&mut block, 12, ctx.parent, 12, b"..", FileType::Directory);
+    let mut blocks: Vec<Vec<u8>> = fill_leaves(entries, block, 24, Some(12), tail)
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    if let Some(seed) = ctx.inode_seed {
+        for b in &mut blocks {
+            dirent::put_tail(b, seed);
+        }
+    }
+    (blocks, false)
 }
 
-fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> Vec<Vec<u8>> {
+fn build_htree(
+    ctx: &DirContext,
+    entries: &mut [DirEntry<'_>],
+    tail: usize,
+) -> Option<Vec<Vec<u8>>> {
+    let bs = ctx.block_size;
     let hash = |name: &[u8]| half_md4_hash(name, &ctx.hash_seed, Signedness::Signed);
     let mut hashed: Vec<(u32, usize)> = entries
         .iter()
@@ -124,7 +140,10 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
             file_type: entries[i].file_type,
         })
         .collect();
-    let leaves = fill_leaves(&sorted, vec![0u8; BS], 0, None, tail);
+    let leaves = fill_leaves(&sorted, vec![0u8; bs], 0, None, tail);
+    if leaves.len() > root_limit(bs) * node_limit(bs) {
+        return None;
+    }
     // Each leaf's starting hash; a leaf that starts amid equal hashes is
     // marked as continuing (low bit set).
     let starts: Vec<u32> = leaves
@@ -139,11 +158,7 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
         })
         .collect();
     let mut out = Vec::new();
-    let levels = if leaves.len() <= ROOT_LIMIT_CSUM {
-        0
-    } else {
-        1
-    };
+    let levels = if leaves.len() <= root_limit(bs) { 0 } else { 1 };
     let (root_targets, nodes): (Vec<(u32, u32)>, Vec<Vec<u8>>) = if levels == 0 {
         let targets = starts
             .iter()
@@ -152,7 +167,7 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
             .collect();
         (targets, Vec::new())
     } else {
-        let groups: Vec<&[u32]> = starts.chunks(NODE_LIMIT_CSUM).collect();
+        let groups: Vec<&[u32]> = starts.chunks(node_limit(bs)).collect();
         let node_count = groups.len() as u32;
         let mut targets = Vec::new();
         let mut nodes = Vec::new();
@@ -167,20 +182,20 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
                 })
                 .collect();
             targets.push((group[0], 1 + n as u32));
-            let mut node = vec![0u8; BS];
-            put_u16(&mut node, 4, BS as u16);
-            put_index(&mut node, 8, NODE_LIMIT_CSUM, &children, ctx.inode_seed);
+            let mut node = vec![0u8; bs];
+            put_u16(&mut node, 4, bs as u16);
+            put_index(&mut node, 8, node_limit(bs), &children, ctx.inode_seed);
             nodes.push(node);
         }
         (targets, nodes)
     };
-    let mut root = vec![0u8; BS];
+    let mut root = vec![0u8; bs];
     dirent::put_entry(&mut root, 0, ctx.inode, 12, b".", FileType::Directory);
     dirent::put_entry(
         &mut root,
         12,
         ctx.parent,
-        BS - 12,
+        bs - 12,
         b"..",
         FileType::Directory,
     );
@@ -190,7 +205,7 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
     put_index(
         &mut root,
         0x20,
-        ROOT_LIMIT_CSUM,
+        root_limit(bs),
         &root_targets,
         ctx.inode_seed,
     );
@@ -202,7 +217,7 @@ fn build_htree(ctx: &DirContext, entries: &mut [DirEntry<'_>], tail: usize) -> V
         }
         out.push(leaf);
     }
-    out
+    Some(out)
 }
 
 /// Writes an index (count/limit, then hash/block pairs) at `at`, and its

@@ -115,10 +115,10 @@ impl Formatter {
     ) -> Result<()> {
         let path = bytes(path.as_ref());
         let target = bytes(target.as_ref());
-        if target.is_empty() || target.len() >= crate::format::BLOCK_SIZE as usize {
+        if target.is_empty() || target.len() >= self.blocks.size as usize {
             return Err(Error::InvalidPath {
                 path: display(path),
-                reason: "a symlink target must be 1 to 4095 bytes long",
+                reason: "a symlink target must be shorter than a block (4095 bytes with 4 KiB blocks)",
             });
         }
         let names = split_path(path)?;
@@ -302,7 +302,7 @@ impl Formatter {
         body: Body,
     ) -> Result<u32> {
         if !meta.xattrs.is_empty() {
-            super::inode_build::check_xattrs(path, &meta.xattrs)?;
+            super::inode_build::check_xattrs(path, &meta.xattrs, self.blocks.size)?;
         }
         self.unlink(dir, name)?;
         let node = Node {

@@ -2,7 +2,6 @@
 //! that, leaves of 340 extents and index nodes of 340 children are built
 //! bottom-up until four nodes remain for the root.
 
-use crate::format::BLOCK_SIZE;
 use crate::format::extent::{self, Extent, IndexEntry, Node, ROOT_ENTRIES};
 
 /// One node below the root: its first logical block and its content.
@@ -19,6 +18,7 @@ pub(crate) type TreeBlocks = Vec<(u64, Vec<u8>)>;
 /// write (block number, bytes).
 pub(crate) fn build<E>(
     extents: &[Extent],
+    block_size: usize,
     inode_seed: Option<u32>,
     mut alloc: impl FnMut() -> Result<u64, E>,
 ) -> Result<([u8; 60], TreeBlocks), E> {
@@ -28,7 +28,7 @@ pub(crate) fn build<E>(
             Vec::new(),
         ));
     }
-    let per_block = extent::entries_per_block(BLOCK_SIZE as usize);
+    let per_block = extent::entries_per_block(block_size);
     let mut level: Vec<Built> = extents
         .chunks(per_block)
         .map(|chunk| Built {
@@ -42,7 +42,7 @@ pub(crate) fn build<E>(
         let mut entries = Vec::with_capacity(level.len());
         for built in level {
             let block = alloc()?;
-            let mut bytes = vec![0u8; BLOCK_SIZE as usize];
+            let mut bytes = vec![0u8; block_size];
             extent::encode_block(&built.node, &mut bytes, inode_seed);
             written.push((block, bytes));
             entries.push(IndexEntry {
@@ -83,7 +83,7 @@ mod tests {
             })
             .collect();
         let mut next = 10u64;
-        let (root, blocks) = build::<()>(&extents, Some(7), || {
+        let (root, blocks) = build::<()>(&extents, 4096, Some(7), || {
             next += 1;
             Ok(next)
         })

@@ -10,14 +10,12 @@ use super::journal::{self, JOURNAL_INODE};
 use super::layout::{self, Geometry, LayoutError};
 use super::place::{Placer, place_all, place_journal};
 use super::tree::{Body, Node};
-use super::{BLOCKS_PER_GROUP, Formatter, Summary};
+use super::{Formatter, Summary};
 use crate::format::checksum;
 use crate::format::superblock::Superblock;
-use crate::format::{BLOCK_SIZE, FIRST_INODE, INODE_SIZE, LINK_MAX, ROOT_INODE};
+use crate::format::{FIRST_INODE, INODE_SIZE, LINK_MAX, ROOT_INODE};
 use crate::metadata::Metadata;
 use crate::{Error, Result};
-
-const BS: usize = BLOCK_SIZE as usize;
 
 /// A UUID (version 4 layout) from the clock and the process id.
 fn make_uuid() -> [u8; 16] {
@@ -56,7 +54,8 @@ impl Formatter {
             spool: &mut self.spool,
             goal,
             fs_seed,
-            size: self.fixed_blocks.unwrap_or(super::AUTO_MAX_BLOCKS) * BLOCK_SIZE,
+            size: self.fixed_blocks.unwrap_or(super::AUTO_MAX_BLOCKS) * self.blocks.size,
+            bs: self.blocks.size,
         };
         let mut placements = place_all(&self.tree, &mut placer, hash_seed)?;
         if self.options.journal {
@@ -69,11 +68,16 @@ impl Formatter {
         let inodes = u64::from(self.tree.inode_end() - 1);
         let fixed = self.fixed_blocks;
         let geometry = match fixed {
-            Some(blocks) => {
-                layout::fixed(&mut self.alloc, blocks, inodes, self.options.always_64bit)
-            }
+            Some(blocks) => layout::fixed(
+                &mut self.alloc,
+                self.blocks,
+                blocks,
+                inodes,
+                self.options.always_64bit,
+            ),
             None => layout::automatic(
                 &mut self.alloc,
+                self.blocks,
                 inodes,
                 self.options.headroom_percent,
                 self.options.always_64bit,
@@ -85,7 +89,7 @@ impl Formatter {
                 path: "(the whole image)".into(),
             },
             LayoutError::Space => Error::OutOfSpace {
-                size: fixed.unwrap_or(0) * BLOCK_SIZE,
+                size: fixed.unwrap_or(0) * self.blocks.size,
                 path: "(inode tables and bitmaps)".into(),
             },
         })?;
@@ -93,13 +97,14 @@ impl Formatter {
         self.spool
             .flush()
             .map_err(self.io_error("cannot write to"))?;
-        let size = geometry.blocks * BLOCK_SIZE;
+        let size = geometry.blocks * self.blocks.size;
         self.spool
             .file()
             .set_len(size)
             .map_err(self.io_error("cannot size"))?;
         Ok(Summary {
             size,
+            block_size: self.blocks.size,
             inodes_used: written.0,
             inodes_count: geometry.groups * geometry.inodes_per_group,
             blocks_used: geometry.blocks - written.1,
@@ -118,7 +123,8 @@ impl Formatter {
     ) -> Result<(u64, u64)> {
         let ipg = g.inodes_per_group;
         let desc_size = g.desc_size as usize;
-        let mut gdt = vec![0u8; (g.gdt_blocks * BLOCK_SIZE) as usize];
+        let bs = self.blocks.size as usize;
+        let mut gdt = vec![0u8; g.gdt_blocks as usize * bs];
         let free_runs: Vec<(u64, u64)> = self.alloc.free_runs().collect();
         let mut run = 0;
         let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
@@ -128,8 +134,8 @@ impl Formatter {
             let first = group * ipg + 1;
             let end = (first + ipg).min(inode_end.max(first));
             let mut table = vec![0u8; ((end - first) * INODE_SIZE) as usize];
-            let mut ibitmap = vec![0u8; BS];
-            mark(&mut ibitmap, ipg, BS as u64 * 8, true);
+            let mut ibitmap = vec![0u8; bs];
+            mark(&mut ibitmap, ipg, bs as u64 * 8, true);
             let (mut used, mut dirs, mut last_used) = (0u64, 0u64, 0u64);
             for ino in first..end {
                 let local = ino - first;
@@ -148,7 +154,8 @@ impl Formatter {
                             links: 1,
                             layer: 0,
                         };
-                        let inode = inode_build::build(&node, 1, Some(p), Vec::new());
+                        let inode =
+                            inode_build::build(&node, 1, Some(p), Vec::new(), self.blocks.size);
                         let at = (local * INODE_SIZE) as usize;
                         inode.encode(&mut table[at..at + INODE_SIZE as usize], ino32, fs_seed);
                     }
@@ -176,26 +183,28 @@ impl Formatter {
                     _ => node.links.min(LINK_MAX) as u16,
                 };
                 let placement = placements.get(&ino32);
-                let raw = inode_build::check_xattrs(b"", &node.meta.xattrs)?;
+                let raw = inode_build::check_xattrs(b"", &node.meta.xattrs, self.blocks.size)?;
                 let inline = if placement.is_some_and(|p| p.file_acl != 0) {
                     Vec::new()
                 } else {
                     inode_build::inline_area(&raw).unwrap_or_default()
                 };
-                let inode = inode_build::build(node, links, placement, inline);
+                let inode = inode_build::build(node, links, placement, inline, self.blocks.size);
                 let at = (local * INODE_SIZE) as usize;
                 inode.encode(&mut table[at..at + INODE_SIZE as usize], ino32, fs_seed);
             }
             if !table.is_empty() {
-                let write = self.spool.write(g.inode_table[group as usize], &pad(table));
+                let write = self
+                    .spool
+                    .write(g.inode_table[group as usize], &pad(table, bs));
                 write.map_err(self.io_error("cannot write an inode table to"))?;
             }
             let write = self.spool.write(g.inode_bitmap[group as usize], &ibitmap);
             write.map_err(self.io_error("cannot write a bitmap to"))?;
             // Blocks.
-            let start = group * BLOCKS_PER_GROUP;
-            let stop = (start + BLOCKS_PER_GROUP).min(g.blocks);
-            let mut bbitmap = vec![0xFFu8; BS];
+            let start = self.blocks.group_start(group);
+            let stop = (start + self.blocks.per_group()).min(g.blocks);
+            let mut bbitmap = vec![0xFFu8; bs];
             while run < free_runs.len() && free_runs[run].0 + free_runs[run].1 <= start {
                 run += 1;
             }
@@ -250,12 +259,14 @@ impl Formatter {
             sb.jnl_backup_type = journal::BACKUP_BLOCKS;
         }
         for group in (0..g.groups).filter(|&gr| crate::format::group_has_superblock(gr)) {
-            let start = group * BLOCKS_PER_GROUP;
+            let start = self.blocks.group_start(group);
             let mut copy = sb.clone();
             copy.block_group_nr = group as u16;
             let bytes = copy.encode();
-            let mut block0 = vec![0u8; BS];
-            if group == 0 {
+            let mut block0 = vec![0u8; bs];
+            // The primary superblock is always at byte 1024: inside block 0
+            // with larger blocks, block 1 itself with 1 KiB blocks.
+            if group == 0 && self.blocks.first_data_block() == 0 {
                 block0[1024..2048].copy_from_slice(&bytes);
             } else {
                 block0[..1024].copy_from_slice(&bytes);
@@ -309,9 +320,9 @@ impl Formatter {
             reserved_blocks_count: 0,
             free_blocks_count: free_blocks,
             free_inodes_count: free_inodes as u32,
-            first_data_block: 0,
-            log_block_size: 2,
-            blocks_per_group: BLOCKS_PER_GROUP as u32,
+            first_data_block: self.blocks.first_data_block() as u32,
+            log_block_size: self.blocks.log(),
+            blocks_per_group: self.blocks.per_group() as u32,
             inodes_per_group: g.inodes_per_group as u32,
             mtime: 0,
             wtime: now,
@@ -351,8 +362,8 @@ impl Formatter {
 }
 
 /// Pads `bytes` with zeros to whole blocks.
-fn pad(mut bytes: Vec<u8>) -> Vec<u8> {
-    let len = bytes.len().div_ceil(BS) * BS;
+fn pad(mut bytes: Vec<u8>, bs: usize) -> Vec<u8> {
+    let len = bytes.len().div_ceil(bs) * bs;
     bytes.resize(len, 0);
     bytes
 }

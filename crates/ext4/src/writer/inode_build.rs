@@ -6,7 +6,7 @@ use super::tree::{Body, Node};
 use crate::format::extent::{self, Node as ExtentNode};
 use crate::format::inode::{INLINE_XATTR_SIZE, Inode};
 use crate::format::xattr::{self, RawXattr};
-use crate::format::{BLOCK_SIZE, INLINE_SYMLINK_MAX, inode_flags, mode};
+use crate::format::{INLINE_SYMLINK_MAX, inode_flags, mode};
 use crate::metadata::{DeviceNumber, Xattr};
 use crate::{Error, Result};
 
@@ -23,7 +23,11 @@ pub(crate) struct Placement {
 
 /// The stored form of `xattrs`; refuses names ext4 has no namespace for and
 /// sets too large for one inode and one block.
-pub(crate) fn check_xattrs(path: &[u8], xattrs: &[Xattr]) -> Result<Vec<RawXattr>> {
+pub(crate) fn check_xattrs(
+    path: &[u8],
+    xattrs: &[Xattr],
+    block_size: u64,
+) -> Result<Vec<RawXattr>> {
     let mut raw = Vec::with_capacity(xattrs.len());
     for x in xattrs {
         let r = RawXattr::from_full(&x.name, &x.value).ok_or_else(|| Error::XattrName {
@@ -39,7 +43,7 @@ pub(crate) fn check_xattrs(path: &[u8], xattrs: &[Xattr]) -> Result<Vec<RawXattr
         raw.push(r);
     }
     let bytes = xattr::block_size_needed(&raw);
-    if bytes > BLOCK_SIZE as usize {
+    if bytes > block_size as usize {
         return Err(Error::XattrsTooLarge {
             path: super::display(path),
             bytes,
@@ -88,6 +92,7 @@ pub(crate) fn build(
     links: u16,
     placement: Option<&Placement>,
     inline_xattrs: Vec<u8>,
+    block_size: u64,
 ) -> Inode {
     let meta = &node.meta;
     let mut inode = Inode {
@@ -106,7 +111,7 @@ pub(crate) fn build(
         inode.block = p.block;
         inode.flags = p.flags;
         inode.size = p.size;
-        inode.sectors = p.blocks * (BLOCK_SIZE / 512);
+        inode.sectors = p.blocks * (block_size / 512);
         inode.file_acl = p.file_acl;
         return inode;
     }
@@ -116,7 +121,7 @@ pub(crate) fn build(
             inode.flags = inode_flags::EXTENTS;
             inode.block = extent::encode_root(&ExtentNode::Leaf(extents.clone()));
             let blocks: u64 = extents.iter().map(|e| u64::from(e.len)).sum();
-            inode.sectors = blocks * (BLOCK_SIZE / 512);
+            inode.sectors = blocks * (block_size / 512);
         }
         Body::Symlink(target) if target.len() <= INLINE_SYMLINK_MAX => {
             inode.size = target.len() as u64;

@@ -4,8 +4,6 @@
 //! `s_start` 0 the journal is clean: there is nothing to replay. Unlike the
 //! rest of ext4, jbd2 structures are big-endian.
 
-use crate::format::BLOCK_SIZE;
-
 /// The inode ext4 reserves for the journal.
 pub(crate) const JOURNAL_INODE: u32 = 8;
 /// `s_jnl_backup_type`: the superblock keeps a copy of the inode's blocks.
@@ -31,13 +29,13 @@ fn put_be32(block: &mut [u8], at: usize, value: u32) {
 }
 
 /// The journal superblock (the journal's first block) for a journal of
-/// `blocks` blocks in the file system `uuid`.
-pub(crate) fn superblock(blocks: u32, uuid: &[u8; 16]) -> Vec<u8> {
-    let mut b = vec![0u8; BLOCK_SIZE as usize];
+/// `blocks` blocks of `block_size` bytes in the file system `uuid`.
+pub(crate) fn superblock(blocks: u32, uuid: &[u8; 16], block_size: u32) -> Vec<u8> {
+    let mut b = vec![0u8; block_size as usize];
     put_be32(&mut b, 0x0, MAGIC);
     put_be32(&mut b, 0x4, SUPERBLOCK_V2);
     put_be32(&mut b, 0x8, 0); // h_sequence
-    put_be32(&mut b, 0xC, BLOCK_SIZE as u32); // s_blocksize
+    put_be32(&mut b, 0xC, block_size); // s_blocksize
     put_be32(&mut b, 0x10, blocks); // s_maxlen
     put_be32(&mut b, 0x14, 1); // s_first: the log starts after this block
     put_be32(&mut b, 0x18, 1); // s_sequence: the first transaction ID
@@ -51,7 +49,7 @@ pub(crate) fn superblock(blocks: u32, uuid: &[u8; 16]) -> Vec<u8> {
 mod tests {
     #[test]
     fn the_journal_superblock_is_big_endian_and_clean() {
-        let b = super::superblock(4096, &[9; 16]);
+        let b = super::superblock(4096, &[9; 16], 4096);
         assert_eq!(&b[0..4], &[0xC0, 0x3B, 0x39, 0x98]);
         assert_eq!(&b[0x10..0x14], &4096u32.to_be_bytes());
         assert_eq!(&b[0x1C..0x20], &[0; 4]);

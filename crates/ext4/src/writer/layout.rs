@@ -6,17 +6,15 @@
 //! inode bitmaps, then the inode tables, each group's table contiguous.
 
 use super::alloc::Allocator;
-use super::{BLOCKS_PER_GROUP, desc_size};
-use crate::format::{BLOCK_SIZE, INODE_SIZE};
-
-/// Inodes per inode-table block.
-const INODES_PER_BLOCK: u64 = BLOCK_SIZE / INODE_SIZE;
+use super::{Blocks, desc_size};
+use crate::format::INODE_SIZE;
 /// Bytes of image per inode in a fixed-size image, as mke2fs's default.
 const BYTES_PER_INODE: u64 = 16_384;
 
 /// The settled geometry.
 #[derive(Debug, Clone)]
 pub(crate) struct Geometry {
+    pub geo: Blocks,
     pub blocks: u64,
     pub groups: u64,
     pub inodes_per_group: u64,
@@ -30,7 +28,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// Blocks of one group's inode table.
     pub fn itable_blocks(&self) -> u64 {
-        self.inodes_per_group / INODES_PER_BLOCK
+        self.inodes_per_group * INODE_SIZE / self.geo.size
     }
 }
 
@@ -43,20 +41,30 @@ pub(crate) enum LayoutError {
     Space,
 }
 
-fn inodes_per_group(inodes: u64, groups: u64) -> u64 {
-    inodes.div_ceil(groups).div_ceil(INODES_PER_BLOCK).max(1) * INODES_PER_BLOCK
+/// Inodes per group for `inodes` over `groups`: whole inode-table blocks
+/// and whole bitmap bytes.
+fn inodes_per_group(geo: Blocks, inodes: u64, groups: u64) -> u64 {
+    let unit = (geo.size / INODE_SIZE).max(8);
+    inodes.div_ceil(groups).div_ceil(unit).max(1) * unit
 }
 
 /// Allocates the tables for `blocks` blocks and `ipg` inodes per group.
-fn place(alloc: &mut Allocator, blocks: u64, ipg: u64, wide: bool) -> Option<Geometry> {
-    let groups = blocks.div_ceil(BLOCKS_PER_GROUP);
+fn place(
+    alloc: &mut Allocator,
+    geo: Blocks,
+    blocks: u64,
+    ipg: u64,
+    wide: bool,
+) -> Option<Geometry> {
+    let groups = geo.groups(blocks);
     let desc = desc_size(blocks, wide);
     let mut g = Geometry {
+        geo,
         blocks,
         groups,
         inodes_per_group: ipg,
         desc_size: desc,
-        gdt_blocks: (groups * desc).div_ceil(BLOCK_SIZE),
+        gdt_blocks: (groups * desc).div_ceil(geo.size),
         block_bitmap: Vec::with_capacity(groups as usize),
         inode_bitmap: Vec::with_capacity(groups as usize),
         inode_table: Vec::with_capacity(groups as usize),
@@ -79,13 +87,14 @@ fn place(alloc: &mut Allocator, blocks: u64, ipg: u64, wide: bool) -> Option<Geo
 /// inodes at least.
 pub(crate) fn fixed(
     alloc: &mut Allocator,
+    geo: Blocks,
     blocks: u64,
     inodes: u64,
     wide: bool,
 ) -> Result<Geometry, LayoutError> {
-    let groups = blocks.div_ceil(BLOCKS_PER_GROUP);
-    let wanted = (blocks * BLOCK_SIZE / BYTES_PER_INODE).max(inodes);
-    let mut ipg = inodes_per_group(wanted, groups).min(BLOCKS_PER_GROUP);
+    let groups = geo.groups(blocks);
+    let wanted = (blocks * geo.size / BYTES_PER_INODE).max(inodes);
+    let mut ipg = inodes_per_group(geo, wanted, groups).min(geo.per_group());
     if ipg * groups < inodes {
         return Err(LayoutError::Inodes(ipg * groups));
     }
@@ -93,11 +102,11 @@ pub(crate) fn fixed(
     // what the content needs.
     loop {
         let mut trial = alloc.clone();
-        if let Some(g) = place(&mut trial, blocks, ipg, wide) {
+        if let Some(g) = place(&mut trial, geo, blocks, ipg, wide) {
             *alloc = trial;
             return Ok(g);
         }
-        let smaller = inodes_per_group(inodes.max(ipg * groups * 3 / 4), groups);
+        let smaller = inodes_per_group(geo, inodes.max(ipg * groups * 3 / 4), groups);
         if smaller >= ipg {
             return Err(LayoutError::Space);
         }
@@ -109,27 +118,30 @@ pub(crate) fn fixed(
 /// blocks and inodes than used. The allocator's limit is lowered to the size.
 pub(crate) fn automatic(
     alloc: &mut Allocator,
+    geo: Blocks,
     inodes: u64,
     headroom_percent: u32,
     wide: bool,
 ) -> Result<Geometry, LayoutError> {
     let grow = |n: u64| n + n * u64::from(headroom_percent) / 100;
     let wanted_inodes = grow(inodes) + 64;
-    let mut blocks = grow(alloc.high_water() + wanted_inodes / INODES_PER_BLOCK + 64).max(1024);
+    let per_group = geo.per_group();
+    let table_blocks = wanted_inodes * INODE_SIZE / geo.size;
+    let mut blocks = grow(alloc.high_water() + table_blocks + 64).max(1024);
     for _ in 0..16 {
-        let groups = blocks.div_ceil(BLOCKS_PER_GROUP);
-        let ipg = inodes_per_group(wanted_inodes, groups);
-        if ipg > BLOCKS_PER_GROUP {
-            blocks = wanted_inodes.div_ceil(BLOCKS_PER_GROUP) * BLOCKS_PER_GROUP;
+        let groups = geo.groups(blocks);
+        let ipg = inodes_per_group(geo, wanted_inodes, groups);
+        if ipg > per_group {
+            blocks = geo.first_data_block() + wanted_inodes.div_ceil(per_group) * per_group;
             continue;
         }
         // A last group too small for its own tables is not worth having.
-        let tail = blocks % BLOCKS_PER_GROUP;
+        let tail = (blocks - geo.first_data_block()) % per_group;
         if tail != 0 && tail < 512 {
             blocks += 512 - tail;
         }
         let mut trial = alloc.clone();
-        let Some(g) = place(&mut trial, blocks, ipg, wide) else {
+        let Some(g) = place(&mut trial, geo, blocks, ipg, wide) else {
             return Err(LayoutError::Space);
         };
         let end = trial.high_water();

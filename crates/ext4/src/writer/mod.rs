@@ -27,19 +27,53 @@ use std::path::{Path, PathBuf};
 pub use entries::Special;
 pub(crate) use tree::{display, split_path};
 
-use crate::format::{BLOCK_SIZE, group_has_superblock};
+use crate::format::group_has_superblock;
 use crate::metadata::{Metadata, Timestamp};
 use crate::{Error, Result};
 use alloc::Allocator;
 use spool::Spool;
 use tree::Tree;
 
-/// Largest image the writer makes (64 TiB with 4 KiB blocks).
+/// Largest image the writer makes, in blocks (64 TiB with 4 KiB blocks).
 const MAX_BLOCKS: u64 = 1 << 34;
-/// Largest image an automatically sized image may grow to (4 TiB).
+/// Largest image an automatically sized image may grow to, in blocks (4 TiB
+/// with 4 KiB blocks).
 const AUTO_MAX_BLOCKS: u64 = 1 << 30;
-/// Blocks per group: one bitmap block of 4096 bytes covers 32768 blocks.
-pub(crate) const BLOCKS_PER_GROUP: u64 = BLOCK_SIZE * 8;
+
+/// Block size and what follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Blocks {
+    /// Bytes per block: 1024, 2048 or 4096.
+    pub size: u64,
+}
+
+impl Blocks {
+    /// Blocks per group: one bitmap block covers 8 blocks per byte.
+    pub fn per_group(self) -> u64 {
+        self.size * 8
+    }
+
+    /// The first block of group 0: 1 with 1 KiB blocks (block 0 holds the
+    /// boot sector and the superblock sits in block 1), else 0.
+    pub fn first_data_block(self) -> u64 {
+        u64::from(self.size == 1024)
+    }
+
+    /// The first block of group `group`.
+    pub fn group_start(self, group: u64) -> u64 {
+        self.first_data_block() + group * self.per_group()
+    }
+
+    /// Groups in an image of `blocks` blocks.
+    pub fn groups(self, blocks: u64) -> u64 {
+        (blocks - self.first_data_block()).div_ceil(self.per_group())
+    }
+
+    /// `s_log_block_size`.
+    pub fn log(self) -> u32 {
+        (self.size / 1024).trailing_zeros()
+    }
+}
 
 /// How the image is made.
 #[derive(Debug, Clone)]
@@ -55,6 +89,8 @@ pub struct FormatOptions {
     pub metadata_csum: bool,
     /// Volume label, 16 bytes at most.
     pub label: String,
+    /// Block size in bytes: 4096 (the default), 2048 or 1024.
+    pub block_size: u32,
     /// File system UUID; `None` makes one from the clock.
     pub uuid: Option<[u8; 16]>,
     /// Metadata of the root directory.
@@ -76,6 +112,7 @@ impl Default for FormatOptions {
             metadata_csum: true,
             label: String::new(),
             uuid: None,
+            block_size: 4096,
             root: Metadata::new(0o755, Timestamp::now()),
             journal: false,
             always_64bit: false,
@@ -88,6 +125,8 @@ impl Default for FormatOptions {
 pub struct Summary {
     /// The image size in bytes.
     pub size: u64,
+    /// The block size in bytes.
+    pub block_size: u64,
     /// Inodes in use (reserved ones included).
     pub inodes_used: u64,
     /// Inodes in the image.
@@ -112,6 +151,8 @@ pub struct Formatter {
     options: FormatOptions,
     /// Size fixed by the caller, in blocks.
     fixed_blocks: Option<u64>,
+    /// The block size.
+    pub(crate) blocks: Blocks,
     /// Descriptor-table blocks kept free after each superblock copy.
     gdt_reserve: u64,
     /// Where the next data allocation starts.
@@ -139,13 +180,22 @@ impl Formatter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if ![1024, 2048, 4096].contains(&options.block_size) {
+            return Err(Error::UnsupportedSize {
+                size: u64::from(options.block_size),
+                reason: "blocks are 1024, 2048 or 4096 bytes",
+            });
+        }
+        let geo = Blocks {
+            size: u64::from(options.block_size),
+        };
         let fixed_blocks = match options.size {
             Some(size) => {
-                let blocks = size / BLOCK_SIZE;
-                if blocks < 64 {
+                let blocks = size / geo.size;
+                if blocks < 256 {
                     return Err(Error::UnsupportedSize {
                         size,
-                        reason: "an image needs at least 256 KiB",
+                        reason: "an image needs at least 256 blocks",
                     });
                 }
                 if blocks > MAX_BLOCKS {
@@ -159,13 +209,17 @@ impl Formatter {
             None => None,
         };
         let limit = fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS);
-        let gdt_reserve = (limit.div_ceil(BLOCKS_PER_GROUP)
-            * desc_size(limit, options.always_64bit))
-        .div_ceil(BLOCK_SIZE);
-        let reserved: Vec<(u64, u64)> = (0..limit.div_ceil(BLOCKS_PER_GROUP))
-            .filter(|&g| group_has_superblock(g))
-            .map(|g| (g * BLOCKS_PER_GROUP, 1 + gdt_reserve))
-            .collect();
+        let gdt_reserve =
+            (geo.groups(limit) * desc_size(limit, options.always_64bit)).div_ceil(geo.size);
+        let mut reserved: Vec<(u64, u64)> = Vec::new();
+        if geo.first_data_block() == 1 {
+            reserved.push((0, 1));
+        }
+        reserved.extend(
+            (0..geo.groups(limit))
+                .filter(|&g| group_has_superblock(g))
+                .map(|g| (geo.group_start(g), 1 + gdt_reserve)),
+        );
         let temp = tempfile::Builder::new()
             .prefix(".ext4-")
             .tempfile_in(&dir)
@@ -175,7 +229,7 @@ impl Formatter {
                 source,
             })?;
         let (file, temp) = temp.into_parts();
-        let bytes = limit * BLOCK_SIZE;
+        let bytes = limit * geo.size;
         file.set_len(bytes).map_err(|source| Error::Io {
             action: "cannot size the image",
             path: temp.to_path_buf(),
@@ -184,11 +238,12 @@ impl Formatter {
         Ok(Self {
             target,
             temp,
-            spool: Spool::new(file),
+            spool: Spool::new(file, geo.size),
             alloc: Allocator::new(limit, &reserved),
             tree: Tree::new(options.root.clone()),
             options,
             fixed_blocks,
+            blocks: geo,
             gdt_reserve,
             goal: 0,
             chunk: vec![0; 1 << 20],
@@ -212,7 +267,7 @@ impl Formatter {
 
     fn out_of_space(&self, path: &[u8]) -> Error {
         Error::OutOfSpace {
-            size: self.fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS) * BLOCK_SIZE,
+            size: self.fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS) * self.blocks.size,
             path: display(path),
         }
     }

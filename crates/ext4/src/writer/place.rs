@@ -15,10 +15,8 @@ use crate::format::checksum;
 use crate::format::dirent::FileType;
 use crate::format::extent::Extent;
 use crate::format::xattr;
-use crate::format::{BLOCK_SIZE, INLINE_SYMLINK_MAX, inode_flags};
+use crate::format::{INLINE_SYMLINK_MAX, inode_flags};
 use crate::{Error, Result};
-
-const BS: usize = BLOCK_SIZE as usize;
 
 /// The directory-entry type of a node.
 pub(crate) fn file_type(node: &Node) -> FileType {
@@ -42,6 +40,8 @@ pub(crate) struct Placer<'a> {
     pub fs_seed: Option<u32>,
     /// The image size for error messages.
     pub size: u64,
+    /// Bytes per block.
+    pub bs: u64,
 }
 
 impl Placer<'_> {
@@ -78,7 +78,7 @@ impl Placer<'_> {
     /// Places a file's extents: the root for `i_block`, tree blocks written.
     pub fn tree(&mut self, extents: &[Extent], ino: u32) -> Result<([u8; 60], u64)> {
         let seed = self.fs_seed.map(|s| checksum::inode_seed(s, ino, 0));
-        let (root, blocks) = extent_tree::build(extents, seed, || self.block())?;
+        let (root, blocks) = extent_tree::build(extents, self.bs as usize, seed, || self.block())?;
         for (at, bytes) in &blocks {
             self.spool
                 .write(*at, bytes)
@@ -110,7 +110,7 @@ pub(crate) fn place_journal(
             path: "(the journal)".into(),
         })?;
     placer.goal = start + blocks;
-    let sb = journal::superblock(blocks as u32, uuid);
+    let sb = journal::superblock(blocks as u32, uuid, placer.bs as u32);
     placer
         .spool
         .write(start, &sb)
@@ -130,7 +130,7 @@ pub(crate) fn place_journal(
     Ok(Placement {
         block: root,
         flags: inode_flags::EXTENTS,
-        size: blocks * BLOCK_SIZE,
+        size: blocks * placer.bs,
         blocks: blocks + tree_blocks,
         file_acl: 0,
     })
@@ -161,7 +161,7 @@ pub(crate) fn place_all(
                 })
             }
             Body::Symlink(target) if target.len() > INLINE_SYMLINK_MAX => {
-                let mut block = vec![0u8; BS];
+                let mut block = vec![0u8; placer.bs as usize];
                 block[..target.len()].copy_from_slice(target);
                 let extents = placer.write_blocks(&[block])?;
                 let (root, _) = placer.tree(&extents, ino)?;
@@ -181,7 +181,7 @@ pub(crate) fn place_all(
             }
             continue;
         }
-        let raw = inode_build::check_xattrs(b"", &node.meta.xattrs)?;
+        let raw = inode_build::check_xattrs(b"", &node.meta.xattrs, placer.bs)?;
         if inode_build::inline_area(&raw).is_some() {
             if let Some(p) = placement {
                 placements.insert(ino, p);
@@ -189,22 +189,23 @@ pub(crate) fn place_all(
             continue;
         }
         let at = placer.block()?;
-        let block =
-            xattr::encode_block(&raw, BS, at, placer.fs_seed).ok_or(Error::XattrsTooLarge {
+        let block = xattr::encode_block(&raw, placer.bs as usize, at, placer.fs_seed).ok_or(
+            Error::XattrsTooLarge {
                 path: "(an entry)".into(),
                 bytes: xattr::block_size_needed(&raw),
-            })?;
+            },
+        )?;
         placer
             .spool
             .write(at, &block)
             .map_err(io("cannot write an xattr block to the image"))?;
         let mut p = placement.unwrap_or_else(|| {
-            let inode = inode_build::build(node, 1, None, Vec::new());
+            let inode = inode_build::build(node, 1, None, Vec::new(), placer.bs);
             Placement {
                 block: inode.block,
                 flags: inode.flags,
                 size: inode.size,
-                blocks: inode.sectors / (BLOCK_SIZE / 512),
+                blocks: inode.sectors / (placer.bs / 512),
                 file_acl: 0,
             }
         });
@@ -238,6 +239,7 @@ fn place_dir(
         parent,
         inode_seed: placer.fs_seed.map(|s| checksum::inode_seed(s, ino, 0)),
         hash_seed,
+        block_size: placer.bs as usize,
     };
     let (blocks, indexed) = directory::build(&ctx, &mut entries);
     let extents = placer.write_blocks(&blocks)?;
@@ -249,7 +251,7 @@ fn place_dir(
     Ok(Placement {
         block: root,
         flags,
-        size: blocks.len() as u64 * BLOCK_SIZE,
+        size: blocks.len() as u64 * placer.bs,
         blocks: blocks.len() as u64 + tree_blocks,
         file_acl: 0,
     })

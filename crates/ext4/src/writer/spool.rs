@@ -5,8 +5,6 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::format::BLOCK_SIZE;
-
 /// Largest write the spool gathers before it goes to the file.
 const BATCH: usize = 4 << 20;
 
@@ -14,14 +12,16 @@ const BATCH: usize = 4 << 20;
 #[derive(Debug)]
 pub(crate) struct Spool {
     file: File,
+    block_size: u64,
     start: u64,
     buf: Vec<u8>,
 }
 
 impl Spool {
-    pub fn new(file: File) -> Self {
+    pub fn new(file: File, block_size: u64) -> Self {
         Self {
             file,
+            block_size,
             start: 0,
             buf: Vec::with_capacity(BATCH),
         }
@@ -34,12 +34,12 @@ impl Spool {
 
     /// Writes whole blocks `data` at block `block`.
     pub fn write(&mut self, block: u64, data: &[u8]) -> io::Result<()> {
-        let contiguous = self.start + (self.buf.len() as u64) / BLOCK_SIZE == block;
+        let contiguous = self.start + (self.buf.len() as u64) / self.block_size == block;
         if !self.buf.is_empty() && (!contiguous || self.buf.len() + data.len() > BATCH) {
             self.flush()?;
         }
         if data.len() >= BATCH {
-            return self.file.write_all_at(data, block * BLOCK_SIZE);
+            return self.file.write_all_at(data, block * self.block_size);
         }
         if self.buf.is_empty() {
             self.start = block;
@@ -51,7 +51,8 @@ impl Spool {
     /// Sends what is gathered to the file.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all_at(&self.buf, self.start * BLOCK_SIZE)?;
+            self.file
+                .write_all_at(&self.buf, self.start * self.block_size)?;
             self.buf.clear();
         }
         Ok(())
@@ -66,8 +67,8 @@ impl Spool {
         match rustix::fs::fallocate(
             &self.file,
             rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
-            block * BLOCK_SIZE,
-            len * BLOCK_SIZE,
+            block * self.block_size,
+            len * self.block_size,
         ) {
             Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
             Err(e) => Err(e.into()),
