@@ -1,10 +1,47 @@
 //! The host–guest API of containerization.
 //!
-//! This crate will hold the one versioned protocol (`containerization.sandbox.v1`)
-//! that the host uses to drive `vminitd` inside each VM, its generated tonic
-//! client and server, and the transports behind one connector trait: AF_VSOCK,
-//! hybrid vsock over a unix socket (`CONNECT <port>`), and a plain unix socket
-//! for host tests.
+//! One versioned protocol, `containerization.sandbox.v1`
+//! (`proto/containerization/sandbox/v1/sandbox.proto`), is the whole contract
+//! between the host and `vminitd` inside each VM. This crate holds its
+//! generated tonic code ([`proto`]), a typed client ([`AgentClient`]) whose
+//! errors say which call failed and why, and the transports behind one
+//! [`Connector`] trait:
 //!
-//! Status: nothing is implemented yet; the work is tracked by the "vminitd and
-//! the guest agent" issue. It exports no items.
+//! - [`VsockConnector`]: AF_VSOCK to a guest CID (the kernel's vhost-vsock);
+//! - [`HybridVsockConnector`]: a unix socket speaking `CONNECT <port>\n` →
+//!   `OK <port>\n` (`vhost-device-vsock`, Firecracker, Cloud Hypervisor);
+//! - [`UnixConnector`]: a plain unix socket, for running the agent on a host
+//!   in tests.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use containerization_agent::{AgentClient, UnixConnector};
+//!
+//! # async fn demo() -> Result<(), containerization_agent::AgentError> {
+//! let connector = UnixConnector::new("/run/vminitd.sock");
+//! let agent = AgentClient::connect(&connector, Duration::from_secs(5)).await?;
+//! let version = agent.version().await?;
+//! println!("guest kernel {}", version.release);
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+mod transport;
+
+pub use client::AgentClient;
+pub use error::AgentError;
+pub use transport::{
+    AGENT_PORT, BoxedStream, Connector, HOST_CID, HybridVsockConnector, IoStream, UnixConnector,
+    VsockConnector,
+};
+
+/// The generated protocol: messages, the client and the server trait.
+pub mod proto {
+    /// Version 1 of the sandbox protocol.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("containerization.sandbox.v1");
+    }
+}

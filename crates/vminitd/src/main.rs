@@ -1,16 +1,97 @@
 //! `vminitd`: PID 1 of every containerization guest.
 //!
-//! It will mount the early file systems, load the kernel modules the initramfs
-//! carries, bring up networking, and serve the agent API on vsock port 1024 to
-//! launch, stream, signal and wait on container processes.
+//! As PID 1 in a VM it mounts the early file systems, loads the kernel modules
+//! the initramfs carries (in `modules.dep` order), raises `RLIMIT_NOFILE`,
+//! brings up `lo`, reaps every zombie and serves the sandbox protocol
+//! (`containerization-agent`) on vsock port 1024. The shutdown call and
+//! SIGTERM sync, unmount and power the VM off.
 //!
-//! Status: not implemented yet (the "vminitd and the guest agent" issue). The
-//! binary exists so the workspace builds it for `x86_64-unknown-linux-musl`
-//! from the start; it says so and exits with status 1 rather than pretend.
+//! Run by hand on a host (`vminitd --unix PATH`) it serves the same protocol
+//! on a unix socket, becomes a child subreaper, and skips what only PID 1 may
+//! do: that is how the agent is tested without a VM.
+
+mod early;
+mod modules;
+mod options;
+mod power;
+mod process;
+mod pty;
+mod reaper;
+mod server;
+mod stdio;
 
 use std::process::ExitCode;
 
+use options::{Listen, Options};
+
 fn main() -> ExitCode {
-    eprintln!("vminitd: not implemented yet; this build only checks the static musl toolchain");
-    ExitCode::FAILURE
+    let pid1 = rustix::process::getpid().is_init();
+    if pid1 {
+        early::install_panic_hook();
+        early::setup();
+    }
+    let options = match Options::from_env() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("vminitd: {message}");
+            eprintln!("{}", options::USAGE);
+            return finish(pid1, ExitCode::from(2));
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(options.log_filter())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    if pid1 {
+        modules::load_from_initramfs();
+    } else if let Err(err) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        tracing::warn!("cannot become a child subreaper: {err}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("vminitd: cannot start the async runtime: {err}");
+            return finish(pid1, ExitCode::FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        if pid1 {
+            early::bring_up_loopback().await;
+        }
+        server::serve(options.listen, pid1).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vminitd: {err}");
+            ExitCode::FAILURE
+        }
+    };
+    finish(pid1, code)
+}
+
+/// PID 1 must never return: it powers the VM off instead.
+fn finish(pid1: bool, code: ExitCode) -> ExitCode {
+    if pid1 {
+        power::off("vminitd stopped serving");
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listen_default_is_the_agent_vsock_port() {
+        let options = crate::Options::parse(Vec::<String>::new()).unwrap();
+        assert!(matches!(
+            options.listen,
+            crate::Listen::Vsock(containerization_agent::AGENT_PORT)
+        ));
+    }
 }

@@ -1,0 +1,365 @@
+//! The process table: create, start, wait, signal, resize, delete.
+//!
+//! A process is created with its streams already connected to the host, so
+//! nothing it writes can be lost, and started by a separate call. Its exit
+//! is seen by the [`Reaper`].
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use containerization_agent::proto::v1::{CreateProcessRequest, WaitProcessResponse};
+use tokio::sync::watch;
+use tonic::Status;
+
+use crate::pty::{self, Pty};
+use crate::reaper::{Exit, Reaper};
+use crate::stdio;
+
+/// The search path a process gets when its environment sets none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+enum State {
+    Created {
+        stdin: Option<OwnedFd>,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+    },
+    Running {
+        pid: u32,
+        exit: watch::Receiver<Option<Exit>>,
+        drained: watch::Receiver<bool>,
+    },
+}
+
+struct Entry {
+    request: CreateProcessRequest,
+    state: State,
+    pty: Option<Pty>,
+    /// A handle on the stdin socket, to close the process's input on request.
+    stdin_handle: Option<OwnedFd>,
+}
+
+/// Every process the agent knows, by the host's id.
+#[derive(Clone)]
+pub(crate) struct Processes {
+    reaper: Reaper,
+    table: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Processes {
+    /// An empty table whose exits `reaper` reports.
+    pub(crate) fn new(reaper: Reaper) -> Self {
+        Self {
+            reaper,
+            table: Arc::default(),
+        }
+    }
+
+    /// Validates the request and connects its streams.
+    pub(crate) async fn create(&self, request: CreateProcessRequest) -> Result<(), Status> {
+        if request.id.is_empty() {
+            return Err(Status::invalid_argument("process id is empty"));
+        }
+        if request.args.first().is_none_or(String::is_empty) {
+            return Err(Status::invalid_argument(format!(
+                "process {}: args is empty: name the program to run",
+                request.id
+            )));
+        }
+        if let Some(bad) = request.env.iter().find(|kv| !kv.contains('=')) {
+            return Err(Status::invalid_argument(format!(
+                "process {}: env entry {bad:?} is not KEY=VALUE",
+                request.id
+            )));
+        }
+        if lock(&self.table).contains_key(&request.id) {
+            return Err(Status::already_exists(format!(
+                "process {} already exists",
+                request.id
+            )));
+        }
+        let stdio = request.stdio.clone().unwrap_or_default();
+        let id = request.id.clone();
+        let (stdin, stdout, stderr, pty) = tokio::task::spawn_blocking(move || {
+            let connect = |endpoint: &Option<_>| match endpoint {
+                Some(endpoint) => stdio::connect(endpoint),
+                None => Ok(None),
+            };
+            let stdin = connect(&stdio.stdin)?;
+            let stdout = connect(&stdio.stdout)?;
+            let stderr = connect(&stdio.stderr)?;
+            let pty = if stdio.terminal {
+                Some(pty::open(stdio.rows.max(1), stdio.columns.max(1))?)
+            } else {
+                None
+            };
+            Ok::<_, std::io::Error>((stdin, stdout, stderr, pty))
+        })
+        .await
+        .map_err(|err| Status::internal(err.to_string()))?
+        .map_err(|err| {
+            Status::unavailable(format!("process {id}: cannot connect its streams: {err}"))
+        })?;
+        let stdin_handle = match &stdin {
+            Some(fd) => Some(
+                fd.try_clone()
+                    .map_err(|e| Status::internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut table = lock(&self.table);
+        if table.contains_key(&request.id) {
+            return Err(Status::already_exists(format!(
+                "process {} already exists",
+                request.id
+            )));
+        }
+        table.insert(
+            request.id.clone(),
+            Entry {
+                request,
+                state: State::Created {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                pty,
+                stdin_handle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts a created process; returns its pid.
+    pub(crate) fn start(&self, id: &str) -> Result<u32, Status> {
+        let mut table = lock(&self.table);
+        let entry = table
+            .get_mut(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        let State::Created {
+            stdin,
+            stdout,
+            stderr,
+        } = &mut entry.state
+        else {
+            return Err(Status::failed_precondition(format!(
+                "process {id} was already started"
+            )));
+        };
+        let request = &entry.request;
+        let program = &request.args[0];
+        let cwd = if request.cwd.is_empty() {
+            "/"
+        } else {
+            &request.cwd
+        };
+        if !std::path::Path::new(cwd).is_dir() {
+            return Err(Status::not_found(format!(
+                "process {id}: working directory {cwd}: no such directory"
+            )));
+        }
+        let mut command = Command::new(program);
+        command
+            .args(&request.args[1..])
+            .env_clear()
+            .current_dir(cwd);
+        if !request.env.iter().any(|kv| kv.starts_with("PATH=")) {
+            command.env("PATH", &DEFAULT_PATH["PATH=".len()..]);
+        }
+        for kv in &request.env {
+            if let Some((key, value)) = kv.split_once('=') {
+                command.env(key, value);
+            }
+        }
+        let (drained, relay) = match &entry.pty {
+            Some(pty) => {
+                let secondary = pty
+                    .secondary
+                    .as_ref()
+                    .ok_or_else(|| Status::internal("terminal already handed out"))?;
+                let dup = || secondary.try_clone().map(Stdio::from);
+                command
+                    .stdin(dup().map_err(internal)?)
+                    .stdout(dup().map_err(internal)?)
+                    .stderr(dup().map_err(internal)?);
+                // SAFETY: between fork and exec the child only makes the
+                // async-signal-safe calls setsid(2) and ioctl(2).
+                unsafe {
+                    command.pre_exec(|| {
+                        rustix::process::setsid()?;
+                        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+                        Ok(())
+                    });
+                }
+                (None, Some((stdin.take(), stdout.take())))
+            }
+            None => {
+                command
+                    .stdin(stdin.take().map_or_else(Stdio::null, Stdio::from))
+                    .stdout(stdout.take().map_or_else(Stdio::null, Stdio::from))
+                    .stderr(stderr.take().map_or_else(Stdio::null, Stdio::from));
+                let (tx, rx) = watch::channel(true);
+                drop(tx);
+                (Some(rx), None)
+            }
+        };
+        let mut guard = self.reaper.lock();
+        let child = command.spawn().map_err(|err| {
+            let message = format!("exec {program}: {}", describe_errno(&err));
+            match err.kind() {
+                std::io::ErrorKind::NotFound => Status::not_found(message),
+                std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+                _ => Status::failed_precondition(message),
+            }
+        })?;
+        let pid = child.id();
+        let exit = guard.register(pid);
+        drop(guard);
+        // The child holds its own copies; ours would keep the streams open.
+        drop(command);
+        let drained = match (drained, relay, &entry.pty) {
+            (Some(drained), _, _) => drained,
+            (None, Some((input, output)), Some(pty)) => {
+                pty::relay(&pty.primary, input, output).map_err(internal)?
+            }
+            _ => return Err(Status::internal("terminal state is inconsistent")),
+        };
+        if let Some(pty) = entry.pty.as_mut() {
+            // Close our copy of the secondary end so the relay sees the end.
+            pty.secondary = None;
+        }
+        entry.state = State::Running { pid, exit, drained };
+        tracing::debug!(id, pid, "started {program}");
+        Ok(pid)
+    }
+
+    /// Waits until the process has ended and its terminal output is written.
+    pub(crate) async fn wait(&self, id: &str) -> Result<WaitProcessResponse, Status> {
+        let (mut exit, mut drained) = {
+            let table = lock(&self.table);
+            let entry = table
+                .get(id)
+                .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+            match &entry.state {
+                State::Running { exit, drained, .. } => (exit.clone(), drained.clone()),
+                State::Created { .. } => {
+                    return Err(Status::failed_precondition(format!(
+                        "process {id} was not started"
+                    )));
+                }
+            }
+        };
+        let status = *exit
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Status::internal("the reaper stopped"))?;
+        // A sender dropped without sending means there was nothing to drain.
+        let _ = drained.wait_for(|done| *done).await;
+        let (exit_code, signal) = match status {
+            Some(Exit::Code(code)) => (Some(code), None),
+            Some(Exit::Signal(signal)) => (None, Some(signal)),
+            None => (None, None),
+        };
+        Ok(WaitProcessResponse {
+            exit_code,
+            signal,
+            oom_killed: false,
+        })
+    }
+
+    /// Sends `signal` to a running process.
+    pub(crate) fn kill(&self, id: &str, signal: i32) -> Result<(), Status> {
+        let pid = self.running_pid(id)?;
+        let sig = rustix::process::Signal::from_named_raw(signal)
+            .ok_or_else(|| Status::invalid_argument(format!("{signal} is not a signal number")))?;
+        let pid = rustix::process::Pid::from_raw(pid.cast_signed())
+            .ok_or_else(|| Status::internal("pid 0"))?;
+        match rustix::process::kill_process(pid, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(err) => Err(Status::internal(format!("kill {id}: {err}"))),
+        }
+    }
+
+    /// Ends the process's input.
+    pub(crate) fn close_stdin(&self, id: &str) -> Result<(), Status> {
+        let mut table = lock(&self.table);
+        let entry = table
+            .get_mut(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        if let Some(fd) = entry.stdin_handle.take() {
+            let _ = rustix::net::shutdown(&fd, rustix::net::Shutdown::Read);
+        }
+        Ok(())
+    }
+
+    /// Resizes the process's terminal.
+    pub(crate) fn resize(&self, id: &str, rows: u32, columns: u32) -> Result<(), Status> {
+        let table = lock(&self.table);
+        let entry = table
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        let pty = entry.pty.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!("process {id} has no terminal to resize"))
+        })?;
+        pty::resize(&pty.primary, rows, columns).map_err(internal)
+    }
+
+    /// Forgets an ended (or never started) process.
+    pub(crate) fn delete(&self, id: &str) -> Result<(), Status> {
+        let mut table = lock(&self.table);
+        let entry = table
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        if let State::Running { exit, .. } = &entry.state
+            && exit.borrow().is_none()
+        {
+            return Err(Status::failed_precondition(format!(
+                "process {id} is still running: kill it first"
+            )));
+        }
+        table.remove(id);
+        Ok(())
+    }
+
+    fn running_pid(&self, id: &str) -> Result<u32, Status> {
+        let table = lock(&self.table);
+        let entry = table
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
+        match &entry.state {
+            State::Running { pid, exit, .. } if exit.borrow().is_none() => Ok(*pid),
+            State::Running { .. } => Err(Status::failed_precondition(format!(
+                "process {id} has already exited"
+            ))),
+            State::Created { .. } => Err(Status::failed_precondition(format!(
+                "process {id} was not started"
+            ))),
+        }
+    }
+}
+
+fn internal(err: std::io::Error) -> Status {
+    Status::internal(err.to_string())
+}
+
+/// "no such file or directory" rather than "No such file or directory (os error 2)".
+fn describe_errno(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => rustix::io::Errno::from_raw_os_error(code)
+            .to_string()
+            .to_lowercase()
+            .trim_end_matches(|c: char| c == ')' || c.is_ascii_digit())
+            .trim_end_matches(" (os error ")
+            .to_owned(),
+        None => err.to_string(),
+    }
+}
