@@ -1,7 +1,7 @@
 # The project's commands. README.md names `make demo` and `make test`.
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: setup build test lint bench demo fmt fuzz-smoke
+.PHONY: setup build test lint bench demo fmt kernel fuzz-smoke
 
 ## Install what the build and tests need (idempotent; see scripts/setup --help).
 setup:
@@ -12,8 +12,13 @@ build:
 	cargo build --workspace --all-targets
 	cargo build -p vminitd --target $(MUSL_TARGET)
 
+## The optimized guest kernel (kernel/build.sh; about 7 minutes the first time, cached after).
+kernel: setup
+	kernel/build.sh
+
 ## Set up, then run the whole test suite: unit, integration and doc tests.
-test: setup
+## Both kinds of guest kernel are booted, so the built one is made when missing.
+test: setup kernel
 	cargo build -p vminitd --target $(MUSL_TARGET)
 	cargo test --workspace
 

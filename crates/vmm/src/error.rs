@@ -41,4 +41,36 @@ pub enum VmmError {
         /// The names it holds, comma-separated, or "nothing".
         available: String,
     },
+    /// The VM configuration is not valid.
+    #[error("invalid VM configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong.
+        message: String,
+    },
+    /// A program could not be started.
+    #[error("cannot start {program}: {source}; run scripts/setup")]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The vsock helper exited or never created its socket.
+    #[error("{program} did not create its socket within 5 s")]
+    HelperFailed {
+        /// The helper.
+        program: PathBuf,
+    },
+    /// The static vminitd binary is missing.
+    #[error(
+        "cannot read vminitd at {path}: {source}; build it with `cargo build -p vminitd --target x86_64-unknown-linux-musl`"
+    )]
+    MissingVminitd {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -1,0 +1,166 @@
+//! The initramfs every guest boots: vminitd as `/init` plus the kernel
+//! modules that kernel needs, cached by content hash.
+//!
+//! A kernel with everything built in (the one `kernel/build.sh` makes) gets
+//! no modules. A stock kernel's modules are found through its `modules.dep`:
+//! the wanted ones and everything they depend on are packed under
+//! `/lib/modules/<release>/` with a `modules.dep` restricted to them, which
+//! vminitd follows to load them in order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cpio::CpioWriter;
+use crate::{Kernel, VmmError};
+
+/// Modules a guest needs when the kernel has them as modules.
+pub const WANTED_MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "virtio_balloon",
+    "vmw_vsock_virtio_transport",
+    "overlay",
+    "fuse",
+    "virtiofs",
+];
+
+/// Builds (or finds in `cache_dir`) the initramfs for `kernel` with the
+/// static `vminitd` binary as `/init`; returns its path.
+pub fn build_initramfs(
+    kernel: &Kernel,
+    vminitd: &Path,
+    cache_dir: &Path,
+) -> Result<PathBuf, VmmError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VmmError::Io { path, source }
+    };
+    let init = std::fs::read(vminitd).map_err(|source| VmmError::MissingVminitd {
+        path: vminitd.to_path_buf(),
+        source,
+    })?;
+    let mut archive = CpioWriter::new(Vec::with_capacity(init.len() + (4 << 20)));
+    let cpio_err = |source| VmmError::Io {
+        path: PathBuf::from("initramfs"),
+        source,
+    };
+    for dir in ["dev", "proc", "sys", "run", "tmp", "lib", "lib/modules"] {
+        archive.dir(dir, 0o755).map_err(cpio_err)?;
+    }
+    // The kernel opens /dev/console for init's stdio before devtmpfs exists.
+    archive
+        .char_device("dev/console", 0o600, 5, 1)
+        .map_err(cpio_err)?;
+    archive.file("init", 0o755, &init).map_err(cpio_err)?;
+    if let (Some(modules_dir), Some(release)) = (kernel.modules_dir(), kernel.release()?) {
+        let dep_path = modules_dir.join("modules.dep");
+        let dep = std::fs::read_to_string(&dep_path).map_err(io(&dep_path))?;
+        let selected = select_modules(&dep, WANTED_MODULES);
+        let base = format!("lib/modules/{release}");
+        archive.dir(&base, 0o755).map_err(cpio_err)?;
+        let mut dirs = BTreeSet::new();
+        let mut restricted = String::new();
+        for (module, deps) in &selected {
+            let mut parent = Path::new(module).parent();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                dirs.insert(p.to_path_buf());
+                parent = p.parent();
+            }
+            restricted.push_str(&format!("{module}: {}\n", deps.join(" ")));
+        }
+        for dir in &dirs {
+            archive
+                .dir(&format!("{base}/{}", dir.display()), 0o755)
+                .map_err(cpio_err)?;
+        }
+        for (module, _) in &selected {
+            let path = modules_dir.join(module);
+            let data = std::fs::read(&path).map_err(io(&path))?;
+            archive
+                .file(&format!("{base}/{module}"), 0o644, &data)
+                .map_err(cpio_err)?;
+        }
+        archive
+            .file(&format!("{base}/modules.dep"), 0o644, restricted.as_bytes())
+            .map_err(cpio_err)?;
+    }
+    let bytes = archive.finish().map_err(cpio_err)?;
+    let hash = hex::encode(Sha256::digest(&bytes));
+    let path = cache_dir.join(format!("{}.cpio", &hash[..32]));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    // Unique per writer: threads of one process may build the same archive.
+    static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let writer = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache_dir.join(format!(".{}.{}.{writer}", &hash[..32], std::process::id()));
+    std::fs::write(&partial, &bytes).map_err(io(&partial))?;
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// The wanted modules and all they depend on, each with its own dependency
+/// list, in `modules.dep` order. Wanted names the kernel lacks (built in, or
+/// not configured) are skipped.
+fn select_modules(dep: &str, wanted: &[&str]) -> Vec<(String, Vec<String>)> {
+    let entries: Vec<(&str, Vec<&str>)> = dep
+        .lines()
+        .filter_map(|line| {
+            let (module, deps) = line.split_once(':')?;
+            Some((module.trim(), deps.split_whitespace().collect()))
+        })
+        .collect();
+    let by_path: HashMap<&str, &Vec<&str>> = entries.iter().map(|(m, d)| (*m, d)).collect();
+    let stem = |path: &str| {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        file.split('.').next().unwrap_or(file).replace('-', "_")
+    };
+    let mut keep = BTreeSet::new();
+    for (module, deps) in &entries {
+        if wanted.contains(&stem(module).as_str()) {
+            keep.insert(*module);
+            keep.extend(deps.iter().copied());
+        }
+    }
+    entries
+        .iter()
+        .filter(|(module, _)| keep.contains(module))
+        .map(|(module, _)| {
+            let deps = by_path
+                .get(module)
+                .map(|d| d.iter().map(|s| s.to_string()).collect());
+            (module.to_string(), deps.unwrap_or_default())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_pulls_in_dependencies_only() {
+        let dep = "kernel/a/virtio_mmio.ko: kernel/a/virtio_ring.ko kernel/a/virtio.ko\n\
+                   kernel/a/virtio_ring.ko:\n\
+                   kernel/a/virtio.ko:\n\
+                   kernel/b/sound.ko:\n";
+        let names: Vec<String> = select_modules(dep, &["virtio_mmio", "ext4"])
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kernel/a/virtio_mmio.ko",
+                "kernel/a/virtio_ring.ko",
+                "kernel/a/virtio.ko"
+            ]
+        );
+    }
+}
