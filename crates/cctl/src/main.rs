@@ -1,9 +1,10 @@
 //! `cctl`: the containerization command line.
 //!
 //! Today it reports what this machine offers (`cctl system info`), lists the
-//! guest kernel catalogue (`cctl kernel ls`) and manages container networks
-//! (`cctl network …`). Image, root file system, network
-//! and container commands arrive with their issues.
+//! guest kernel catalogue (`cctl kernel ls`), manages images (`cctl image …`,
+//! `cctl login`, `cctl logout`), builds and inspects ext4 root file systems
+//! (`cctl rootfs …`) and manages container networks (`cctl network …`).
+//! VM and container commands arrive with their issues.
 
 mod image;
 mod kernel;
