@@ -108,19 +108,37 @@ impl Connector for HybridVsockConnector {
                         target: target.clone(),
                         source,
                     })?;
+            // A peer that closes at once (nothing listens on the port) shows
+            // as end of file or a reset; both are a refused handshake.
+            let closed = |e: &std::io::Error| {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                )
+            };
             let io_error = |source| AgentError::Connect {
                 target: target.clone(),
                 source,
             };
-            stream
+            match stream
                 .write_all(format!("CONNECT {port}\n").as_bytes())
                 .await
-                .map_err(io_error)?;
+            {
+                Ok(()) => {}
+                Err(e) if closed(&e) => {}
+                Err(e) => return Err(io_error(e)),
+            }
             // Read the answer a byte at a time: what follows the newline is
             // the guest's data and must stay in the stream.
             let mut answer = Vec::with_capacity(16);
             loop {
-                let byte = stream.read_u8().await.map_err(io_error)?;
+                let byte = match stream.read_u8().await {
+                    Ok(byte) => byte,
+                    Err(e) if closed(&e) => break,
+                    Err(e) => return Err(io_error(e)),
+                };
                 if byte == b'\n' || answer.len() >= 64 {
                     break;
                 }
