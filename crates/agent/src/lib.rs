@@ -14,11 +14,12 @@
 //!   in tests.
 //!
 //! ```no_run
+//! use std::sync::Arc;
 //! use std::time::Duration;
-//! use containerization_agent::{AgentClient, UnixConnector};
+//! use containerization_agent::{AgentClient, Connector, UnixConnector};
 //!
 //! # async fn demo() -> Result<(), containerization_agent::AgentError> {
-//! let connector = UnixConnector::new("/run/vminitd.sock");
+//! let connector: Arc<dyn Connector> = Arc::new(UnixConnector::new("/run/vminitd.sock"));
 //! let agent = AgentClient::connect(&connector, Duration::from_secs(5)).await?;
 //! let version = agent.version().await?;
 //! println!("guest kernel {}", version.release);
