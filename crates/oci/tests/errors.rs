@@ -33,14 +33,11 @@ fn assert_store_empty(store: &ImageStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_reported_as_such() {
     let registry = Registry::basic_auth().expect("registry");
-    let reference: Reference = registry
-        .push(
-            &fixture(Fixture::Busybox).expect("fixture"),
-            "demo/busybox:1",
-        )
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(
+        &registry,
+        &fixture(Fixture::Busybox).expect("fixture"),
+        "demo/busybox:1",
+    );
     let (dir, store) = temp_store();
     let client = client_with_password(&registry, dir.path(), Some("wrong".into()));
     let error = client
@@ -89,11 +86,7 @@ async fn unknown_tag_is_reported_with_the_repository() {
 async fn pull_rejects_blob_with_wrong_digest() {
     let registry = Registry::anonymous().expect("registry");
     let image = fixture(Fixture::Busybox).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/busybox:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/busybox:1");
     // Corrupt the layer (the biggest blob) in the registry's storage.
     let mut blobs = Vec::new();
     let mut stack = vec![registry.storage_dir().to_path_buf()];
@@ -210,11 +203,7 @@ async fn an_unknown_media_type_is_refused() {
 async fn two_pulls_of_one_image_at_once_both_succeed() {
     let registry = Registry::anonymous().expect("registry");
     let image = fixture(Fixture::Layered).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/layered:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/layered:1");
     let dir = tempfile::tempdir().expect("temp dir");
     let first = ImageStore::open(dir.path()).expect("store");
     let second = ImageStore::open(dir.path()).expect("store");
@@ -298,14 +287,11 @@ fn with_wrong_diff_id(store: &ImageStore, name: &str, new_name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layers_that_do_not_match_their_diff_ids_are_refused_at_pull_and_at_unpack() {
     let registry = Registry::anonymous().expect("registry");
-    let reference: Reference = registry
-        .push(
-            &fixture(Fixture::Busybox).expect("fixture"),
-            "demo/busybox:1",
-        )
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(
+        &registry,
+        &fixture(Fixture::Busybox).expect("fixture"),
+        "demo/busybox:1",
+    );
     let (dir, store) = temp_store();
     let client = client_for(&registry, dir.path());
     client

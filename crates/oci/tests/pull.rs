@@ -74,11 +74,7 @@ async fn pulls_every_fixture_from_a_tls_registry() {
 async fn pull_chooses_arm64_from_an_index_and_names_missing_platforms() {
     let registry = Registry::anonymous().expect("registry");
     let image = fixture(Fixture::MultiPlatform).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/multi:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/multi:1");
     let (dir, store) = temp_store();
     let client = client_for(&registry, dir.path());
     let arm: Platform = "linux/arm64/v8".parse().expect("platform");
@@ -118,11 +114,7 @@ async fn bearer_tokens_are_cached_per_scope_and_fetched_again_when_expired() {
         .start()
         .expect("registry");
     let image = fixture(Fixture::Busybox).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/busybox:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/busybox:1");
     let issuer = registry.token_issuer().expect("issuer");
     let (dir, store) = temp_store();
     let client = client_for(&registry, dir.path());
@@ -153,14 +145,11 @@ async fn bearer_tokens_are_cached_per_scope_and_fetched_again_when_expired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_issuer_refusing_the_password_reads_as_a_wrong_password() {
     let registry = Registry::token_auth().expect("registry");
-    let reference: Reference = registry
-        .push(
-            &fixture(Fixture::Busybox).expect("fixture"),
-            "demo/busybox:1",
-        )
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(
+        &registry,
+        &fixture(Fixture::Busybox).expect("fixture"),
+        "demo/busybox:1",
+    );
     let (dir, store) = temp_store();
     let client = common::client_with_password(&registry, dir.path(), Some("wrong".into()));
     let error = client

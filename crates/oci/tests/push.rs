@@ -26,11 +26,7 @@ async fn push_to_another_registry_keeps_digests_and_skopeo_copies_it_back() {
     let source = Registry::anonymous().expect("registry");
     let destination = Registry::basic_auth().expect("registry");
     let image = fixture(Fixture::MultiPlatform).expect("fixture");
-    let reference: Reference = source
-        .push(&image, "demo/multi:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&source, &image, "demo/multi:1");
     let (dir, store) = temp_store();
     client_for(&source, dir.path())
         .pull_all_platforms(&store, &reference)
@@ -116,11 +112,7 @@ fn recording_client(
 async fn push_skips_existing_blobs_mounts_across_repositories_and_chunks_large_ones() {
     let registry = Registry::anonymous().expect("registry");
     let image = fixture(Fixture::Busybox).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/busybox:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/busybox:1");
     let (_dir, store) = temp_store();
     // Chunked: every blob over 1 KiB goes up in 64 KiB PATCHes.
     let (client, events) = recording_client(
@@ -205,11 +197,7 @@ async fn push_skips_existing_blobs_mounts_across_repositories_and_chunks_large_o
 async fn tag_list_follows_link_pages_and_manifests_delete() {
     let registry = Registry::anonymous().expect("registry");
     let image = fixture(Fixture::Busybox).expect("fixture");
-    let reference: Reference = registry
-        .push(&image, "demo/tags:t000")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/tags:t000");
     let (dir, store) = temp_store();
     let client = client_for(&registry, dir.path());
     client

@@ -90,11 +90,7 @@ fn describe(root: &Path) -> BTreeMap<String, String> {
 async fn unpack_equals_umoci_raw_unpack_of_the_layered_fixture() {
     let image = fixture(Fixture::Layered).expect("fixture");
     let registry = Registry::anonymous().expect("registry");
-    let reference: Reference = registry
-        .push(&image, "demo/layered:1")
-        .expect("push")
-        .parse()
-        .expect("ref");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/layered:1");
     let (dir, store) = temp_store();
     let client = client_for(&registry, dir.path());
     let platform = Platform::new("linux", "amd64", None);

@@ -7,6 +7,7 @@ pub mod proxy;
 
 use std::path::Path;
 
+use containerization_oci::Reference;
 use containerization_oci::registry::{ClientConfig, Credential, CredentialStore, RegistryClient};
 use containerization_oci::store::ImageStore;
 use containerization_testkit::{FixtureImage, Registry};
@@ -85,4 +86,13 @@ pub fn run(command: &mut std::process::Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Pushes `image` to `registry` as `name` (with skopeo) and returns its reference.
+pub fn push_fixture(registry: &Registry, image: &FixtureImage, name: &str) -> Reference {
+    registry
+        .push(image, name)
+        .expect("push")
+        .parse()
+        .expect("the pushed name parses as a reference")
 }
