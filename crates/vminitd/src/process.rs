@@ -207,9 +207,8 @@ impl Processes {
                     .stdin(stdin.take().map_or_else(Stdio::null, Stdio::from))
                     .stdout(stdout.take().map_or_else(Stdio::null, Stdio::from))
                     .stderr(stderr.take().map_or_else(Stdio::null, Stdio::from));
-                let (tx, rx) = watch::channel(true);
-                drop(tx);
-                (Some(rx), None)
+                // The process writes to the host directly: nothing to drain.
+                (Some(watch::channel(true).1), None)
             }
         };
         let mut guard = self.reaper.lock();
@@ -262,7 +261,7 @@ impl Processes {
             .wait_for(Option::is_some)
             .await
             .map_err(|_| Status::internal("the reaper stopped"))?;
-        // A sender dropped without sending means there was nothing to drain.
+        // Err means the relay is gone, which also means nothing is left to drain.
         let _ = drained.wait_for(|done| *done).await;
         let (exit_code, signal) = match status {
             Some(Exit::Code(code)) => (Some(code), None),
@@ -353,13 +352,9 @@ fn internal(err: std::io::Error) -> Status {
 
 /// "no such file or directory" rather than "No such file or directory (os error 2)".
 fn describe_errno(err: &std::io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => rustix::io::Errno::from_raw_os_error(code)
-            .to_string()
-            .to_lowercase()
-            .trim_end_matches(|c: char| c == ')' || c.is_ascii_digit())
-            .trim_end_matches(" (os error ")
-            .to_owned(),
-        None => err.to_string(),
-    }
+    let text = err.to_string();
+    text.split(" (os error")
+        .next()
+        .unwrap_or(&text)
+        .to_lowercase()
 }

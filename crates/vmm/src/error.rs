@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+/// Maps an I/O error on `path` to [`VmmError::Io`], for `map_err`.
+pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> VmmError + use<> {
+    let path = path.to_path_buf();
+    move |source| VmmError::Io { path, source }
+}
+
 /// Everything that can go wrong in `containerization-vmm`.
 #[derive(Debug, thiserror::Error)]
 pub enum VmmError {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::cpio::CpioWriter;
+use crate::error::io_at;
 use crate::{Kernel, VmmError};
 
 /// Modules a guest needs when the kernel has them as modules.
@@ -36,10 +37,6 @@ pub fn build_initramfs(
     vminitd: &Path,
     cache_dir: &Path,
 ) -> Result<PathBuf, VmmError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| VmmError::Io { path, source }
-    };
     let init = std::fs::read(vminitd).map_err(|source| VmmError::MissingVminitd {
         path: vminitd.to_path_buf(),
         source,
@@ -59,7 +56,7 @@ pub fn build_initramfs(
     archive.file("init", 0o755, &init).map_err(cpio_err)?;
     if let (Some(modules_dir), Some(release)) = (kernel.modules_dir(), kernel.release()?) {
         let dep_path = modules_dir.join("modules.dep");
-        let dep = std::fs::read_to_string(&dep_path).map_err(io(&dep_path))?;
+        let dep = std::fs::read_to_string(&dep_path).map_err(io_at(&dep_path))?;
         let selected = select_modules(&dep, WANTED_MODULES);
         let base = format!("lib/modules/{release}");
         archive.dir(&base, 0o755).map_err(cpio_err)?;
@@ -80,7 +77,7 @@ pub fn build_initramfs(
         }
         for (module, _) in &selected {
             let path = modules_dir.join(module);
-            let data = std::fs::read(&path).map_err(io(&path))?;
+            let data = std::fs::read(&path).map_err(io_at(&path))?;
             archive
                 .file(&format!("{base}/{module}"), 0o644, &data)
                 .map_err(cpio_err)?;
@@ -95,13 +92,13 @@ pub fn build_initramfs(
     if path.is_file() {
         return Ok(path);
     }
-    std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    std::fs::create_dir_all(cache_dir).map_err(io_at(cache_dir))?;
     // Unique per writer: threads of one process may build the same archive.
     static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let writer = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let partial = cache_dir.join(format!(".{}.{}.{writer}", &hash[..32], std::process::id()));
-    std::fs::write(&partial, &bytes).map_err(io(&partial))?;
-    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    std::fs::write(&partial, &bytes).map_err(io_at(&partial))?;
+    std::fs::rename(&partial, &path).map_err(io_at(&path))?;
     Ok(path)
 }
 

@@ -6,10 +6,11 @@
 //! guest shuts down by rebooting; `-no-reboot` turns that into QEMU exiting.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::error::io_at;
 use crate::{Accelerator, Kernel, VmmError};
 
 /// The guest context id: each VM has its own helper, so every guest can be 3.
@@ -117,11 +118,7 @@ impl VirtualMachine {
     /// reach its agent through [`VirtualMachine::vsock_socket`].
     pub fn start(config: &VmConfig) -> Result<Self, VmmError> {
         config.validate()?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| VmmError::Io { path, source }
-        };
-        std::fs::create_dir_all(&config.run_dir).map_err(io(&config.run_dir))?;
+        std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
         let vhost_socket = config.run_dir.join("vhost-vsock.sock");
         let vsock_socket = config.run_dir.join("vsock.sock");
         let _ = std::fs::remove_file(&vhost_socket);
