@@ -1,6 +1,7 @@
 //! Layers: decompression streams and a safe unpacker.
 
 mod compression;
+mod diff_id;
 mod pipeline;
 mod unpack;
 
@@ -8,7 +9,8 @@ use std::path::Path;
 
 use oci_spec::image::ImageManifest;
 
-pub use compression::{DiffIdChecker, decoder, sniff};
+pub use compression::{decoder, decoder_buffered, sniff};
+pub use diff_id::DiffIdChecker;
 pub use unpack::Unpacker;
 
 use crate::error::IoContext;
