@@ -26,12 +26,34 @@ pub enum Format {
 /// Options for commands that talk to a registry.
 #[derive(Debug, Args)]
 pub struct RegistryOptions {
-    /// Allow plain HTTP to this registry (loopback registries always may).
+    /// Treat this registry as insecure: plain HTTP is allowed and its TLS
+    /// certificate is not checked (loopback registries may always use HTTP).
     #[arg(long)]
     insecure: bool,
     /// Extra CA certificate (PEM) to trust for the registry.
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
+}
+
+/// Which platform's image to take from an index.
+#[derive(Debug, Args)]
+pub struct PlatformOptions {
+    /// The platform (os/arch[/variant]); this machine's by default.
+    #[arg(long)]
+    platform: Option<String>,
+    /// On an amd64 platform, also take a linux/386 image when the index has
+    /// no amd64 one (amd64 hosts run 386 binaries only when asked).
+    #[arg(long)]
+    allow_386: bool,
+}
+
+impl PlatformOptions {
+    /// The platform asked for, with the 386 switch applied.
+    fn platform(&self) -> anyhow::Result<Platform> {
+        let mut platform = parse_platform(self.platform.as_deref())?;
+        platform.allow_386_on_amd64 = self.allow_386;
+        Ok(platform)
+    }
 }
 
 /// Subcommands of `cctl image`.
@@ -41,9 +63,8 @@ pub enum ImageCommand {
     Pull {
         /// The image: `alpine`, `127.0.0.1:5000/demo/busybox:1`, `name@sha256:…`.
         reference: String,
-        /// The platform to pull (os/arch[/variant]); this machine's by default.
-        #[arg(long)]
-        platform: Option<String>,
+        #[command(flatten)]
+        platform: PlatformOptions,
         /// Pull every platform of an index.
         #[arg(long, conflicts_with = "platform")]
         all_platforms: bool,
@@ -85,9 +106,8 @@ pub enum ImageCommand {
     Inspect {
         /// The image.
         name: String,
-        /// The platform; this machine's by default.
-        #[arg(long)]
-        platform: Option<String>,
+        #[command(flatten)]
+        platform: PlatformOptions,
         /// Output format.
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
@@ -133,7 +153,7 @@ impl ImageCommand {
                 registry,
             } => {
                 let reference: Reference = reference.parse()?;
-                let platform = parse_platform(platform.as_deref())?;
+                let platform = platform.platform()?;
                 let progress = Progress::new();
                 let client = client(root, &registry, &reference, Some(progress.sink()))?;
                 let image = if all_platforms {
@@ -210,7 +230,7 @@ impl ImageCommand {
                 format,
             } => {
                 let name = store_name(&store, &name);
-                let resolved = store.resolve(&name, &parse_platform(platform.as_deref())?)?;
+                let resolved = store.resolve(&name, &platform.platform()?)?;
                 let config: serde_json::Value = serde_json::from_slice(&resolved.config_bytes)?;
                 let out = serde_json::json!({
                     "name": resolved.image.name,
@@ -431,5 +451,36 @@ mod progress {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ImageCommand,
+    }
+
+    fn pull_platform(args: &[&str]) -> Platform {
+        let args = ["image", "pull"]
+            .iter()
+            .chain(args)
+            .chain(&["demo/busybox"]);
+        match Cli::try_parse_from(args).expect("parses").command {
+            ImageCommand::Pull { platform, .. } => platform.platform().expect("platform"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pull_takes_386_on_amd64_only_with_allow_386() {
+        let i386: Platform = "linux/386".parse().expect("platform");
+        assert!(!pull_platform(&["--platform", "linux/amd64"]).runs(&i386));
+        assert!(pull_platform(&["--platform", "linux/amd64", "--allow-386"]).runs(&i386));
     }
 }

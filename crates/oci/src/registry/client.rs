@@ -6,7 +6,9 @@
 //! 401), retries 429 and 5xx answers and dropped connections with exponential
 //! backoff (honouring `Retry-After`), and turns a second 401 into
 //! [`Error::Unauthorized`]. HTTPS is the rule; plain HTTP is tried only for
-//! loopback hosts and hosts the user marked insecure.
+//! loopback hosts and hosts the user marked insecure. An insecure host's TLS
+//! certificate is not verified either (as Docker's insecure registries), through
+//! a second HTTP client that only those hosts use.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,7 +33,9 @@ struct HostState {
 
 /// An async client for distribution (OCI) registries.
 pub struct RegistryClient {
-    pub(crate) http: reqwest::Client,
+    http: reqwest::Client,
+    /// For hosts marked insecure: accepts any TLS certificate.
+    http_unverified: Option<reqwest::Client>,
     pub(crate) config: ClientConfig,
     hosts: tokio::sync::Mutex<HashMap<String, HostState>>,
     tokens: Mutex<TokenCache>,
@@ -60,32 +64,48 @@ pub(crate) struct Target {
 impl RegistryClient {
     /// A client with `config`.
     pub fn new(config: ClientConfig) -> Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("containerization/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(10));
-        for pem in &config.extra_ca_pems {
-            let certs =
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|source| Error::Http {
-                    url: "extra CA certificates".to_owned(),
-                    source,
-                })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder.build().map_err(|source| Error::Http {
-            url: "client setup".to_owned(),
-            source,
-        })?;
+        let http = http_client(&config, false)?;
+        let http_unverified = if config.insecure_hosts.is_empty() {
+            None
+        } else {
+            Some(http_client(&config, true)?)
+        };
         Ok(Self {
             http,
+            http_unverified,
             config,
             hosts: tokio::sync::Mutex::new(HashMap::new()),
             tokens: Mutex::new(TokenCache::default()),
             credentials: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether the user marked `host[:port]` insecure.
+    fn is_insecure(&self, host: &str) -> bool {
+        self.config.insecure_hosts.iter().any(|h| h == host)
+    }
+
+    /// The HTTP client for `host[:port]`: the one that skips certificate
+    /// checks for insecure hosts, the verifying one for all others.
+    fn http_for(&self, host: &str) -> &reqwest::Client {
+        match &self.http_unverified {
+            Some(unverified) if self.is_insecure(host) => unverified,
+            _ => &self.http,
+        }
+    }
+
+    /// The HTTP client for a URL (a token realm may be on another host).
+    fn http_for_url(&self, url: &str) -> &reqwest::Client {
+        let host = reqwest::Url::parse(url).ok().and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_owned(),
+            })
+        });
+        match host {
+            Some(host) => self.http_for(&host),
+            None => &self.http,
+        }
     }
 
     /// The client's configuration.
@@ -127,8 +147,7 @@ impl RegistryClient {
         if let Some(state) = hosts.get(api_host) {
             return Ok(state.base.clone());
         }
-        let plain_allowed =
-            is_loopback_host(api_host) || self.config.insecure_hosts.iter().any(|h| h == api_host);
+        let plain_allowed = is_loopback_host(api_host) || self.is_insecure(api_host);
         let mut last = None;
         for scheme in ["https", "http"] {
             if scheme == "http" && !plain_allowed {
@@ -138,7 +157,7 @@ impl RegistryClient {
             let url = format!("{base}/v2/");
             // A plain-HTTP server may never answer a TLS hello: when HTTP is
             // allowed, do not wait long for HTTPS.
-            let mut probe = self.http.get(&url);
+            let mut probe = self.http_for(api_host).get(&url);
             if scheme == "https" && plain_allowed {
                 probe = probe.timeout(Duration::from_secs(if is_loopback_host(api_host) {
                     5
@@ -193,7 +212,7 @@ impl RegistryClient {
         let mut refused_once = false;
         loop {
             let mut builder = self
-                .http
+                .http_for(&target.api_host)
                 .request(method.clone(), url)
                 .headers(headers.clone());
             if let Some(body) = &body {
@@ -285,7 +304,7 @@ impl RegistryClient {
                     None => {
                         let credential = self.credential(&target.registry)?;
                         let (token, lifetime) = fetch_token(
-                            &self.http,
+                            self.http_for_url(&realm),
                             &target.registry,
                             &realm,
                             service.as_deref(),
@@ -304,6 +323,30 @@ impl RegistryClient {
             }
         }
     }
+}
+
+/// The HTTP client: user agent, time-outs, redirects, extra CAs; with
+/// `unverified`, one that accepts any certificate (for insecure hosts only).
+fn http_client(config: &ClientConfig, unverified: bool) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("containerization/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .danger_accept_invalid_certs(unverified);
+    for pem in &config.extra_ca_pems {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|source| Error::Http {
+            url: "extra CA certificates".to_owned(),
+            source,
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|source| Error::Http {
+        url: "client setup".to_owned(),
+        source,
+    })
 }
 
 fn poisoned(what: &str) -> Error {

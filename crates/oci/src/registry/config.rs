@@ -9,7 +9,9 @@ use crate::registry::credentials::CredentialStore;
 /// How the client behaves.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Hosts (`host[:port]`) that may be reached over plain HTTP.
+    /// Hosts (`host[:port]`) the user marked insecure, as Docker's insecure
+    /// registries: they may be reached over plain HTTP, and their TLS
+    /// certificates are not verified.
     pub insecure_hosts: Vec<String>,
     /// Extra CA certificates (PEM) trusted besides the system roots.
     pub extra_ca_pems: Vec<Vec<u8>>,
