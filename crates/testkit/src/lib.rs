@@ -36,6 +36,7 @@ mod fixtures;
 mod netns;
 mod paths;
 mod registry;
+mod request_log;
 mod supervise;
 mod tls;
 mod token;
@@ -46,6 +47,7 @@ pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, la
 pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};
+pub use request_log::LoggedRequest;
 pub use supervise::Supervised;
 pub use tls::TestCa;
 pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenIssuer};

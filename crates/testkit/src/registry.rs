@@ -245,6 +245,11 @@ impl Registry {
         self.child.pid()
     }
 
+    /// The registry's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The end of the registry's log, for error messages.
     pub fn log_tail(&self) -> String {
         std::fs::read(&self.log)

@@ -41,6 +41,7 @@ impl RegistryClient {
         };
         let mut ingest = match start {
             IngestStart::Present => {
+                note_source(store, reference, &digest);
                 self.emit(ProgressEvent::Skipped {
                     digest,
                     size,
@@ -173,7 +174,21 @@ impl RegistryClient {
                 path: "the blob commit".into(),
                 source: std::io::Error::other(e),
             })??;
+        note_source(store, reference, &digest);
         self.emit(ProgressEvent::Finished { digest });
         Ok(())
+    }
+}
+
+/// Records that `reference`'s repository holds `digest`, so that a push to
+/// another repository of its registry can mount the blob from there. Only a
+/// hint for later: failing to record it does not fail the transfer.
+pub(crate) fn note_source(store: &ImageStore, reference: &Reference, digest: &Digest) {
+    if let Err(e) =
+        store
+            .content()
+            .record_source(digest, reference.registry(), reference.repository())
+    {
+        tracing::warn!(%digest, "cannot record where the blob is: {e}");
     }
 }

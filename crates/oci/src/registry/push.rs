@@ -1,6 +1,11 @@
 //! Push: blobs first (skipping what the registry has, mounting what another
 //! repository of the same registry has), then manifests children first, each
 //! with its exact bytes and media type, then the tag.
+//!
+//! A blob is mounted from a repository the store's source records name (see
+//! [`crate::store::BlobSource`]: where it was pulled from or pushed to), else
+//! from the repository in the image's own name, when either is on the
+//! destination's registry.
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -14,6 +19,7 @@ use std::io::Read;
 use crate::error::IoContext;
 use crate::manifest::{Document, descriptor_digest, parse_document};
 use crate::progress::ProgressEvent;
+use crate::registry::blob::note_source;
 use crate::registry::client::{RegistryClient, Target, header, status_error};
 use crate::store::ImageStore;
 use crate::{Digest, Error, Reference, Result};
@@ -120,7 +126,8 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// Uploads one blob unless the registry has it or can mount it.
+    /// Pushes one blob, mounting it when the store knows another repository
+    /// of the destination's registry that holds it.
     async fn push_blob(
         &self,
         store: &ImageStore,
@@ -131,6 +138,43 @@ impl RegistryClient {
     ) -> Result<()> {
         let digest = descriptor_digest(descriptor)?;
         let size = store.content().blob_size(&digest)?;
+        let recorded = store
+            .content()
+            .sources(&digest)?
+            .into_iter()
+            .find(|s| {
+                s.registry == destination.registry() && s.repository != destination.repository()
+            })
+            .map(|s| s.repository);
+        let mount_from = recorded.as_deref().or(mount_from);
+        let extended;
+        let target = match mount_from {
+            Some(from) if !target.scope.contains(&format!("repository:{from}:")) => {
+                extended = Target {
+                    scope: format!("{} repository:{from}:pull", target.scope),
+                    ..target.clone()
+                };
+                &extended
+            }
+            _ => target,
+        };
+        self.upload_blob(store, destination, target, &digest, size, mount_from)
+            .await?;
+        note_source(store, destination, &digest);
+        Ok(())
+    }
+
+    /// Uploads one blob unless the registry has it or mounts it from `mount_from`.
+    async fn upload_blob(
+        &self,
+        store: &ImageStore,
+        destination: &Reference,
+        target: &Target,
+        digest: &Digest,
+        size: u64,
+        mount_from: Option<&str>,
+    ) -> Result<()> {
+        let digest = digest.clone();
         let base = self.base(destination.api_host()).await?;
         let repo = destination.repository();
         let blob_url = format!("{base}/v2/{repo}/blobs/{digest}");

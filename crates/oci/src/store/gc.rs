@@ -51,6 +51,7 @@ impl ImageStore {
             if !reachable.contains(&digest) {
                 let path = self.content().blob_path(&digest);
                 std::fs::remove_file(&path).at("remove", &path)?;
+                self.content().forget_sources(&digest);
                 report.freed_bytes += size;
                 report.removed.push(digest);
             }

@@ -5,8 +5,10 @@ mod content;
 mod gc;
 mod image;
 mod lock;
+mod sources;
 
 pub use content::{ContentStore, Ingest, IngestStart, digest_of};
 pub use gc::{PruneReport, Usage};
 pub use image::{Image, ImageStore, REF_NAME, ResolvedImage};
 pub use lock::FileLock;
+pub use sources::BlobSource;
