@@ -1,7 +1,8 @@
 //! The requests a test registry answered, read from its log.
 //!
-//! docker-registry logs one `msg="response completed"` line per request, with
-//! the method, the URI and the status as `key=value` fields (the value quoted
+//! docker-registry logs one `msg="response completed"` line per request
+//! (`msg="response completed with error"` for errors), with the method, the
+//! URI and the status as `key=value` fields (the value quoted
 //! when it holds special characters). Tests count them to see what a client
 //! did: whether a blob was uploaded or mounted, how many PATCHes went up.
 
@@ -23,7 +24,7 @@ impl Registry {
     pub fn requests(&self) -> Vec<LoggedRequest> {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         log.lines()
-            .filter(|line| line.contains("msg=\"response completed\""))
+            .filter(|line| line.contains("msg=\"response completed"))
             .filter_map(|line| {
                 Some(LoggedRequest {
                     method: field(line, "http.request.method")?,

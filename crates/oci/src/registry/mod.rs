@@ -9,6 +9,7 @@ mod credentials;
 mod pull;
 mod push;
 mod tags;
+mod upload;
 
 pub use auth::Challenge;
 pub use client::RegistryClient;

@@ -10,9 +10,7 @@
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use oci_spec::image::Descriptor;
-use reqwest::header::{
-    CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
-};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 use std::io::Read;
 
@@ -21,6 +19,7 @@ use crate::manifest::{Document, descriptor_digest, parse_document};
 use crate::progress::ProgressEvent;
 use crate::registry::blob::note_source;
 use crate::registry::client::{RegistryClient, Target, header, status_error};
+use crate::registry::upload::UploadSession;
 use crate::store::ImageStore;
 use crate::{Digest, Error, Reference, Result};
 
@@ -226,37 +225,17 @@ impl RegistryClient {
             file.read_to_end(&mut all).at("read", &path)?;
             Bytes::from(all)
         } else {
-            let mut sent = 0u64;
-            let mut chunk = vec![0u8; self.config.chunk_size.max(1 << 16)];
-            loop {
-                let n = read_full(&mut file, &mut chunk).at("read", &path)?;
-                if n == 0 {
-                    break;
-                }
-                let mut headers = header(CONTENT_TYPE, "application/octet-stream");
-                let range = format!("{}-{}", sent, sent + n as u64 - 1);
-                if let Ok(v) = HeaderValue::from_str(&range) {
-                    headers.insert(CONTENT_RANGE, v);
-                }
-                let response = self
-                    .request(
-                        target,
-                        Method::PATCH,
-                        &location,
-                        headers,
-                        Some(Bytes::copy_from_slice(&chunk[..n])),
-                    )
-                    .await?;
-                if response.status() != StatusCode::ACCEPTED {
-                    return Err(status_error("PATCH", &location, response).await);
-                }
-                location = location_of(&base, &response, &location)?;
-                sent += n as u64;
-                self.emit(ProgressEvent::Advanced {
-                    digest: digest.clone(),
-                    done: sent,
-                });
-            }
+            let plain_start = format!("{base}/v2/{repo}/blobs/uploads/");
+            let session = UploadSession {
+                base: &base,
+                location,
+                start_url: &plain_start,
+                digest: &digest,
+                size,
+            };
+            location = self
+                .upload_chunks(target, session, &mut file, &path)
+                .await?;
             Bytes::new()
         };
         let separator = if location.contains('?') { '&' } else { '?' };
@@ -334,18 +313,7 @@ fn pushable_root(store: &ImageStore, root: &Descriptor) -> Result<Descriptor> {
     }
 }
 
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-fn location_of(base: &str, response: &Response, url: &str) -> Result<String> {
+pub(crate) fn location_of(base: &str, response: &Response, url: &str) -> Result<String> {
     let location = response
         .headers()
         .get(LOCATION)

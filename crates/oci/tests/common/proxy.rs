@@ -1,6 +1,6 @@
-//! Small loopback peers for failure tests: a TCP proxy that cuts one
-//! connection in the middle of a response, and an HTTP server that answers
-//! every path with a canned response.
+//! Small loopback peers for failure tests: TCP proxies that cut one
+//! connection in the middle of a response or of a request, and an HTTP server
+//! that answers every path with a canned response.
 
 #![allow(dead_code)]
 
@@ -46,6 +46,48 @@ pub async fn cutting_proxy(upstream: u16, cut_after: usize) -> (u16, Arc<AtomicB
                     }
                 }
                 up.abort();
+            });
+        }
+    });
+    (port, flag)
+}
+
+/// A proxy to `upstream` that closes the first connection which carries more
+/// than `cut_after` bytes from the client (an upload broken mid-request).
+/// Returns its port and a flag that turns true once it has cut.
+pub async fn upload_cutting_proxy(upstream: u16, cut_after: usize) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut sent = 0usize;
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                        break; // drop both halves: the request dies mid-body
+                    }
+                }
+                down.abort();
             });
         }
     });
