@@ -8,26 +8,13 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::proxy::{canned_registry, cutting_proxy};
-use common::{client_for, client_with_password, fixture_digest, temp_store};
+use common::{assert_store_empty, client_for, client_with_password, fixture_digest, temp_store};
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Platform, Reference};
 use containerization_testkit::{Fixture, Registry, fixture};
 
 fn amd64() -> Platform {
     Platform::new("linux", "amd64", None)
-}
-
-/// The store holds no image, no blob and no partial ingest.
-fn assert_store_empty(store: &ImageStore) {
-    assert!(store.list().expect("list").is_empty(), "no image named");
-    let usage = store.usage().expect("usage");
-    let partial: Vec<_> = std::fs::read_dir(store.content().ingest_dir())
-        .expect("ingest dir")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("sha256-"))
-        .collect();
-    assert!(partial.is_empty(), "no partial blob left: {partial:?}");
-    assert_eq!(usage.unreachable_blobs, usage.blobs, "nothing reachable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

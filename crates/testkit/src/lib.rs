@@ -50,4 +50,4 @@ pub use registry::{Credentials, Registry, RegistryBuilder};
 pub use request_log::LoggedRequest;
 pub use supervise::Supervised;
 pub use tls::TestCa;
-pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenIssuer};
+pub use token::{IssuerControl, REGISTRY_EXPIRY_LEEWAY, TOKEN_ISSUER, TOKEN_SERVICE, TokenIssuer};

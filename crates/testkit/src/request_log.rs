@@ -2,7 +2,9 @@
 //!
 //! docker-registry logs one `msg="response completed"` line per request
 //! (`msg="response completed with error"` for errors), with the method, the
-//! URI and the status as `key=value` fields (the value quoted
+//! URI and the status as `key=value` fields. A request refused for want of
+//! a valid credential or token gets `msg="error authorizing context: …"`
+//! instead, without a status: it was answered 401 (the value quoted
 //! when it holds special characters). Tests count them to see what a client
 //! did: whether a blob was uploaded or mounted, how many PATCHes went up.
 
@@ -24,14 +26,20 @@ impl Registry {
     pub fn requests(&self) -> Vec<LoggedRequest> {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         log.lines()
-            .filter(|line| line.contains("msg=\"response completed"))
             .filter_map(|line| {
+                let status = if line.contains("msg=\"response completed") {
+                    field(line, "http.response.status")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0)
+                } else if line.contains("msg=\"error authorizing context") {
+                    401
+                } else {
+                    return None;
+                };
                 Some(LoggedRequest {
                     method: field(line, "http.request.method")?,
                     uri: field(line, "http.request.uri")?,
-                    status: field(line, "http.response.status")
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0),
+                    status,
                 })
             })
             .collect()

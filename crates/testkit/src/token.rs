@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -27,6 +27,9 @@ use crate::{Credentials, Error, Result};
 pub const TOKEN_SERVICE: &str = "containerization-test-registry";
 /// The issuer name registries and tokens agree on.
 pub const TOKEN_ISSUER: &str = "containerization-test-issuer";
+/// How long after a token's `exp` docker-registry still accepts it (its
+/// allowance for clock skew).
+pub const REGISTRY_EXPIRY_LEEWAY: u64 = 60;
 
 /// A running token issuer; stops when dropped.
 #[derive(Debug)]
@@ -35,6 +38,7 @@ pub struct TokenIssuer {
     cert_path: PathBuf,
     stop: Arc<AtomicBool>,
     issued: Arc<AtomicUsize>,
+    switches: Arc<Switches>,
 }
 
 struct Signer {
@@ -42,6 +46,15 @@ struct Signer {
     cert_der: Vec<u8>,
     credentials: Option<Credentials>,
     lifetime: u64,
+}
+
+/// What a test may change while the issuer runs.
+#[derive(Debug, Default)]
+struct Switches {
+    /// Answer every request with 401, as for a wrong password.
+    refusing: AtomicBool,
+    /// When non-zero: seconds the registry accepts new tokens for.
+    accepted_for: AtomicU64,
 }
 
 impl TokenIssuer {
@@ -74,14 +87,15 @@ impl TokenIssuer {
             .port();
         let stop = Arc::new(AtomicBool::new(false));
         let issued = Arc::new(AtomicUsize::new(0));
-        let (stop2, issued2) = (stop.clone(), issued.clone());
+        let switches = Arc::new(Switches::default());
+        let (stop2, issued2, switches2) = (stop.clone(), issued.clone(), switches.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    let _ = serve(stream, &signer, &issued2);
+                    let _ = serve(stream, &signer, &issued2, &switches2);
                 }
             }
         });
@@ -90,6 +104,7 @@ impl TokenIssuer {
             cert_path,
             stop,
             issued,
+            switches,
         })
     }
 
@@ -107,6 +122,35 @@ impl TokenIssuer {
     pub fn tokens_issued(&self) -> usize {
         self.issued.load(Ordering::SeqCst)
     }
+
+    /// A handle that changes how this issuer answers, usable from anywhere
+    /// (a progress callback, another thread) while it runs.
+    pub fn control(&self) -> IssuerControl {
+        IssuerControl(self.switches.clone())
+    }
+}
+
+/// Changes how a running [`TokenIssuer`] answers.
+#[derive(Debug, Clone)]
+pub struct IssuerControl(Arc<Switches>);
+
+impl IssuerControl {
+    /// From now on, refuses every token request with 401 (as for a wrong
+    /// password: credentials revoked), or serves them again.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.0.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Tokens issued from now on are accepted by the registry for only about
+    /// `seconds` (their `exp` lies [`REGISTRY_EXPIRY_LEEWAY`] before that),
+    /// while `expires_in` still promises the full lifetime: a client that
+    /// trusts `expires_in` meets a 401 with the token in hand, as when a
+    /// registry revokes tokens early. `None` goes back to honest tokens.
+    pub fn set_accepted_for(&self, seconds: Option<u64>) {
+        self.0
+            .accepted_for
+            .store(seconds.unwrap_or(0), Ordering::SeqCst);
+    }
 }
 
 impl Drop for TokenIssuer {
@@ -117,7 +161,12 @@ impl Drop for TokenIssuer {
     }
 }
 
-fn serve(stream: TcpStream, signer: &Signer, issued: &AtomicUsize) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    signer: &Signer,
+    issued: &AtomicUsize,
+    switches: &Switches,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -141,6 +190,7 @@ fn serve(stream: TcpStream, signer: &Signer, issued: &AtomicUsize) -> std::io::R
         .map(percent_decode)
         .collect();
     let user = match (&signer.credentials, authorization.as_deref()) {
+        _ if switches.refusing.load(Ordering::SeqCst) => None,
         (None, _) => Some("anonymous".to_owned()),
         (Some(expected), Some(header)) => basic_user(header, expected),
         (Some(_), None) => None,
@@ -148,8 +198,12 @@ fn serve(stream: TcpStream, signer: &Signer, issued: &AtomicUsize) -> std::io::R
     let (status, body) = match user {
         Some(user) => {
             issued.fetch_add(1, Ordering::SeqCst);
-            let token = sign(signer, &user, &scopes);
             let now = now();
+            let exp = match switches.accepted_for.load(Ordering::SeqCst) {
+                0 => now + signer.lifetime,
+                accepted => (now + accepted).saturating_sub(REGISTRY_EXPIRY_LEEWAY),
+            };
+            let token = sign(signer, &user, &scopes, exp);
             (
                 "200 OK",
                 serde_json::json!({
@@ -179,7 +233,7 @@ fn basic_user(header: &str, expected: &Credentials) -> Option<String> {
     (user == expected.username && password == expected.password).then(|| user.to_owned())
 }
 
-fn sign(signer: &Signer, user: &str, scopes: &[String]) -> String {
+fn sign(signer: &Signer, user: &str, scopes: &[String], exp: u64) -> String {
     let now = now();
     let access: Vec<serde_json::Value> = scopes
         .iter()
@@ -198,7 +252,7 @@ fn sign(signer: &Signer, user: &str, scopes: &[String]) -> String {
     });
     let claims = serde_json::json!({
         "iss": TOKEN_ISSUER, "sub": user, "aud": TOKEN_SERVICE,
-        "exp": now + signer.lifetime, "nbf": now.saturating_sub(10), "iat": now,
+        "exp": exp, "nbf": now.saturating_sub(10), "iat": now,
         "jti": format!("{now}-{}", access.len()), "access": access,
     });
     let signing_input = format!(

@@ -13,7 +13,7 @@ use crate::media_type::{self, Kind};
 use crate::progress::ProgressEvent;
 use crate::registry::client::{RegistryClient, header, status_error};
 use crate::registry::pull::target;
-use crate::store::{ImageStore, IngestStart};
+use crate::store::{ImageStore, Ingest, IngestStart};
 use crate::{Digest, Error, Reference, Result};
 
 impl RegistryClient {
@@ -76,6 +76,60 @@ impl RegistryClient {
             size,
             offset: ingest.offset(),
         });
+        let downloaded = self
+            .download(
+                reference,
+                &digest,
+                size,
+                &mut ingest,
+                &mut checker,
+                &new_checker,
+            )
+            .await;
+        // On an error, bytes already here stay for the next attempt to resume
+        // from (dropping an empty ingest removes its file).
+        downloaded?;
+        if let Err(e) = ingest.check() {
+            ingest.discard();
+            return Err(e);
+        }
+        if let Some(checker) = checker
+            && let Err(e) = tokio::task::spawn_blocking(move || checker.finish())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Io {
+                        action: "wait for",
+                        path: "the decompression check".into(),
+                        source: std::io::Error::other(e),
+                    })
+                })
+        {
+            ingest.discard();
+            return Err(e);
+        }
+        tokio::task::spawn_blocking(move || ingest.commit())
+            .await
+            .map_err(|e| Error::Io {
+                action: "wait for",
+                path: "the blob commit".into(),
+                source: std::io::Error::other(e),
+            })??;
+        note_source(store, reference, &digest);
+        self.emit(ProgressEvent::Finished { digest });
+        Ok(())
+    }
+
+    /// Downloads what `ingest` lacks of blob `digest`, resuming with `Range`
+    /// after a dropped connection; `checker` sees every byte.
+    async fn download(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        ingest: &mut Ingest,
+        checker: &mut Option<DiffIdChecker>,
+        new_checker: &(dyn Fn(&Ingest) -> Result<Option<DiffIdChecker>> + Sync),
+    ) -> Result<()> {
         let base = self.base(reference.api_host()).await?;
         let url = format!("{base}/v2/{}/blobs/{digest}", reference.repository());
         let target = target(reference, "pull");
@@ -97,7 +151,7 @@ impl RegistryClient {
                 StatusCode::OK if offset > 0 => {
                     // No range support: start over.
                     ingest.reset()?;
-                    checker = new_checker(&ingest)?;
+                    *checker = new_checker(ingest)?;
                 }
                 StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
                 StatusCode::NOT_FOUND => {
@@ -114,10 +168,11 @@ impl RegistryClient {
                 match chunk {
                     Ok(chunk) => {
                         if let Err(e) = ingest.write(&chunk) {
-                            ingest.discard();
+                            // Wrong bytes are no start for a resume.
+                            let _ = ingest.reset();
                             return Err(e);
                         }
-                        if let Some(c) = &checker {
+                        if let Some(c) = checker.as_ref() {
                             c.feed(chunk).await;
                         }
                         self.emit(ProgressEvent::Advanced {
@@ -149,33 +204,6 @@ impl RegistryClient {
                 Some(source) => return Err(Error::Http { url, source }),
             }
         }
-        if let Err(e) = ingest.check() {
-            ingest.discard();
-            return Err(e);
-        }
-        if let Some(checker) = checker
-            && let Err(e) = tokio::task::spawn_blocking(move || checker.finish())
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Error::Io {
-                        action: "wait for",
-                        path: "the decompression check".into(),
-                        source: std::io::Error::other(e),
-                    })
-                })
-        {
-            ingest.discard();
-            return Err(e);
-        }
-        tokio::task::spawn_blocking(move || ingest.commit())
-            .await
-            .map_err(|e| Error::Io {
-                action: "wait for",
-                path: "the blob commit".into(),
-                source: std::io::Error::other(e),
-            })??;
-        note_source(store, reference, &digest);
-        self.emit(ProgressEvent::Finished { digest });
         Ok(())
     }
 }

@@ -223,6 +223,8 @@ pub struct Ingest {
     size: u64,
     written: u64,
     hasher: Hasher,
+    /// Committed or discarded: the file is no longer this writer's.
+    finished: bool,
     _gc: FileLock,
 }
 
@@ -254,6 +256,7 @@ impl Ingest {
             size,
             written,
             hasher,
+            finished: false,
             _gc: gc,
         };
         if written > size {
@@ -317,9 +320,9 @@ impl Ingest {
 
     /// Checks size and digest, syncs, and moves the blob into the store. On a
     /// mismatch the partial file is removed so the next attempt starts clean.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         if let Err(e) = self.check() {
-            let _ = std::fs::remove_file(&self.path);
+            self.discard();
             return Err(e);
         }
         self.file.sync_all().at("sync", &self.path)?;
@@ -327,12 +330,26 @@ impl Ingest {
         let dir = target.parent().unwrap_or(self.store.root());
         std::fs::create_dir_all(dir).at("create", dir)?;
         std::fs::rename(&self.path, &target).at("move into the store", &target)?;
+        self.finished = true;
         sync_dir(dir)
     }
 
     /// Gives up, removing the partial file (a later writer starts over).
-    pub fn discard(self) {
+    pub fn discard(mut self) {
         let _ = std::fs::remove_file(&self.path);
+        self.finished = true;
+    }
+}
+
+impl Drop for Ingest {
+    /// A writer dropped unfinished (an error, or a pull cancelled because
+    /// another blob of it failed) keeps the bytes it has for the next writer
+    /// to resume from; an empty file helps nobody and is removed. The lock is
+    /// still held here, so no other writer is using the file.
+    fn drop(&mut self) {
+        if !self.finished && self.written == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

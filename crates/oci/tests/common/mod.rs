@@ -96,3 +96,17 @@ pub fn push_fixture(registry: &Registry, image: &FixtureImage, name: &str) -> Re
         .parse()
         .expect("the pushed name parses as a reference")
 }
+
+/// The store names no image, reaches no blob and holds no partial ingest
+/// (blobs no image reaches, which prune removes, may stay).
+pub fn assert_store_empty(store: &ImageStore) {
+    assert!(store.list().expect("list").is_empty(), "no image named");
+    let usage = store.usage().expect("usage");
+    let partial: Vec<_> = std::fs::read_dir(store.content().ingest_dir())
+        .expect("ingest dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sha256-"))
+        .collect();
+    assert!(partial.is_empty(), "no partial blob left: {partial:?}");
+    assert_eq!(usage.unreachable_blobs, usage.blobs, "nothing reachable");
+}
