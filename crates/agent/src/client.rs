@@ -298,4 +298,18 @@ impl AgentClient {
         .await
         .map(drop)
     }
+
+    /// The cgroup v2 statistics of a container, by its first process's id.
+    pub async fn container_statistics(
+        &self,
+        id: &str,
+    ) -> Result<ContainerStatisticsResponse, AgentError> {
+        let request = ContainerStatisticsRequest { id: id.to_owned() };
+        self.call(
+            "container_statistics",
+            Some(self.deadline),
+            |mut c| async move { c.container_statistics(request).await },
+        )
+        .await
+    }
 }

@@ -11,6 +11,7 @@
 //! do: that is how the agent is tested without a VM.
 
 mod early;
+mod launcher;
 mod modules;
 mod options;
 mod power;
@@ -25,6 +26,12 @@ use std::process::ExitCode;
 use options::{Listen, Options};
 
 fn main() -> ExitCode {
+    // The launcher is this same binary, re-executed for each container
+    // process: it must not become the agent.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(launcher::LAUNCH_COMMAND) {
+        return launcher::main(&args[2..]);
+    }
     let pid1 = rustix::process::getpid().is_init();
     if pid1 {
         early::install_panic_hook();

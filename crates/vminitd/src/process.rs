@@ -14,9 +14,14 @@ use containerization_agent::proto::v1::{CreateProcessRequest, WaitProcessRespons
 use tokio::sync::watch;
 use tonic::Status;
 
+use crate::launcher::cgroups::{self, Cgroups};
 use crate::pty::{self, Pty};
 use crate::reaper::{Exit, Reaper};
 use crate::stdio;
+
+mod container;
+
+use container::Isolation;
 
 /// The search path a process gets when its environment sets none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -27,11 +32,15 @@ enum State {
         stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
     },
+    /// The launcher is at work (containers and execs only).
+    Starting,
     Running {
         pid: u32,
         exit: watch::Receiver<Option<Exit>>,
         drained: watch::Receiver<bool>,
     },
+    /// The launcher failed; the process never ran.
+    Failed,
 }
 
 struct Entry {
@@ -40,12 +49,17 @@ struct Entry {
     pty: Option<Pty>,
     /// A handle on the stdin socket, to close the process's input on request.
     stdin_handle: Option<OwnedFd>,
+    /// A container's spec and rootfs, or the container an exec joins.
+    isolation: Option<Isolation>,
+    /// The container's cgroup (its first process and every exec in it).
+    cgroup: Option<std::path::PathBuf>,
 }
 
 /// Every process the agent knows, by the host's id.
 #[derive(Clone)]
 pub(crate) struct Processes {
     reaper: Reaper,
+    cgroups: Arc<Cgroups>,
     table: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
@@ -56,12 +70,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Processes {
-    /// An empty table whose exits `reaper` reports.
-    pub(crate) fn new(reaper: Reaper) -> Self {
+    /// An empty table whose exits `reaper` reports; containers get their
+    /// cgroups from `cgroups`.
+    pub(crate) fn new(reaper: Reaper, cgroups: Cgroups) -> Self {
         Self {
             reaper,
+            cgroups: Arc::new(cgroups),
             table: Arc::default(),
         }
+    }
+
+    /// Removes the containers' parent cgroup (at shutdown).
+    pub(crate) fn remove_cgroups(&self) {
+        self.cgroups.remove_parent();
     }
 
     /// Validates the request and connects its streams.
@@ -69,7 +90,8 @@ impl Processes {
         if request.id.is_empty() {
             return Err(Status::invalid_argument("process id is empty"));
         }
-        if request.args.first().is_none_or(String::is_empty) {
+        let isolation = container::isolation(&request, &lock(&self.table))?;
+        if isolation.is_none() && request.args.first().is_none_or(String::is_empty) {
             return Err(Status::invalid_argument(format!(
                 "process {}: args is empty: name the program to run",
                 request.id
@@ -134,13 +156,29 @@ impl Processes {
                 },
                 pty,
                 stdin_handle,
+                isolation,
+                cgroup: None,
             },
         );
         Ok(())
     }
 
     /// Starts a created process; returns its pid.
-    pub(crate) fn start(&self, id: &str) -> Result<u32, Status> {
+    pub(crate) async fn start(&self, id: &str) -> Result<u32, Status> {
+        let isolated = lock(&self.table)
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("no process {id}")))?
+            .isolation
+            .is_some();
+        if isolated {
+            self.start_isolated(id).await
+        } else {
+            self.start_plain(id)
+        }
+    }
+
+    /// Starts a process that runs in the guest itself.
+    fn start_plain(&self, id: &str) -> Result<u32, Status> {
         let mut table = lock(&self.table);
         let entry = table
             .get_mut(id)
@@ -151,9 +189,7 @@ impl Processes {
             stderr,
         } = &mut entry.state
         else {
-            return Err(Status::failed_precondition(format!(
-                "process {id} was already started"
-            )));
+            return Err(already_started(id));
         };
         let request = &entry.request;
         let program = &request.args[0];
@@ -243,14 +279,16 @@ impl Processes {
 
     /// Waits until the process has ended and its terminal output is written.
     pub(crate) async fn wait(&self, id: &str) -> Result<WaitProcessResponse, Status> {
-        let (mut exit, mut drained) = {
+        let (mut exit, mut drained, cgroup) = {
             let table = lock(&self.table);
             let entry = table
                 .get(id)
                 .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
             match &entry.state {
-                State::Running { exit, drained, .. } => (exit.clone(), drained.clone()),
-                State::Created { .. } => {
+                State::Running { exit, drained, .. } => {
+                    (exit.clone(), drained.clone(), entry.cgroup.clone())
+                }
+                State::Created { .. } | State::Starting | State::Failed => {
                     return Err(Status::failed_precondition(format!(
                         "process {id} was not started"
                     )));
@@ -268,10 +306,11 @@ impl Processes {
             Some(Exit::Signal(signal)) => (None, Some(signal)),
             None => (None, None),
         };
+        let oom_killed = cgroup.is_some_and(|group| cgroups::oom_killed(&group));
         Ok(WaitProcessResponse {
             exit_code,
             signal,
-            oom_killed: false,
+            oom_killed,
         })
     }
 
@@ -318,14 +357,23 @@ impl Processes {
         let entry = table
             .get(id)
             .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
-        if let State::Running { exit, .. } = &entry.state
-            && exit.borrow().is_none()
-        {
+        let running = match &entry.state {
+            State::Running { exit, .. } => exit.borrow().is_none(),
+            State::Starting => true,
+            State::Created { .. } | State::Failed => false,
+        };
+        if running {
             return Err(Status::failed_precondition(format!(
                 "process {id} is still running: kill it first"
             )));
         }
+        let owns_cgroup = matches!(entry.isolation, Some(Isolation::Container { .. }));
+        let cgroup = entry.cgroup.clone();
         table.remove(id);
+        drop(table);
+        if owns_cgroup && let Some(group) = cgroup {
+            cgroups::remove(&group);
+        }
         Ok(())
     }
 
@@ -339,11 +387,15 @@ impl Processes {
             State::Running { .. } => Err(Status::failed_precondition(format!(
                 "process {id} has already exited"
             ))),
-            State::Created { .. } => Err(Status::failed_precondition(format!(
-                "process {id} was not started"
-            ))),
+            State::Created { .. } | State::Starting | State::Failed => Err(
+                Status::failed_precondition(format!("process {id} was not started")),
+            ),
         }
     }
+}
+
+fn already_started(id: &str) -> Status {
+    Status::failed_precondition(format!("process {id} was already started"))
 }
 
 fn internal(err: std::io::Error) -> Status {

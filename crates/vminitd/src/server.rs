@@ -56,11 +56,13 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
             let _ = on_term.send(true);
         }
     });
+    let cgroups = crate::launcher::cgroups::Cgroups::discover(pid1);
     let agent = Agent {
-        processes: Processes::new(reaper),
+        processes: Processes::new(reaper, cgroups),
         shutdown: shutdown_tx,
         pid1,
     };
+    let processes = agent.processes.clone();
     let service = SandboxServer::new(agent);
     let stopped = async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
@@ -96,6 +98,7 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
             let _ = std::fs::remove_file(&path);
         }
     }
+    processes.remove_cgroups();
     Ok(())
 }
 
@@ -326,7 +329,7 @@ impl Sandbox for Agent {
         &self,
         request: Request<StartProcessRequest>,
     ) -> Result<Response<StartProcessResponse>, Status> {
-        let pid = self.processes.start(&request.into_inner().id)?;
+        let pid = self.processes.start(&request.into_inner().id).await?;
         Ok(Response::new(StartProcessResponse { pid }))
     }
 
@@ -371,5 +374,14 @@ impl Sandbox for Agent {
     ) -> Result<Response<DeleteProcessResponse>, Status> {
         self.processes.delete(&request.into_inner().id)?;
         Ok(Response::new(DeleteProcessResponse {}))
+    }
+
+    async fn container_statistics(
+        &self,
+        request: Request<ContainerStatisticsRequest>,
+    ) -> Result<Response<ContainerStatisticsResponse>, Status> {
+        Ok(Response::new(
+            self.processes.statistics(&request.into_inner().id)?,
+        ))
     }
 }

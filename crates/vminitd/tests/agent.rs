@@ -2,97 +2,16 @@
 //! process serving a unix socket, and the real client drives it.
 //!
 //! These tests run plain host programs (`sh`, `cat`) without container
-//! isolation: the launcher with namespaces and a rootfs is separate work.
+//! isolation; `container.rs` tests the launcher.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use containerization_agent::proto::v1::{
-    CreateProcessRequest, ProcessStdio, StreamEndpoint, stream_endpoint::Target,
-};
-use containerization_agent::{AgentClient, AgentError, Connector, UnixConnector};
+use containerization_agent::AgentError;
+use containerization_agent::proto::v1::CreateProcessRequest;
+use support::{HostAgent, streams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
-
-/// vminitd on a unix socket in a temporary folder, killed on drop.
-struct HostAgent {
-    dir: tempfile::TempDir,
-    child: Child,
-    client: AgentClient,
-}
-
-impl HostAgent {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let socket = dir.path().join("agent.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_vminitd"))
-            .arg("--unix")
-            .arg(&socket)
-            .arg("--log")
-            .arg("warn")
-            .spawn()
-            .expect("spawn vminitd");
-        let connector: Arc<dyn Connector> = Arc::new(UnixConnector::new(&socket));
-        let mut last = None;
-        for _ in 0..200 {
-            match AgentClient::connect(&connector, Duration::from_secs(10)).await {
-                Ok(client) => return Self { dir, child, client },
-                Err(err) => last = Some(err),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("vminitd did not answer: {last:?}");
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Drop for HostAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn endpoint(path: &Path) -> Option<StreamEndpoint> {
-    Some(StreamEndpoint {
-        target: Some(Target::UnixPath(path.display().to_string())),
-    })
-}
-
-/// A process's host-side streams: listeners the agent dials.
-struct Streams {
-    stdin: UnixListener,
-    stdout: UnixListener,
-    stderr: UnixListener,
-    stdio: ProcessStdio,
-}
-
-fn streams(agent: &HostAgent, id: &str, terminal: bool) -> Streams {
-    let path = |s: &str| agent.path(&format!("{id}.{s}"));
-    let bind = |s: &str| UnixListener::bind(path(s)).expect("bind stream socket");
-    Streams {
-        stdin: bind("in"),
-        stdout: bind("out"),
-        stderr: bind("err"),
-        stdio: ProcessStdio {
-            stdin: endpoint(&path("in")),
-            stdout: endpoint(&path("out")),
-            stderr: if terminal {
-                None
-            } else {
-                endpoint(&path("err"))
-            },
-            terminal,
-            rows: 24,
-            columns: 80,
-        },
-    }
-}
 
 /// Runs `args` with `input` on stdin; returns (stdout, stderr, exit code, signal).
 async fn run(
@@ -109,6 +28,7 @@ async fn run(
         env: env.iter().map(|a| a.to_string()).collect(),
         cwd: String::new(),
         stdio: Some(s.stdio),
+        isolation: None,
     };
     let client = agent.client.clone();
     let create = tokio::spawn(async move { client.create_process(request).await });

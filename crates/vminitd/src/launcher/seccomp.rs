@@ -1,0 +1,280 @@
+//! The system-call filter: a default profile in the spirit of Docker's,
+//! compiled to BPF by `seccompiler` (pure Rust, no libseccomp).
+//!
+//! Docker's profile allows a long list and denies the rest; this one denies
+//! the same dangerous calls by name and allows the rest, so it needs no table
+//! of every call on every architecture. Calls that a granted capability makes
+//! legitimate (mount with `CAP_SYS_ADMIN`, ptrace with `CAP_SYS_PTRACE`, ...)
+//! are denied only when the bounding set lacks that capability, as Docker
+//! does. Denied calls fail with `EPERM`; `clone3` fails with `ENOSYS` so C
+//! libraries fall back to `clone`, whose namespace flags the filter can see.
+//!
+//! A spec without `linux.seccomp` gets this profile. A spec whose profile
+//! allows everything (`defaultAction` `SCMP_ACT_ALLOW`, no rules) runs
+//! unconfined. Other spec profiles are refused, not silently ignored.
+
+use std::collections::BTreeMap;
+
+use caps::Capability;
+use oci_spec::runtime::{LinuxSeccompAction, Spec};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use super::caps::CapabilitySets;
+use super::channel::{Failure, FailureKind};
+
+/// Calls denied whatever the capabilities.
+const ALWAYS: &[i64] = &[
+    libc::SYS_add_key,
+    libc::SYS_keyctl,
+    libc::SYS_request_key,
+    libc::SYS_userfaultfd,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_nfsservctl,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_uselib,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_ustat,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_sysfs,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS__sysctl,
+];
+
+/// Calls denied unless the bounding set holds the capability.
+const BY_CAPABILITY: &[(Capability, &[i64])] = &[
+    (
+        Capability::CAP_SYS_ADMIN,
+        &[
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_pivot_root,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_swapon,
+            libc::SYS_swapoff,
+            libc::SYS_bpf,
+            libc::SYS_fanotify_init,
+            libc::SYS_lookup_dcookie,
+            libc::SYS_quotactl,
+            libc::SYS_fsopen,
+            libc::SYS_fsconfig,
+            libc::SYS_fsmount,
+            libc::SYS_fspick,
+            libc::SYS_move_mount,
+            libc::SYS_open_tree,
+            libc::SYS_perf_event_open,
+        ],
+    ),
+    (
+        Capability::CAP_SYS_BOOT,
+        &[
+            libc::SYS_reboot,
+            libc::SYS_kexec_load,
+            libc::SYS_kexec_file_load,
+        ],
+    ),
+    (
+        Capability::CAP_SYS_MODULE,
+        &[
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_delete_module,
+        ],
+    ),
+    (
+        Capability::CAP_SYS_PTRACE,
+        &[
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_kcmp,
+        ],
+    ),
+    (
+        Capability::CAP_SYS_TIME,
+        &[
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_clock_adjtime,
+        ],
+    ),
+    (
+        Capability::CAP_SYS_NICE,
+        &[
+            libc::SYS_get_mempolicy,
+            libc::SYS_set_mempolicy,
+            libc::SYS_mbind,
+            libc::SYS_move_pages,
+        ],
+    ),
+    (Capability::CAP_SYS_PACCT, &[libc::SYS_acct]),
+    (
+        Capability::CAP_DAC_READ_SEARCH,
+        &[libc::SYS_open_by_handle_at],
+    ),
+    (Capability::CAP_SYSLOG, &[libc::SYS_syslog]),
+    (Capability::CAP_SYS_TTY_CONFIG, &[libc::SYS_vhangup]),
+    #[cfg(target_arch = "x86_64")]
+    (
+        Capability::CAP_SYS_RAWIO,
+        &[libc::SYS_iopl, libc::SYS_ioperm],
+    ),
+];
+
+/// `clone` flags that make namespaces: allowed only with `CAP_SYS_ADMIN`.
+const NAMESPACE_FLAGS: [i32; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWCGROUP,
+];
+
+/// The filters to install for `spec`, last one first; empty when unconfined.
+pub(crate) fn filters(spec: &Spec, caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
+    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        let no_rules = profile.syscalls().as_ref().is_none_or(Vec::is_empty);
+        if profile.default_action() == LinuxSeccompAction::ScmpActAllow && no_rules {
+            return Ok(Vec::new());
+        }
+        return Err(Failure::new(
+            FailureKind::InvalidArgument,
+            "linux.seccomp: only the built-in default profile (leave linux.seccomp out) or \
+             unconfined (defaultAction SCMP_ACT_ALLOW with no syscalls) are supported",
+        ));
+    }
+    default_filters(caps)
+}
+
+fn default_filters(caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| {
+        Failure::new(
+            FailureKind::Other,
+            format!("seccomp on this architecture: {e}"),
+        )
+    })?;
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> =
+        ALWAYS.iter().map(|nr| (*nr, Vec::new())).collect();
+    for (cap, calls) in BY_CAPABILITY {
+        if !caps.bounds(*cap) {
+            denied.extend(calls.iter().map(|nr| (*nr, Vec::new())));
+        }
+    }
+    let mut filters = Vec::new();
+    if !caps.bounds(Capability::CAP_SYS_ADMIN) {
+        let mut rules = Vec::new();
+        for flag in NAMESPACE_FLAGS {
+            let flag = u64::from(flag.cast_unsigned());
+            let condition = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
+            .map_err(compile_error)?;
+            rules.push(SeccompRule::new(vec![condition]).map_err(compile_error)?);
+        }
+        denied.insert(libc::SYS_clone, rules);
+        let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+        filters.push(compile(clone3, libc::ENOSYS, arch)?);
+    }
+    filters.push(compile(denied, libc::EPERM, arch)?);
+    Ok(filters)
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    errno: i32,
+    arch: TargetArch,
+) -> Result<BpfProgram, Failure> {
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno.cast_unsigned()),
+        arch,
+    )
+    .map_err(compile_error)?;
+    BpfProgram::try_from(filter).map_err(compile_error)
+}
+
+fn compile_error(err: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        FailureKind::Other,
+        format!("compile the seccomp filter: {err}"),
+    )
+}
+
+/// Installs `filter` on the calling thread. Unlike `seccompiler::apply_filter`
+/// it leaves `no_new_privs` to the spec: without it the caller needs
+/// `CAP_SYS_ADMIN`, which the launcher still has at this point.
+pub(crate) fn install(filter: &BpfProgram) -> Result<(), Failure> {
+    let len = u16::try_from(filter.len())
+        .map_err(|_| Failure::new(FailureKind::Other, "seccomp filter too long"))?;
+    let program = libc::sock_fprog {
+        len,
+        // seccompiler's sock_filter is #[repr(C)] with the kernel's layout
+        // (u16 code, u8 jt, u8 jf, u32 k), the same as libc's.
+        filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `program` points at `filter`, which outlives the call; the
+    // kernel copies the program and keeps no pointer into it.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &raw const program,
+            0,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(Failure::io(
+            "install the seccomp filter",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_default_profile_compiles() {
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}}}"#,
+        );
+        let filters = filters(&s, &CapabilitySets::from_spec(&s)).unwrap();
+        assert_eq!(filters.len(), 2);
+        assert!(filters.iter().all(|f| !f.is_empty()));
+    }
+
+    #[test]
+    fn an_allow_all_profile_is_unconfined_and_others_are_refused() {
+        let open = spec(
+            r#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},
+               "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}"#,
+        );
+        assert!(
+            filters(&open, &CapabilitySets::from_spec(&open))
+                .unwrap()
+                .is_empty()
+        );
+        let custom = spec(
+            r#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},
+               "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO"}}}"#,
+        );
+        let err = filters(&custom, &CapabilitySets::from_spec(&custom)).unwrap_err();
+        assert!(err.message.contains("linux.seccomp"), "{}", err.message);
+    }
+}
