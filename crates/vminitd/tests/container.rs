@@ -436,3 +436,42 @@ async fn bad_input_gets_a_clear_error() {
     agent.client.kill_process("twice", 9).await.unwrap();
     agent.client.wait_process("twice").await.unwrap();
 }
+
+#[tokio::test]
+async fn statistics_come_from_the_containers_cgroup() {
+    let (agent, rootfs) = setup().await;
+    let mut s = spec(&[]);
+    s["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo ready; sleep 100"
+    ]);
+    let mut io = create(&agent, container_request("busy", &s, &rootfs), false).await;
+    agent.client.start_process("busy").await.unwrap();
+    read_until(&mut io.stdout, "ready").await;
+    let stats = agent.client.container_statistics("busy").await.unwrap();
+    assert!(stats.available, "{stats:?}");
+    assert!(stats.cpu_usage_usec > 0, "{stats:?}");
+    agent.client.kill_process("busy", 9).await.unwrap();
+    agent.client.wait_process("busy").await.unwrap();
+    let err = agent
+        .client
+        .container_statistics("nobody")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unsupported_seccomp_profile_is_refused_at_create() {
+    let (agent, rootfs) = setup().await;
+    let mut s = spec(&["true"]);
+    s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []});
+    let err = agent
+        .client
+        .create_process(container_request("sc", &s, &rootfs))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::InvalidArgument { .. }), "{err:?}");
+    assert!(err.to_string().contains("linux.seccomp"), "{err}");
+}

@@ -153,8 +153,19 @@ pub(crate) fn join(group: &Path) -> std::io::Result<()> {
 /// (controller, file, value) for every limit `resources` sets.
 fn limits(resources: &LinuxResources) -> Vec<(&'static str, &'static str, String)> {
     let mut out = Vec::new();
-    if let Some(limit) = resources.memory().as_ref().and_then(|m| m.limit()) {
+    if let Some(memory) = resources.memory()
+        && let Some(limit) = memory.limit()
+    {
         out.push(("memory", "memory.max", max_or(limit)));
+        // OCI's swap is memory plus swap; cgroup v2 counts swap alone.
+        if let Some(swap) = memory.swap() {
+            let value = if swap <= 0 {
+                "max".to_owned()
+            } else {
+                (swap - limit).max(0).to_string()
+            };
+            out.push(("memory", "memory.swap.max", value));
+        }
     }
     if let Some(cpu) = resources.cpu() {
         if let Some(quota) = cpu.quota() {

@@ -37,7 +37,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use channel::{Channel, Message};
-pub(crate) use channel::{Failure, FailureKind, LaunchConfig, Target};
+pub(crate) use channel::{Failure, FailureKind, LaunchConfig, Target, describe_errno};
 use tokio::sync::watch;
 
 use crate::reaper::{Exit, Reaper};

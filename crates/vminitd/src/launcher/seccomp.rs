@@ -135,20 +135,38 @@ const NAMESPACE_FLAGS: [i32; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
+/// What the spec's `linux.seccomp` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// No `linux.seccomp`: the built-in default.
+    Default,
+    /// A profile that allows everything: no filter.
+    Unconfined,
+}
+
+/// Reads the spec's choice; any other profile is refused with a message
+/// naming the field (checked when the process is created).
+pub(crate) fn profile(spec: &Spec) -> Result<Profile, String> {
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(Profile::Default);
+    };
+    let no_rules = profile.syscalls().as_ref().is_none_or(Vec::is_empty);
+    if profile.default_action() == LinuxSeccompAction::ScmpActAllow && no_rules {
+        return Ok(Profile::Unconfined);
+    }
+    Err(
+        "linux.seccomp: only the built-in default profile (leave linux.seccomp out) or \
+         unconfined (defaultAction SCMP_ACT_ALLOW with no syscalls) are supported"
+            .to_owned(),
+    )
+}
+
 /// The filters to install for `spec`, last one first; empty when unconfined.
 pub(crate) fn filters(spec: &Spec, caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
-    if let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        let no_rules = profile.syscalls().as_ref().is_none_or(Vec::is_empty);
-        if profile.default_action() == LinuxSeccompAction::ScmpActAllow && no_rules {
-            return Ok(Vec::new());
-        }
-        return Err(Failure::new(
-            FailureKind::InvalidArgument,
-            "linux.seccomp: only the built-in default profile (leave linux.seccomp out) or \
-             unconfined (defaultAction SCMP_ACT_ALLOW with no syscalls) are supported",
-        ));
+    match profile(spec).map_err(|m| Failure::new(FailureKind::InvalidArgument, m))? {
+        Profile::Unconfined => Ok(Vec::new()),
+        Profile::Default => default_filters(caps),
     }
-    default_filters(caps)
 }
 
 fn default_filters(caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
