@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod resumable_registry;
 
 use std::path::Path;
 
