@@ -4,9 +4,12 @@
 //! - Typed values: [`Digest`], [`Reference`], [`Platform`], [`media_type`].
 //! - [`store::ContentStore`]: an OCI image layout that `skopeo` and `umoci`
 //!   read as it is; every blob is verified before it becomes visible.
-//! - [`store::ImageStore`]: image names ↔ root descriptors, GC, usage.
+//! - [`store::ImageStore`]: image names ↔ root descriptors, GC, usage, and
+//!   which registry repositories hold each blob ([`store::BlobSource`]).
 //! - [`registry::RegistryClient`]: pull and push against any distribution
-//!   registry, with anonymous, Basic and Bearer auth and docker credentials.
+//!   registry, with anonymous, Basic and Bearer auth and docker credentials;
+//!   layers checked against their `diff_ids` as they arrive; pushes that
+//!   mount blobs across repositories and resume broken chunked uploads.
 //! - [`layer`]: gzip, zstd and plain layer streams, and a safe unpacker.
 //! - [`archive`]: `save` to and `load` from OCI layout and `docker save` tars.
 //!
