@@ -1,8 +1,8 @@
 //! A Bearer token that the registry stops accepting in the middle of a pull,
 //! against a real docker-registry with `auth: token` and the test kit's
 //! issuer: the client fetches a fresh token and the pull goes on; when the
-//! issuer then refuses, the pull fails with a clear error and the store is
-//! left as it was.
+//! issuer then refuses, the pull fails with a clear error and names nothing,
+//! and a later pull finishes.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{assert_store_empty, push_fixture, temp_store};
+use common::{client_for, push_fixture, temp_store};
 use containerization_oci::progress::ProgressEvent;
 use containerization_oci::registry::{ClientConfig, Credential, CredentialStore, RegistryClient};
 use containerization_oci::{Platform, Reference};
@@ -41,9 +41,11 @@ fn registry_with_short_tokens() -> (Registry, Reference) {
     (registry, reference)
 }
 
-/// A logged-in client that, once the config has arrived (before any
-/// layer), waits until the token in hand has expired at the registry, then
-/// runs `at_pause`.
+/// A logged-in client that, once the config has arrived, waits until the
+/// token in hand has expired at the registry, then runs `at_pause`. Two
+/// blobs move at a time, the config first; layers finish only after the
+/// config (they wait for its `diff_ids`), so the first `Finished` event is
+/// the config's, and the later layers start after the pause.
 fn client_pausing_after_the_config(
     registry: &Registry,
     dir: &Path,
@@ -66,7 +68,7 @@ fn client_pausing_after_the_config(
     let paused = AtomicBool::new(false);
     RegistryClient::new(ClientConfig {
         credentials,
-        // The config comes alone, before the layers: its end is the pause.
+        concurrency: 2,
         progress: Some(Arc::new(move |event: &ProgressEvent| {
             if matches!(event, ProgressEvent::Finished { .. })
                 && !paused.swap(true, Ordering::SeqCst)
@@ -121,12 +123,13 @@ async fn a_token_rejected_mid_pull_is_refreshed_and_the_pull_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_refused_on_refresh_mid_pull_fails_cleanly_and_stores_nothing() {
+async fn a_token_refused_on_refresh_mid_pull_fails_cleanly_and_names_nothing() {
     let (registry, reference) = registry_with_short_tokens();
     let control = registry.token_issuer().expect("issuer").control();
     let (dir, store) = temp_store();
+    let refuse = control.clone();
     let client = client_pausing_after_the_config(&registry, dir.path(), move || {
-        control.set_refusing(true);
+        refuse.set_refusing(true);
     });
     let result = client.pull(&store, &reference, &amd64()).await;
     let error = result.expect_err("no token, no layers");
@@ -138,5 +141,17 @@ async fn a_token_refused_on_refresh_mid_pull_fails_cleanly_and_stores_nothing() 
         )
     );
     assert!(refused_blob_requests(&registry) >= 1, "refused mid-pull");
-    assert_store_empty(&store);
+    // Nothing is named and no stored blob is reachable; what arrived whole
+    // waits in the staging folder for the next pull.
+    assert!(store.list().expect("list").is_empty(), "no image named");
+    let usage = store.usage().expect("usage");
+    assert_eq!(usage.unreachable_blobs, usage.blobs, "nothing reachable");
+
+    // Once the issuer serves again, the next pull finishes the job.
+    control.set_refusing(false);
+    let image = client_for(&registry, dir.path())
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect("pull after the issuer serves again");
+    assert_eq!(image.name, reference.to_string());
 }

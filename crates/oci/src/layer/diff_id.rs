@@ -7,9 +7,14 @@
 //! hashes what was inflated, in buffers that go back and forth between them.
 //! So a layer costs about max(download, inflate, hash) in wall time, not the
 //! sum, and the biggest layer, which finishes last, uses both cores.
+//!
+//! The expected digest is needed only at the end, so a layer can download
+//! while its image's config is still on the way; hashing starts with the
+//! algorithm the caller guesses (SHA-256 for configs not yet read), and a
+//! `diff_id` of another algorithm is checked from the downloaded file.
 
 use std::io::{BufRead, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -33,21 +38,22 @@ pub struct DiffIdChecker {
     sender: Option<tokio::sync::mpsc::Sender<Bytes>>,
     thread: Option<JoinHandle<std::io::Result<Digest>>>,
     layer: Digest,
-    expected: Digest,
+    compression: Compression,
+    algorithm: Algorithm,
 }
 
 impl DiffIdChecker {
-    /// Starts checking that `layer`, compressed with `compression`,
-    /// uncompresses to `expected`. `prefix` names a file whose first bytes
-    /// (a download resumed from an earlier attempt) come before what is fed.
+    /// Starts hashing with `algorithm` what `layer`, compressed with
+    /// `compression`, uncompresses to. `prefix` names a file whose first
+    /// bytes (a download resumed from an earlier attempt) come before what is
+    /// fed.
     pub fn start(
         layer: Digest,
         compression: Compression,
-        expected: Digest,
+        algorithm: Algorithm,
         prefix: Option<(PathBuf, u64)>,
     ) -> Self {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
-        let algorithm = expected.algorithm();
         let thread = std::thread::spawn(move || {
             let queued = QueuedChunks {
                 receiver,
@@ -67,7 +73,8 @@ impl DiffIdChecker {
             sender: Some(sender),
             thread: Some(thread),
             layer,
-            expected,
+            compression,
+            algorithm,
         }
     }
 
@@ -80,23 +87,31 @@ impl DiffIdChecker {
         }
     }
 
-    /// Waits for the end of the stream and compares the digests.
-    pub fn finish(mut self) -> Result<()> {
+    /// Waits for the end of the stream and checks that it uncompressed to
+    /// `expected`. `whole` is the whole layer's file, read again only when
+    /// `expected` uses another algorithm than the one hashed.
+    pub fn finish(mut self, expected: &Digest, whole: &Path) -> Result<()> {
         drop(self.sender.take());
         let outcome = match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             _ => Err(std::io::Error::other("the decompression thread panicked")),
         };
+        let outcome = match outcome {
+            Ok(_) if expected.algorithm() != self.algorithm => {
+                inflated_digest(whole, self.compression, expected.algorithm())
+            }
+            other => other,
+        };
         match outcome {
-            Ok(actual) if actual == self.expected => Ok(()),
+            Ok(actual) if &actual == expected => Ok(()),
             Ok(actual) => Err(Error::DiffIdMismatch {
                 layer: self.layer.to_string(),
-                expected: self.expected.to_string(),
+                expected: expected.to_string(),
                 actual: actual.to_string(),
             }),
             Err(e) => Err(Error::DiffIdMismatch {
                 layer: self.layer.to_string(),
-                expected: self.expected.to_string(),
+                expected: expected.to_string(),
                 actual: format!("nothing: it does not decompress ({e})"),
             }),
         }
@@ -108,6 +123,19 @@ impl Drop for DiffIdChecker {
         drop(self.sender.take());
         // The threads end once the queue closes; no need to wait for them.
     }
+}
+
+/// The digest with `algorithm` of what the layer file at `path` uncompresses to.
+fn inflated_digest(
+    path: &Path,
+    compression: Compression,
+    algorithm: Algorithm,
+) -> std::io::Result<Digest> {
+    let file = std::io::BufReader::with_capacity(1 << 17, std::fs::File::open(path)?);
+    let mut inflated = decoder_buffered(compression, file).map_err(std::io::Error::other)?;
+    let mut hasher = Hasher::new(algorithm);
+    std::io::copy(&mut inflated, &mut hasher)?;
+    Ok(hasher.finish())
 }
 
 /// Reads `inflated` to its end on this thread while another thread hashes
@@ -215,16 +243,18 @@ mod tests {
     }
 
     async fn check(compressed: &[u8], expected: Digest) -> Result<()> {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), compressed).expect("write");
         let checker = DiffIdChecker::start(
             Digest::sha256(compressed),
             Compression::Gzip,
-            expected,
+            Algorithm::Sha256,
             None,
         );
         for chunk in compressed.chunks(1000) {
             checker.feed(Bytes::copy_from_slice(chunk)).await;
         }
-        tokio::task::spawn_blocking(move || checker.finish())
+        tokio::task::spawn_blocking(move || checker.finish(&expected, file.path()))
             .await
             .expect("join")
     }
@@ -243,6 +273,22 @@ mod tests {
             .await
             .expect_err("mismatch");
         assert!(matches!(error, Error::DiffIdMismatch { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_diff_id_of_another_algorithm_is_checked_from_the_file() {
+        let content = b"layer content".repeat(1000);
+        let compressed = gzip(&content);
+        let mut sha512 = Hasher::new(Algorithm::Sha512);
+        sha512.update(&content);
+        check(&compressed, sha512.finish())
+            .await
+            .expect("matches with SHA-512");
+        let mut other = Hasher::new(Algorithm::Sha512);
+        other.update(b"other");
+        check(&compressed, other.finish())
+            .await
+            .expect_err("mismatch with SHA-512");
     }
 
     #[tokio::test]

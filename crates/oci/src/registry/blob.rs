@@ -2,6 +2,8 @@
 //! resumed with `Range` after a broken connection, and (for layers) checked
 //! against the config's `diff_ids` on a decompression thread as it arrives.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use oci_spec::image::Descriptor;
 use reqwest::header::RANGE;
@@ -14,7 +16,55 @@ use crate::progress::ProgressEvent;
 use crate::registry::client::{RegistryClient, header, status_error};
 use crate::registry::pull::target;
 use crate::store::{ImageStore, Ingest, IngestStart};
-use crate::{Digest, Error, Reference, Result};
+use crate::{Algorithm, Digest, Error, Reference, Result};
+
+/// The `diff_id` a layer must have: known, or coming with its image's config.
+pub(crate) enum ExpectedDiffId {
+    /// Known before the download starts.
+    Known(Digest),
+    /// The `index`-th of the config's `diff_ids`, sent once the config has
+    /// arrived (the layer downloads meanwhile).
+    FromConfig {
+        /// Where the config's `diff_ids` come.
+        diff_ids: tokio::sync::watch::Receiver<Option<Arc<Vec<Digest>>>>,
+        /// This layer's place in the manifest.
+        index: usize,
+    },
+}
+
+impl ExpectedDiffId {
+    /// The algorithm to hash with before the digest is known.
+    fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Known(d) => d.algorithm(),
+            Self::FromConfig { .. } => Algorithm::Sha256,
+        }
+    }
+
+    /// The digest, waiting for the config if need be.
+    async fn get(self, layer: &Digest) -> Result<Digest> {
+        match self {
+            Self::Known(d) => Ok(d),
+            Self::FromConfig {
+                mut diff_ids,
+                index,
+            } => {
+                let unknown = |reason: &str| Error::InvalidDocument {
+                    what: layer.to_string(),
+                    kind: "layer",
+                    reason: reason.to_owned(),
+                };
+                let all = diff_ids
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| unknown("its image config never arrived"))?
+                    .clone();
+                all.and_then(|all| all.get(index).cloned())
+                    .ok_or_else(|| unknown("the image config has no diff_id for it"))
+            }
+        }
+    }
+}
 
 impl RegistryClient {
     /// Streams one blob into the content store, resuming with `Range` after a
@@ -25,6 +75,23 @@ impl RegistryClient {
         reference: &Reference,
         descriptor: &Descriptor,
         diff_id: Option<Digest>,
+    ) -> Result<()> {
+        self.fetch_blob_checked(
+            store,
+            reference,
+            descriptor,
+            diff_id.map(ExpectedDiffId::Known),
+        )
+        .await
+    }
+
+    /// [`RegistryClient::fetch_blob`], with a `diff_id` that may come later.
+    pub(crate) async fn fetch_blob_checked(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        diff_id: Option<ExpectedDiffId>,
     ) -> Result<()> {
         let digest = descriptor_digest(descriptor)?;
         let size = descriptor.size();
@@ -55,10 +122,10 @@ impl RegistryClient {
             Kind::Layer(c) => Some(c),
             _ => None,
         };
+        let diff_id = diff_id.filter(|_| self.config.verify_diff_ids);
+        let algorithm = diff_id.as_ref().map(ExpectedDiffId::algorithm);
         let new_checker = |ingest: &crate::store::Ingest| -> Result<Option<DiffIdChecker>> {
-            let (Some(c), Some(expected), true) =
-                (compression, diff_id.clone(), self.config.verify_diff_ids)
-            else {
+            let (Some(c), Some(algorithm)) = (compression, algorithm) else {
                 return Ok(None);
             };
             let prefix =
@@ -66,7 +133,7 @@ impl RegistryClient {
             Ok(Some(DiffIdChecker::start(
                 digest.clone(),
                 c,
-                expected,
+                algorithm,
                 prefix,
             )))
         };
@@ -93,8 +160,10 @@ impl RegistryClient {
             ingest.discard();
             return Err(e);
         }
-        if let Some(checker) = checker
-            && let Err(e) = tokio::task::spawn_blocking(move || checker.finish())
+        if let (Some(checker), Some(expected)) = (checker, diff_id) {
+            let expected = expected.get(&digest).await?;
+            let whole = ingest.path().to_path_buf();
+            let checked = tokio::task::spawn_blocking(move || checker.finish(&expected, &whole))
                 .await
                 .unwrap_or_else(|e| {
                     Err(Error::Io {
@@ -102,10 +171,11 @@ impl RegistryClient {
                         path: "the decompression check".into(),
                         source: std::io::Error::other(e),
                     })
-                })
-        {
-            ingest.discard();
-            return Err(e);
+                });
+            if let Err(e) = checked {
+                ingest.discard();
+                return Err(e);
+            }
         }
         tokio::task::spawn_blocking(move || ingest.commit())
             .await

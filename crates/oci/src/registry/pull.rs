@@ -1,13 +1,16 @@
 //! Pull: resolve a reference to a manifest for a platform, then stream the
 //! config and layers into the content store, verified, several at a time.
 
-use futures::{StreamExt, TryStreamExt};
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
 use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
 use crate::media_type::{self, Kind};
+use crate::registry::blob::ExpectedDiffId;
 use crate::registry::client::{RegistryClient, Target, header, status_error};
 use crate::store::{Image, ImageStore};
 use crate::{Digest, Error, Platform, Reference, Result};
@@ -204,7 +207,9 @@ impl RegistryClient {
         store.get(&name)
     }
 
-    /// Fetches a manifest's config, then its layers, several at a time.
+    /// Fetches a manifest's config and layers, several at a time (the
+    /// config first among them). Layers do not wait for the config to
+    /// download; each waits for it only to learn its `diff_id` at the end.
     async fn pull_manifest_blobs(
         &self,
         store: &ImageStore,
@@ -213,36 +218,50 @@ impl RegistryClient {
     ) -> Result<()> {
         let config_descriptor = manifest.config().clone();
         let config_digest = descriptor_digest(&config_descriptor)?;
-        self.fetch_blob(store, reference, &config_descriptor, None)
-            .await?;
-        let is_image = matches!(
-            media_type::kind(config_descriptor.media_type().as_ref()),
-            Kind::Config
-        );
-        let diff_ids: Vec<String> = if is_image && self.config.verify_diff_ids {
-            let config_bytes = store.content().read_blob(&config_digest)?;
-            let config = parse_config(&config_bytes, &config_digest.to_string())?;
-            let diff_ids = config.rootfs().diff_ids().clone();
-            if diff_ids.len() != manifest.layers().len() {
-                return Err(Error::InvalidDocument {
-                    what: config_digest.to_string(),
-                    kind: "image config",
-                    reason: format!(
-                        "it lists {} diff_ids for {} layers",
-                        diff_ids.len(),
-                        manifest.layers().len()
-                    ),
-                });
+        let check = self.config.verify_diff_ids
+            && matches!(
+                media_type::kind(config_descriptor.media_type().as_ref()),
+                Kind::Config
+            );
+        let (diff_ids_sender, diff_ids) = tokio::sync::watch::channel(None);
+        let config_job = async move {
+            self.fetch_blob(store, reference, &config_descriptor, None)
+                .await?;
+            if check {
+                let bytes = store.content().read_blob(&config_digest)?;
+                let config = parse_config(&bytes, &config_digest.to_string())?;
+                let listed = config.rootfs().diff_ids();
+                if listed.len() != manifest.layers().len() {
+                    return Err(Error::InvalidDocument {
+                        what: config_digest.to_string(),
+                        kind: "image config",
+                        reason: format!(
+                            "it lists {} diff_ids for {} layers",
+                            listed.len(),
+                            manifest.layers().len()
+                        ),
+                    });
+                }
+                let parsed = listed
+                    .iter()
+                    .map(|d| d.parse::<Digest>())
+                    .collect::<Result<Vec<_>>>()?;
+                // Layers that already failed no longer listen.
+                let _ = diff_ids_sender.send(Some(Arc::new(parsed)));
             }
-            diff_ids
-        } else {
-            Vec::new()
+            Ok(())
         };
-        let jobs = manifest.layers().iter().enumerate().map(|(i, layer)| {
-            let diff_id = diff_ids.get(i).and_then(|d| d.parse::<Digest>().ok());
-            self.fetch_blob(store, reference, layer, diff_id)
+        let layer_jobs = manifest.layers().iter().enumerate().map(|(index, layer)| {
+            let expected = check.then(|| ExpectedDiffId::FromConfig {
+                diff_ids: diff_ids.clone(),
+                index,
+            });
+            self.fetch_blob_checked(store, reference, layer, expected)
+                .boxed()
         });
-        futures::stream::iter(jobs)
+        // The config comes first, so it always has a slot: layers that wait
+        // for it never hold every slot while it waits for one.
+        futures::stream::iter(std::iter::once(config_job.boxed()).chain(layer_jobs))
             .buffer_unordered(self.config.concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;
