@@ -12,6 +12,9 @@ use crate::Listen;
 use crate::process::Processes;
 use crate::reaper::Reaper;
 
+/// How long open connections may delay the end of serving after shutdown.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Errors that end serving.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ServeError {
@@ -64,6 +67,15 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
     };
     let processes = agent.processes.clone();
     let service = SandboxServer::new(agent);
+    let mut drain_rx = shutdown_rx.clone();
+    // Graceful shutdown waits for every connection to close; an idle client
+    // that keeps its connection open must not keep the agent (or the VM)
+    // up, so draining gets a bound.
+    let drained = async move {
+        let _ = drain_rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+        tracing::info!("connections still open after shutdown: stopping anyway");
+    };
     let stopped = async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
         // Let the Shutdown call's answer reach the host.
@@ -79,9 +91,10 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
                     source,
                 })?;
             tracing::info!("serving on vsock port {port}");
-            router
-                .serve_with_incoming_shutdown(listener.incoming(), stopped)
-                .await?;
+            tokio::select! {
+                served = router.serve_with_incoming_shutdown(listener.incoming(), stopped) => served?,
+                () = drained => {}
+            }
         }
         Listen::Unix(path) => {
             let _ = std::fs::remove_file(&path);
@@ -92,9 +105,10 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
                 })?;
             tracing::info!("serving on {}", path.display());
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            router
-                .serve_with_incoming_shutdown(incoming, stopped)
-                .await?;
+            tokio::select! {
+                served = router.serve_with_incoming_shutdown(incoming, stopped) => served?,
+                () = drained => {}
+            }
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -41,6 +41,9 @@ impl Cgroups {
         } else {
             format!("vminitd.{}", std::process::id())
         };
+        if !pid1 {
+            remove_stale_parents(&base);
+        }
         let parent = base.join(name);
         if let Err(err) = std::fs::create_dir_all(&parent) {
             tracing::warn!(
@@ -112,10 +115,45 @@ impl Cgroups {
         Ok(Some(group))
     }
 
-    /// Removes the parent group (at shutdown); best effort.
+    /// Removes the parent group and its emptied container groups (at
+    /// shutdown); best effort.
     pub(crate) fn remove_parent(&self) {
         if let Some(parent) = &self.parent {
-            let _ = std::fs::remove_dir(parent);
+            remove_tree(parent);
+        }
+    }
+}
+
+/// Removes `group` and the (empty) groups under it; cgroup folders hold no
+/// files that need deleting, only subfolders.
+fn remove_tree(group: &Path) {
+    if let Ok(entries) = std::fs::read_dir(group) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(group);
+}
+
+/// On a host, a vminitd that was killed leaves its `vminitd.<pid>` group
+/// behind; remove those whose process is gone.
+fn remove_stale_parents(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("vminitd."))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_tree(&entry.path());
         }
     }
 }

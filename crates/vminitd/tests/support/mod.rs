@@ -63,8 +63,24 @@ impl HostAgent {
 
 impl Drop for HostAgent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM, so vminitd removes its cgroups on the way out. It stops
+        // once our client's connection closes (right after this) or after
+        // its drain bound; SIGKILL later if it has not. The pid stays ours
+        // (an unreaped child is never reused) until this test binary exits.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let Ok(pid) = i32::try_from(self.child.id()) else {
+            let _ = self.child.kill();
+            return;
+        };
+        // SAFETY: kill(2) on our own child, which we have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(10));
+            // SAFETY: as above; the child is still unreaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
     }
 }
 
