@@ -46,7 +46,9 @@ async fn main() -> Result<(), Error> {
         "launch" => {
             for i in 0..count {
                 let id = format!("b{pid}-{i}");
-                client.create_process(request(id.clone(), &spec, rootfs)).await?;
+                client
+                    .create_process(request(id.clone(), &spec, rootfs))
+                    .await?;
                 client.start_process(&id).await?;
                 let status = client.wait_process(&id).await?;
                 if status.exit_code != Some(0) {

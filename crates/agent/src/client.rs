@@ -312,4 +312,54 @@ impl AgentClient {
         )
         .await
     }
+
+    /// Unpacks the tar stream the host serves at `request.source` into a
+    /// guest folder; returns the number of entries. Lasts as long as the
+    /// stream: no deadline.
+    pub async fn copy_in(&self, request: CopyInRequest) -> Result<u64, AgentError> {
+        self.call(
+            "copy_in",
+            None,
+            |mut c| async move { c.copy_in(request).await },
+        )
+        .await
+        .map(|r| r.entries)
+    }
+
+    /// Archives a guest path into the stream the host listens on at
+    /// `request.destination`; returns the archive's size. No deadline.
+    pub async fn copy_out(&self, request: CopyOutRequest) -> Result<u64, AgentError> {
+        self.call("copy_out", None, |mut c| async move {
+            c.copy_out(request).await
+        })
+        .await
+        .map(|r| r.bytes)
+    }
+
+    /// Writes `etc/resolv.conf` under a root in the guest.
+    pub async fn configure_dns(&self, request: ConfigureDnsRequest) -> Result<(), AgentError> {
+        self.call("configure_dns", Some(self.deadline), |mut c| async move {
+            c.configure_dns(request).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Writes `etc/hosts` under a root in the guest.
+    pub async fn configure_hosts(&self, request: ConfigureHostsRequest) -> Result<(), AgentError> {
+        self.call("configure_hosts", Some(self.deadline), |mut c| async move {
+            c.configure_hosts(request).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Registers a binfmt_misc interpreter in the guest.
+    pub async fn register_binfmt(&self, request: RegisterBinfmtRequest) -> Result<(), AgentError> {
+        self.call("register_binfmt", Some(self.deadline), |mut c| async move {
+            c.register_binfmt(request).await
+        })
+        .await
+        .map(drop)
+    }
 }

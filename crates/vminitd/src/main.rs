@@ -10,7 +10,11 @@
 //! on a unix socket, becomes a child subreaper, and skips what only PID 1 may
 //! do: that is how the agent is tested without a VM.
 
+mod binfmt;
+mod copy;
 mod early;
+mod etc_files;
+mod filesystem;
 mod launcher;
 mod modules;
 mod options;

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use containerization_agent::proto::v1::sandbox_server::{Sandbox, SandboxServer};
 use containerization_agent::proto::v1::*;
-use rustix::mount::MountFlags;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::Listen;
+use crate::filesystem::io_status;
 use crate::process::Processes;
 use crate::reaper::Reaper;
 
@@ -116,39 +116,6 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
     Ok(())
 }
 
-fn io_status(what: impl std::fmt::Display, err: std::io::Error) -> Status {
-    let message = format!("{what}: {err}");
-    match err.kind() {
-        std::io::ErrorKind::NotFound => Status::not_found(message),
-        std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
-        std::io::ErrorKind::AlreadyExists => Status::already_exists(message),
-        std::io::ErrorKind::InvalidInput => Status::invalid_argument(message),
-        _ => Status::internal(message),
-    }
-}
-
-/// Splits mount(8)-style options into flags and the data string.
-fn mount_options(options: &[String]) -> (MountFlags, String) {
-    let mut flags = MountFlags::empty();
-    let mut data = Vec::new();
-    for option in options {
-        match option.as_str() {
-            "ro" => flags |= MountFlags::RDONLY,
-            "rw" | "defaults" => {}
-            "nosuid" => flags |= MountFlags::NOSUID,
-            "nodev" => flags |= MountFlags::NODEV,
-            "noexec" => flags |= MountFlags::NOEXEC,
-            "noatime" => flags |= MountFlags::NOATIME,
-            "relatime" => flags |= MountFlags::RELATIME,
-            "sync" => flags |= MountFlags::SYNCHRONOUS,
-            "bind" => flags |= MountFlags::BIND,
-            "rbind" => flags |= MountFlags::BIND | MountFlags::REC,
-            other => data.push(other),
-        }
-    }
-    (flags, data.join(","))
-}
-
 #[tonic::async_trait]
 impl Sandbox for Agent {
     async fn version(
@@ -188,98 +155,32 @@ impl Sandbox for Agent {
         &self,
         request: Request<MountRequest>,
     ) -> Result<Response<MountResponse>, Status> {
-        let m = request.into_inner();
-        if m.target.is_empty() || !m.target.starts_with('/') {
-            return Err(Status::invalid_argument(format!(
-                "mount target {:?} must be an absolute path",
-                m.target
-            )));
-        }
-        if m.create_target {
-            std::fs::create_dir_all(&m.target).map_err(|e| io_status(&m.target, e))?;
-        }
-        let (flags, data) = mount_options(&m.options);
-        let data = std::ffi::CString::new(data)
-            .map_err(|_| Status::invalid_argument("mount options contain a NUL byte"))?;
-        rustix::mount::mount(
-            m.source.as_str(),
-            m.target.as_str(),
-            m.fstype.as_str(),
-            flags,
-            data.as_c_str(),
-        )
-        .map_err(|e| {
-            io_status(
-                format!("mount {} ({}) on {}", m.source, m.fstype, m.target),
-                e.into(),
-            )
-        })?;
-        Ok(Response::new(MountResponse {}))
+        crate::filesystem::mount(request.into_inner()).map(Response::new)
     }
 
     async fn umount(
         &self,
         request: Request<UmountRequest>,
     ) -> Result<Response<UmountResponse>, Status> {
-        let u = request.into_inner();
-        let flags = if u.lazy {
-            rustix::mount::UnmountFlags::DETACH
-        } else {
-            rustix::mount::UnmountFlags::empty()
-        };
-        rustix::mount::unmount(u.target.as_str(), flags)
-            .map_err(|e| io_status(format!("umount {}", u.target), e.into()))?;
-        Ok(Response::new(UmountResponse {}))
+        crate::filesystem::umount(request.into_inner()).map(Response::new)
     }
 
     async fn mkdir(
         &self,
         request: Request<MkdirRequest>,
     ) -> Result<Response<MkdirResponse>, Status> {
-        use std::os::unix::fs::DirBuilderExt;
-        let m = request.into_inner();
-        let mode = if m.mode == 0 { 0o755 } else { m.mode };
-        std::fs::DirBuilder::new()
-            .recursive(m.parents)
-            .mode(mode)
-            .create(&m.path)
-            .map_err(|e| io_status(format!("mkdir {}", m.path), e))?;
-        Ok(Response::new(MkdirResponse {}))
+        crate::filesystem::mkdir(request.into_inner()).map(Response::new)
     }
 
     async fn write_file(
         &self,
         request: Request<WriteFileRequest>,
     ) -> Result<Response<WriteFileResponse>, Status> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let w = request.into_inner();
-        let mode = if w.mode == 0 { 0o644 } else { w.mode };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .append(w.append)
-            .truncate(!w.append)
-            .mode(mode)
-            .open(&w.path)
-            .map_err(|e| io_status(format!("open {}", w.path), e))?;
-        file.write_all(&w.data)
-            .map_err(|e| io_status(format!("write {}", w.path), e))?;
-        Ok(Response::new(WriteFileResponse {}))
+        crate::filesystem::write_file(request.into_inner()).map(Response::new)
     }
 
     async fn stat(&self, request: Request<StatRequest>) -> Result<Response<StatResponse>, Status> {
-        use std::os::unix::fs::MetadataExt;
-        let path = request.into_inner().path;
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| io_status(&path, e))?;
-        Ok(Response::new(StatResponse {
-            mode: meta.mode(),
-            size: meta.size(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mtime_seconds: meta.mtime(),
-            mtime_nanos: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
-        }))
+        crate::filesystem::stat(request.into_inner()).map(Response::new)
     }
 
     async fn set_hostname(
@@ -398,4 +299,69 @@ impl Sandbox for Agent {
             self.processes.statistics(&request.into_inner().id)?,
         ))
     }
+
+    async fn copy_in(
+        &self,
+        request: Request<CopyInRequest>,
+    ) -> Result<Response<CopyInResponse>, Status> {
+        let r = request.into_inner();
+        let source = r
+            .source
+            .ok_or_else(|| Status::invalid_argument("copy in: source is missing"))?;
+        let entries =
+            blocking(move || crate::copy::copy_in(&source, std::path::Path::new(&r.destination)))
+                .await?;
+        Ok(Response::new(CopyInResponse { entries }))
+    }
+
+    async fn copy_out(
+        &self,
+        request: Request<CopyOutRequest>,
+    ) -> Result<Response<CopyOutResponse>, Status> {
+        let r = request.into_inner();
+        let destination = r
+            .destination
+            .ok_or_else(|| Status::invalid_argument("copy out: destination is missing"))?;
+        let bytes =
+            blocking(move || crate::copy::copy_out(std::path::Path::new(&r.source), &destination))
+                .await?;
+        Ok(Response::new(CopyOutResponse { bytes }))
+    }
+
+    async fn configure_dns(
+        &self,
+        request: Request<ConfigureDnsRequest>,
+    ) -> Result<Response<ConfigureDnsResponse>, Status> {
+        let r = request.into_inner();
+        let text = crate::etc_files::resolv_conf(&r)?;
+        crate::etc_files::write(&r.root, "resolv.conf", &text)?;
+        Ok(Response::new(ConfigureDnsResponse {}))
+    }
+
+    async fn configure_hosts(
+        &self,
+        request: Request<ConfigureHostsRequest>,
+    ) -> Result<Response<ConfigureHostsResponse>, Status> {
+        let r = request.into_inner();
+        let text = crate::etc_files::hosts(&r)?;
+        crate::etc_files::write(&r.root, "hosts", &text)?;
+        Ok(Response::new(ConfigureHostsResponse {}))
+    }
+
+    async fn register_binfmt(
+        &self,
+        request: Request<RegisterBinfmtRequest>,
+    ) -> Result<Response<RegisterBinfmtResponse>, Status> {
+        crate::binfmt::register(&request.into_inner())?;
+        Ok(Response::new(RegisterBinfmtResponse {}))
+    }
+}
+
+/// Runs blocking work (file copies) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
 }
