@@ -251,7 +251,11 @@ impl RegistryClient {
             }
             Ok(())
         };
-        let layer_jobs = manifest.layers().iter().enumerate().map(|(index, layer)| {
+        // Biggest first: with more layers than slots, the biggest one should
+        // not start last and end the pull alone.
+        let mut layers: Vec<(usize, &Descriptor)> = manifest.layers().iter().enumerate().collect();
+        layers.sort_by_key(|(_, layer)| std::cmp::Reverse(layer.size()));
+        let layer_jobs = layers.into_iter().map(|(index, layer)| {
             let expected = check.then(|| ExpectedDiffId::FromConfig {
                 diff_ids: diff_ids.clone(),
                 index,
