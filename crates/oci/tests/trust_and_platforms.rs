@@ -1,5 +1,5 @@
-//! Registries the user marked insecure, and the amd64-runs-386 switch,
-//! against a real docker-registry.
+//! Registries the user marked insecure (plain HTTP, unchecked TLS), and the
+//! amd64-runs-386 switch, against a real docker-registry.
 
 mod common;
 
@@ -101,4 +101,69 @@ async fn an_amd64_host_takes_a_386_image_only_when_asked() {
             .map(|p| p.architecture().to_string()),
         Some("386".to_owned())
     );
+}
+
+/// A non-loopback IPv4 address of this machine (`ip -4 addr`, scope global).
+fn global_ipv4() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next()?.parse().ok())
+        .expect("this test needs a non-loopback IPv4 address on this machine")
+}
+
+/// Forwards connections to `address:0` (returns the port) to 127.0.0.1:`upstream`.
+async fn forward(address: std::net::Ipv4Addr, upstream: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind((address, 0))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut server) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_used_for_a_remote_host_only_when_marked_insecure() {
+    let registry = Registry::anonymous().expect("registry");
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    push_fixture(&registry, &image, "demo/busybox:1");
+    let address = global_ipv4();
+    let port = forward(address, registry.port()).await;
+    let host = format!("{address}:{port}");
+    let reference: Reference = format!("{host}/demo/busybox:1").parse().expect("reference");
+    let platform = Platform::new("linux", "amd64", None);
+    let (_dir, store) = temp_store();
+
+    // Not loopback and not marked: HTTPS only, which this registry lacks.
+    let strict = RegistryClient::new(ClientConfig::default()).expect("client");
+    strict
+        .pull(&store, &reference, &platform)
+        .await
+        .expect_err("no plain HTTP to a host not marked insecure");
+    assert!(store.list().expect("list").is_empty(), "nothing stored");
+
+    let insecure = RegistryClient::new(ClientConfig {
+        insecure_hosts: vec![host],
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    insecure
+        .pull(&store, &reference, &platform)
+        .await
+        .expect("plain HTTP to a host marked insecure");
 }
