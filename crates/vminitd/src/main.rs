@@ -6,6 +6,14 @@
 //! (`containerization-agent`) on vsock port 1024. The shutdown call and
 //! SIGTERM sync, unmount and power the VM off.
 //!
+//! Containers are started by the [`launcher`]: vminitd re-executes itself
+//! for each container process and, over a typed channel, has it enter new
+//! namespaces and a cgroup v2 group, `pivot_root` into the rootfs, apply the
+//! OCI runtime spec's mounts, masked paths, user, capabilities, rlimits and
+//! seccomp filter, and exec; an exec joins a running container the same way.
+//! Files move in and out as tar streams ([`copy`]) over sockets of their own,
+//! like process stdio.
+//!
 //! Run by hand on a host (`vminitd --unix PATH`) it serves the same protocol
 //! on a unix socket, becomes a child subreaper, and skips what only PID 1 may
 //! do: that is how the agent is tested without a VM.

@@ -463,10 +463,31 @@ async fn statistics_come_from_the_containers_cgroup() {
 }
 
 #[tokio::test]
+async fn the_specs_seccomp_profile_is_enforced() {
+    let (agent, rootfs) = setup().await;
+    let mut s = spec(&[]);
+    s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+    ]});
+    let out = sh(
+        &agent,
+        &rootfs,
+        "nomkdir",
+        s,
+        "mkdir /tmp/x; echo $?; touch /tmp/y && echo touched",
+    )
+    .await;
+    assert!(out.err().contains("not implemented"), "{}", out.err());
+    assert_eq!(out.out(), "1\ntouched\n", "{}", out.err());
+}
+
+#[tokio::test]
 async fn an_unsupported_seccomp_profile_is_refused_at_create() {
     let (agent, rootfs) = setup().await;
     let mut s = spec(&["true"]);
-    s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []});
+    s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_NOTIFY"}
+    ]});
     let err = agent
         .client
         .create_process(container_request("sc", &s, &rootfs))

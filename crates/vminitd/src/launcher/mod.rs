@@ -29,6 +29,7 @@ mod paths;
 mod rlimits;
 mod seccomp;
 pub(crate) mod spec;
+mod syscalls;
 mod user;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -21,7 +21,7 @@ pub(crate) fn parse_spec(json: &[u8]) -> Result<Spec, String> {
     {
         return Err("container spec: linux.namespaces: user namespaces are not supported".into());
     }
-    super::seccomp::profile(&spec).map_err(|m| format!("container spec: {m}"))?;
+    super::seccomp::check(&spec).map_err(|m| format!("container spec: {m}"))?;
     Ok(spec)
 }
 

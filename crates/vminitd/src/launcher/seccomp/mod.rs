@@ -9,18 +9,20 @@
 //! does. Denied calls fail with `EPERM`; `clone3` fails with `ENOSYS` so C
 //! libraries fall back to `clone`, whose namespace flags the filter can see.
 //!
-//! A spec without `linux.seccomp` gets this profile. A spec whose profile
-//! allows everything (`defaultAction` `SCMP_ACT_ALLOW`, no rules) runs
-//! unconfined. Other spec profiles are refused, not silently ignored.
+//! A spec without `linux.seccomp` gets this profile; a spec with one gets
+//! that profile instead ([`oci`]), so a profile that allows everything
+//! (`defaultAction` `SCMP_ACT_ALLOW`, no rules) runs unconfined.
 
 use std::collections::BTreeMap;
 
 use caps::Capability;
-use oci_spec::runtime::{LinuxSeccompAction, Spec};
+use oci_spec::runtime::Spec;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
+
+mod oci;
 
 use super::caps::CapabilitySets;
 use super::channel::{Failure, FailureKind};
@@ -135,38 +137,32 @@ const NAMESPACE_FLAGS: [i32; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
-/// What the spec's `linux.seccomp` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Profile {
-    /// No `linux.seccomp`: the built-in default.
-    Default,
-    /// A profile that allows everything: no filter.
-    Unconfined,
-}
-
-/// Reads the spec's choice; any other profile is refused with a message
-/// naming the field (checked when the process is created).
-pub(crate) fn profile(spec: &Spec) -> Result<Profile, String> {
-    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
-        return Ok(Profile::Default);
-    };
-    let no_rules = profile.syscalls().as_ref().is_none_or(Vec::is_empty);
-    if profile.default_action() == LinuxSeccompAction::ScmpActAllow && no_rules {
-        return Ok(Profile::Unconfined);
+/// Checks the spec's `linux.seccomp` compiles (when the process is
+/// created), so a bad profile is refused with its field named.
+pub(crate) fn check(spec: &Spec) -> Result<(), String> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        None => Ok(()),
+        Some(profile) => oci::filters(profile, native_arch().map_err(|f| f.message)?).map(drop),
     }
-    Err(
-        "linux.seccomp: only the built-in default profile (leave linux.seccomp out) or \
-         unconfined (defaultAction SCMP_ACT_ALLOW with no syscalls) are supported"
-            .to_owned(),
-    )
 }
 
-/// The filters to install for `spec`, last one first; empty when unconfined.
+/// The filters to install for `spec`, in order: the spec's own profile, or
+/// the default one when it has none. Empty when the profile allows all.
 pub(crate) fn filters(spec: &Spec, caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
-    match profile(spec).map_err(|m| Failure::new(FailureKind::InvalidArgument, m))? {
-        Profile::Unconfined => Ok(Vec::new()),
-        Profile::Default => default_filters(caps),
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        None => default_filters(caps),
+        Some(profile) => oci::filters(profile, native_arch()?)
+            .map_err(|m| Failure::new(FailureKind::InvalidArgument, m)),
     }
+}
+
+fn native_arch() -> Result<TargetArch, Failure> {
+    TargetArch::try_from(std::env::consts::ARCH).map_err(|e| {
+        Failure::new(
+            FailureKind::Other,
+            format!("seccomp on this architecture: {e}"),
+        )
+    })
 }
 
 fn default_filters(caps: &CapabilitySets) -> Result<Vec<BpfProgram>, Failure> {
@@ -278,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn an_allow_all_profile_is_unconfined_and_others_are_refused() {
+    fn an_allow_all_profile_is_unconfined_and_others_are_compiled() {
         let open = spec(
             r#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},
                "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}"#,
@@ -290,9 +286,10 @@ mod tests {
         );
         let custom = spec(
             r#"{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}},
-               "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO"}}}"#,
+               "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO",
+                 "syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}}}"#,
         );
-        let err = filters(&custom, &CapabilitySets::from_spec(&custom)).unwrap_err();
-        assert!(err.message.contains("linux.seccomp"), "{}", err.message);
+        let filters = filters(&custom, &CapabilitySets::from_spec(&custom)).unwrap();
+        assert_eq!(filters.len(), 1);
     }
 }
