@@ -45,16 +45,63 @@ impl Accelerator {
                 "the CPU shows no vmx/svm flag, so KVM cannot run guests here".into(),
             );
         }
-        match std::fs::OpenOptions::new()
+        let kvm = match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/kvm")
         {
-            Ok(_) => (
+            Ok(kvm) => kvm,
+            Err(err) => return (Accelerator::Tcg, format!("/dev/kvm does not open: {err}")),
+        };
+        // SAFETY: KVM_CREATE_VM takes an integer machine type (0, passed as
+        // a null argument) and returns a new file descriptor, which
+        // `CreateVm` takes ownership of.
+        match unsafe { rustix::ioctl::ioctl(&kvm, CreateVm) } {
+            Ok(_vm) => (
                 Accelerator::Kvm,
-                "vmx/svm present and /dev/kvm opens".into(),
+                "vmx/svm present, /dev/kvm opens and creates a VM".into(),
             ),
-            Err(err) => (Accelerator::Tcg, format!("/dev/kvm does not open: {err}")),
+            Err(err) => (
+                Accelerator::Tcg,
+                format!("/dev/kvm opens but cannot create a VM: {err}"),
+            ),
         }
+    }
+
+    /// [`Accelerator::detect`], said once in the log.
+    pub fn detect_and_log() -> Accelerator {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        let (accel, why) = Self::detect();
+        ONCE.call_once(|| tracing::info!(accelerator = %accel, "{why}"));
+        accel
+    }
+}
+
+/// The `KVM_CREATE_VM` ioctl: `_IO(0xAE, 0x01)`, returning a VM descriptor.
+struct CreateVm;
+
+// SAFETY: the opcode is KVM_CREATE_VM, which reads no memory through its
+// argument (a null pointer, the default machine type 0) and returns a new
+// descriptor, which `output_from_ptr` wraps in an `OwnedFd` exactly once.
+unsafe impl rustix::ioctl::Ioctl for CreateVm {
+    type Output = std::os::fd::OwnedFd;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> rustix::ioctl::Opcode {
+        rustix::ioctl::opcode::none(0xAE, 0x01)
+    }
+
+    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(
+        out: rustix::ioctl::IoctlOutput,
+        _arg: *mut std::ffi::c_void,
+    ) -> rustix::io::Result<Self::Output> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a successful KVM_CREATE_VM returns a fresh descriptor that
+        // nothing else owns.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(out) })
     }
 }

@@ -79,4 +79,38 @@ pub enum VmmError {
         #[source]
         source: std::io::Error,
     },
+    /// QMP failed.
+    #[error("QMP: {message}")]
+    Qmp {
+        /// What went wrong.
+        message: String,
+    },
+    /// The guest kernel panicked before the agent answered.
+    #[error("the guest kernel panicked: {line}\nlast console lines:\n{console}")]
+    KernelPanic {
+        /// The console line with the panic message.
+        line: String,
+        /// The console's last lines.
+        console: String,
+    },
+    /// QEMU exited before the agent answered.
+    #[error(
+        "the VM exited ({status}) before its agent answered\nQEMU said: {stderr}\nlast console lines:\n{console}"
+    )]
+    GuestExited {
+        /// QEMU's exit status.
+        status: String,
+        /// QEMU's last lines of standard error.
+        stderr: String,
+        /// The console's last lines.
+        console: String,
+    },
+    /// The agent did not answer in time.
+    #[error("the guest's agent did not answer within {timeout:?}\nlast console lines:\n{console}")]
+    NotReady {
+        /// How long start waited.
+        timeout: std::time::Duration,
+        /// The console's last lines.
+        console: String,
+    },
 }

@@ -1,19 +1,22 @@
 //! Lightweight virtual machines for containerization.
 //!
-//! What works today:
 //! - the **kernel catalogue** (`kernels/<name>/`): Debian's cloud kernel from
 //!   `scripts/setup` and the optimized kernel from `kernel/build.sh`;
 //! - the **initramfs builder** ([`build_initramfs`]): a `newc` cpio written
 //!   in Rust with the static vminitd as `/init` and, for a stock kernel, the
 //!   modules it needs resolved through its `modules.dep`; cached by hash;
 //! - **accelerator detection** ([`Accelerator::detect`]): KVM only with the
-//!   vmx/svm flag and a `/dev/kvm` that opens, `CZ_ACCEL` overrides;
-//! - the **QEMU microvm back end** ([`VirtualMachine`]): one QEMU and one
-//!   `vhost-device-vsock` per VM, both killed with their owner; the guest's
-//!   agent is reached through the hybrid vsock socket.
-//!
-//! Still to come (the vmm issue): QMP, the balloon, qcow2 overlays, the
-//! kernel vhost-vsock back end, `cctl vm boot` and the boot benchmark.
+//!   vmx/svm flag and a `/dev/kvm` that creates a VM, `CZ_ACCEL` overrides;
+//! - **configuration** ([`VmConfig`]): CPUs, memory, kernel, disks (raw or
+//!   qcow2, read-only, cache mode, discard), tap-backed interfaces, vsock,
+//!   balloon, console log; validated before anything starts;
+//! - the **hypervisor seam** ([`Hypervisor`], [`VirtualMachine`]) and its
+//!   QEMU microvm back end ([`Qemu`]): start returns once the guest's agent
+//!   answers, stop is agent shutdown, then QMP `quit`, then SIGKILL; QEMU and
+//!   its helper die with their owner;
+//! - **vsock** ([`VsockBackend`]): the kernel's vhost-vsock with a CID per VM,
+//!   or one `vhost-device-vsock` per VM speaking the hybrid protocol;
+//! - **QMP** ([`Qmp`]): handshake, status, powerdown, quit, events.
 //!
 //! ```
 //! use containerization_vmm::KernelCatalogue;
@@ -29,15 +32,25 @@
 
 mod accel;
 mod catalogue;
+mod config;
 mod cpio;
 mod error;
+mod hypervisor;
 mod initramfs;
 mod kernel;
 mod qemu;
+mod qmp;
+mod supervise;
+mod vsock;
 
 pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
+pub use config::{CacheMode, DiskConfig, DiskFormat, MIN_MEMORY_MIB, NicConfig, VmConfig};
+pub use containerization_netlink::MacAddress;
 pub use error::VmmError;
+pub use hypervisor::{Hypervisor, StopOutcome, VirtualMachine};
 pub use initramfs::{WANTED_MODULES, build_initramfs};
 pub use kernel::{Kernel, KernelImageFormat};
-pub use qemu::{VirtualMachine, VmConfig};
+pub use qemu::{Qemu, QemuVm};
+pub use qmp::{Qmp, QmpEvent, QmpStatus};
+pub use vsock::{CidLease, FIRST_GUEST_CID, VsockBackend, VsockEndpoint};

@@ -1,122 +1,150 @@
 //! Real boots under QEMU (TCG here): each catalogue kernel boots vminitd from
-//! our initramfs, the agent answers over hybrid vsock, and shutdown ends QEMU.
+//! our initramfs, the agent answers over vsock, QMP reports the VM running,
+//! and stop is a graceful shutdown.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use containerization_agent::{AgentClient, Connector, HybridVsockConnector};
-use containerization_testkit::{kernel_catalogue_dir, state_root};
-use containerization_vmm::{
-    Accelerator, Kernel, KernelCatalogue, VirtualMachine, VmConfig, build_initramfs,
-};
+use containerization_vmm::{Hypervisor, Kernel, Qemu, StopOutcome, VirtualMachine};
+use support::{STOP_TIMEOUT, built_kernel, config, debian_kernel, runtime};
 
-/// The static vminitd that `make test` builds before the tests.
-fn vminitd() -> PathBuf {
-    std::env::var_os("CZ_VMINITD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/x86_64-unknown-linux-musl/debug/vminitd")
-        })
-}
-
-fn config(kernel: Kernel, run_dir: PathBuf) -> VmConfig {
-    let initramfs = build_initramfs(&kernel, &vminitd(), &state_root().join("initramfs"))
-        .expect("initramfs (run `make test`, which builds the musl vminitd)");
-    VmConfig {
-        cpus: 1,
-        memory_mib: 256,
-        kernel,
-        initramfs,
-        cmdline: Vec::new(),
-        disks: Vec::new(),
-        run_dir,
-        accel: Accelerator::detect().0,
-        qemu: PathBuf::from("qemu-system-x86_64"),
-        vhost_vsock: state_root().join("tools/bin/vhost-device-vsock"),
-    }
-}
-
-/// Boots, waits for the agent, checks `uname -r`, shuts down.
-fn boot_and_shut_down(kernel: Kernel) {
+/// Boots, checks `uname -r` and QMP, stops.
+fn boot_and_stop(kernel: Kernel) {
     let name = kernel.name().to_owned();
     let release = kernel
         .release()
         .expect("release")
         .expect("entry records its release");
     let dir = tempfile::tempdir().expect("run folder");
-    let mut vm = VirtualMachine::start(&config(kernel, dir.path().to_path_buf())).expect("start");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let connector: Arc<dyn Connector> = Arc::new(HybridVsockConnector::new(vm.vsock_socket()));
-    let started = Instant::now();
-    let agent = runtime.block_on(async {
-        loop {
-            if let Ok(agent) = AgentClient::connect(&connector, Duration::from_secs(10)).await
-                && agent.version().await.is_ok()
-            {
-                return agent;
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                panic!(
-                    "{name}: the agent did not answer within 90 s; console:\n{}",
-                    vm.console_tail(30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut vm = Qemu::default()
+            .start(&config(kernel, dir.path()))
+            .await
+            .expect("start");
+        let agent = vm.agent().expect("agent").clone();
+        let version = agent.version().await.expect("version");
+        assert_eq!(version.release, release, "{name}: guest uname -r");
+        assert!(version.pid1, "{name}: vminitd is PID 1 in the guest");
+        let status = vm.qmp().expect("qmp").status().expect("query-status");
+        assert!(status.running, "{name}: QMP says {status:?}");
+        let stopping = Instant::now();
+        let outcome = vm.stop(STOP_TIMEOUT).await;
+        assert_eq!(outcome, StopOutcome::Graceful, "{name}: stop");
+        eprintln!(
+            "{name}: agent ready after {:.2} s, stopped in {:.2} s",
+            vm.ready_after().as_secs_f64(),
+            stopping.elapsed().as_secs_f64()
+        );
     });
-    let ready = started.elapsed();
-    let version = runtime.block_on(agent.version()).expect("version");
-    assert_eq!(version.release, release, "{name}: guest uname -r");
-    assert!(version.pid1, "{name}: vminitd is PID 1 in the guest");
-    runtime.block_on(agent.shutdown()).expect("shutdown");
-    let status = vm.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.is_some(),
-        "{name}: QEMU still runs 30 s after shutdown; console:\n{}",
-        vm.console_tail(20)
-    );
-    eprintln!("{name}: agent ready after {:.2} s", ready.as_secs_f64());
-}
-
-fn catalogue() -> Vec<Kernel> {
-    KernelCatalogue::new(kernel_catalogue_dir())
-        .list()
-        .expect("catalogue")
 }
 
 #[test]
 fn debian_cloud_kernel_boots_vminitd() {
-    let kernel = catalogue()
-        .into_iter()
-        .find(|k| k.name().starts_with("debian-cloud-"))
-        .expect("scripts/setup installs the Debian cloud kernel");
-    boot_and_shut_down(kernel);
+    boot_and_stop(debian_kernel());
 }
 
 #[test]
 fn built_kernel_boots_vminitd() {
-    let kernel = catalogue()
-        .into_iter()
-        .find(|k| k.name().starts_with("cz-"))
-        .expect("`make kernel` (run by `make test`) builds the optimized kernel");
-    boot_and_shut_down(kernel);
+    boot_and_stop(built_kernel());
+}
+
+#[test]
+fn two_vms_run_at_once_with_their_own_sockets_and_log_the_kernel() {
+    let dirs = [
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    ];
+    let configs: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let mut config = config(built_kernel(), dir.path());
+            config.cmdline.push("loglevel=6".into());
+            config
+        })
+        .collect();
+    runtime().block_on(async {
+        let qemu = Qemu::default();
+        let (a, b) = tokio::join!(qemu.start(&configs[0]), qemu.start(&configs[1]));
+        let (mut a, mut b) = (a.expect("first VM"), b.expect("second VM"));
+        assert_ne!(a.vsock(), b.vsock(), "each VM has its own vsock endpoint");
+        assert_ne!(a.pid(), b.pid());
+        let hostname = |vm: &containerization_vmm::QemuVm| vm.agent().expect("agent").clone();
+        hostname(&a).set_hostname("vm-a").await.expect("hostname a");
+        hostname(&b).set_hostname("vm-b").await.expect("hostname b");
+        assert_eq!(hostname(&a).version().await.expect("a").nodename, "vm-a");
+        assert_eq!(hostname(&b).version().await.expect("b").nodename, "vm-b");
+        for vm in [&a, &b] {
+            let console = std::fs::read_to_string(vm.console_log()).expect("console log");
+            assert!(
+                console.contains("Linux version"),
+                "the console log holds the kernel's messages:\n{console}"
+            );
+        }
+        let started = Instant::now();
+        let (sa, sb) = tokio::join!(a.stop(STOP_TIMEOUT), b.stop(STOP_TIMEOUT));
+        assert_eq!((sa, sb), (StopOutcome::Graceful, StopOutcome::Graceful));
+        eprintln!(
+            "two VMs stopped in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    });
+}
+
+#[test]
+fn a_kernel_panic_is_an_error_that_quotes_the_panic_line() {
+    let dir = tempfile::tempdir().expect("run folder");
+    let mut config = config(built_kernel(), dir.path());
+    // No init in the initramfs and no root device: the kernel panics.
+    config.cmdline.push("rdinit=/nonexistent".into());
+    let err = runtime()
+        .block_on(Qemu::new(Duration::from_secs(90)).start(&config))
+        .expect_err("a VM whose kernel panics does not start");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the guest kernel panicked: Kernel panic - not syncing"),
+        "{message}"
+    );
 }
 
 #[test]
 fn bad_config_is_refused_before_anything_starts() {
-    let kernel = catalogue().into_iter().next().expect("a kernel");
     let dir = tempfile::tempdir().expect("run folder");
-    let mut cfg = config(kernel, dir.path().to_path_buf());
+    let mut cfg = config(built_kernel(), dir.path());
+    let start = |cfg: &containerization_vmm::VmConfig| {
+        runtime().block_on(Qemu::default().start(cfg)).map(drop)
+    };
     cfg.memory_mib = 16;
-    let err = VirtualMachine::start(&cfg).unwrap_err().to_string();
+    let err = start(&cfg).expect_err("16 MiB").to_string();
     assert!(err.contains("16 MiB is too little"), "{err}");
     cfg.memory_mib = 256;
-    cfg.disks = vec![PathBuf::from("/nonexistent/disk.img")];
-    let err = VirtualMachine::start(&cfg).unwrap_err().to_string();
+    cfg.disks = vec![containerization_vmm::DiskConfig::new(
+        "/nonexistent/disk.img",
+    )];
+    let err = start(&cfg).expect_err("missing disk").to_string();
     assert!(
         err.contains("disk /nonexistent/disk.img does not exist"),
         "{err}"
+    );
+    cfg.disks.clear();
+    cfg.initramfs = dir.path().join("no-initramfs");
+    let err = start(&cfg).expect_err("missing initramfs").to_string();
+    assert!(err.contains("no-initramfs does not exist"), "{err}");
+    // A kernel that is not in the catalogue, or an entry without its image.
+    let err = containerization_vmm::KernelCatalogue::new(dir.path())
+        .get("no-such-kernel")
+        .expect_err("unknown kernel")
+        .to_string();
+    assert!(err.contains("no kernel named \"no-such-kernel\""), "{err}");
+    let empty = dir.path().join("empty-entry");
+    std::fs::create_dir(&empty).expect("entry");
+    let err = containerization_vmm::Kernel::open(&empty)
+        .expect_err("entry without an image")
+        .to_string();
+    assert!(err.contains("has no kernel image"), "{err}");
+    assert!(
+        !dir.path().join("qmp.sock").exists(),
+        "nothing started for a refused configuration"
     );
 }

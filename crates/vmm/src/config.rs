@@ -1,0 +1,248 @@
+//! What to boot: the VM configuration and its validation.
+//!
+//! Everything here is checked by [`VmConfig::validate`] before any process
+//! starts, so a typo in a disk path or a memory size is an error that names
+//! the field, not a QEMU that dies half-way through its start.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use containerization_netlink::MacAddress;
+
+use crate::{Accelerator, Kernel, VmmError, VsockBackend};
+
+/// The smallest guest memory that boots vminitd with either kernel.
+pub const MIN_MEMORY_MIB: u32 = 64;
+
+/// The image format of a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    /// A plain image, byte for byte the guest's block device.
+    Raw,
+    /// A qcow2 image, usually an overlay backed by a raw base.
+    Qcow2,
+}
+
+impl fmt::Display for DiskFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow2 => "qcow2",
+        })
+    }
+}
+
+/// How QEMU caches a disk's data on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// The host page cache, flushed when the guest flushes (QEMU's default).
+    #[default]
+    Writeback,
+    /// No host page cache (`O_DIRECT`); flushes still reach the disk.
+    None,
+    /// Never flush: fast and unsafe, for throwaway disks.
+    Unsafe,
+}
+
+impl fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CacheMode::Writeback => "writeback",
+            CacheMode::None => "none",
+            CacheMode::Unsafe => "unsafe",
+        })
+    }
+}
+
+/// One virtio-blk disk; the first is `/dev/vda` in the guest, then `vdb`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: DiskFormat,
+    /// Whether the guest may only read it.
+    pub read_only: bool,
+    /// The host cache mode.
+    pub cache: CacheMode,
+    /// Whether discards from the guest free space in the image file.
+    pub discard: bool,
+}
+
+impl DiskConfig {
+    /// A writable disk whose format is read from its first bytes (qcow2
+    /// images start with `QFI\xfb`), with discard on.
+    ///
+    /// ```no_run
+    /// use containerization_vmm::{DiskConfig, DiskFormat};
+    ///
+    /// let disk = DiskConfig::new("/var/lib/containerization/rootfs/base.ext4");
+    /// assert_eq!(disk.format, DiskFormat::Raw);
+    /// ```
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let format = match sniff_qcow2(&path) {
+            true => DiskFormat::Qcow2,
+            false => DiskFormat::Raw,
+        };
+        Self {
+            path,
+            format,
+            read_only: false,
+            cache: CacheMode::default(),
+            discard: true,
+        }
+    }
+
+    /// The same disk, read-only.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+}
+
+/// Whether `path` starts with the qcow2 magic.
+fn sniff_qcow2(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"QFI\xfb")
+}
+
+/// One virtio-net interface backed by a host tap device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicConfig {
+    /// The tap device's name on the host (it must exist).
+    pub tap: String,
+    /// The guest interface's MAC address.
+    pub mac: MacAddress,
+}
+
+/// Everything a VM is made from.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// Virtual CPUs (1 to 64).
+    pub cpus: u32,
+    /// Guest memory in MiB (at least [`MIN_MEMORY_MIB`]).
+    pub memory_mib: u32,
+    /// The kernel.
+    pub kernel: Kernel,
+    /// The initramfs (see [`crate::build_initramfs`]).
+    pub initramfs: PathBuf,
+    /// Words added to the kernel command line (later words win).
+    pub cmdline: Vec<String>,
+    /// Disks, attached as virtio-blk in order (`/dev/vda`, ...).
+    pub disks: Vec<DiskConfig>,
+    /// Network interfaces, attached as virtio-net in order (`eth0`, ...).
+    pub nics: Vec<NicConfig>,
+    /// How the host reaches the guest's vsock.
+    pub vsock: VsockBackend,
+    /// A virtio-balloon with free page reporting, so memory the guest frees
+    /// goes back to the host.
+    pub balloon: bool,
+    /// A private folder for the VM's sockets.
+    pub run_dir: PathBuf,
+    /// Where the serial console goes; `run_dir/console.log` when unset.
+    pub console_log: Option<PathBuf>,
+    /// The accelerator.
+    pub accel: Accelerator,
+    /// The `qemu-system-x86_64` binary.
+    pub qemu: PathBuf,
+}
+
+impl VmConfig {
+    /// One CPU, 256 MiB, the balloon on, no disks or interfaces, the
+    /// detected accelerator and `qemu-system-x86_64` from `PATH`.
+    pub fn new(
+        kernel: Kernel,
+        initramfs: impl Into<PathBuf>,
+        run_dir: impl Into<PathBuf>,
+        vsock: VsockBackend,
+    ) -> Self {
+        Self {
+            cpus: 1,
+            memory_mib: 256,
+            kernel,
+            initramfs: initramfs.into(),
+            cmdline: Vec::new(),
+            disks: Vec::new(),
+            nics: Vec::new(),
+            vsock,
+            balloon: true,
+            run_dir: run_dir.into(),
+            console_log: None,
+            accel: Accelerator::detect().0,
+            qemu: PathBuf::from("qemu-system-x86_64"),
+        }
+    }
+
+    /// The console log file.
+    pub fn console_path(&self) -> PathBuf {
+        self.console_log
+            .clone()
+            .unwrap_or_else(|| self.run_dir.join("console.log"))
+    }
+
+    /// Checks the configuration before anything starts; the error names the
+    /// field and the value.
+    pub fn validate(&self) -> Result<(), VmmError> {
+        let invalid = |message: String| Err(VmmError::InvalidConfig { message });
+        if !(1..=64).contains(&self.cpus) {
+            return invalid(format!("cpus must be 1 to 64, not {}", self.cpus));
+        }
+        if self.memory_mib < MIN_MEMORY_MIB {
+            return invalid(format!(
+                "memory of {} MiB is too little: a guest needs at least {MIN_MEMORY_MIB} MiB",
+                self.memory_mib
+            ));
+        }
+        if !self.kernel.image().is_file() {
+            return invalid(format!(
+                "kernel image {} does not exist",
+                self.kernel.image().display()
+            ));
+        }
+        if !self.initramfs.is_file() {
+            return invalid(format!(
+                "initramfs {} does not exist",
+                self.initramfs.display()
+            ));
+        }
+        for disk in &self.disks {
+            if !disk.path.is_file() {
+                return invalid(format!("disk {} does not exist", disk.path.display()));
+            }
+            if disk.path.to_string_lossy().contains(',') {
+                return invalid(format!(
+                    "disk path {} contains a comma, which QEMU's option syntax cannot carry",
+                    disk.path.display()
+                ));
+            }
+        }
+        for (i, nic) in self.nics.iter().enumerate() {
+            if nic.tap.is_empty() || nic.tap.len() > 15 || nic.tap.contains([',', '/', ' ']) {
+                return invalid(format!(
+                    "network interface {i}: {:?} is not a valid tap device name",
+                    nic.tap
+                ));
+            }
+            if !Path::new("/sys/class/net").join(&nic.tap).exists() {
+                return invalid(format!(
+                    "network interface {i}: tap device {} does not exist on the host",
+                    nic.tap
+                ));
+            }
+        }
+        if let Some(word) = self
+            .cmdline
+            .iter()
+            .find(|w| w.contains(char::is_whitespace))
+        {
+            return invalid(format!(
+                "kernel command line word {word:?} contains white space; pass separate words"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! The QEMU command line for a [`VmConfig`]: a pure function, so what QEMU
+//! is asked to do can be read (and tested) without starting it.
+//!
+//! - `microvm` with virtio-mmio devices. Under TCG it needs the PIT, PIC and
+//!   RTC, and the kernel the TSC frequency, or boots hang now and then (see
+//!   shared/FACTS.md); with KVM the minimal machine is enough.
+//! - `-nodefaults -no-user-config`, and `-no-reboot`: the guest powers off by
+//!   rebooting, which makes QEMU exit.
+//! - Guest RAM in a shared memfd, which vhost-user devices need.
+//! - A kernel without ACPI (ours) finds virtio-mmio devices on its command
+//!   line, where QEMU puts them only with `acpi=off`; a stock kernel reads
+//!   the ACPI tables.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::{Accelerator, DiskFormat, Kernel, VmConfig};
+
+/// How the VM's vsock device is wired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VsockDevice<'a> {
+    /// `vhost-vsock-device` with this guest CID (the host kernel's back end).
+    Kernel { cid: u32 },
+    /// `vhost-user-vsock-device` on this vhost-user socket.
+    VhostUser { socket: &'a Path },
+}
+
+/// The host's TSC frequency in kHz, from `/proc/cpuinfo`.
+pub(crate) fn host_tsc_khz() -> Option<u64> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((mhz * 1000.0) as u64)
+}
+
+/// Whether the kernel's recorded configuration enables ACPI (assumed when
+/// the entry carries no configuration, as for most stock kernels).
+fn kernel_has_acpi(kernel: &Kernel) -> bool {
+    kernel
+        .config()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .is_none_or(|config| config.lines().any(|l| l == "CONFIG_ACPI=y"))
+}
+
+/// The kernel command line: ours first, then the configuration's words, so
+/// a caller can override any of ours (the kernel takes the last value).
+pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
+    let mut words = vec![
+        "console=ttyS0".to_owned(),
+        "panic=-1".to_owned(),
+        "reboot=t".to_owned(),
+        "rdinit=/init".to_owned(),
+        "quiet".to_owned(),
+    ];
+    if config.accel == Accelerator::Tcg
+        && let Some(khz) = host_tsc_khz()
+    {
+        words.push(format!("tsc_early_khz={khz}"));
+    }
+    words.extend(config.cmdline.iter().cloned());
+    words.join(" ")
+}
+
+/// The arguments after the QEMU binary.
+pub(crate) fn qemu_args(
+    config: &VmConfig,
+    vsock: &VsockDevice<'_>,
+    qmp: &Path,
+    console: &Path,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |words: &[&str]| args.extend(words.iter().map(OsString::from));
+    let memory = format!("{}M", config.memory_mib);
+    let mut machine = match config.accel {
+        Accelerator::Tcg => "microvm,pit=on,pic=on,rtc=on,memory-backend=mem".to_owned(),
+        Accelerator::Kvm => "microvm,memory-backend=mem".to_owned(),
+    };
+    if !kernel_has_acpi(&config.kernel) {
+        machine.push_str(",acpi=off");
+    }
+    push(&["-M", &machine, "-accel", &config.accel.to_string()]);
+    if config.accel == Accelerator::Kvm {
+        push(&["-cpu", "host"]);
+    }
+    push(&["-smp", &config.cpus.to_string(), "-m", &memory]);
+    push(&[
+        "-object",
+        &format!("memory-backend-memfd,id=mem,size={memory},share=on"),
+    ]);
+    push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    push(&["-serial", &format!("file:{}", console.display())]);
+    push(&[
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", qmp.display()),
+    ]);
+    push(&["-kernel", &config.kernel.image().to_string_lossy()]);
+    push(&["-initrd", &config.initramfs.to_string_lossy()]);
+    push(&["-append", &kernel_cmdline(config)]);
+    match vsock {
+        VsockDevice::Kernel { cid } => {
+            push(&["-device", &format!("vhost-vsock-device,guest-cid={cid}")]);
+        }
+        VsockDevice::VhostUser { socket } => {
+            push(&[
+                "-chardev",
+                &format!("socket,id=vsock0,path={}", socket.display()),
+            ]);
+            push(&["-device", "vhost-user-vsock-device,chardev=vsock0"]);
+        }
+    }
+    for (i, disk) in config.disks.iter().enumerate() {
+        let format = match disk.format {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow2 => "qcow2",
+        };
+        let mut drive = format!(
+            "id=disk{i},file={},format={format},if=none,cache={}",
+            disk.path.display(),
+            disk.cache
+        );
+        if disk.read_only {
+            drive.push_str(",readonly=on");
+        }
+        if disk.discard {
+            drive.push_str(",discard=unmap,detect-zeroes=unmap");
+        }
+        push(&["-drive", &drive]);
+        push(&["-device", &format!("virtio-blk-device,drive=disk{i}")]);
+    }
+    for (i, nic) in config.nics.iter().enumerate() {
+        push(&[
+            "-netdev",
+            &format!("tap,id=net{i},ifname={},script=no,downscript=no", nic.tap),
+        ]);
+        push(&[
+            "-device",
+            &format!("virtio-net-device,netdev=net{i},mac={}", nic.mac),
+        ]);
+    }
+    if config.balloon {
+        push(&[
+            "-device",
+            "virtio-balloon-device,id=balloon0,free-page-reporting=on,deflate-on-oom=on",
+        ]);
+    }
+    args
+}

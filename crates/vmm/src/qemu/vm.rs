@@ -1,0 +1,351 @@
+//! A running QEMU microvm: its processes, its QMP socket, its agent.
+//!
+//! Start spawns the vsock helper (when there is one) and QEMU, both with a
+//! parent-death signal so they die with their owner even when the owner is
+//! killed with SIGKILL, then waits until vminitd's agent answers. Stop asks
+//! the agent to shut the guest down, then QMP `quit`, then SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use containerization_agent::{AgentClient, Connector};
+
+use super::args::{VsockDevice, qemu_args};
+use crate::error::io_at;
+use crate::supervise::spawn_owned;
+use crate::{
+    CidLease, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend, VsockEndpoint,
+};
+
+/// The guest CID behind a `vhost-device-vsock`: each VM has its own helper,
+/// so every such guest can be 3.
+const HELPER_GUEST_CID: u32 = 3;
+
+/// What marks a kernel panic on the console.
+const PANIC_MARK: &str = "Kernel panic - not syncing";
+
+/// A running QEMU VM. Dropping it kills QEMU and its helper.
+#[derive(Debug)]
+pub struct QemuVm {
+    qemu: Child,
+    helper: Option<Child>,
+    _cid: Option<CidLease>,
+    endpoint: VsockEndpoint,
+    qmp: Option<Qmp>,
+    agent: Option<AgentClient>,
+    console: PathBuf,
+    stderr: PathBuf,
+    ready_after: Duration,
+}
+
+fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last `lines` lines of a text file, or nothing.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Starts `vhost-device-vsock` and waits for its vhost-user socket.
+fn start_helper(program: &Path, run_dir: &Path) -> Result<(Child, PathBuf), VmmError> {
+    let vhost_socket = run_dir.join("vhost-vsock.sock");
+    let hybrid = run_dir.join("vsock.sock");
+    let _ = std::fs::remove_file(&vhost_socket);
+    let _ = std::fs::remove_file(&hybrid);
+    let mut command = Command::new(program);
+    command
+        .arg("--guest-cid")
+        .arg(HELPER_GUEST_CID.to_string())
+        .arg("--socket")
+        .arg(&vhost_socket)
+        .arg("--uds-path")
+        .arg(&hybrid)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut helper = spawn_owned(command).map_err(|source| VmmError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !vhost_socket.exists() {
+        if Instant::now() > deadline || helper.try_wait().ok().flatten().is_some() {
+            kill_and_reap(&mut helper);
+            return Err(VmmError::HelperFailed {
+                program: program.to_path_buf(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok((helper, vhost_socket))
+}
+
+impl QemuVm {
+    /// Starts the VM and waits (up to `ready_timeout`) until its agent answers.
+    pub(crate) async fn start(
+        config: &VmConfig,
+        ready_timeout: Duration,
+    ) -> Result<Self, VmmError> {
+        config.validate()?;
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
+        let (helper, cid, endpoint, vhost_socket) = match &config.vsock {
+            VsockBackend::VhostUser { program } => {
+                let (helper, socket) = start_helper(program, &config.run_dir)?;
+                let hybrid = config.run_dir.join("vsock.sock");
+                (
+                    Some(helper),
+                    None,
+                    VsockEndpoint::Hybrid(hybrid),
+                    Some(socket),
+                )
+            }
+            VsockBackend::Kernel => {
+                let lease = CidLease::acquire(&CidLease::default_dir())?;
+                let endpoint = VsockEndpoint::Cid(lease.cid());
+                (None, Some(lease), endpoint, None)
+            }
+        };
+        let device = match (&vhost_socket, &cid) {
+            (Some(socket), _) => VsockDevice::VhostUser { socket },
+            (None, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
+            (None, None) => unreachable!("every back end sets one"),
+        };
+        let console = config.console_path();
+        let qmp_path = config.run_dir.join("qmp.sock");
+        let stderr = config.run_dir.join("qemu.stderr");
+        let _ = std::fs::remove_file(&qmp_path);
+        let stderr_file = std::fs::File::create(&stderr).map_err(io_at(&stderr))?;
+        let mut command = Command::new(&config.qemu);
+        command
+            .args(qemu_args(config, &device, &qmp_path, &console))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr_file);
+        let qemu = match spawn_owned(command) {
+            Ok(child) => child,
+            Err(source) => {
+                if let Some(mut helper) = helper {
+                    kill_and_reap(&mut helper);
+                }
+                return Err(VmmError::Spawn {
+                    program: config.qemu.clone(),
+                    source,
+                });
+            }
+        };
+        let mut vm = Self {
+            qemu,
+            helper,
+            _cid: cid,
+            endpoint,
+            qmp: None,
+            agent: None,
+            console,
+            stderr,
+            ready_after: Duration::ZERO,
+        };
+        vm.qmp = Some(vm.connect_qmp()?);
+        vm.agent = Some(vm.wait_for_agent(started, ready_timeout).await?);
+        vm.ready_after = started.elapsed();
+        tracing::debug!(ready_after = ?vm.ready_after, "agent ready");
+        Ok(vm)
+    }
+
+    fn connect_qmp(&mut self) -> Result<Qmp, VmmError> {
+        let path = self.stderr.with_file_name("qmp.sock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Err(self.exited_early(status));
+            }
+            if path.exists() {
+                return Qmp::connect(&path, Duration::from_secs(5));
+            }
+            if Instant::now() > deadline {
+                return Err(VmmError::Qmp {
+                    message: format!(
+                        "QEMU made no QMP socket within 10 s; its errors: {}",
+                        tail(&self.stderr, 10)
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The error for a QEMU that exited before the agent answered: a kernel
+    /// panic quotes its line; otherwise QEMU's own errors and the console.
+    fn exited_early(&self, status: ExitStatus) -> VmmError {
+        let console = std::fs::read(&self.console).unwrap_or_default();
+        let console = String::from_utf8_lossy(&console);
+        if let Some(line) = console.lines().find(|l| l.contains(PANIC_MARK)) {
+            return VmmError::KernelPanic {
+                line: line.trim().to_owned(),
+                console: tail(&self.console, 20),
+            };
+        }
+        VmmError::GuestExited {
+            status: status.to_string(),
+            stderr: tail(&self.stderr, 10),
+            console: tail(&self.console, 20),
+        }
+    }
+
+    async fn wait_for_agent(
+        &mut self,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<AgentClient, VmmError> {
+        let connector = self.endpoint.connector();
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Err(self.exited_early(status));
+            }
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(VmmError::NotReady {
+                    timeout,
+                    console: tail(&self.console, 20),
+                });
+            }
+            let attempt = left.min(Duration::from_secs(5));
+            if let Ok(agent) = AgentClient::connect(&connector, attempt).await
+                && agent.version().await.is_ok()
+            {
+                return Ok(agent);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// QEMU's pid.
+    pub fn pid(&self) -> u32 {
+        self.qemu.id()
+    }
+
+    /// The vsock helper's pid, when the back end has one.
+    pub fn helper_pid(&self) -> Option<u32> {
+        self.helper.as_ref().map(Child::id)
+    }
+
+    /// The QMP connection.
+    pub fn qmp(&mut self) -> Option<&mut Qmp> {
+        self.qmp.as_mut()
+    }
+
+    /// How long start took until the agent answered.
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
+    }
+
+    /// Whether QEMU has exited, and how.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.qemu.try_wait().ok().flatten()
+    }
+
+    /// QEMU's resident memory in KiB (`VmRSS`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn reap_helper(&mut self) {
+        if let Some(helper) = self.helper.as_mut() {
+            kill_and_reap(helper);
+        }
+    }
+}
+
+impl VirtualMachine for QemuVm {
+    fn vsock(&self) -> &VsockEndpoint {
+        &self.endpoint
+    }
+
+    fn connector(&self) -> Arc<dyn Connector> {
+        self.endpoint.connector()
+    }
+
+    fn agent(&self) -> Option<&AgentClient> {
+        self.agent.as_ref()
+    }
+
+    fn console_log(&self) -> &Path {
+        &self.console
+    }
+
+    fn console_tail(&self, lines: usize) -> String {
+        tail(&self.console, lines)
+    }
+
+    async fn stop(&mut self, timeout: Duration) -> StopOutcome {
+        if self.try_exit().is_none() {
+            if let Some(agent) = &self.agent
+                && agent.shutdown().await.is_ok()
+                && self.wait_exit(timeout).await.is_some()
+            {
+                self.reap_helper();
+                return StopOutcome::Graceful;
+            }
+            if let Some(qmp) = self.qmp.as_mut()
+                && qmp.quit().is_ok()
+                && self.wait_exit(Duration::from_secs(2)).await.is_some()
+            {
+                self.reap_helper();
+                return StopOutcome::Quit;
+            }
+            kill_and_reap(&mut self.qemu);
+            self.reap_helper();
+            return StopOutcome::Killed;
+        }
+        self.reap_helper();
+        StopOutcome::AlreadyStopped
+    }
+
+    async fn wait(&mut self) -> Option<ExitStatus> {
+        loop {
+            match self.qemu.try_wait() {
+                Ok(Some(status)) => {
+                    self.reap_helper();
+                    return Some(status);
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for QemuVm {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.qemu);
+        self.reap_helper();
+    }
+}

@@ -1,0 +1,55 @@
+//! Children that die with their owner.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits,
+//! not the process. A VM started from a short-lived thread (a test thread, a
+//! tokio blocking-pool thread that retires after 10 s idle) would be killed
+//! with it. So every child is forked by one thread that lives as long as the
+//! process: the signal then fires exactly when the owner process dies, SIGKILL
+//! included.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Mutex, OnceLock};
+
+type Request = (Command, Sender<std::io::Result<Child>>);
+
+/// The spawner thread's inbox.
+fn spawner() -> &'static Mutex<Sender<Request>> {
+    static SPAWNER: OnceLock<Mutex<Sender<Request>>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (sender, receiver) = channel::<Request>();
+        std::thread::Builder::new()
+            .name("cz-vmm-spawner".to_owned())
+            .spawn(move || {
+                for (mut command, reply) in receiver {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .map_err(|err| tracing::error!("cannot start the spawner thread: {err}"))
+            .ok();
+        Mutex::new(sender)
+    })
+}
+
+/// Spawns `command` so that the child gets SIGKILL when this process dies.
+pub(crate) fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
+    // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            Ok(())
+        });
+    }
+    let (reply, answer) = channel();
+    let sent = spawner()
+        .lock()
+        .map_err(|_| std::io::Error::other("the spawner thread's lock is poisoned"))?
+        .send((command, reply));
+    if sent.is_err() {
+        return Err(std::io::Error::other("the spawner thread is gone"));
+    }
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}

@@ -1,0 +1,156 @@
+//! How the host reaches the guest's vsock: two back ends behind one choice.
+//!
+//! With the kernel's `/dev/vhost-vsock`, QEMU hands the device to the host
+//! kernel and the host dials `(guest CID, port)` over `AF_VSOCK`. CIDs are
+//! global on the host, so each VM holds a [`CidLease`]: an exclusive `flock`
+//! on `<dir>/<cid>.lock`, released when the VM goes away, which keeps
+//! concurrent VMs (even from different processes) on distinct CIDs.
+//!
+//! Without it (as on this project's CI machines), a `vhost-device-vsock`
+//! process per VM serves the same virtio device to QEMU over vhost-user and
+//! exposes a unix socket speaking the hybrid protocol (`CONNECT <port>\n`).
+//! Each helper has its own guest, so every guest can be CID 3.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerization_agent::{Connector, HybridVsockConnector, VsockConnector};
+
+use crate::VmmError;
+use crate::error::io_at;
+
+/// The first CID a guest may have (0–2 are reserved for the hypervisor, the
+/// loopback and the host).
+pub const FIRST_GUEST_CID: u32 = 3;
+
+/// The vsock back end of a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VsockBackend {
+    /// The host kernel's vhost-vsock (`/dev/vhost-vsock`).
+    Kernel,
+    /// One `vhost-device-vsock` process per VM, at this path.
+    VhostUser {
+        /// The `vhost-device-vsock` binary.
+        program: PathBuf,
+    },
+}
+
+impl VsockBackend {
+    /// The kernel back end when `/dev/vhost-vsock` opens, otherwise the
+    /// vhost-user helper `program`; with the reason for the choice.
+    pub fn detect(program: impl Into<PathBuf>) -> (Self, String) {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/vhost-vsock")
+        {
+            Ok(_) => (VsockBackend::Kernel, "/dev/vhost-vsock opens".to_owned()),
+            Err(err) => (
+                VsockBackend::VhostUser {
+                    program: program.into(),
+                },
+                format!(
+                    "/dev/vhost-vsock does not open ({err}), so vhost-device-vsock serves vsock"
+                ),
+            ),
+        }
+    }
+}
+
+/// Where a running guest's vsock is reached from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VsockEndpoint {
+    /// `AF_VSOCK` to this guest CID.
+    Cid(u32),
+    /// The hybrid unix socket of a `vhost-device-vsock`.
+    Hybrid(PathBuf),
+}
+
+impl VsockEndpoint {
+    /// A connector for the agent client (and for stdio streams).
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        match self {
+            VsockEndpoint::Cid(cid) => Arc::new(VsockConnector::new(*cid)),
+            VsockEndpoint::Hybrid(path) => Arc::new(HybridVsockConnector::new(path.clone())),
+        }
+    }
+}
+
+/// An exclusive claim on a guest CID, held as long as the value lives.
+#[derive(Debug)]
+pub struct CidLease {
+    cid: u32,
+    _lock: File,
+}
+
+impl CidLease {
+    /// Claims the lowest free CID, using lock files in `dir`.
+    pub fn acquire(dir: &Path) -> Result<Self, VmmError> {
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        for cid in FIRST_GUEST_CID..FIRST_GUEST_CID + 65_536 {
+            let path = dir.join(format!("{cid}.lock"));
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io_at(&path))?;
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Self { cid, _lock: file }),
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                Err(err) => return Err(io_at(&path)(err.into())),
+            }
+        }
+        Err(VmmError::InvalidConfig {
+            message: format!("no free vsock CID: every lock in {} is held", dir.display()),
+        })
+    }
+
+    /// The folder of CID locks shared by every process on this host.
+    pub fn default_dir() -> PathBuf {
+        let run = Path::new("/run/containerization/vsock-cids");
+        if std::fs::create_dir_all(run).is_ok() {
+            return run.to_path_buf();
+        }
+        std::env::temp_dir().join("containerization-vsock-cids")
+    }
+
+    /// The claimed CID.
+    pub fn cid(&self) -> u32 {
+        self.cid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_leases_get_distinct_cids_and_reuse_freed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = CidLease::acquire(dir.path()).unwrap();
+        let b = CidLease::acquire(dir.path()).unwrap();
+        assert_eq!(a.cid(), FIRST_GUEST_CID);
+        assert_eq!(b.cid(), FIRST_GUEST_CID + 1);
+        drop(a);
+        let c = CidLease::acquire(dir.path()).unwrap();
+        assert_eq!(c.cid(), FIRST_GUEST_CID, "a freed CID is handed out again");
+    }
+
+    #[test]
+    fn detection_picks_vhost_user_without_dev_vhost_vsock() {
+        let (backend, why) = VsockBackend::detect("/opt/vhost-device-vsock");
+        if Path::new("/dev/vhost-vsock").exists() {
+            eprintln!("this host has /dev/vhost-vsock: {why}");
+        } else {
+            assert_eq!(
+                backend,
+                VsockBackend::VhostUser {
+                    program: PathBuf::from("/opt/vhost-device-vsock")
+                }
+            );
+            assert!(why.contains("does not open"), "{why}");
+        }
+    }
+}
