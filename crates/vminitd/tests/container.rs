@@ -114,6 +114,25 @@ async fn env_cwd_and_user_are_honoured() {
 }
 
 #[tokio::test]
+async fn sysctls_umask_and_a_read_only_root() {
+    let (agent, rootfs) = setup().await;
+    let mut s = spec(&[]);
+    s["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    s["process"]["user"]["umask"] = json!(0o077);
+    s["root"]["readonly"] = json!(true);
+    let out = sh(
+        &agent,
+        &rootfs,
+        "settings",
+        s,
+        "cat /proc/sys/net/ipv4/ip_forward; umask; touch /x 2>/dev/null || echo ro; \
+         touch /dev/shm/x && echo shm-writable",
+    )
+    .await;
+    assert_eq!(out.out(), "1\n0077\nro\nshm-writable\n", "{}", out.err());
+}
+
+#[tokio::test]
 async fn stdin_goes_through_cat() {
     let (agent, rootfs) = setup().await;
     let request = container_request("cat", &spec(&["cat"]), &rootfs);
