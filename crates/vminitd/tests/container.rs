@@ -257,6 +257,31 @@ async fn exec_joins_the_running_containers_namespaces() {
     let out = run_request(&agent, request, b"").await;
     assert_eq!(out.out(), "here\nsleep 1000 \nbox\n", "{}", out.err());
     assert_eq!(out.code, Some(0));
+    // An exec with a terminal gets one as its controlling terminal.
+    let process = json!({
+        "args": ["sh", "-c", "test -t 0 && echo tty; echo $$"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "terminal": true
+    });
+    let request = CreateProcessRequest {
+        id: "exec-tty".into(),
+        isolation: Some(Isolation::Exec(ExecSpec {
+            container_id: "box".into(),
+            oci_process: serde_json::to_vec(&process).unwrap(),
+        })),
+        ..Default::default()
+    };
+    let mut io = create(&agent, request, true).await;
+    agent.client.start_process("exec-tty").await.unwrap();
+    let mut text = Vec::new();
+    io.stdout.read_to_end(&mut text).await.unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("tty\r\n"), "{text:?}");
+    // Not PID 1: that is the container's own process.
+    assert!(!text.contains("\n1\r"), "{text:?}");
+    let status = agent.client.wait_process("exec-tty").await.unwrap();
+    assert_eq!(status.exit_code, Some(0));
     agent.client.kill_process("box", 9).await.unwrap();
     agent.client.wait_process("box").await.unwrap();
 }
