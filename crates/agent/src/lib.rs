@@ -13,6 +13,13 @@
 //! - [`UnixConnector`]: a plain unix socket, for running the agent on a host
 //!   in tests.
 //!
+//! A process runs in the guest itself, in a new container (its
+//! `CreateProcessRequest` carries a `ContainerSpec`: an OCI runtime spec as
+//! JSON and a rootfs folder), or inside a running container (an `ExecSpec`:
+//! the container's first process id and an OCI `process` object). Its
+//! standard streams, and the tar streams of `copy_in` and `copy_out`, are
+//! connections of their own that the agent dials.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
