@@ -31,6 +31,13 @@ use super::super::syscalls;
 /// The filters for `profile`, in installation order.
 pub(crate) fn filters(profile: &LinuxSeccomp, arch: TargetArch) -> Result<Vec<BpfProgram>, String> {
     let default = action(profile.default_action(), profile.default_errno_ret())?;
+    let rules = profile.syscalls().as_deref().unwrap_or_default();
+    if syscalls::SYSCALLS.is_empty() && !rules.is_empty() {
+        return Err(format!(
+            "linux.seccomp: vminitd has no system-call table for {} yet",
+            std::env::consts::ARCH
+        ));
+    }
     // Base filter: named calls pass, others get the default.
     let mut named = Rules::new();
     // Per action: the calls (and conditions) that get it.
