@@ -33,16 +33,7 @@ fn a_raw_ext4_disk_from_mke2fs_is_readable_in_the_guest() {
     runtime().block_on(async {
         let mut vm = Qemu::default().start(&config).await.expect("start");
         let agent = vm.agent().expect("agent").clone();
-        agent
-            .mount(containerization_agent::proto::v1::MountRequest {
-                source: "/dev/vda".into(),
-                target: "/mnt".into(),
-                fstype: "ext4".into(),
-                options: vec!["ro".into()],
-                create_target: true,
-            })
-            .await
-            .expect("mount the read-only disk");
+        mount_vda(&agent, true).await;
         let hello = agent.stat("/mnt/hello.txt").await.expect("stat");
         assert_eq!(hello.size, 20);
         let code = guest_sh(
@@ -78,7 +69,7 @@ fn a_qcow2_overlay_takes_writes_and_its_base_stays_unchanged() {
     runtime().block_on(async {
         let mut vm = Qemu::default().start(&config).await.expect("start");
         let agent = vm.agent().expect("agent").clone();
-        mount_vda(&agent).await;
+        mount_vda(&agent, false).await;
         agent
             .write_file(WriteFileRequest {
                 path: "/mnt/written-in-guest".into(),
@@ -141,16 +132,7 @@ fn memory_the_guest_frees_goes_back_to_the_host() {
     runtime().block_on(async {
         let mut vm = Qemu::default().start(&config).await.expect("start");
         let agent = vm.agent().expect("agent").clone();
-        agent
-            .mount(containerization_agent::proto::v1::MountRequest {
-                source: "/dev/vda".into(),
-                target: "/mnt".into(),
-                fstype: "ext4".into(),
-                options: vec!["ro".into()],
-                create_target: true,
-            })
-            .await
-            .expect("mount");
+        mount_vda(&agent, true).await;
         let mib = |kib: Option<u64>| kib.expect("QEMU's VmRSS") / 1024;
         let idle = mib(vm.rss_kib());
         // 256 MiB in tmpfs is guest memory in use until the file is removed.
@@ -179,4 +161,51 @@ fn memory_the_guest_frees_goes_back_to_the_host() {
         );
         assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful);
     });
+}
+
+/// Removes the tap device when the test ends, however it ends.
+struct Tap(String);
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_tap_backed_interface_shows_in_the_guest_with_its_mac() {
+    let tap = Tap(format!("czt{}", std::process::id() % 100_000));
+    let status = Command::new("ip")
+        .args(["tuntap", "add", "dev", &tap.0, "mode", "tap"])
+        .status()
+        .expect("ip tuntap");
+    assert!(status.success(), "create tap {}", tap.0);
+    let dir = tempfile::tempdir().expect("dir");
+    let image = busybox_disk(dir.path());
+    let mac: containerization_vmm::MacAddress = "02:c0:ff:ee:00:07".parse().expect("mac");
+    let mut config = config(built_kernel(), &dir.path().join("run"));
+    config.disks.push(DiskConfig::new(&image).read_only());
+    config.nics.push(containerization_vmm::NicConfig {
+        tap: tap.0.clone(),
+        mac,
+    });
+    runtime().block_on(async {
+        let mut vm = Qemu::default().start(&config).await.expect("start");
+        let agent = vm.agent().expect("agent").clone();
+        mount_vda(&agent, true).await;
+        let script = format!("test \"$(cat /sys/class/net/eth0/address)\" = {mac}");
+        assert_eq!(guest_sh(&agent, "mac", &script).await, 0, "eth0 has {mac}");
+        assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful);
+    });
+    let mut bad = config.clone();
+    bad.nics[0].tap = "cz-no-such-tap".into();
+    let err = runtime()
+        .block_on(Qemu::default().start(&bad))
+        .map(drop)
+        .expect_err("a missing tap")
+        .to_string();
+    assert!(
+        err.contains("tap device cz-no-such-tap does not exist"),
+        "{err}"
+    );
 }

@@ -81,14 +81,18 @@ pub fn busybox_disk(dir: &Path) -> PathBuf {
     image
 }
 
-/// Mounts `/dev/vda` (ext4) on `/mnt` in the guest.
-pub async fn mount_vda(agent: &AgentClient) {
+/// Mounts `/dev/vda` (ext4) on `/mnt` in the guest, read-only or not.
+pub async fn mount_vda(agent: &AgentClient, read_only: bool) {
     agent
         .mount(MountRequest {
             source: "/dev/vda".into(),
             target: "/mnt".into(),
             fstype: "ext4".into(),
-            options: Vec::new(),
+            options: if read_only {
+                vec!["ro".into()]
+            } else {
+                Vec::new()
+            },
             create_target: true,
         })
         .await
