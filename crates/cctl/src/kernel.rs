@@ -1,15 +1,44 @@
 //! `cctl kernel …`: the guest kernel catalogue.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::Subcommand;
 use containerization::StateRoot;
-use containerization_vmm::{Kernel, KernelImageFormat};
+use containerization_vmm::{Kernel, KernelImageFormat, NewKernel};
 
 /// Subcommands of `cctl kernel`.
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
     /// List the kernels in the catalogue.
     Ls,
+    /// Add a kernel image (bzImage, or an ELF vmlinux with a PVH entry).
+    Add {
+        /// The name to give it in the catalogue.
+        name: String,
+        /// The kernel image.
+        image: PathBuf,
+        /// Its module tree (/lib/modules/<release>, after depmod), when
+        /// virtio or vsock are modules.
+        #[arg(long)]
+        modules: Option<PathBuf>,
+        /// Its build configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Its release (`uname -r`); read from the image when not given.
+        #[arg(long)]
+        release: Option<String>,
+    },
+    /// Remove a kernel from the catalogue.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+    /// Show the default kernel, or make NAME the default.
+    Default {
+        /// The kernel to boot when none is named.
+        name: Option<String>,
+    },
 }
 
 impl KernelCommand {
@@ -32,6 +61,38 @@ impl KernelCommand {
                 for kernel in &kernels {
                     println!("{}", describe(kernel)?);
                 }
+                Ok(())
+            }
+            Self::Add {
+                name,
+                image,
+                modules,
+                config,
+                release,
+            } => {
+                let new = NewKernel {
+                    image,
+                    modules,
+                    config,
+                    release,
+                };
+                let kernel = root.kernels().add(&name, &new)?;
+                println!("added {}", describe(&kernel)?);
+                Ok(())
+            }
+            Self::Rm { name } => {
+                root.kernels().remove(&name)?;
+                println!("removed {name}");
+                Ok(())
+            }
+            Self::Default { name: Some(name) } => {
+                root.kernels().set_default(&name)?;
+                println!("default kernel: {name}");
+                Ok(())
+            }
+            Self::Default { name: None } => {
+                let (kernel, why) = root.kernels().default_kernel()?;
+                println!("{} ({why})", kernel.name());
                 Ok(())
             }
         }

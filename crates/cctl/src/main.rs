@@ -3,8 +3,10 @@
 //! Today it reports what this machine offers (`cctl system info`), lists the
 //! guest kernel catalogue (`cctl kernel ls`), manages images (`cctl image …`,
 //! `cctl login`, `cctl logout`), builds and inspects ext4 root file systems
-//! (`cctl rootfs …`) and manages container networks (`cctl network …`).
-//! VM and container commands arrive with their issues.
+//! (`cctl rootfs …`), manages container networks (`cctl network …`) and
+//! boots a VM with vminitd (`cctl vm boot`; `cctl system check` says what it
+//! will use).
+//! Container commands arrive with their issue.
 
 mod image;
 mod kernel;
@@ -12,6 +14,7 @@ mod login;
 mod network;
 mod rootfs;
 mod system;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +43,9 @@ enum Command {
     /// Images: pull, push, list, tag, remove, inspect, save, load, prune.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The VM playground: boot a VM with vminitd and time it.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
     /// Save credentials for a registry (checked against it first).
     Login(login::LoginCommand),
     /// Forget the credentials for a registry.
@@ -61,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Network(command) => command.run(&root),
         Command::Rootfs(command) => command.run(&root),
         Command::Image(command) => command.run(&root),
+        Command::Vm(command) => command.run(&root),
         Command::Login(command) => command.run(&root),
         Command::Logout(command) => command.run(&root),
     }

@@ -10,6 +10,8 @@ use containerization::StateRoot;
 pub enum SystemCommand {
     /// Show the state folder, the guest kernels and the programs VMs need.
     Info,
+    /// Say which accelerator, vsock back end and kernel VMs will use, and why.
+    Check,
 }
 
 impl SystemCommand {
@@ -17,6 +19,7 @@ impl SystemCommand {
     pub fn run(self, root: &StateRoot) -> anyhow::Result<()> {
         match self {
             Self::Info => info(root),
+            Self::Check => check(root),
         }
     }
 }
@@ -38,6 +41,46 @@ fn info(root: &StateRoot) -> anyhow::Result<()> {
         println!("{:<20} {found}", format!("{program}:"));
     }
     Ok(())
+}
+
+fn check(root: &StateRoot) -> anyhow::Result<()> {
+    let (accel, why) = containerization_vmm::Accelerator::detect();
+    println!("accelerator:  {:<12} {why}", accel.to_string());
+    let helper = root.tools_bin().join("vhost-device-vsock");
+    let (vsock, why) = containerization_vmm::VsockBackend::detect(&helper);
+    let name = match &vsock {
+        containerization_vmm::VsockBackend::Kernel => "vhost-vsock",
+        containerization_vmm::VsockBackend::VhostUser { .. } => "vhost-user",
+    };
+    println!("vsock:        {name:<12} {why}");
+    let mut problems = Vec::new();
+    if let containerization_vmm::VsockBackend::VhostUser { program } = &vsock
+        && !program.is_file()
+    {
+        problems.push(format!(
+            "{} is missing (run scripts/setup)",
+            program.display()
+        ));
+    }
+    match root.kernels().default_kernel() {
+        Ok((kernel, why)) => println!("kernel:       {:<12} {why}", kernel.name()),
+        Err(err) => problems.push(err.to_string()),
+    }
+    for kernel in root.kernels().list()? {
+        println!("  available:  {}", super::kernel::describe(&kernel)?);
+    }
+    match super::vm::vminitd_path(root) {
+        Ok(path) => println!("vminitd:      {}", path.display()),
+        Err(err) => problems.push(err.to_string()),
+    }
+    if find_program("qemu-system-x86_64", &root.tools_bin()).is_none() {
+        problems.push("qemu-system-x86_64 is missing (run scripts/setup)".to_owned());
+    }
+    if problems.is_empty() {
+        println!("VMs can run here");
+        return Ok(());
+    }
+    anyhow::bail!("VMs cannot run here yet:\n  {}", problems.join("\n  "))
 }
 
 /// Finds `program` in the project's tools folder, then on `PATH`.

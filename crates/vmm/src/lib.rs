@@ -32,6 +32,7 @@
 
 mod accel;
 mod catalogue;
+mod catalogue_edit;
 mod config;
 mod cpio;
 mod error;
@@ -45,6 +46,7 @@ mod vsock;
 
 pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
+pub use catalogue_edit::{NewKernel, image_release};
 pub use config::{CacheMode, DiskConfig, DiskFormat, MIN_MEMORY_MIB, NicConfig, VmConfig};
 pub use containerization_netlink::MacAddress;
 pub use error::VmmError;
@@ -53,4 +55,4 @@ pub use initramfs::{WANTED_MODULES, build_initramfs};
 pub use kernel::{Kernel, KernelImageFormat};
 pub use qemu::{Qemu, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};
-pub use vsock::{CidLease, FIRST_GUEST_CID, VsockBackend, VsockEndpoint};
+pub use vsock::{CidLease, FIRST_GUEST_CID, HostListener, VsockBackend, VsockEndpoint};

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use containerization_agent::{Connector, HybridVsockConnector, VsockConnector};
+use containerization_agent::{BoxedStream, Connector, HybridVsockConnector, VsockConnector};
 
 use crate::VmmError;
 use crate::error::io_at;
@@ -73,6 +73,69 @@ impl VsockEndpoint {
         match self {
             VsockEndpoint::Cid(cid) => Arc::new(VsockConnector::new(*cid)),
             VsockEndpoint::Hybrid(path) => Arc::new(HybridVsockConnector::new(path.clone())),
+        }
+    }
+}
+
+impl VsockEndpoint {
+    /// Listens for connections the guest opens to host `port` (how a
+    /// process's stdio streams reach the host): `AF_VSOCK` on the host CID,
+    /// or the hybrid back end's `<socket>_<port>` unix socket.
+    pub fn listen(&self, port: u32) -> Result<HostListener, VmmError> {
+        match self {
+            VsockEndpoint::Cid(_) => {
+                let address = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
+                tokio_vsock::VsockListener::bind(address)
+                    .map(HostListener::Vsock)
+                    .map_err(|source| VmmError::Io {
+                        path: PathBuf::from(format!("vsock port {port}")),
+                        source,
+                    })
+            }
+            VsockEndpoint::Hybrid(path) => {
+                let path = HybridVsockConnector::new(path.clone()).host_listener_path(port);
+                let _ = std::fs::remove_file(&path);
+                let listener = tokio::net::UnixListener::bind(&path).map_err(io_at(&path))?;
+                Ok(HostListener::Unix(listener, path))
+            }
+        }
+    }
+}
+
+/// The host end of guest-initiated vsock connections to one port.
+#[derive(Debug)]
+pub enum HostListener {
+    /// `AF_VSOCK`.
+    Vsock(tokio_vsock::VsockListener),
+    /// A unix socket of the hybrid back end, removed on drop.
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+impl HostListener {
+    /// Waits for the guest's next connection.
+    pub async fn accept(&self) -> Result<BoxedStream, VmmError> {
+        match self {
+            HostListener::Vsock(listener) => listener
+                .accept()
+                .await
+                .map(|(stream, _)| Box::new(stream) as BoxedStream)
+                .map_err(|source| VmmError::Io {
+                    path: PathBuf::from("vsock listener"),
+                    source,
+                }),
+            HostListener::Unix(listener, path) => listener
+                .accept()
+                .await
+                .map(|(stream, _)| Box::new(stream) as BoxedStream)
+                .map_err(io_at(path)),
+        }
+    }
+}
+
+impl Drop for HostListener {
+    fn drop(&mut self) {
+        if let HostListener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

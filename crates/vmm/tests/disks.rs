@@ -209,3 +209,52 @@ fn a_tap_backed_interface_shows_in_the_guest_with_its_mac() {
         "{err}"
     );
 }
+
+#[test]
+fn a_guest_process_stdout_reaches_a_host_listener() {
+    use containerization_agent::proto::v1::{
+        CreateProcessRequest, ProcessStdio, StreamEndpoint, stream_endpoint,
+    };
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let image = busybox_disk(dir.path());
+    let mut config = config(built_kernel(), &dir.path().join("run"));
+    config.disks.push(DiskConfig::new(&image).read_only());
+    runtime().block_on(async {
+        let mut vm = Qemu::default().start(&config).await.expect("start");
+        let agent = vm.agent().expect("agent").clone();
+        mount_vda(&agent, true).await;
+        let port = 40_100;
+        let listener = vm.vsock().listen(port).expect("listen");
+        agent
+            .create_process(CreateProcessRequest {
+                id: "echo".into(),
+                args: vec![
+                    "/mnt/bin/busybox".into(),
+                    "cat".into(),
+                    "/mnt/hello.txt".into(),
+                ],
+                cwd: "/".into(),
+                stdio: Some(ProcessStdio {
+                    stdout: Some(StreamEndpoint {
+                        target: Some(stream_endpoint::Target::VsockPort(port)),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        let mut stdout = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .expect("the guest dials the host port")
+            .expect("accept");
+        agent.start_process("echo").await.expect("start");
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).await.expect("read");
+        assert_eq!(text, "hello from the host\n");
+        let status = agent.wait_process("echo").await.expect("wait");
+        assert_eq!(status.exit_code, Some(0));
+        assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful);
+    });
+}
