@@ -150,6 +150,35 @@ impl Netlink {
             .await
     }
 
+    /// Adds a route to `destination` via `gateway` out of `link` (a default
+    /// route when `destination` has prefix length 0).
+    pub async fn add_gateway_route(
+        &self,
+        link: &Link,
+        destination: IpNet,
+        gateway: IpAddr,
+    ) -> Result<(), NetlinkError> {
+        let what = format!("route to {destination} via {gateway} on {}", link.name);
+        let message = match (destination, gateway) {
+            (IpNet::V4(net), IpAddr::V4(ip)) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .gateway(ip)
+                .output_interface(link.index)
+                .build(),
+            (IpNet::V6(net), IpAddr::V6(ip)) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .gateway(ip)
+                .output_interface(link.index)
+                .build(),
+            _ => {
+                return Err(NetlinkError::Invalid(format!(
+                    "{what}: the destination and the gateway are of different IP versions"
+                )));
+            }
+        };
+        self.add_route(message, what).await
+    }
+
     async fn add_route(&self, mut message: RouteMessage, what: String) -> Result<(), NetlinkError> {
         // What `ip route add` records, so routes look the same whoever adds them.
         message.header.protocol = RouteProtocol::Boot;
