@@ -362,4 +362,56 @@ impl AgentClient {
         .await
         .map(drop)
     }
+
+    /// Changes a guest link: up or down, MTU, name. Returns it as changed.
+    pub async fn link_set(&self, request: LinkSetRequest) -> Result<InterfaceState, AgentError> {
+        self.call("link_set", Some(self.deadline), |mut c| async move {
+            c.link_set(request).await
+        })
+        .await
+        .map(|r| r.interface.unwrap_or_default())
+    }
+
+    /// Adds an address (`10.0.0.2/24`, `fd00::2/64`) to a guest interface;
+    /// [`AgentError::AlreadyExists`] when it has it.
+    pub async fn address_add(
+        &self,
+        interface: InterfaceSelector,
+        address: &str,
+    ) -> Result<(), AgentError> {
+        let request = AddressAddRequest {
+            interface: Some(interface),
+            address: address.to_owned(),
+        };
+        self.call("address_add", Some(self.deadline), |mut c| async move {
+            c.address_add(request).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Adds a route out of a guest interface: `destination` a CIDR or
+    /// `default`, `gateway` empty for a link-scope route.
+    pub async fn route_add(&self, request: RouteAddRequest) -> Result<(), AgentError> {
+        self.call("route_add", Some(self.deadline), |mut c| async move {
+            c.route_add(request).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Configures a guest interface in one idempotent call: address, MTU,
+    /// up, default route, and `lo` up. Returns the interface.
+    pub async fn configure_interface(
+        &self,
+        request: ConfigureInterfaceRequest,
+    ) -> Result<InterfaceState, AgentError> {
+        self.call(
+            "configure_interface",
+            Some(self.deadline),
+            |mut c| async move { c.configure_interface(request).await },
+        )
+        .await
+        .map(|r| r.interface.unwrap_or_default())
+    }
 }

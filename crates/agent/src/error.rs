@@ -51,6 +51,15 @@ pub enum AgentError {
         /// The agent's message.
         message: String,
     },
+    /// What the call would create exists already (a process id, an address,
+    /// a route).
+    #[error("{call}: already exists: {message}")]
+    AlreadyExists {
+        /// The RPC.
+        call: &'static str,
+        /// The agent's message.
+        message: String,
+    },
     /// The call's arguments were refused.
     #[error("{call}: invalid argument: {message}")]
     InvalidArgument {
@@ -95,9 +104,8 @@ impl AgentError {
             tonic::Code::Unimplemented => Self::Unimplemented { call, message },
             tonic::Code::NotFound => Self::NotFound { call, message },
             tonic::Code::InvalidArgument => Self::InvalidArgument { call, message },
-            tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => {
-                Self::FailedPrecondition { call, message }
-            }
+            tonic::Code::AlreadyExists => Self::AlreadyExists { call, message },
+            tonic::Code::FailedPrecondition => Self::FailedPrecondition { call, message },
             tonic::Code::Unavailable => Self::Unavailable { call, message },
             code => Self::Failed {
                 call,

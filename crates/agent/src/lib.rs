@@ -20,6 +20,13 @@
 //! standard streams, and the tar streams of `copy_in` and `copy_out`, are
 //! connections of their own that the agent dials.
 //!
+//! The guest's network is set up through netlink in the guest: `link_set`,
+//! `address_add`, `route_add`, or `configure_interface` for the usual case
+//! (address, MTU, up, default route), naming the interface with an
+//! [`proto::v1::InterfaceSelector`] by name or by the MAC the host gave its
+//! NIC. A missing interface is [`AgentError::NotFound`], an address or route
+//! already there [`AgentError::AlreadyExists`], each naming the interface.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
@@ -36,6 +43,7 @@
 
 mod client;
 mod error;
+mod interface;
 mod transport;
 
 pub use client::AgentClient;
