@@ -109,19 +109,6 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Brings up `lo`, which nothing else in the guest does.
-pub(crate) async fn bring_up_loopback() {
-    let result = async {
-        let netlink = containerization_netlink::Netlink::connect()?;
-        let lo = netlink.link_by_name("lo").await?;
-        netlink.set_up(&lo).await
-    }
-    .await;
-    if let Err(err) = result {
-        tracing::warn!("cannot bring up lo: {err}");
-    }
-}
-
 /// Panics in PID 1 go to the console with their location, then the VM powers
 /// off: a silent kernel panic ("Attempted to kill init") helps nobody.
 pub(crate) fn install_panic_hook() {

@@ -1,6 +1,8 @@
 //! `vminitd`: PID 1 of every containerization guest.
 //!
-//! As PID 1 in a VM it mounts the early file systems, loads the kernel modules
+//! As PID 1 in a VM it first moves itself from the initramfs onto a tmpfs
+//! ([`switch_root`]), so `/` is a real mount the launcher can `pivot_root`
+//! away from; then it mounts the early file systems, loads the kernel modules
 //! the initramfs carries (in `modules.dep` order), raises `RLIMIT_NOFILE`,
 //! brings up `lo`, reaps every zombie and serves the sandbox protocol
 //! (`containerization-agent`) on vsock port 1024. The shutdown call and
@@ -25,6 +27,7 @@ mod etc_files;
 mod filesystem;
 mod launcher;
 mod modules;
+mod network;
 mod options;
 mod power;
 mod process;
@@ -32,6 +35,7 @@ mod pty;
 mod reaper;
 mod server;
 mod stdio;
+mod switch_root;
 
 use std::process::ExitCode;
 
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
     let pid1 = rustix::process::getpid().is_init();
     if pid1 {
         early::install_panic_hook();
+        // Re-executes from a tmpfs when / is the initramfs.
+        switch_root::leave_initramfs();
         early::setup();
     }
     let options = match Options::from_env() {
@@ -78,12 +84,7 @@ fn main() -> ExitCode {
             return finish(pid1, ExitCode::FAILURE);
         }
     };
-    let result = runtime.block_on(async {
-        if pid1 {
-            early::bring_up_loopback().await;
-        }
-        server::serve(options.listen, pid1).await
-    });
+    let result = runtime.block_on(server::serve(options.listen, pid1));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

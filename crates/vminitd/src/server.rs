@@ -37,6 +37,7 @@ struct Agent {
     processes: Processes,
     shutdown: watch::Sender<bool>,
     pid1: bool,
+    network: crate::network::Network,
 }
 
 /// Serves the protocol on `listen` until shutdown or SIGTERM.
@@ -59,11 +60,17 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
             let _ = on_term.send(true);
         }
     });
+    let network = crate::network::Network::default();
+    if pid1 {
+        // Nothing else in the guest brings up lo.
+        network.bring_up_loopback().await;
+    }
     let cgroups = crate::launcher::cgroups::Cgroups::discover(pid1);
     let agent = Agent {
         processes: Processes::new(reaper, cgroups),
         shutdown: shutdown_tx,
         pid1,
+        network,
     };
     let processes = agent.processes.clone();
     let service = SandboxServer::new(agent);
@@ -354,6 +361,45 @@ impl Sandbox for Agent {
     ) -> Result<Response<RegisterBinfmtResponse>, Status> {
         crate::binfmt::register(&request.into_inner())?;
         Ok(Response::new(RegisterBinfmtResponse {}))
+    }
+
+    async fn link_set(
+        &self,
+        request: Request<LinkSetRequest>,
+    ) -> Result<Response<LinkSetResponse>, Status> {
+        let interface = self.network.link_set(request.into_inner()).await?;
+        Ok(Response::new(LinkSetResponse {
+            interface: Some(interface),
+        }))
+    }
+
+    async fn address_add(
+        &self,
+        request: Request<AddressAddRequest>,
+    ) -> Result<Response<AddressAddResponse>, Status> {
+        self.network.address_add(request.into_inner()).await?;
+        Ok(Response::new(AddressAddResponse {}))
+    }
+
+    async fn route_add(
+        &self,
+        request: Request<RouteAddRequest>,
+    ) -> Result<Response<RouteAddResponse>, Status> {
+        self.network.route_add(request.into_inner()).await?;
+        Ok(Response::new(RouteAddResponse {}))
+    }
+
+    async fn configure_interface(
+        &self,
+        request: Request<ConfigureInterfaceRequest>,
+    ) -> Result<Response<ConfigureInterfaceResponse>, Status> {
+        let interface = self
+            .network
+            .configure_interface(request.into_inner())
+            .await?;
+        Ok(Response::new(ConfigureInterfaceResponse {
+            interface: Some(interface),
+        }))
     }
 }
 

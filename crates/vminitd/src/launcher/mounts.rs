@@ -297,48 +297,21 @@ fn pivot(root: &Path) -> Result<(), Failure> {
     // "." then drops the old root without needing a folder for it.
     match rustix::process::pivot_root(".", ".") {
         Ok(()) => {}
-        // The initramfs of a VM is the kernel's rootfs, which can never be
-        // pivoted away from.
-        Err(rustix::io::Errno::INVAL) => return move_root(root),
+        // `/` is the kernel's rootfs, which can never be pivoted away from.
+        // vminitd leaves it at boot (switch_root); a chroot instead would be
+        // escapable, so the container is refused.
+        Err(rustix::io::Errno::INVAL) => {
+            return Err(Failure::new(
+                FailureKind::Other,
+                "pivot_root refused the rootfs: the guest's / is not a mount (still the \
+                 initramfs? vminitd moves onto a tmpfs at boot; see the console for why it \
+                 could not); a chroot would be escapable, so the container is not started",
+            ));
+        }
         Err(err) => return Err(Failure::io("pivot_root", &err.into())),
     }
     rustix::mount::unmount(".", UnmountFlags::DETACH)
         .map_err(|e| Failure::io("detach the old root", &e.into()))?;
-    rustix::process::chdir("/").map_err(|e| Failure::io("chdir /", &e.into()))?;
-    Ok(())
-}
-
-/// The fallback when `/` is the initramfs: every mount outside `root` is
-/// detached from this (private) namespace, `root` is moved onto `/`, and the
-/// process chroots into it. What stays reachable from a chroot escape is the
-/// initramfs itself (vminitd and kernel modules) and the mounts the rootfs
-/// sits on; the guest's `/proc`, `/sys` and `/dev` are gone.
-fn move_root(root: &Path) -> Result<(), Failure> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Failure::io("read /proc/self/mountinfo", &e))?;
-    let mut outside: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(4).map(PathBuf::from))
-        // Not the mounts inside the rootfs, nor those it sits on.
-        .filter(|point| !point.starts_with(root) && !root.starts_with(point))
-        .collect();
-    // Deepest first, so a mount goes before the one it sits on.
-    outside.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
-    for point in outside {
-        match rustix::mount::unmount(&point, UnmountFlags::DETACH) {
-            // Already gone with its parent.
-            Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}
-            Err(err) => {
-                return Err(Failure::io(
-                    format!("detach {}", point.display()),
-                    &err.into(),
-                ));
-            }
-        }
-    }
-    rustix::mount::mount_move(".", "/")
-        .map_err(|e| Failure::io("move the rootfs onto /", &e.into()))?;
-    rustix::process::chroot(".").map_err(|e| Failure::io("chroot", &e.into()))?;
     rustix::process::chdir("/").map_err(|e| Failure::io("chdir /", &e.into()))?;
     Ok(())
 }

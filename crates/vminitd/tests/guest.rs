@@ -1,0 +1,265 @@
+//! vminitd as PID 1 in a real VM: the guest root a container cannot reach,
+//! and the guest network configured through the agent.
+//!
+//! Each test boots Debian's cloud kernel with the static musl vminitd (see
+//! `support::vm`); without one, or without root for the tap, it prints a loud
+//! SKIPPED line naming what is missing.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use containerization_agent::proto::v1::{ConfigureInterfaceRequest, InterfaceSelector};
+use serde_json::json;
+use support::vm::{GUEST_ROOTFS, GuestVm};
+use support::{busybox_rootfs, container_request, spec};
+
+/// A classic chroot escape: chroot into a subfolder while the working
+/// folder stays outside, climb with `..`, chroot there, list `/`.
+const ESCAPE_C: &str = r#"
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    mkdir("/escape-jail", 0755);
+    if (chroot("/escape-jail") != 0) { perror("chroot /escape-jail"); return 2; }
+    for (int i = 0; i < 64; i++) chdir("..");
+    if (chroot(".") != 0) { perror("chroot ."); return 2; }
+    DIR *root = opendir("/");
+    if (!root) { perror("opendir /"); return 2; }
+    struct dirent *entry;
+    while ((entry = readdir(root))) {
+        if (entry->d_name[0] != '.') printf("%s\n", entry->d_name);
+    }
+    return 0;
+}
+"#;
+
+/// Builds the escape program, statically linked, into `dir`.
+fn build_escape(dir: &Path) -> Result<std::path::PathBuf, String> {
+    let source = dir.join("escape.c");
+    std::fs::write(&source, ESCAPE_C).map_err(|e| e.to_string())?;
+    let binary = dir.join("escape");
+    let output = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .map_err(|e| format!("gcc is needed to build the escape program: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "gcc -static failed (is libc6-dev installed?): {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(binary)
+}
+
+#[tokio::test]
+async fn a_chroot_escape_from_a_container_does_not_reach_the_guest_root() {
+    let test = "a_chroot_escape_from_a_container_does_not_reach_the_guest_root";
+    let dir = tempfile::tempdir().expect("dir");
+    let escape = match build_escape(dir.path()) {
+        Ok(binary) => binary,
+        Err(why) => {
+            eprintln!("SKIPPED: {test}: {why}");
+            return;
+        }
+    };
+    let rootfs = busybox_rootfs(dir.path());
+    std::fs::copy(&escape, rootfs.join("escape")).expect("copy the escape program");
+    let guest = match GuestVm::boot(&rootfs, |_| {}).await {
+        Ok(guest) => guest,
+        Err(why) => {
+            eprintln!("SKIPPED: {test}: {why}");
+            return;
+        }
+    };
+    // The guest's own root holds vminitd's files (and the copied rootfs).
+    let guest_root = guest.sh("ls-guest", "busybox ls /").await;
+    let mut s = spec(&["/escape"]);
+    // CAP_SYS_CHROOT is in the default set; the escape needs nothing else.
+    s["process"]["capabilities"] = json!({
+        "bounding": ["CAP_SYS_CHROOT"], "effective": ["CAP_SYS_CHROOT"],
+        "permitted": ["CAP_SYS_CHROOT"]
+    });
+    let escaped = guest
+        .run(container_request("escape", &s, Path::new(GUEST_ROOTFS)))
+        .await;
+    let mountinfo = guest
+        .run(container_request(
+            "mountinfo",
+            &spec(&["cat", "/proc/self/mountinfo"]),
+            Path::new(GUEST_ROOTFS),
+        ))
+        .await;
+    guest.stop().await;
+
+    assert_eq!(
+        guest_root.status.exit_code,
+        Some(0),
+        "{}",
+        guest_root.stderr
+    );
+    assert!(
+        guest_root.stdout.lines().any(|l| l == "run"),
+        "the guest root lists /run: {:?}",
+        guest_root.stdout
+    );
+    assert_eq!(
+        escaped.status.exit_code,
+        Some(0),
+        "the escape program ran: {:?} {}",
+        escaped.status,
+        escaped.stderr
+    );
+    let found: Vec<&str> = escaped.stdout.lines().collect();
+    eprintln!("after the escape, / lists {found:?}");
+    for guest_file in ["init", "lib", "run", "proc"] {
+        assert!(
+            !found.contains(&guest_file) || Path::new(&rootfs).join(guest_file).exists(),
+            "the escape reached the guest's {guest_file}: / lists {found:?}"
+        );
+    }
+    assert!(
+        !found.contains(&"init"),
+        "vminitd's /init is reachable from the container: {found:?}"
+    );
+    // The container's root is a mount of its own (pivot_root), not a
+    // folder of the guest's root.
+    let root_line = mountinfo
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in the container's mountinfo: {}", mountinfo.stdout));
+    assert!(
+        !root_line.contains(" - rootfs "),
+        "the container's / is the initramfs: {root_line}"
+    );
+}
+
+/// A tap device with an address on the host side, deleted on drop.
+struct HostTap {
+    name: String,
+}
+
+impl HostTap {
+    fn create(name: &str, address: &str) -> Result<Self, String> {
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let output = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        ip(&["tuntap", "add", "dev", name, "mode", "tap"])?;
+        let tap = Self {
+            name: name.to_owned(),
+        };
+        ip(&["addr", "add", address, "dev", name])?;
+        ip(&["link", "set", name, "up"])?;
+        Ok(tap)
+    }
+}
+
+impl Drop for HostTap {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn an_interface_configured_by_mac_reaches_the_host_through_a_tap() {
+    let test = "an_interface_configured_by_mac_reaches_the_host_through_a_tap";
+    // A subnet of this run's own, so parallel runs do not collide.
+    let net = 100 + std::process::id() % 150;
+    let host_ip = format!("10.77.{net}.1");
+    let tap = match HostTap::create(
+        &format!("czn{}", std::process::id() % 100_000),
+        &format!("{host_ip}/24"),
+    ) {
+        Ok(tap) => tap,
+        Err(why) => {
+            eprintln!("SKIPPED: {test}: a host tap is needed (root): {why}");
+            return;
+        }
+    };
+    let mac: containerization_vmm::MacAddress = "02:c0:ff:ee:77:02".parse().expect("mac");
+    let dir = tempfile::tempdir().expect("dir");
+    let rootfs = busybox_rootfs(dir.path());
+    let boot = GuestVm::boot(&rootfs, |config| {
+        config.nics.push(containerization_vmm::NicConfig {
+            tap: tap.name.clone(),
+            mac,
+        });
+    })
+    .await;
+    let guest = match boot {
+        Ok(guest) => guest,
+        Err(why) => {
+            eprintln!("SKIPPED: {test}: {why}");
+            return;
+        }
+    };
+    let configured = guest
+        .agent
+        .configure_interface(ConfigureInterfaceRequest {
+            interface: Some(InterfaceSelector::by_mac(mac)),
+            address: format!("10.77.{net}.2/24"),
+            mtu: 1400,
+            gateway: host_ip.clone(),
+        })
+        .await;
+    let again = guest
+        .agent
+        .configure_interface(ConfigureInterfaceRequest {
+            interface: Some(InterfaceSelector::by_mac(mac)),
+            address: format!("10.77.{net}.2/24"),
+            mtu: 1400,
+            gateway: host_ip.clone(),
+        })
+        .await;
+    let ping = guest
+        .sh(
+            "ping",
+            &format!(
+                "for i in 1 2 3; do busybox ping -c1 -W2 {host_ip} && exit 0; done; \
+                 busybox ip addr; busybox ip route; exit 1"
+            ),
+        )
+        .await;
+    let routes = guest.sh("routes", "busybox ip route").await;
+    guest.stop().await;
+
+    let state = configured.expect("configure_interface");
+    assert_eq!(state.mac, mac.to_string());
+    assert_eq!(state.mtu, 1400);
+    assert!(state.up, "{state:?}");
+    again.expect("configuring again changes nothing and succeeds");
+    assert_eq!(
+        ping.status.exit_code,
+        Some(0),
+        "the guest pings the host at {host_ip}: {} {}",
+        ping.stdout,
+        ping.stderr
+    );
+    assert!(
+        routes
+            .stdout
+            .contains(&format!("default via {host_ip} dev {}", state.name)),
+        "{}",
+        routes.stdout
+    );
+}
