@@ -197,26 +197,54 @@ async fn containers_reach_each_other_the_host_and_are_reached_through_published_
 }
 
 #[tokio::test]
-async fn a_tap_per_vm_joins_the_bridge_with_a_stable_mac() {
+async fn a_tap_per_vm_comes_from_the_pool_with_the_containers_mac() {
     enter_new_network_namespace().unwrap();
+    let before = snapshot();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
     manager.create("vms", None, None).await.unwrap();
     let id: ContainerId = "vm-1".parse().unwrap();
     let first = manager
-        .attach("vms", &id, Endpoint::Tap, &[])
+        .attach("vms", &id, Endpoint::Tap, &["8080:80".parse().unwrap()])
         .await
         .unwrap();
     let details = run("ip", &["-d", "-j", "link", "show", &first.device]);
     assert!(details.contains(r#""master":"cz-vms""#), "{details}");
     assert!(details.contains(r#""type":"tap""#), "{details}");
+    assert!(details.contains(&first.mac.to_string()), "{details}");
+    let ruleset = run("nft", &["list", "ruleset"]);
+    assert!(
+        ruleset.contains(&format!("8080 : {} . 80", first.address.addr())),
+        "{ruleset}"
+    );
+
+    // Detached, the tap stays on the bridge for the next container, and the
+    // port is no longer published.
     manager.detach("vms", &id).await.unwrap();
-    assert!(!run("ip", &["link", "show"]).contains(&first.device));
+    let details = run("ip", &["-d", "-j", "link", "show", &first.device]);
+    assert!(details.contains(r#""master":"cz-vms""#), "{details}");
+    assert!(!run("nft", &["list", "ruleset"]).contains("8080 :"));
+    let other: ContainerId = "vm-2".parse().unwrap();
+    let second = manager
+        .attach("vms", &other, Endpoint::Tap, &[])
+        .await
+        .unwrap();
+    assert_eq!(second.device, first.device, "the pooled tap is handed out");
+    assert_ne!(second.mac, first.mac);
+    let details = run("ip", &["-j", "link", "show", &second.device]);
+    assert!(details.contains(&second.mac.to_string()), "{details}");
+
+    // Two at once get two taps; the same container gets its MAC again.
     let again = manager
         .attach("vms", &id, Endpoint::Tap, &[])
         .await
         .unwrap();
-    assert_eq!((again.mac, &again.device), (first.mac, &first.device));
+    assert_ne!(again.device, second.device);
+    assert_eq!(again.mac, first.mac);
     manager.detach("vms", &id).await.unwrap();
+    manager.detach("vms", &other).await.unwrap();
+
+    // Removing the network removes its pool.
     manager.remove("vms").await.unwrap();
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
 }

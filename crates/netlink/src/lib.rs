@@ -32,6 +32,7 @@ mod guest;
 mod handle;
 mod link;
 mod mac;
+mod nftables;
 mod route;
 mod tap;
 
@@ -41,4 +42,5 @@ pub use guest::{InterfaceConfig, InterfaceSelector, configure_interface};
 pub use handle::Netlink;
 pub use link::Link;
 pub use mac::MacAddress;
+pub use nftables::{SetElementBatch, TableFamily};
 pub use route::Route;

@@ -1,20 +1,26 @@
 //! Attaching a container to a network: its lease, its device on the bridge,
 //! its published ports.
 //!
-//! A VM gets a persistent tap device named `czt<hash>`; a container that runs
-//! in a network namespace instead (and the tests' stand-in guests) gets a veth
-//! pair `czv<hash>`/`czp<hash>` whose `czp` end moves into the namespace. The
-//! hash is of the container id, so names and the MAC address are stable for a
+//! A VM gets a persistent tap device from the network's pool
+//! ([`super::tap_pool`]), with its MAC set; a container that runs in a network
+//! namespace instead (and the tests' stand-in guests) gets a veth pair
+//! `czv<hash>`/`czp<hash>` whose `czp` end moves into the namespace. The hash
+//! is of the container id, so veth names and the MAC address are stable for a
 //! container and differ between containers.
+//!
+//! Attaching writes the lease once (address, device, ports) and adds only the
+//! container's own published-port elements to the nftables maps; detaching
+//! undoes both.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 
-use containerization_netlink::{Link, MacAddress, NetlinkError};
-use ipnet::Ipv4Net;
+use containerization_netlink::{MacAddress, NetlinkError};
+use ipnet::{Ipv4Net, Ipv6Net};
 use sha2::{Digest, Sha256};
 
-use super::{NetworkManager, PublishedPort, nft};
+use super::tap_pool::{TAP_PREFIX, tap_name};
+use super::{Lease, NetworkManager, PublishedPort, nft};
 use crate::{ContainerId, Error, state_file};
 
 /// Where the container's end of the link goes.
@@ -40,6 +46,10 @@ pub struct Attachment {
     pub address: Ipv4Net,
     /// Its gateway, the host's address on the bridge.
     pub gateway: Ipv4Addr,
+    /// Its IPv6 address with the prefix length, on a network with IPv6.
+    pub address6: Option<Ipv6Net>,
+    /// Its IPv6 gateway, on a network with IPv6.
+    pub gateway6: Option<Ipv6Addr>,
     /// The MAC address its interface should have.
     pub mac: MacAddress,
     /// The host-side link (the tap, or the veth end on the bridge).
@@ -60,7 +70,7 @@ fn names(container: &ContainerId) -> (String, MacAddress) {
 }
 
 impl NetworkManager {
-    /// Leases an address on `network` for `container`, creates its device on
+    /// Leases an address on `network` for `container`, gives it its device on
     /// the bridge and publishes `ports`. Nothing is left behind on error.
     pub async fn attach(
         &self,
@@ -71,6 +81,76 @@ impl NetworkManager {
     ) -> Result<Attachment, Error> {
         let _lock = state_file::lock(&self.lock_path())?;
         let config = self.get(network)?;
+        if !ports.is_empty() {
+            self.check_ports_free(container, ports)?;
+        }
+        let ipam = self.ipam(&config)?;
+        let (hash, mac) = names(container);
+        let lease = ipam.lease_with(
+            container,
+            |address| match endpoint {
+                Endpoint::Tap => tap_name(&config.name, address),
+                Endpoint::Veth { .. } => format!("czv{hash}"),
+            },
+            ports,
+        )?;
+        let device = lease.device.clone().unwrap_or_default();
+        let made = async {
+            let guest_device = match endpoint {
+                Endpoint::Tap => {
+                    self.take_tap(&device, mac, &config.bridge).await?;
+                    None
+                }
+                Endpoint::Veth { namespace } => {
+                    let guest = format!("czp{hash}");
+                    self.make_veth(&device, &guest, mac, &config.bridge, namespace)
+                        .await?;
+                    Some(guest)
+                }
+            };
+            if !ports.is_empty()
+                && let Err(error) = nft::publish(ports, lease.address)
+            {
+                self.return_device(&device).await?;
+                return Err(error);
+            }
+            Ok(guest_device)
+        };
+        let guest_device = match made.await {
+            Ok(guest_device) => guest_device,
+            Err(error) => {
+                ipam.release(container)?;
+                return Err(error);
+            }
+        };
+        let address6 = match (lease.address6, config.subnet6) {
+            (Some(address6), Some(subnet6)) => Some(
+                Ipv6Net::new(address6, subnet6.prefix_len())
+                    .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        Ok(Attachment {
+            network: config.name,
+            container: container.clone(),
+            address: Ipv4Net::new(lease.address, config.subnet.prefix_len())
+                .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
+            gateway: config.gateway,
+            address6,
+            gateway6: config.gateway6,
+            mac,
+            device,
+            guest_device,
+            ports: ports.to_vec(),
+        })
+    }
+
+    /// Refuses `ports` if another container, on any network, has one.
+    fn check_ports_free(
+        &self,
+        container: &ContainerId,
+        ports: &[PublishedPort],
+    ) -> Result<(), Error> {
         let others = self
             .all_leases()?
             .into_iter()
@@ -85,59 +165,22 @@ impl NetworkManager {
                 }
             }
         }
-        let ipam = self.ipam(&config)?;
-        let lease = ipam.lease(container)?;
-        let (hash, mac) = names(container);
-        let bridge = self.netlink.link_by_name(&config.bridge).await?;
-        let made = self.make_device(&hash, mac, &bridge, endpoint).await;
-        let (device, guest_device) = match made {
-            Ok(names) => names,
-            Err(error) => {
-                ipam.release(container)?;
-                return Err(error);
-            }
-        };
-        let recorded = async {
-            ipam.set_endpoint(container, &device, ports)?;
-            self.sync_ports()
-        };
-        if let Err(error) = recorded.await {
-            self.delete_device(&device).await?;
-            ipam.release(container)?;
-            let _ = self.sync_ports();
-            return Err(error);
-        }
-        Ok(Attachment {
-            network: config.name,
-            container: container.clone(),
-            address: Ipv4Net::new(lease.address, config.subnet.prefix_len())
-                .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
-            gateway: config.gateway,
-            mac,
-            device,
-            guest_device,
-            ports: ports.to_vec(),
-        })
+        Ok(())
     }
 
-    /// Removes `container` from `network`: its device, ports and lease.
+    /// Removes `container` from `network`: its ports, device and lease. A
+    /// tap goes back to the pool.
     pub async fn detach(&self, network: &str, container: &ContainerId) -> Result<(), Error> {
         let _lock = state_file::lock(&self.lock_path())?;
         let config = self.get(network)?;
-        let ipam = self.ipam(&config)?;
-        let lease = ipam
-            .leases()?
-            .into_iter()
-            .find(|l| &l.container == container)
+        let lease = self
+            .ipam(&config)?
+            .take(container)?
             .ok_or_else(|| Error::NotAttached {
                 container: container.to_string(),
                 network: network.to_owned(),
             })?;
-        if let Some(device) = &lease.device {
-            self.delete_device(device).await?;
-        }
-        ipam.release(container)?;
-        self.sync_ports()
+        self.undo(&lease).await
     }
 
     /// Detaches every container for which `is_alive` says false (containers
@@ -150,57 +193,56 @@ impl NetworkManager {
         let mut reclaimed = Vec::new();
         for network in self.list()? {
             for lease in self.ipam(&network)?.reclaim(&is_alive)? {
-                if let Some(device) = &lease.device {
-                    self.delete_device(device).await?;
-                }
+                self.undo(&lease).await?;
                 reclaimed.push(lease.container);
             }
         }
-        self.sync_ports()?;
         Ok(reclaimed)
     }
 
-    async fn make_device(
-        &self,
-        hash: &str,
-        mac: MacAddress,
-        bridge: &Link,
-        endpoint: Endpoint<'_>,
-    ) -> Result<(String, Option<String>), Error> {
-        let nl = &self.netlink;
-        match endpoint {
-            Endpoint::Tap => {
-                let name = format!("czt{hash}");
-                // A tap left by a crashed run of this container is replaced.
-                self.delete_device(&name).await?;
-                let tap = nl.create_tap(&name, None).await?;
-                let attached = async {
-                    nl.set_master(&tap, Some(bridge)).await?;
-                    nl.set_up(&tap).await
-                };
-                if let Err(e) = attached.await {
-                    let _ = nl.delete_link(&tap).await;
-                    return Err(e.into());
-                }
-                Ok((name, None))
-            }
-            Endpoint::Veth { namespace } => {
-                let (host_name, guest_name) = (format!("czv{hash}"), format!("czp{hash}"));
-                self.delete_device(&host_name).await?;
-                let (host, guest) = nl.create_veth(&host_name, &guest_name).await?;
-                let attached = async {
-                    nl.set_mac(&guest, mac).await?;
-                    nl.set_master(&host, Some(bridge)).await?;
-                    nl.set_up(&host).await?;
-                    nl.set_netns(&guest, namespace).await
-                };
-                if let Err(e) = attached.await {
-                    let _ = nl.delete_link(&host).await;
-                    return Err(e.into());
-                }
-                Ok((host_name, Some(guest_name)))
-            }
+    /// Unpublishes a released lease's ports and returns its device.
+    async fn undo(&self, lease: &Lease) -> Result<(), Error> {
+        if !lease.ports.is_empty() {
+            nft::unpublish(&lease.ports, lease.address)?;
         }
+        if let Some(device) = &lease.device {
+            self.return_device(device).await?;
+        }
+        Ok(())
+    }
+
+    async fn make_veth(
+        &self,
+        host_name: &str,
+        guest_name: &str,
+        mac: MacAddress,
+        bridge: &str,
+        namespace: BorrowedFd<'_>,
+    ) -> Result<(), Error> {
+        let nl = &self.netlink;
+        let bridge = nl.link_by_name(bridge).await?;
+        self.delete_device(host_name).await?;
+        let (host, guest) = nl.create_veth(host_name, guest_name).await?;
+        let attached = async {
+            nl.set_mac(&guest, mac).await?;
+            nl.set_master(&host, Some(&bridge)).await?;
+            nl.set_up(&host).await?;
+            nl.set_netns(&guest, namespace).await
+        };
+        if let Err(e) = attached.await {
+            let _ = nl.delete_link(&host).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Gives back a container's host-side device: a tap stays in the pool,
+    /// a veth is deleted.
+    async fn return_device(&self, name: &str) -> Result<(), Error> {
+        if name.starts_with(TAP_PREFIX) {
+            return Ok(());
+        }
+        self.delete_device(name).await
     }
 
     /// Deletes a host-side device if it exists.
@@ -216,21 +258,10 @@ impl NetworkManager {
     /// disk (after a network comes or goes).
     pub(crate) fn sync_firewall(&self) -> Result<(), Error> {
         let networks = self.list()?;
-        nft::apply(&nft::render(&networks, &self.published_ports()?))
-    }
-
-    /// Rewrites only the port-forwarding rules (after a container comes or
-    /// goes); the table exists while any network does.
-    fn sync_ports(&self) -> Result<(), Error> {
-        nft::apply(&nft::render_ports(&self.published_ports()?))
-    }
-
-    /// Every published port with the address it forwards to.
-    fn published_ports(&self) -> Result<Vec<(PublishedPort, Ipv4Addr)>, Error> {
         let mut ports = Vec::new();
         for lease in self.all_leases()? {
             ports.extend(lease.ports.iter().map(|p| (*p, lease.address)));
         }
-        Ok(ports)
+        nft::apply(&nft::render(&networks, &ports))
     }
 }

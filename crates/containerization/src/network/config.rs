@@ -1,8 +1,8 @@
 //! A named network: a bridge with a subnet and a gateway address.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -22,6 +22,12 @@ pub struct NetworkConfig {
     pub subnet: Ipv4Net,
     /// The host's address on the bridge, the containers' gateway.
     pub gateway: Ipv4Addr,
+    /// Its IPv6 subnet, if it has one (a unique local /64 such as `fd00:1::/64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    /// The host's IPv6 address on the bridge, with `subnet6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetworkConfig {
@@ -53,7 +59,39 @@ impl NetworkConfig {
             bridge: format!("cz-{name}"),
             subnet,
             gateway,
+            subnet6: None,
+            gateway6: None,
         })
+    }
+
+    /// Adds IPv6 `subnet6` to the network; the gateway defaults to the
+    /// subnet's `::1` address.
+    pub fn with_ipv6(
+        mut self,
+        subnet6: Ipv6Net,
+        gateway6: Option<Ipv6Addr>,
+    ) -> Result<Self, Error> {
+        if subnet6.trunc() != subnet6 {
+            return Err(Error::InvalidNetwork(format!(
+                "{subnet6} is not a network address; did you mean {}?",
+                subnet6.trunc()
+            )));
+        }
+        if subnet6.prefix_len() > 126 {
+            return Err(Error::InvalidNetwork(format!(
+                "IPv6 subnet {subnet6} is too small: use a /126 or larger (a /64 is usual)"
+            )));
+        }
+        let network = subnet6.network();
+        let gateway6 = gateway6.unwrap_or_else(|| Ipv6Addr::from(u128::from(network) + 1));
+        if !subnet6.contains(&gateway6) || gateway6 == network {
+            return Err(Error::InvalidNetwork(format!(
+                "IPv6 gateway {gateway6} is not a host address of {subnet6}"
+            )));
+        }
+        self.subnet6 = Some(subnet6);
+        self.gateway6 = Some(gateway6);
+        Ok(self)
     }
 }
 
@@ -83,6 +121,28 @@ mod tests {
         let net = NetworkConfig::new("web", "10.88.0.0/24".parse().unwrap(), None).unwrap();
         assert_eq!(net.gateway, Ipv4Addr::new(10, 88, 0, 1));
         assert_eq!(net.bridge, "cz-web");
+    }
+
+    #[test]
+    fn an_ipv6_subnet_gets_its_first_address_as_gateway() {
+        let net = NetworkConfig::new("web", "10.88.0.0/24".parse().unwrap(), None)
+            .unwrap()
+            .with_ipv6("fd00:88::/64".parse().unwrap(), None)
+            .unwrap();
+        assert_eq!(net.gateway6, Some("fd00:88::1".parse().unwrap()));
+        let base = NetworkConfig::new("x", "10.0.0.0/24".parse().unwrap(), None).unwrap();
+        for (subnet, gateway, expected) in [
+            ("fd00::1/64", None, "did you mean fd00::/64"),
+            ("fd00::/127", None, "too small"),
+            ("fd00::/64", Some("fd01::1"), "not a host address"),
+            ("fd00::/64", Some("fd00::"), "not a host address"),
+        ] {
+            let err = base
+                .clone()
+                .with_ipv6(subnet.parse().unwrap(), gateway.map(|g| g.parse().unwrap()))
+                .unwrap_err();
+            assert!(err.to_string().contains(expected), "{subnet}: {err}");
+        }
     }
 
     #[test]

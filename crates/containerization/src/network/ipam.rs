@@ -6,10 +6,10 @@
 //! rename), so two processes leasing at once never get the same address and a
 //! crash never leaves a half-written file.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use super::PublishedPort;
@@ -22,6 +22,9 @@ pub struct Lease {
     pub container: ContainerId,
     /// Its address.
     pub address: Ipv4Addr,
+    /// Its IPv6 address, on a network with an IPv6 subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Addr>,
     /// The host-side link carrying its traffic (its tap, or its veth end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -33,11 +36,11 @@ pub struct Lease {
 /// The address allocator of one network.
 #[derive(Debug, Clone)]
 pub struct Ipam {
-    network: String,
     file: PathBuf,
     lock: PathBuf,
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
+    ipv6: Option<(Ipv6Net, Ipv6Addr)>,
 }
 
 impl Ipam {
@@ -55,12 +58,52 @@ impl Ipam {
             )));
         }
         Ok(Self {
-            network: name.to_owned(),
             file: dir.join(format!("leases-{name}.json")),
             lock: dir.join(format!("leases-{name}.lock")),
             subnet: subnet.trunc(),
             gateway,
+            ipv6: None,
         })
+    }
+
+    /// Also leases IPv6 addresses from `subnet6`, never its gateway `gateway6`.
+    pub fn with_ipv6(mut self, subnet6: Ipv6Net, gateway6: Ipv6Addr) -> Result<Self, Error> {
+        if !subnet6.contains(&gateway6) {
+            return Err(Error::InvalidNetwork(format!(
+                "IPv6 gateway {gateway6} is outside the subnet {subnet6}"
+            )));
+        }
+        self.ipv6 = Some((subnet6.trunc(), gateway6));
+        Ok(self)
+    }
+
+    /// The lowest free address of a new lease, and of its IPv6 address.
+    fn free_addresses(&self, leases: &[Lease]) -> Result<(Ipv4Addr, Option<Ipv6Addr>), Error> {
+        let full = || Error::SubnetFull {
+            subnet: self.subnet,
+            leases: leases.len(),
+        };
+        let address = self
+            .subnet
+            .hosts()
+            .find(|a| *a != self.gateway && leases.iter().all(|l| l.address != *a))
+            .ok_or_else(full)?;
+        let address6 = match self.ipv6 {
+            None => None,
+            Some((subnet6, gateway6)) => {
+                let first = u128::from(subnet6.network()) + 1;
+                let last = u128::from(subnet6.broadcast());
+                // Among leases + 2 candidates one is free; the v4 subnet ends
+                // long before a v6 one would.
+                let candidates = (first..=last).take(leases.len() + 2).map(Ipv6Addr::from);
+                let free = candidates
+                    .filter(|a| *a != gateway6)
+                    .find(|a| leases.iter().all(|l| l.address6 != Some(*a)))
+                    .ok_or_else(full)?;
+                Some(free)
+            }
+        };
+        Ok((address, address6))
     }
 
     /// The address leased to `container`: its existing lease, or the lowest
@@ -70,17 +113,11 @@ impl Ipam {
             if let Some(existing) = leases.iter().find(|l| &l.container == container) {
                 return Ok(existing.clone());
             }
-            let address = self
-                .subnet
-                .hosts()
-                .find(|a| *a != self.gateway && leases.iter().all(|l| l.address != *a))
-                .ok_or(Error::SubnetFull {
-                    subnet: self.subnet,
-                    leases: leases.len(),
-                })?;
+            let (address, address6) = self.free_addresses(leases)?;
             let lease = Lease {
                 container: container.clone(),
                 address,
+                address6,
                 device: None,
                 ports: Vec::new(),
             };
@@ -89,24 +126,41 @@ impl Ipam {
         })
     }
 
-    /// Records the host-side device and published ports of `container`'s lease.
-    pub(crate) fn set_endpoint(
+    /// Like [`Ipam::lease`], recording at once the host-side device (named
+    /// from the address by `device`) and the published ports: one write.
+    pub(crate) fn lease_with(
         &self,
         container: &ContainerId,
-        device: &str,
+        device: impl FnOnce(Ipv4Addr) -> String,
         ports: &[PublishedPort],
-    ) -> Result<(), Error> {
+    ) -> Result<Lease, Error> {
         self.update(|leases| {
-            let lease = leases
-                .iter_mut()
-                .find(|l| &l.container == container)
-                .ok_or_else(|| Error::NotAttached {
-                    container: container.to_string(),
-                    network: self.network.clone(),
-                })?;
-            lease.device = Some(device.to_owned());
+            let index = match leases.iter().position(|l| &l.container == container) {
+                Some(index) => index,
+                None => {
+                    let (address, address6) = self.free_addresses(leases)?;
+                    leases.push(Lease {
+                        container: container.clone(),
+                        address,
+                        address6,
+                        device: None,
+                        ports: Vec::new(),
+                    });
+                    leases.len() - 1
+                }
+            };
+            let lease = &mut leases[index];
+            lease.device = Some(device(lease.address));
             lease.ports = ports.to_vec();
-            Ok(())
+            Ok(lease.clone())
+        })
+    }
+
+    /// Releases `container`'s address and returns its lease, if it had one.
+    pub(crate) fn take(&self, container: &ContainerId) -> Result<Option<Lease>, Error> {
+        self.update(|leases| {
+            let index = leases.iter().position(|l| &l.container == container);
+            Ok(index.map(|i| leases.remove(i)))
         })
     }
 
@@ -202,6 +256,23 @@ mod tests {
             a.address,
             "freed addresses are reused"
         );
+    }
+
+    #[test]
+    fn ipv6_leases_skip_the_gateway_and_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipam = ipam(dir.path(), "10.88.0.0/24", "10.88.0.1")
+            .with_ipv6(
+                "fd00:88::/64".parse().unwrap(),
+                "fd00:88::1".parse().unwrap(),
+            )
+            .unwrap();
+        let a = ipam.lease(&id("a")).unwrap();
+        let b = ipam.lease(&id("b")).unwrap();
+        assert_eq!(a.address6, Some("fd00:88::2".parse().unwrap()));
+        assert_eq!(b.address6, Some("fd00:88::3".parse().unwrap()));
+        ipam.release(&id("a")).unwrap();
+        assert_eq!(ipam.lease(&id("c")).unwrap().address6, a.address6);
     }
 
     #[test]

@@ -5,14 +5,15 @@
 //! `network/networks.lock`, so two `cctl` processes cannot create the same
 //! network or pick the same subnet. A subnet must not overlap any route the
 //! host has (checked through netlink) nor another network's; without one, the
-//! first free /24 of 10.88.0.0/16 is taken.
+//! first free /24 of 10.88.0.0/16 is taken. A network may also have an IPv6
+//! subnet, checked the same way against IPv6 routes and networks.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use containerization_netlink::{Netlink, NetlinkError};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::config::check_name;
 use super::{Ipam, NetworkConfig, sysctl};
@@ -66,6 +67,20 @@ impl NetworkManager {
         subnet: Option<Ipv4Net>,
         gateway: Option<Ipv4Addr>,
     ) -> Result<NetworkConfig, Error> {
+        self.create_with_ipv6(name, subnet, gateway, None).await
+    }
+
+    /// Like [`NetworkManager::create`], and with `ipv6` (an IPv6 subnet and
+    /// its gateway, by default the subnet's `::1`) on the bridge too:
+    /// containers get an address from each subnet, and IPv6 egress is
+    /// masqueraded like IPv4's.
+    pub async fn create_with_ipv6(
+        &self,
+        name: &str,
+        subnet: Option<Ipv4Net>,
+        gateway: Option<Ipv4Addr>,
+        ipv6: Option<(Ipv6Net, Option<Ipv6Addr>)>,
+    ) -> Result<NetworkConfig, Error> {
         check_name(name)?;
         let _lock = state_file::lock(&self.lock_path())?;
         if self.file(name).exists() {
@@ -85,6 +100,19 @@ impl NetworkManager {
             }
             None => NetworkConfig::new(name, pick_subnet(&taken)?, gateway)?,
         };
+        let config = match ipv6 {
+            None => config,
+            Some((subnet6, gateway6)) => {
+                let config = config.with_ipv6(subnet6, gateway6)?;
+                let taken6 = self.taken_subnets6().await?;
+                if let Some((net, with)) = taken6.iter().find(|(net, _)| overlaps6(net, &subnet6)) {
+                    return Err(Error::InvalidNetwork(format!(
+                        "IPv6 subnet {subnet6} overlaps {net}, {with}"
+                    )));
+                }
+                config
+            }
+        };
 
         let bridge = self.netlink.create_bridge(&config.bridge).await?;
         let address = IpNet::V4(
@@ -93,6 +121,14 @@ impl NetworkManager {
         );
         let configured = async {
             self.netlink.add_address(&bridge, address).await?;
+            if let (Some(subnet6), Some(gateway6)) = (config.subnet6, config.gateway6) {
+                let address6 = Ipv6Net::new(gateway6, subnet6.prefix_len())
+                    .map_err(|e| Error::InvalidNetwork(e.to_string()))?;
+                self.netlink
+                    .add_address(&bridge, IpNet::V6(address6))
+                    .await?;
+                sysctl::enable_forwarding6(&self.dir)?;
+            }
             self.netlink.set_up(&bridge).await?;
             sysctl::allow_localnet(&config.bridge)?;
             sysctl::enable_forwarding(&self.dir)?;
@@ -147,7 +183,11 @@ impl NetworkManager {
 
     /// The address allocator of `network`.
     pub fn ipam(&self, network: &NetworkConfig) -> Result<Ipam, Error> {
-        Ipam::new(&self.dir, &network.name, network.subnet, network.gateway)
+        let ipam = Ipam::new(&self.dir, &network.name, network.subnet, network.gateway)?;
+        match (network.subnet6, network.gateway6) {
+            (Some(subnet6), Some(gateway6)) => ipam.with_ipv6(subnet6, gateway6),
+            _ => Ok(ipam),
+        }
     }
 
     /// Removes network `name` and its bridge; refused while containers hold
@@ -165,7 +205,10 @@ impl NetworkManager {
             });
         }
         match self.netlink.link_by_name(&config.bridge).await {
-            Ok(bridge) => self.netlink.delete_link(&bridge).await?,
+            Ok(bridge) => {
+                self.delete_pooled_taps(&bridge).await?;
+                self.netlink.delete_link(&bridge).await?
+            }
             Err(NetlinkError::NotFound { .. }) => {}
             Err(other) => return Err(other.into()),
         }
@@ -213,6 +256,36 @@ impl NetworkManager {
         );
         Ok(taken)
     }
+
+    /// The IPv6 subnets in use: the other networks' and the host's routes
+    /// (but link-local and multicast ones, which every interface has).
+    async fn taken_subnets6(&self) -> Result<Vec<(Ipv6Net, String)>, Error> {
+        let mut taken: Vec<(Ipv6Net, String)> = self
+            .list()?
+            .into_iter()
+            .filter_map(|n| Some((n.subnet6?, format!("network {:?}", n.name))))
+            .collect();
+        let link_local: Ipv6Net = "fe80::/10"
+            .parse()
+            .map_err(|e: ipnet::AddrParseError| Error::InvalidNetwork(e.to_string()))?;
+        let multicast: Ipv6Net = "ff00::/8"
+            .parse()
+            .map_err(|e: ipnet::AddrParseError| Error::InvalidNetwork(e.to_string()))?;
+        for route in self.netlink.routes().await? {
+            if let IpNet::V6(net) = route.destination
+                && !route.is_default()
+                && !overlaps6(&net, &link_local)
+                && !overlaps6(&net, &multicast)
+            {
+                taken.push((net, "a host route".to_owned()));
+            }
+        }
+        Ok(taken)
+    }
+}
+
+fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {

@@ -6,10 +6,12 @@
 //!   folder behind a file lock, so concurrent `cctl` processes never hand out
 //!   one address twice;
 //! - [`NetworkManager::attach`]: a container's lease, its device on the
-//!   bridge (a tap for a VM, with a MAC derived from the container id) and
-//!   its published ports;
-//! - egress NAT and port forwarding in one nftables table owned by the
-//!   project, rewritten whole after every change, and IP forwarding, restored
+//!   bridge (a tap for a VM from the network's pool, with a MAC derived from
+//!   the container id) and its published ports;
+//! - egress NAT (IPv4, and IPv6 for a network with an IPv6 subnet) and port
+//!   forwarding in one nftables table owned by the project: rewritten whole
+//!   when a network comes or goes, while a container only adds and deletes
+//!   its own elements of the published-port maps; and IP forwarding, restored
 //!   when the last network goes.
 
 mod attach;
@@ -19,6 +21,7 @@ mod manager;
 mod nft;
 mod port;
 mod sysctl;
+mod tap_pool;
 
 pub use attach::{Attachment, Endpoint};
 pub use config::NetworkConfig;

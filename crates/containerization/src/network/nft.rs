@@ -1,60 +1,110 @@
 //! The project's one nftables table: egress NAT and published ports.
 //!
 //! There is no well-kept nftables crate under a licence this project can use
-//! (`rustables` is GPL-3.0; `nftnl` binds the C library), so the table is
-//! rendered as nft's own ruleset language and applied with `nft -f -`, which
-//! the kernel applies as one transaction: the old table is replaced whole or
-//! not at all, and with no networks left the table is gone. When only
-//! containers change, just the DNAT chains are rewritten ([`render_ports`]).
+//! (`rustables` is GPL-3.0; `nftnl` binds the C library). So the table is
+//! rendered as nft's own ruleset language and applied with `nft -f -` when a
+//! network comes or goes; the kernel applies it as one transaction, the old
+//! table replaced whole or not at all, and with no networks left it is gone.
+//!
+//! Published ports are elements of four maps (TCP or UDP, on every local
+//! address or on one), looked up by fixed DNAT rules. A container coming or
+//! going only adds or deletes its own elements, in one nfnetlink batch sent
+//! directly ([`containerization_netlink::SetElementBatch`]), without starting
+//! `nft`.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use super::{NetworkConfig, PublishedPort};
+use containerization_netlink::{SetElementBatch, TableFamily};
+
+use super::{NetworkConfig, Protocol, PublishedPort};
 use crate::Error;
 
-/// The table's family and name.
-const TABLE: &str = "ip containerization";
+/// The table's name; its family is `inet`, for IPv4 and IPv6.
+const TABLE: &str = "containerization";
 
-/// One DNAT rule body per published port.
-fn dnat_rules(ports: &[(PublishedPort, Ipv4Addr)]) -> Vec<String> {
-    ports
-        .iter()
-        .map(|(port, address)| {
-            let destination = match port.host_ip {
-                Some(ip) => format!("ip daddr {ip}"),
-                None => "fib daddr type local".to_owned(),
-            };
-            format!(
-                "{destination} {} dport {} dnat to {address}:{}",
-                port.protocol, port.host_port, port.container_port
-            )
-        })
-        .collect()
+/// The map holding `port`: by protocol, and whether it names a host address.
+fn map_name(port: &PublishedPort) -> &'static str {
+    match (port.protocol, port.host_ip.is_some()) {
+        (Protocol::Tcp, false) => "published_tcp",
+        (Protocol::Udp, false) => "published_udp",
+        (Protocol::Tcp, true) => "published_tcp_at",
+        (Protocol::Udp, true) => "published_udp_at",
+    }
+}
+
+/// A port as a concatenation field: big-endian, padded to 4 bytes.
+fn port_field(port: u16) -> [u8; 4] {
+    let [high, low] = port.to_be_bytes();
+    [high, low, 0, 0]
+}
+
+/// The map element of `port` forwarded to `address`: key and data bytes.
+fn element(port: &PublishedPort, address: Ipv4Addr) -> (Vec<u8>, Vec<u8>) {
+    let key = match port.host_ip {
+        Some(ip) => [ip.octets(), port_field(port.host_port)].concat(),
+        None => port.host_port.to_be_bytes().to_vec(),
+    };
+    let data = [address.octets(), port_field(port.container_port)].concat();
+    (key, data)
+}
+
+/// The same element in nft's language.
+fn element_text(port: &PublishedPort, address: Ipv4Addr) -> String {
+    let key = match port.host_ip {
+        Some(ip) => format!("{ip} . {}", port.host_port),
+        None => port.host_port.to_string(),
+    };
+    format!("{key} : {address} . {}", port.container_port)
 }
 
 /// Renders the whole table for `networks` and the published `ports` (each
 /// with the container address it forwards to).
 pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Addr)]) -> String {
-    // Creating then deleting makes the delete valid when the table is absent.
-    let mut text = format!("table {TABLE}\ndelete table {TABLE}\n");
+    // Creating then deleting makes the delete valid when the table is absent;
+    // the `ip` table is the one earlier versions made.
+    let mut text = String::new();
+    for family in ["ip", "inet"] {
+        text.push_str(&format!(
+            "table {family} {TABLE}\ndelete table {family} {TABLE}\n"
+        ));
+    }
     if networks.is_empty() {
         return text;
     }
-    let dnat: String = dnat_rules(ports)
-        .iter()
-        .map(|r| format!("\t\t{r}\n"))
-        .collect();
-    text.push_str(&format!("table {TABLE} {{\n"));
+    text.push_str(&format!("table inet {TABLE} {{\n"));
+    for (name, key) in [
+        ("published_tcp", "inet_service"),
+        ("published_udp", "inet_service"),
+        ("published_tcp_at", "ipv4_addr . inet_service"),
+        ("published_udp_at", "ipv4_addr . inet_service"),
+    ] {
+        text.push_str(&format!(
+            "\tmap {name} {{\n\t\ttype {key} : ipv4_addr . inet_service\n"
+        ));
+        let elements: Vec<String> = ports
+            .iter()
+            .filter(|(port, _)| map_name(port) == name)
+            .map(|(port, address)| element_text(port, *address))
+            .collect();
+        if !elements.is_empty() {
+            text.push_str(&format!("\t\telements = {{ {} }}\n", elements.join(", ")));
+        }
+        text.push_str("\t}\n");
+    }
+    let dnat = "\t\tdnat ip to ip daddr . tcp dport map @published_tcp_at\n\
+                \t\tdnat ip to ip daddr . udp dport map @published_udp_at\n\
+                \t\tfib daddr type local dnat ip to tcp dport map @published_tcp\n\
+                \t\tfib daddr type local dnat ip to udp dport map @published_udp\n";
     text.push_str(
         "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
     );
-    text.push_str(&dnat);
+    text.push_str(dnat);
     text.push_str(
         "\t}\n\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n",
     );
-    text.push_str(&dnat);
+    text.push_str(dnat);
     text.push_str("\t}\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
     for network in networks {
         let (subnet, bridge) = (network.subnet, &network.bridge);
@@ -65,6 +115,11 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
         text.push_str(&format!(
             "\t\tip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n"
         ));
+        if let Some(subnet6) = network.subnet6 {
+            text.push_str(&format!(
+                "\t\tip6 saddr {subnet6} ip6 daddr != {subnet6} masquerade\n"
+            ));
+        }
     }
     text.push_str(
         "\t}\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n",
@@ -79,19 +134,27 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
     text
 }
 
-/// Renders only the port-forwarding rules, for when containers come and go
-/// but networks do not. Flushing and refilling the two DNAT chains keeps the
-/// base chains registered, so the kernel need not wait for an RCU grace
-/// period as it does when a table with base chains is replaced.
-pub(crate) fn render_ports(ports: &[(PublishedPort, Ipv4Addr)]) -> String {
-    let mut text = String::new();
-    for chain in ["prerouting", "output"] {
-        text.push_str(&format!("flush chain {TABLE} {chain}\n"));
-        for rule in dnat_rules(ports) {
-            text.push_str(&format!("add rule {TABLE} {chain} {rule}\n"));
-        }
+/// Adds the elements forwarding `ports` to `address`. Adding what is there
+/// already changes nothing.
+pub(crate) fn publish(ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
+    let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
+    for port in ports {
+        let (key, data) = element(port, address);
+        batch.add(map_name(port), &key, Some(&data));
     }
-    text
+    Ok(batch.commit()?)
+}
+
+/// Deletes the elements forwarding `ports` to `address`, present or not:
+/// each is added (a no-op when there) then deleted, in one transaction.
+pub(crate) fn unpublish(ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
+    let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
+    for port in ports {
+        let (key, data) = element(port, address);
+        batch.add(map_name(port), &key, Some(&data));
+        batch.delete(map_name(port), &key);
+    }
+    Ok(batch.commit()?)
 }
 
 /// Applies a rendered ruleset with `nft -f -`.
@@ -130,13 +193,16 @@ mod tests {
     fn no_networks_means_no_table() {
         assert_eq!(
             render(&[], &[]),
-            format!("table {TABLE}\ndelete table {TABLE}\n")
+            format!(
+                "table ip {TABLE}\ndelete table ip {TABLE}\ntable inet {TABLE}\ndelete table inet {TABLE}\n"
+            )
         );
     }
 
     #[test]
     fn rules_cover_masquerade_and_each_published_port() {
-        let net = NetworkConfig::new("web", "10.88.0.0/24".parse().unwrap(), None).unwrap();
+        let mut net = NetworkConfig::new("web", "10.88.0.0/24".parse().unwrap(), None).unwrap();
+        net.subnet6 = Some("fd00:88::/64".parse().unwrap());
         let ports = [
             ("8080:80".parse().unwrap(), Ipv4Addr::new(10, 88, 0, 2)),
             (
@@ -146,12 +212,20 @@ mod tests {
         ];
         let text = render(&[net], &ports);
         assert!(text.contains("ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 masquerade"));
-        assert!(text.contains("fib daddr type local tcp dport 8080 dnat to 10.88.0.2:80"));
-        assert!(text.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.88.0.3:53"));
-        assert_eq!(text.matches("dnat to").count(), 4, "prerouting and output");
-        let update = render_ports(&ports);
-        assert!(update.starts_with("flush chain ip containerization prerouting\n"));
-        assert!(update.contains("add rule ip containerization output ip daddr 127.0.0.1 udp"));
-        assert_eq!(update.matches("dnat to").count(), 4);
+        assert!(text.contains("ip6 saddr fd00:88::/64 ip6 daddr != fd00:88::/64 masquerade"));
+        assert!(text.contains("elements = { 8080 : 10.88.0.2 . 80 }"));
+        assert!(text.contains("elements = { 127.0.0.1 . 5353 : 10.88.0.3 . 53 }"));
+    }
+
+    #[test]
+    fn elements_are_laid_out_as_the_maps_types_say() {
+        let (key, data) = element(&"8080:80".parse().unwrap(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(key, [0x1f, 0x90]);
+        assert_eq!(data, [10, 0, 0, 2, 0, 80, 0, 0]);
+        let (key, _) = element(
+            &"127.0.0.1:53:53/udp".parse().unwrap(),
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
+        assert_eq!(key, [127, 0, 0, 1, 0, 53, 0, 0]);
     }
 }

@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, state_file};
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+const IP6_FORWARD: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 
 /// What the host had before the first network, kept in `network/host.json`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     ip_forward: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip6_forward: Option<String>,
 }
 
 fn read(path: &Path) -> Result<String, Error> {
@@ -45,12 +48,28 @@ pub(crate) fn enable_forwarding(dir: &Path) -> Result<(), Error> {
     write(Path::new(IP_FORWARD), "1")
 }
 
-/// Puts IP forwarding back as it was before the first network.
+/// Turns IPv6 forwarding on (for a network with an IPv6 subnet),
+/// remembering the old value in `dir/host.json` the first time.
+pub(crate) fn enable_forwarding6(dir: &Path) -> Result<(), Error> {
+    let saved_path = dir.join("host.json");
+    let mut saved: Saved = state_file::read_json(&saved_path)?.unwrap_or_default();
+    if saved.ip6_forward.is_none() {
+        saved.ip6_forward = Some(read(Path::new(IP6_FORWARD))?);
+        state_file::write_json(&saved_path, &saved)?;
+    }
+    write(Path::new(IP6_FORWARD), "1")
+}
+
+/// Puts IP forwarding (IPv4, and IPv6 if it was changed) back as it was
+/// before the first network.
 pub(crate) fn restore_forwarding(dir: &Path) -> Result<(), Error> {
     let saved_path = dir.join("host.json");
-    let saved: Option<Saved> = state_file::read_json(&saved_path)?;
-    if let Some(value) = saved.and_then(|s| s.ip_forward) {
+    let saved: Saved = state_file::read_json(&saved_path)?.unwrap_or_default();
+    if let Some(value) = saved.ip_forward {
         write(Path::new(IP_FORWARD), &value)?;
+    }
+    if let Some(value) = saved.ip6_forward {
+        write(Path::new(IP6_FORWARD), &value)?;
     }
     match std::fs::remove_file(&saved_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
