@@ -1,4 +1,6 @@
-//! vminitd as PID 1 in a real VM: the guest root a container cannot reach,
+//! vminitd as PID 1 in a real VM: the guest files a container cannot reach
+//! (vminitd leaves the initramfs at boot, containers are pivoted into their
+//! roots),
 //! and the guest network configured through the agent.
 //!
 //! Each test boots Debian's cloud kernel with the static musl vminitd (see
@@ -37,11 +39,40 @@ int main(void) {
 }
 "#;
 
-/// Builds the escape program, statically linked, into `dir`.
-fn build_escape(dir: &Path) -> Result<std::path::PathBuf, String> {
-    let source = dir.join("escape.c");
-    std::fs::write(&source, ESCAPE_C).map_err(|e| e.to_string())?;
-    let binary = dir.join("escape");
+/// The escape a privileged container (CAP_SYS_ADMIN) has: detach its own
+/// root, then join its own mount namespace again, which sets the root to
+/// the namespace's root mount (what lies under every pivoted root), and list
+/// `/`. Under a chroot (no pivot_root) that is the guest's initramfs.
+const UNMOUNT_ROOT_C: &str = r#"
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+int main(void) {
+    int ns = open("/proc/self/ns/mnt", O_RDONLY);
+    if (ns < 0) { perror("open /proc/self/ns/mnt"); return 2; }
+    if (umount2("/", MNT_DETACH) != 0) { perror("umount2 /"); return 2; }
+    if (setns(ns, CLONE_NEWNS) != 0) { perror("setns"); return 2; }
+    DIR *root = opendir("/");
+    if (!root) { perror("opendir /"); return 2; }
+    struct dirent *entry;
+    while ((entry = readdir(root))) {
+        if (strcmp(entry->d_name, ".") && strcmp(entry->d_name, "..")) printf("%s\n", entry->d_name);
+    }
+    return 0;
+}
+"#;
+
+/// Builds the C program `source`, statically linked, as `dir/name`.
+fn build_program(dir: &Path, name: &str, source: &str) -> Result<std::path::PathBuf, String> {
+    let source_path = dir.join(format!("{name}.c"));
+    std::fs::write(&source_path, source).map_err(|e| e.to_string())?;
+    let source = source_path;
+    let binary = dir.join(name);
     let output = Command::new("gcc")
         .args(["-static", "-O1", "-o"])
         .arg(&binary)
@@ -58,11 +89,14 @@ fn build_escape(dir: &Path) -> Result<std::path::PathBuf, String> {
 }
 
 #[tokio::test]
-async fn a_chroot_escape_from_a_container_does_not_reach_the_guest_root() {
-    let test = "a_chroot_escape_from_a_container_does_not_reach_the_guest_root";
+async fn escapes_from_a_container_do_not_reach_the_guests_files() {
+    let test = "escapes_from_a_container_do_not_reach_the_guests_files";
     let dir = tempfile::tempdir().expect("dir");
-    let escape = match build_escape(dir.path()) {
-        Ok(binary) => binary,
+    let programs = build_program(dir.path(), "escape", ESCAPE_C).and_then(|escape| {
+        build_program(dir.path(), "unmount-root", UNMOUNT_ROOT_C).map(|u| (escape, u))
+    });
+    let (escape, unmount_root) = match programs {
+        Ok(binaries) => binaries,
         Err(why) => {
             eprintln!("SKIPPED: {test}: {why}");
             return;
@@ -70,6 +104,7 @@ async fn a_chroot_escape_from_a_container_does_not_reach_the_guest_root() {
     };
     let rootfs = busybox_rootfs(dir.path());
     std::fs::copy(&escape, rootfs.join("escape")).expect("copy the escape program");
+    std::fs::copy(&unmount_root, rootfs.join("unmount-root")).expect("copy unmount-root");
     let guest = match GuestVm::boot(&rootfs, |_| {}).await {
         Ok(guest) => guest,
         Err(why) => {
@@ -87,6 +122,21 @@ async fn a_chroot_escape_from_a_container_does_not_reach_the_guest_root() {
     });
     let escaped = guest
         .run(container_request("escape", &s, Path::new(GUEST_ROOTFS)))
+        .await;
+    let mut s = spec(&["/unmount-root"]);
+    let caps = json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
+    s["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps
+    });
+    let unmounted = guest
+        .run(container_request(
+            "unmount-root",
+            &s,
+            Path::new(GUEST_ROOTFS),
+        ))
+        .await;
+    let guest_mountinfo = guest
+        .sh("guest-mountinfo", "busybox cat /proc/self/mountinfo")
         .await;
     let mountinfo = guest
         .run(container_request(
@@ -126,6 +176,31 @@ async fn a_chroot_escape_from_a_container_does_not_reach_the_guest_root() {
     assert!(
         !found.contains(&"init"),
         "vminitd's /init is reachable from the container: {found:?}"
+    );
+    // Under the pivoted root lies the kernel's rootfs, which vminitd emptied
+    // when it moved onto a tmpfs at boot: nothing of vminitd is left there.
+    assert_eq!(
+        unmounted.status.exit_code,
+        Some(0),
+        "unmount-root ran: {:?} {}",
+        unmounted.status,
+        unmounted.stderr
+    );
+    let under: Vec<&str> = unmounted.stdout.lines().collect();
+    eprintln!("under the container's root lies {under:?}");
+    assert!(
+        under.iter().all(|name| name.starts_with('.')),
+        "the guest's initramfs files are reachable from a privileged container: {under:?}"
+    );
+    // The guest's own / is the tmpfs vminitd moved onto, not the initramfs.
+    let guest_root_line = guest_mountinfo
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in the guest's mountinfo: {}", guest_mountinfo.stdout));
+    assert!(
+        guest_root_line.contains(" - tmpfs "),
+        "the guest's / is not the tmpfs: {guest_root_line}"
     );
     // The container's root is a mount of its own (pivot_root), not a
     // folder of the guest's root.
