@@ -42,5 +42,5 @@ pub use guest::{InterfaceConfig, InterfaceSelector, configure_interface};
 pub use handle::Netlink;
 pub use link::Link;
 pub use mac::MacAddress;
-pub use nftables::{SetElementBatch, TableFamily};
+pub use nftables::{NftablesSocket, SetElementBatch, TableFamily};
 pub use route::Route;

@@ -6,11 +6,15 @@
 //! maps, and that one message type is simple enough to speak directly: a
 //! batch (`NFNL_MSG_BATCH_BEGIN`, one `NFT_MSG_NEWSETELEM` or
 //! `NFT_MSG_DELSETELEM` per change, `NFNL_MSG_BATCH_END`) that the kernel
-//! applies as one transaction, each change acknowledged.
+//! applies as one transaction, each change acknowledged. An
+//! [`NftablesSocket`] carries many batches, as one [`crate::Netlink`] carries
+//! many rtnetlink requests.
 //!
 //! Keys and data are raw register bytes, as the set's type lays them out: a
 //! concatenation pads every field to 4 bytes; numbers are big-endian.
 
+use std::os::fd::OwnedFd;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rustix::net::netlink::{NETFILTER, SocketAddrNetlink};
@@ -122,81 +126,20 @@ impl SetElementBatch {
         self.changes.is_empty()
     }
 
-    /// Sends the batch and waits for the kernel to apply it.
+    /// Sends the batch on a socket of its own and waits for the kernel to
+    /// apply it. Closing that socket waits for the kernel to free the
+    /// transaction (an RCU grace period); an [`NftablesSocket`] kept open
+    /// for many batches pays that once, at its end.
     pub fn commit(&self) -> Result<(), NetlinkError> {
         if self.changes.is_empty() {
             return Ok(());
         }
-        let what = format!("nftables table {}", self.table);
-        let io = |source: rustix::io::Errno| NetlinkError::Io {
-            what: what.clone(),
-            source: source.into(),
-        };
-        let socket = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, Some(NETFILTER))
-            .map_err(io)?;
-        // A kernel that never answers should not hang the caller.
-        rustix::net::sockopt::set_socket_timeout(
-            &socket,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(Duration::from_secs(5)),
-        )
-        .map_err(io)?;
-        let message = self.encode();
-        rustix::net::sendto(
-            &socket,
-            &message,
-            SendFlags::empty(),
-            &SocketAddrNetlink::new(0, 0),
-        )
-        .map_err(io)?;
-
-        // One acknowledgement per change, each an NLMSG_ERROR with errno 0
-        // or the reason that change (and so the batch) failed.
-        let mut answered = 0;
-        let mut buffer = vec![0u8; 16 * 1024];
-        while answered < self.changes.len() {
-            let (received, _) =
-                rustix::net::recv(&socket, &mut buffer[..], RecvFlags::empty()).map_err(io)?;
-            let mut rest = &buffer[..received.min(buffer.len())];
-            while rest.len() >= 16 {
-                let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let kind = u16::from_ne_bytes([rest[4], rest[5]]);
-                let sequence = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-                if length < 16 || length > rest.len() {
-                    return Err(NetlinkError::Protocol {
-                        what,
-                        detail: format!("a message of {length} bytes in {}", rest.len()),
-                    });
-                }
-                if kind == NLMSG_ERROR && length >= 20 {
-                    answered += 1;
-                    let errno = i32::from_ne_bytes([rest[16], rest[17], rest[18], rest[19]]);
-                    if errno != 0 {
-                        let change = (sequence as usize)
-                            .checked_sub(1)
-                            .and_then(|i| self.changes.get(i));
-                        let what = match change {
-                            Some(c) => format!(
-                                "{what}: {} element of {}",
-                                if c.delete { "deleting an" } else { "adding an" },
-                                c.set
-                            ),
-                            None => what,
-                        };
-                        return Err(NetlinkError::from_io(
-                            what,
-                            std::io::Error::from_raw_os_error(errno.abs()),
-                        ));
-                    }
-                }
-                rest = &rest[align(length).min(rest.len())..];
-            }
-        }
-        Ok(())
+        NftablesSocket::open()?.commit(self)
     }
 
-    /// The whole batch as one buffer; change `i` has sequence number `i + 1`.
-    fn encode(&self) -> Vec<u8> {
+    /// The whole batch as one buffer; change `i` has sequence number
+    /// `first + i`.
+    fn encode(&self, first: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let subsys = NFNL_SUBSYS_NFTABLES.to_be_bytes();
         header(&mut out, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, 0, subsys);
@@ -207,7 +150,7 @@ impl SetElementBatch {
             } else {
                 (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
             };
-            let sequence = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let sequence = first.wrapping_add(u32::try_from(i).unwrap_or(u32::MAX));
             header(
                 &mut out,
                 (NFNL_SUBSYS_NFTABLES << 8) | kind,
@@ -232,9 +175,102 @@ impl SetElementBatch {
             });
             set_length(&mut out, start);
         }
-        let last = u32::try_from(self.changes.len() + 1).unwrap_or(u32::MAX);
+        let count = u32::try_from(self.changes.len()).unwrap_or(u32::MAX);
+        let last = first.wrapping_add(count);
         header(&mut out, NFNL_MSG_BATCH_END, NLM_F_REQUEST, last, 0, subsys);
         out
+    }
+}
+
+/// One nfnetlink socket for many [`SetElementBatch`]es, one at a time.
+#[derive(Debug)]
+pub struct NftablesSocket {
+    /// The socket, and the sequence number of the next message.
+    inner: Mutex<(OwnedFd, u32)>,
+}
+
+impl NftablesSocket {
+    /// Opens the socket.
+    pub fn open() -> Result<Self, NetlinkError> {
+        let io = |source: rustix::io::Errno| NetlinkError::Io {
+            what: "opening an nfnetlink socket".to_owned(),
+            source: source.into(),
+        };
+        let socket = rustix::net::socket(AddressFamily::NETLINK, SocketType::RAW, Some(NETFILTER))
+            .map_err(io)?;
+        // A kernel that never answers should not hang the caller.
+        rustix::net::sockopt::set_socket_timeout(
+            &socket,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(Duration::from_secs(5)),
+        )
+        .map_err(io)?;
+        Ok(Self {
+            inner: Mutex::new((socket, 1)),
+        })
+    }
+
+    /// Sends `batch` and waits for the kernel to apply it: every change, or
+    /// none and the first refusal as the error.
+    pub fn commit(&self, batch: &SetElementBatch) -> Result<(), NetlinkError> {
+        if batch.changes.is_empty() {
+            return Ok(());
+        }
+        let what = format!("nftables table {}", batch.table);
+        let io = |source: rustix::io::Errno| NetlinkError::Io {
+            what: what.clone(),
+            source: source.into(),
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (socket, next) = &mut *inner;
+        let first = *next;
+        let count = u32::try_from(batch.changes.len()).unwrap_or(u32::MAX);
+        *next = first.wrapping_add(count).wrapping_add(1);
+        let message = batch.encode(first);
+        rustix::net::sendto(
+            &*socket,
+            &message,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )
+        .map_err(io)?;
+
+        // One acknowledgement per change, each an NLMSG_ERROR with errno 0
+        // or the reason that change (and so the batch) failed. Answers to an
+        // earlier batch that failed part way are skipped by their numbers.
+        let mut answered = 0;
+        let mut buffer = vec![0u8; 16 * 1024];
+        while answered < batch.changes.len() {
+            let (received, _) =
+                rustix::net::recv(&*socket, &mut buffer[..], RecvFlags::empty()).map_err(io)?;
+            let mut rest = &buffer[..received.min(buffer.len())];
+            while rest.len() >= 16 {
+                let length = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+                let sequence = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+                if length < 16 || length > rest.len() {
+                    return Err(NetlinkError::Protocol {
+                        what,
+                        detail: format!("a message of {length} bytes in {}", rest.len()),
+                    });
+                }
+                let index = sequence.wrapping_sub(first) as usize;
+                if kind == NLMSG_ERROR && length >= 20 && index < batch.changes.len() {
+                    answered += 1;
+                    let errno = i32::from_ne_bytes([rest[16], rest[17], rest[18], rest[19]]);
+                    if errno != 0 {
+                        let change = &batch.changes[index];
+                        let verb = if change.delete { "deleting" } else { "adding" };
+                        return Err(NetlinkError::from_io(
+                            format!("{what}: {verb} an element of {}", change.set),
+                            std::io::Error::from_raw_os_error(errno.abs()),
+                        ));
+                    }
+                }
+                rest = &rest[align(length).min(rest.len())..];
+            }
+        }
+        Ok(())
     }
 }
 
@@ -293,7 +329,7 @@ mod tests {
             &8080u16.to_be_bytes(),
             Some(&[10, 0, 0, 2, 0, 80, 0, 0]),
         );
-        let bytes = batch.encode();
+        let bytes = batch.encode(1);
         // begin (20) + element message (88, as nft 1.0.6 sends it without
         // its set id attribute: 88 - 8) + end (20)
         assert_eq!(bytes.len(), 20 + 80 + 20);

@@ -109,7 +109,9 @@ impl NetworkManager {
                 }
             };
             if !ports.is_empty()
-                && let Err(error) = nft::publish(ports, lease.address)
+                && let Err(error) = self
+                    .nftables()
+                    .and_then(|socket| nft::publish(socket, ports, lease.address))
             {
                 self.return_device(&device).await?;
                 return Err(error);
@@ -203,7 +205,7 @@ impl NetworkManager {
     /// Unpublishes a released lease's ports and returns its device.
     async fn undo(&self, lease: &Lease) -> Result<(), Error> {
         if !lease.ports.is_empty() {
-            nft::unpublish(&lease.ports, lease.address)?;
+            nft::unpublish(self.nftables()?, &lease.ports, lease.address)?;
         }
         if let Some(device) = &lease.device {
             self.return_device(device).await?;

@@ -200,9 +200,28 @@ impl Ipam {
         let result = change(&mut leases)?;
         if leases != before {
             leases.sort_by_key(|l| l.address);
-            state_file::write_json(&self.file, &leases)?;
+            self.save(&leases)?;
         }
         Ok(result)
+    }
+
+    /// Replaces the lease file: a temporary file renamed over it, so a reader
+    /// sees the old leases or the new ones. Not synced to disk, on purpose: a
+    /// sync costs more than the rest of a container's network setup, and
+    /// leases only matter while their containers run, which a power loss
+    /// ends anyway (the leases left behind are reclaimed as stale).
+    fn save(&self, leases: &[Lease]) -> Result<(), Error> {
+        let temporary = self.file.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(leases).map_err(|e| Error::CorruptState {
+            path: self.file.clone(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &self.file))
+            .map_err(|source| Error::Io {
+                path: temporary,
+                source,
+            })
     }
 
     /// Removes the lease file (for a network being deleted).

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
-use containerization_netlink::{Netlink, NetlinkError};
+use containerization_netlink::{Netlink, NetlinkError, NftablesSocket};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::config::check_name;
@@ -29,6 +30,9 @@ const DEFAULT_PREFIX: u8 = 24;
 pub struct NetworkManager {
     dir: PathBuf,
     pub(super) netlink: Netlink,
+    /// The nfnetlink socket for published-port changes, opened on first use
+    /// and kept: closing it after a change waits for an RCU grace period.
+    nftables: Arc<OnceLock<NftablesSocket>>,
 }
 
 impl NetworkManager {
@@ -38,7 +42,21 @@ impl NetworkManager {
         Self {
             dir: dir.into(),
             netlink,
+            nftables: Arc::default(),
         }
+    }
+
+    /// The nfnetlink socket, opened the first time.
+    pub(super) fn nftables(&self) -> Result<&NftablesSocket, Error> {
+        if self.nftables.get().is_none() {
+            // Another thread may win the race; its socket is as good.
+            let _ = self.nftables.set(NftablesSocket::open()?);
+        }
+        self.nftables.get().ok_or_else(|| {
+            Error::Netlink(containerization_netlink::NetlinkError::Invalid(
+                "the nfnetlink socket did not open".to_owned(),
+            ))
+        })
     }
 
     /// The lock every change to networks and attachments holds.

@@ -9,14 +9,14 @@
 //! Published ports are elements of four maps (TCP or UDP, on every local
 //! address or on one), looked up by fixed DNAT rules. A container coming or
 //! going only adds or deletes its own elements, in one nfnetlink batch sent
-//! directly ([`containerization_netlink::SetElementBatch`]), without starting
-//! `nft`.
+//! directly ([`containerization_netlink::SetElementBatch`]) on a socket the
+//! manager keeps, without starting `nft`.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use containerization_netlink::{SetElementBatch, TableFamily};
+use containerization_netlink::{NftablesSocket, SetElementBatch, TableFamily};
 
 use super::{NetworkConfig, Protocol, PublishedPort};
 use crate::Error;
@@ -136,25 +136,33 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
 
 /// Adds the elements forwarding `ports` to `address`. Adding what is there
 /// already changes nothing.
-pub(crate) fn publish(ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
+pub(crate) fn publish(
+    socket: &NftablesSocket,
+    ports: &[PublishedPort],
+    address: Ipv4Addr,
+) -> Result<(), Error> {
     let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
     for port in ports {
         let (key, data) = element(port, address);
         batch.add(map_name(port), &key, Some(&data));
     }
-    Ok(batch.commit()?)
+    Ok(socket.commit(&batch)?)
 }
 
 /// Deletes the elements forwarding `ports` to `address`, present or not:
 /// each is added (a no-op when there) then deleted, in one transaction.
-pub(crate) fn unpublish(ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
+pub(crate) fn unpublish(
+    socket: &NftablesSocket,
+    ports: &[PublishedPort],
+    address: Ipv4Addr,
+) -> Result<(), Error> {
     let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
     for port in ports {
         let (key, data) = element(port, address);
         batch.add(map_name(port), &key, Some(&data));
         batch.delete(map_name(port), &key);
     }
-    Ok(batch.commit()?)
+    Ok(socket.commit(&batch)?)
 }
 
 /// Applies a rendered ruleset with `nft -f -`.
