@@ -1,13 +1,13 @@
 //! `cctl network …`: container networks.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::Context;
 use clap::Subcommand;
 use containerization::StateRoot;
 use containerization::network::NetworkManager;
 use containerization_netlink::Netlink;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// Subcommands of `cctl network`.
 #[derive(Debug, Subcommand)]
@@ -22,6 +22,13 @@ pub enum NetworkCommand {
         /// The host's address on it; the subnet's first address by default.
         #[arg(long)]
         gateway: Option<Ipv4Addr>,
+        /// An IPv6 subnet as well, such as fd00:89::/64 (a unique local /64):
+        /// containers get an IPv6 address, and their IPv6 egress is masqueraded.
+        #[arg(long)]
+        subnet6: Option<Ipv6Net>,
+        /// The host's IPv6 address on it; the subnet's ::1 by default.
+        #[arg(long, requires = "subnet6")]
+        gateway6: Option<Ipv6Addr>,
     },
     /// List the networks.
     Ls,
@@ -56,19 +63,28 @@ impl NetworkCommand {
                 name,
                 subnet,
                 gateway,
+                subnet6,
+                gateway6,
             } => {
-                let network = manager.create(&name, subnet, gateway).await?;
+                let ipv6 = subnet6.map(|subnet6| (subnet6, gateway6));
+                let network = manager
+                    .create_with_ipv6(&name, subnet, gateway, ipv6)
+                    .await?;
                 println!("{}", network.name);
             }
             Self::Ls => {
-                println!("{:<14} {:<16} {:<18} GATEWAY", "NAME", "BRIDGE", "SUBNET");
+                println!(
+                    "{:<14} {:<16} {:<18} {:<16} IPV6 SUBNET",
+                    "NAME", "BRIDGE", "SUBNET", "GATEWAY"
+                );
                 for network in manager.list()? {
+                    let subnet6 = network.subnet6.map(|s| s.to_string()).unwrap_or_default();
                     println!(
-                        "{:<14} {:<16} {:<18} {}",
+                        "{:<14} {:<16} {:<18} {:<16} {subnet6}",
                         network.name,
                         network.bridge,
                         network.subnet.to_string(),
-                        network.gateway
+                        network.gateway.to_string(),
                     );
                 }
             }
