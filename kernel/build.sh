@@ -98,7 +98,15 @@ cp .config "$partial/config"
 cp "$fragment" "$partial/config-fragment"
 echo "$release" >"$partial/release"
 echo "$source_pkg $version (config-fragment $hash)" >"$partial/package"
+# Under TCG the guest has no TSC-deadline timer, so this kernel would spend
+# about 0.2 s calibrating its local APIC timer against the PIT; the PIT alone
+# serves it well (crates/vmm reads this file for TCG boots only).
+echo noapictimer >"$partial/tcg-cmdline"
 rm -rf "$entry"
 mv "$partial" "$entry"
 trap - EXIT
+# Entries of earlier versions of this recipe are superseded.
+for old in "$ROOT"/kernels/cz-*; do
+  [ "$old" = "$entry" ] || rm -rf "$old"
+done
 say "added $name (release $release) to $ROOT/kernels"

@@ -148,3 +148,22 @@ fn bad_config_is_refused_before_anything_starts() {
         "nothing started for a refused configuration"
     );
 }
+
+#[test]
+fn the_boot_floor_powers_off_at_once_without_an_agent() {
+    let dir = tempfile::tempdir().expect("run folder");
+    let mut config = config(built_kernel(), &dir.path().join("run"));
+    config.initramfs = containerization_vmm::floor_initramfs(dir.path()).expect("floor");
+    runtime().block_on(async {
+        let mut vm = containerization_vmm::QemuVm::launch(&config).expect("launch");
+        assert!(vm.agent().is_none());
+        let status = tokio::time::timeout(Duration::from_secs(90), vm.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the floor did not power off:\n{}", vm.console_tail(20)))
+            .expect("exit status");
+        assert!(
+            status.success(),
+            "QEMU exits cleanly on the guest's reboot: {status}"
+        );
+    });
+}

@@ -63,6 +63,9 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
     {
         words.push(format!("tsc_early_khz={khz}"));
     }
+    if config.accel == Accelerator::Tcg {
+        words.extend(config.kernel.tcg_cmdline());
+    }
     words.extend(config.cmdline.iter().cloned());
     words.join(" ")
 }

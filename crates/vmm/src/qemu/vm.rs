@@ -93,8 +93,19 @@ impl QemuVm {
         config: &VmConfig,
         ready_timeout: Duration,
     ) -> Result<Self, VmmError> {
-        config.validate()?;
         let started = Instant::now();
+        let mut vm = Self::launch(config)?;
+        vm.agent = Some(vm.wait_for_agent(started, ready_timeout).await?);
+        vm.ready_after = started.elapsed();
+        tracing::debug!(ready_after = ?vm.ready_after, "agent ready");
+        Ok(vm)
+    }
+
+    /// Starts the VM without waiting for an agent, for guests that run
+    /// something else as init (the boot floor of [`crate::floor_initramfs`]).
+    /// [`VirtualMachine::agent`] is `None` for such a VM.
+    pub fn launch(config: &VmConfig) -> Result<Self, VmmError> {
+        config.validate()?;
         std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
         let (helper, cid, endpoint, vhost_socket) = match &config.vsock {
             VsockBackend::VhostUser { program } => {
@@ -153,9 +164,6 @@ impl QemuVm {
             ready_after: Duration::ZERO,
         };
         vm.qmp = Some(vm.connect_qmp()?);
-        vm.agent = Some(vm.wait_for_agent(started, ready_timeout).await?);
-        vm.ready_after = started.elapsed();
-        tracing::debug!(ready_after = ?vm.ready_after, "agent ready");
         Ok(vm)
     }
 
