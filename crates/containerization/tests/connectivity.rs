@@ -248,3 +248,67 @@ async fn a_tap_per_vm_comes_from_the_pool_with_the_containers_mac() {
     manager.remove("vms").await.unwrap();
     assert_eq!(snapshot(), before, "teardown left the host as it was");
 }
+
+#[tokio::test]
+async fn a_pooled_tap_still_held_open_is_replaced_not_handed_out() {
+    enter_new_network_namespace().unwrap();
+    let before = snapshot();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager.create("held", None, None).await.unwrap();
+    let (old, new): (ContainerId, ContainerId) =
+        ("old-vm".parse().unwrap(), "new-vm".parse().unwrap());
+    let first = manager
+        .attach("held", &old, Endpoint::Tap, &[])
+        .await
+        .unwrap();
+    let index_of = |name: &str| {
+        let shown: serde_json::Value =
+            serde_json::from_str(&run("ip", &["-j", "link", "show", name])).unwrap();
+        shown[0]["ifindex"].as_u64().unwrap()
+    };
+    let first_index = index_of(&first.device);
+
+    // A VM that outlives its container's detach keeps the tap open (as
+    // QEMU would: TUNSETIFF with the tap's flags).
+    let holder = format!(
+        "import fcntl, os, struct, sys\n\
+         fd = os.open('/dev/net/tun', os.O_RDWR)\n\
+         fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH22x', b'{}', 0x0002 | 0x1000 | 0x4000))\n\
+         print('held', flush=True)\n\
+         sys.stdin.read()\n",
+        first.device
+    );
+    let mut vm = std::process::Command::new("python3")
+        .args(["-c", &holder])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(vm.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "held\n");
+    manager.detach("held", &old).await.unwrap();
+
+    let second = manager
+        .attach("held", &new, Endpoint::Tap, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        second.device, first.device,
+        "the same address, the same name"
+    );
+    assert_ne!(index_of(&second.device), first_index, "but a new tap");
+    let details = run("ip", &["-d", "-j", "link", "show", &second.device]);
+    assert!(details.contains(r#""master":"cz-held""#), "{details}");
+    drop(vm.stdin.take());
+    vm.wait().unwrap();
+
+    manager.detach("held", &new).await.unwrap();
+    manager.remove("held").await.unwrap();
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
+}

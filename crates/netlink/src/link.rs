@@ -24,6 +24,9 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Whether the link is administratively up.
     pub up: bool,
+    /// Whether it has a carrier (`LOWER_UP`): for a tap, whether a process
+    /// holds it open.
+    pub carrier: bool,
     /// The index of the bridge (or other master) it is attached to.
     pub master: Option<u32>,
     /// The link kind (`bridge`, `veth`, `tun`, …) when the kernel says.
@@ -38,6 +41,7 @@ impl Link {
             mac: None,
             mtu: None,
             up: message.header.flags.contains(LinkFlags::Up),
+            carrier: message.header.flags.contains(LinkFlags::LowerUp),
             master: None,
             kind: None,
         };

@@ -37,9 +37,21 @@ impl NetworkManager {
         bridge: &str,
     ) -> Result<(), Error> {
         let nl = &self.netlink;
-        let tap = match nl.link_by_name(name).await {
-            Ok(tap) => tap,
-            Err(NetlinkError::NotFound { .. }) => {
+        let pooled = match nl.link_by_name(name).await {
+            // A tap with a carrier is still held open, by a VM that outlived
+            // its container's detach: it must not get another container's
+            // traffic, so it is replaced.
+            Ok(tap) if tap.carrier => {
+                nl.delete_link(&tap).await?;
+                None
+            }
+            Ok(tap) => Some(tap),
+            Err(NetlinkError::NotFound { .. }) => None,
+            Err(other) => return Err(other.into()),
+        };
+        let tap = match pooled {
+            Some(tap) => tap,
+            None => {
                 let bridge = nl.link_by_name(bridge).await?;
                 let tap = nl.create_tap(name, None).await?;
                 let attached = async {
@@ -52,7 +64,6 @@ impl NetworkManager {
                 }
                 tap
             }
-            Err(other) => return Err(other.into()),
         };
         // A tap accepts a new address while up.
         nl.set_mac(&tap, mac).await?;
