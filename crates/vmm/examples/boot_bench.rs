@@ -8,7 +8,7 @@
 //!
 //! `boot_bench STATE_ROOT VMINITD [RUNS]`; `bench/vmm/run` passes them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use containerization_vmm::{
@@ -40,7 +40,7 @@ struct Sample {
     helper: Vec<f64>,
 }
 
-async fn measure(kernel: &Kernel, root: &PathBuf, vminitd: &PathBuf, runs: usize) -> Sample {
+async fn measure(kernel: &Kernel, root: &Path, vminitd: &Path, runs: usize) -> Sample {
     let run = tempfile::tempdir().expect("run folder");
     let initramfs = build_initramfs(kernel, vminitd, &root.join("initramfs")).expect("initramfs");
     let floor = floor_initramfs(run.path()).expect("floor initramfs");
