@@ -312,3 +312,46 @@ async fn a_pooled_tap_still_held_open_is_replaced_not_handed_out() {
     manager.remove("held").await.unwrap();
     assert_eq!(snapshot(), before, "teardown left the host as it was");
 }
+
+#[tokio::test]
+async fn reclaiming_a_dead_vms_lease_unpublishes_its_ports_and_keeps_its_tap_pooled() {
+    enter_new_network_namespace().unwrap();
+    let before = snapshot();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager.create("stale", None, None).await.unwrap();
+    let (dead, alive): (ContainerId, ContainerId) =
+        ("dead".parse().unwrap(), "alive".parse().unwrap());
+    let gone = manager
+        .attach("stale", &dead, Endpoint::Tap, &["9090:90".parse().unwrap()])
+        .await
+        .unwrap();
+    manager
+        .attach(
+            "stale",
+            &alive,
+            Endpoint::Tap,
+            &["9091:91/udp".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+
+    let reclaimed = manager.reclaim(|c| c == &alive).await.unwrap();
+    assert_eq!(reclaimed, [dead.clone()]);
+    let ruleset = run("nft", &["list", "ruleset"]);
+    assert!(!ruleset.contains("9090 :"), "{ruleset}");
+    assert!(ruleset.contains("9091 :"), "{ruleset}");
+    let details = run("ip", &["-d", "-j", "link", "show", &gone.device]);
+    assert!(details.contains(r#""master":"cz-stale""#), "{details}");
+    // Its port can be published again.
+    let again = manager
+        .attach("stale", &dead, Endpoint::Tap, &["9090:90".parse().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(again.device, gone.device);
+
+    manager.detach("stale", &dead).await.unwrap();
+    manager.detach("stale", &alive).await.unwrap();
+    manager.remove("stale").await.unwrap();
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
+}
