@@ -337,7 +337,7 @@ async fn reclaiming_a_dead_vms_lease_unpublishes_its_ports_and_keeps_its_tap_poo
         .unwrap();
 
     let reclaimed = manager.reclaim(|c| c == &alive).await.unwrap();
-    assert_eq!(reclaimed, [dead.clone()]);
+    assert_eq!(reclaimed, std::slice::from_ref(&dead));
     let ruleset = run("nft", &["list", "ruleset"]);
     assert!(!ruleset.contains("9090 :"), "{ruleset}");
     assert!(ruleset.contains("9091 :"), "{ruleset}");
