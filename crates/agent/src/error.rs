@@ -115,3 +115,32 @@ impl AgentError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_become_variants_that_keep_the_message() {
+        let err = AgentError::from_status(
+            "address_add",
+            tonic::Status::already_exists("address 10.0.0.2/24 on eth0 already exists"),
+        );
+        assert!(matches!(err, AgentError::AlreadyExists { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "address_add: already exists: address 10.0.0.2/24 on eth0 already exists"
+        );
+        let err = AgentError::from_status(
+            "link_set",
+            tonic::Status::not_found("interface eth9 does not exist"),
+        );
+        assert!(matches!(err, AgentError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("eth9"), "{err}");
+        let err = AgentError::from_status("start_process", tonic::Status::failed_precondition("x"));
+        assert!(
+            matches!(err, AgentError::FailedPrecondition { .. }),
+            "{err:?}"
+        );
+    }
+}

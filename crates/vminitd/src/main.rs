@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     let pid1 = rustix::process::getpid().is_init();
     if pid1 {
         early::install_panic_hook();
-        // Re-executes from a tmpfs when / is the initramfs.
+        // Moves / onto a tmpfs when it is the initramfs.
         switch_root::leave_initramfs();
         early::setup();
     }

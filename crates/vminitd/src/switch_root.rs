@@ -6,13 +6,17 @@
 //! gone (a `chroot` can be escaped), so vminitd does what `switch_root`
 //! does, before anything else: it mounts a tmpfs, moves every initramfs file
 //! into it (deleting each original once copied, so the memory is not held
-//! twice), `mount --move`s the tmpfs onto `/`, `chroot`s into it and
-//! re-executes itself from there. `/` is then a real mount, over the empty
-//! rootfs, and `pivot_root` works in every container's mount namespace.
+//! twice), `mount --move`s the tmpfs onto `/` and `chroot`s into it. `/` is
+//! then a real mount over an emptied rootfs, and `pivot_root` works in every
+//! container's mount namespace.
+//!
+//! vminitd's own binary is not copied: it is unlinked and keeps running from
+//! its (now nameless) pages, as a re-execution from a copy would, without a
+//! second 20 MB copy and an exec on the boot path (slow under TCG). The
+//! launcher starts it through `/proc/self/exe`, which reaches it by inode.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, Mode};
@@ -21,9 +25,8 @@ use rustix::mount::{MountFlags, UnmountFlags};
 /// Where the tmpfs is mounted while the files move.
 const NEW_ROOT: &str = "/.vminitd-root";
 
-/// When `/` is the kernel's rootfs, moves onto a tmpfs and re-executes
-/// vminitd there (it does not return then). Failures go to the console: the
-/// guest still serves, but containers will refuse to start.
+/// When `/` is the kernel's rootfs, moves onto a tmpfs. Failures go to the
+/// console: the guest still serves, but containers will refuse to start.
 pub(crate) fn leave_initramfs() {
     let exe = match initramfs_exe() {
         Ok(Some(exe)) => exe,
@@ -33,25 +36,12 @@ pub(crate) fn leave_initramfs() {
             return;
         }
     };
-    if let Err(err) = switch_to_tmpfs() {
+    if let Err(err) = switch_to_tmpfs(&exe) {
         eprintln!(
             "vminitd: cannot move the initramfs onto a tmpfs: {err}; \
              containers will not start (pivot_root needs / to be a mount)"
         );
-        return;
     }
-    let mut args = std::env::args_os();
-    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
-    let err = std::process::Command::new(&exe)
-        .arg0(arg0)
-        .args(args)
-        .exec();
-    // The old binary keeps running from the deleted initramfs file: still a
-    // working guest, with / switched.
-    eprintln!(
-        "vminitd: cannot re-execute {} after switching root: {err}",
-        exe.display()
-    );
 }
 
 /// This binary's path when `/` is the rootfs, `None` when it is not. Mounts
@@ -80,7 +70,7 @@ fn root_is_rootfs(mountinfo: &str) -> bool {
 }
 
 /// Mounts the tmpfs, moves the files into it and makes it `/`.
-fn switch_to_tmpfs() -> io::Result<()> {
+fn switch_to_tmpfs(exe: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new().mode(0o755).create(NEW_ROOT)?;
     rustix::mount::mount(
         "tmpfs",
@@ -89,7 +79,7 @@ fn switch_to_tmpfs() -> io::Result<()> {
         MountFlags::empty(),
         c"mode=0755",
     )?;
-    move_tree(Path::new("/"), Path::new(NEW_ROOT))?;
+    move_tree(Path::new("/"), Path::new(NEW_ROOT), exe)?;
     rustix::process::chdir(NEW_ROOT)?;
     rustix::mount::mount_move(".", "/")?;
     rustix::process::chroot(".")?;
@@ -98,12 +88,17 @@ fn switch_to_tmpfs() -> io::Result<()> {
 }
 
 /// Moves what `from` holds into `to` (on another file system): each entry
-/// is copied, with its mode and owner, then deleted.
-fn move_tree(from: &Path, to: &Path) -> io::Result<()> {
+/// is copied, with its mode and owner, then deleted; `running` (this binary)
+/// is only deleted.
+fn move_tree(from: &Path, to: &Path, running: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let source = entry.path();
         if source == Path::new(NEW_ROOT) {
+            continue;
+        }
+        if source == running {
+            std::fs::remove_file(&source)?;
             continue;
         }
         let target = to.join(entry.file_name());
@@ -115,7 +110,7 @@ fn move_tree(from: &Path, to: &Path) -> io::Result<()> {
                 .mode(meta.mode() & 0o7777)
                 .create(&target)
                 .map_err(at)?;
-            move_tree(&source, &target)?;
+            move_tree(&source, &target, running)?;
             std::fs::remove_dir(&source).map_err(at)?;
         } else {
             if kind.is_symlink() {
@@ -170,7 +165,12 @@ mod tests {
         rustix::fs::chmod(from.path().join("init"), Mode::from_raw_mode(0o755)).unwrap();
         std::fs::write(from.path().join("lib/modules/modules.dep"), b"").unwrap();
         std::os::unix::fs::symlink("init", from.path().join("sbin-init")).unwrap();
-        move_tree(from.path(), to.path()).unwrap();
+        std::fs::write(from.path().join("vminitd"), b"running").unwrap();
+        move_tree(from.path(), to.path(), &from.path().join("vminitd")).unwrap();
+        assert!(
+            !to.path().join("vminitd").exists(),
+            "the running binary is not copied"
+        );
         assert_eq!(std::fs::read(to.path().join("init")).unwrap(), b"binary");
         let mode = std::fs::metadata(to.path().join("init")).unwrap().mode();
         assert_eq!(mode & 0o777, 0o755);
