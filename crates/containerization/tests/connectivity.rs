@@ -355,3 +355,38 @@ async fn reclaiming_a_dead_vms_lease_unpublishes_its_ports_and_keeps_its_tap_poo
     manager.remove("stale").await.unwrap();
     assert_eq!(snapshot(), before, "teardown left the host as it was");
 }
+
+#[tokio::test]
+async fn a_flushed_ruleset_is_rebuilt_when_a_container_comes_or_goes() {
+    enter_new_network_namespace().unwrap();
+    let before = snapshot();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager.create("flush", None, None).await.unwrap();
+    let (one, two): (ContainerId, ContainerId) = ("one".parse().unwrap(), "two".parse().unwrap());
+    manager
+        .attach("flush", &one, Endpoint::Tap, &["7001:80".parse().unwrap()])
+        .await
+        .unwrap();
+    run("nft", &["flush", "ruleset"]);
+    let b = manager
+        .attach("flush", &two, Endpoint::Tap, &["7002:80".parse().unwrap()])
+        .await
+        .unwrap();
+    let ruleset = run("nft", &["list", "ruleset"]);
+    assert!(ruleset.contains("7001 :"), "{ruleset}");
+    assert!(
+        ruleset.contains(&format!("7002 : {} . 80", b.address.addr())),
+        "{ruleset}"
+    );
+    assert!(ruleset.contains("masquerade"), "{ruleset}");
+
+    run("nft", &["flush", "ruleset"]);
+    manager.detach("flush", &one).await.unwrap();
+    let ruleset = run("nft", &["list", "ruleset"]);
+    assert!(!ruleset.contains("7001 :"), "{ruleset}");
+    assert!(ruleset.contains("7002 :"), "{ruleset}");
+    manager.detach("flush", &two).await.unwrap();
+    manager.remove("flush").await.unwrap();
+    assert_eq!(snapshot(), before, "teardown left the host as it was");
+}

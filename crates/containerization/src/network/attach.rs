@@ -109,9 +109,7 @@ impl NetworkManager {
                 }
             };
             if !ports.is_empty()
-                && let Err(error) = self
-                    .nftables()
-                    .and_then(|socket| nft::publish(socket, ports, lease.address))
+                && let Err(error) = self.publish(ports, lease.address)
             {
                 self.return_device(&device).await?;
                 return Err(error);
@@ -175,14 +173,22 @@ impl NetworkManager {
     pub async fn detach(&self, network: &str, container: &ContainerId) -> Result<(), Error> {
         let _lock = state_file::lock(&self.lock_path())?;
         let config = self.get(network)?;
-        let lease = self
-            .ipam(&config)?
-            .take(container)?
+        let ipam = self.ipam(&config)?;
+        let lease = ipam
+            .leases()?
+            .into_iter()
+            .find(|l| &l.container == container)
             .ok_or_else(|| Error::NotAttached {
                 container: container.to_string(),
                 network: network.to_owned(),
             })?;
-        self.undo(&lease).await
+        // The lease goes last, so a failure leaves it to retry or reclaim.
+        let rebuild = self.undo(&lease).await?;
+        ipam.release(container)?;
+        if rebuild {
+            self.sync_firewall()?;
+        }
+        Ok(())
     }
 
     /// Detaches every container for which `is_alive` says false (containers
@@ -193,24 +199,46 @@ impl NetworkManager {
     ) -> Result<Vec<ContainerId>, Error> {
         let _lock = state_file::lock(&self.lock_path())?;
         let mut reclaimed = Vec::new();
+        let mut rebuild = false;
         for network in self.list()? {
             for lease in self.ipam(&network)?.reclaim(&is_alive)? {
-                self.undo(&lease).await?;
+                rebuild |= self.undo(&lease).await?;
                 reclaimed.push(lease.container);
             }
+        }
+        if rebuild {
+            self.sync_firewall()?;
         }
         Ok(reclaimed)
     }
 
-    /// Unpublishes a released lease's ports and returns its device.
-    async fn undo(&self, lease: &Lease) -> Result<(), Error> {
+    /// Publishes `ports` forwarded to `address`. When the table is missing
+    /// (its ruleset flushed, or made by an earlier version as an `ip` table),
+    /// it is rebuilt from the leases on disk, which hold these ports already.
+    fn publish(&self, ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
+        match self
+            .nftables()
+            .and_then(|socket| nft::publish(socket, ports, address))
+        {
+            Err(Error::Netlink(NetlinkError::NotFound { .. })) => self.sync_firewall(),
+            other => other,
+        }
+    }
+
+    /// Unpublishes a lease's ports and returns its device; says whether the
+    /// table was missing and must be rebuilt once the lease is gone.
+    async fn undo(&self, lease: &Lease) -> Result<bool, Error> {
+        let mut rebuild = false;
         if !lease.ports.is_empty() {
-            nft::unpublish(self.nftables()?, &lease.ports, lease.address)?;
+            match nft::unpublish(self.nftables()?, &lease.ports, lease.address) {
+                Err(Error::Netlink(NetlinkError::NotFound { .. })) => rebuild = true,
+                other => other?,
+            }
         }
         if let Some(device) = &lease.device {
             self.return_device(device).await?;
         }
-        Ok(())
+        Ok(rebuild)
     }
 
     async fn make_veth(

@@ -156,14 +156,6 @@ impl Ipam {
         })
     }
 
-    /// Releases `container`'s address and returns its lease, if it had one.
-    pub(crate) fn take(&self, container: &ContainerId) -> Result<Option<Lease>, Error> {
-        self.update(|leases| {
-            let index = leases.iter().position(|l| &l.container == container);
-            Ok(index.map(|i| leases.remove(i)))
-        })
-    }
-
     /// Releases `container`'s address; returns whether it had one.
     pub fn release(&self, container: &ContainerId) -> Result<bool, Error> {
         self.update(|leases| {
