@@ -11,6 +11,11 @@
 //! [`configure_interface`] is the one call the guest's `vminitd` uses to set up
 //! its network interface.
 //!
+//! [`SetElementBatch`] adds and deletes elements of nftables sets and maps in
+//! one transaction over nfnetlink, on an [`NftablesSocket`] kept for many
+//! batches: what changes when a container with published ports comes or goes,
+//! without starting `nft`.
+//!
 //! ```no_run
 //! use containerization_netlink::{Netlink, NetlinkError};
 //!
