@@ -11,8 +11,11 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use containerization_agent::proto::v1::{ConfigureInterfaceRequest, InterfaceSelector};
+use containerization_agent::proto::v1::{
+    ConfigureInterfaceRequest, CreateProcessRequest, InterfaceSelector,
+};
 use serde_json::json;
 use support::vm::{GUEST_ROOTFS, GuestVm};
 use support::{busybox_rootfs, container_request, spec};
@@ -316,6 +319,8 @@ async fn an_interface_configured_by_mac_reaches_the_host_through_a_tap() {
         )
         .await;
     let routes = guest.sh("routes", "busybox ip route").await;
+    let guest_ip = format!("10.77.{net}.2");
+    let greeting = reach_a_guest_listener(&guest, &guest_ip).await;
     guest.stop().await;
 
     let state = configured.expect("configure_interface");
@@ -337,4 +342,59 @@ async fn an_interface_configured_by_mac_reaches_the_host_through_a_tap() {
         "{}",
         routes.stdout
     );
+    assert_eq!(
+        greeting.as_deref(),
+        Ok("hello from the guest\n"),
+        "the host reaches a TCP listener in the guest at {guest_ip}"
+    );
+}
+
+/// Starts `nc -l` in the guest on port 7777 and reads what it sends to a
+/// host connection.
+async fn reach_a_guest_listener(guest: &GuestVm, guest_ip: &str) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let busybox = format!("{GUEST_ROOTFS}/bin/busybox");
+    let args = [
+        busybox.as_str(),
+        "nc",
+        "-l",
+        "-p",
+        "7777",
+        "-e",
+        busybox.as_str(),
+        "echo",
+        "hello from the guest",
+    ];
+    guest
+        .agent
+        .create_process(CreateProcessRequest {
+            id: "listen".into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            cwd: "/".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    guest
+        .agent
+        .start_process("listen")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut result = Err("nothing listened on port 7777 within 10 s".to_owned());
+    for _ in 0..100 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect((guest_ip, 7777)).await {
+            let mut text = String::new();
+            result = stream
+                .read_to_string(&mut text)
+                .await
+                .map(|_| text)
+                .map_err(|e| e.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // nc ends after one connection; make sure it does when none came.
+    let _ = guest.agent.kill_process("listen", 9).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), guest.agent.wait_process("listen")).await;
+    result
 }
