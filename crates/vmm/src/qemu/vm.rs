@@ -23,6 +23,9 @@ use crate::{
 /// so every such guest can be 3.
 const HELPER_GUEST_CID: u32 = 3;
 
+/// How long each agent call but `wait` may take.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What marks a kernel panic on the console.
 const PANIC_MARK: &str = "Kernel panic - not syncing";
 
@@ -224,10 +227,16 @@ impl QemuVm {
                     console: tail(&self.console, 20),
                 });
             }
+            // A dial can stall when the guest's vsock is half up (the hybrid
+            // helper waits for an answer that never comes), so every attempt,
+            // handshake and first call included, has its own time limit.
             let attempt = left.min(Duration::from_secs(5));
-            if let Ok(agent) = AgentClient::connect(&connector, attempt).await
-                && agent.version().await.is_ok()
-            {
+            let dial = async {
+                let agent = AgentClient::connect(&connector, CALL_DEADLINE).await?;
+                agent.version().await?;
+                Ok::<_, containerization_agent::AgentError>(agent)
+            };
+            if let Ok(Ok(agent)) = tokio::time::timeout(attempt, dial).await {
                 return Ok(agent);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -99,27 +99,33 @@ pub async fn mount_vda(agent: &AgentClient, read_only: bool) {
         .expect("mount /dev/vda on /mnt");
 }
 
-/// Runs `sh -c script` with the disk's busybox and returns its exit code.
+/// Runs `sh -c script` with the disk's busybox and returns its exit code;
+/// panics, rather than hangs, when the guest does not answer in a minute.
 pub async fn guest_sh(agent: &AgentClient, id: &str, script: &str) -> i32 {
-    agent
-        .create_process(CreateProcessRequest {
-            id: id.to_owned(),
-            args: vec![
-                "/mnt/bin/busybox".into(),
-                "sh".into(),
-                "-c".into(),
-                script.to_owned(),
-            ],
-            env: vec!["PATH=/mnt/bin".into()],
-            cwd: "/".into(),
-            ..Default::default()
-        })
+    let run = async {
+        agent
+            .create_process(CreateProcessRequest {
+                id: id.to_owned(),
+                args: vec![
+                    "/mnt/bin/busybox".into(),
+                    "sh".into(),
+                    "-c".into(),
+                    script.to_owned(),
+                ],
+                env: vec!["PATH=/mnt/bin".into()],
+                cwd: "/".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        agent.start_process(id).await.expect("start");
+        let status = agent.wait_process(id).await.expect("wait");
+        agent.delete_process(id).await.expect("delete");
+        status.exit_code.unwrap_or(-1)
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
         .await
-        .expect("create");
-    agent.start_process(id).await.expect("start");
-    let status = agent.wait_process(id).await.expect("wait");
-    agent.delete_process(id).await.expect("delete");
-    status.exit_code.unwrap_or(-1)
+        .unwrap_or_else(|_| panic!("{id}: `{script}` did not finish within 60 s"))
 }
 
 /// A multi-threaded runtime for the tests' async parts.
