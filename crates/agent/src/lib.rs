@@ -49,8 +49,8 @@ mod transport;
 pub use client::AgentClient;
 pub use error::AgentError;
 pub use transport::{
-    AGENT_PORT, BoxedStream, Connector, HOST_CID, HybridVsockConnector, IoStream, UnixConnector,
-    VsockConnector,
+    AGENT_PORT, BoxedStream, Connector, HOST_CID, HybridVsockConnector, IoStream, READY_PORT,
+    UnixConnector, VsockConnector,
 };
 
 /// The generated protocol: messages, the client and the server trait.

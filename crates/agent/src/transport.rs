@@ -16,6 +16,10 @@ use crate::AgentError;
 pub const AGENT_PORT: u32 = 1024;
 /// The CID by which a guest reaches its host over vsock.
 pub const HOST_CID: u32 = 2;
+/// The host port vminitd dials once it listens on [`AGENT_PORT`], to say it
+/// is ready. A host that listens there need not dial a guest that is still
+/// booting: a vsock dial that races the guest's driver can stall.
+pub const READY_PORT: u32 = 1023;
 
 /// A connected byte stream of any transport.
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}

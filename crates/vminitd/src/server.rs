@@ -98,6 +98,7 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
                     source,
                 })?;
             tracing::info!("serving on vsock port {port}");
+            tokio::spawn(announce_ready());
             tokio::select! {
                 served = router.serve_with_incoming_shutdown(listener.incoming(), stopped) => served?,
                 () = drained => {}
@@ -410,4 +411,23 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Status::internal(e.to_string()))?
+}
+
+/// Tells the host the agent listens: one connection to its ready port,
+/// which a host that does not wait for it simply refuses.
+async fn announce_ready() {
+    use tokio::io::AsyncWriteExt;
+    let host = tokio_vsock::VsockAddr::new(
+        containerization_agent::HOST_CID,
+        containerization_agent::READY_PORT,
+    );
+    let dial = tokio_vsock::VsockStream::connect(host);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), dial).await {
+        Ok(Ok(mut stream)) => {
+            let _ = stream.write_all(b"ready\n").await;
+            let _ = AsyncWriteExt::shutdown(&mut stream).await;
+        }
+        Ok(Err(err)) => tracing::debug!("the host does not wait for the ready call: {err}"),
+        Err(_) => tracing::debug!("the host did not take the ready call within 5 s"),
+    }
 }

@@ -10,13 +10,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use containerization_agent::{AgentClient, Connector};
+use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
 use crate::error::io_at;
 use crate::supervise::spawn_owned;
 use crate::{
-    CidLease, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend, VsockEndpoint,
+    CidLease, HostListener, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend,
+    VsockEndpoint,
 };
 
 /// The guest CID behind a `vhost-device-vsock`: each VM has its own helper,
@@ -36,6 +37,7 @@ pub struct QemuVm {
     helper: Option<Child>,
     _cid: Option<CidLease>,
     endpoint: VsockEndpoint,
+    ready: Option<HostListener>,
     qmp: Option<Qmp>,
     agent: Option<AgentClient>,
     console: PathBuf,
@@ -132,6 +134,11 @@ impl QemuVm {
             (None, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
             (None, None) => unreachable!("every back end sets one"),
         };
+        // Listen for vminitd's ready call before the guest can make it.
+        let ready = match &endpoint {
+            VsockEndpoint::Hybrid(_) => Some(endpoint.listen(READY_PORT)?),
+            VsockEndpoint::Cid(_) => None,
+        };
         let console = config.console_path();
         let qmp_path = config.run_dir.join("qmp.sock");
         let stderr = config.run_dir.join("qemu.stderr");
@@ -160,6 +167,7 @@ impl QemuVm {
             helper,
             _cid: cid,
             endpoint,
+            ready,
             qmp: None,
             agent: None,
             console,
@@ -215,6 +223,24 @@ impl QemuVm {
         started: Instant,
         timeout: Duration,
     ) -> Result<AgentClient, VmmError> {
+        if let Some(ready) = self.ready.take() {
+            // Dial only once the guest says it listens; see READY_PORT.
+            loop {
+                if let Some(status) = self.try_exit() {
+                    return Err(self.exited_early(status));
+                }
+                if started.elapsed() >= timeout {
+                    return Err(VmmError::NotReady {
+                        timeout,
+                        console: tail(&self.console, 20),
+                    });
+                }
+                let wait = tokio::time::timeout(Duration::from_millis(50), ready.accept());
+                if let Ok(Ok(_call)) = wait.await {
+                    break;
+                }
+            }
+        }
         let connector = self.endpoint.connector();
         loop {
             if let Some(status) = self.try_exit() {
