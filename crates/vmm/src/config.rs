@@ -172,7 +172,7 @@ impl VmConfig {
             balloon: true,
             run_dir: run_dir.into(),
             console_log: None,
-            accel: Accelerator::detect().0,
+            accel: Accelerator::detect_and_log(),
             qemu: PathBuf::from("qemu-system-x86_64"),
         }
     }

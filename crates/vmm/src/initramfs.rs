@@ -28,6 +28,7 @@ pub const WANTED_MODULES: &[&str] = &[
     "overlay",
     "fuse",
     "virtiofs",
+    "binfmt_misc",
 ];
 
 /// Builds (or finds in `cache_dir`) the initramfs for `kernel` with the

@@ -167,3 +167,24 @@ fn the_boot_floor_powers_off_at_once_without_an_agent() {
         );
     });
 }
+
+#[test]
+fn qmp_reports_status_and_events_and_quit_ends_the_vm() {
+    let dir = tempfile::tempdir().expect("run folder");
+    let config = config(built_kernel(), &dir.path().join("run"));
+    runtime().block_on(async {
+        let mut vm = Qemu::default().start(&config).await.expect("start");
+        let qmp = vm.qmp().expect("qmp");
+        assert!(qmp.status().expect("status").running);
+        qmp.system_powerdown()
+            .expect("the power button is accepted");
+        qmp.wait_event("POWERDOWN", Duration::from_secs(10))
+            .expect("QEMU reports the power button press as an event");
+        qmp.quit().expect("quit");
+        let status = tokio::time::timeout(Duration::from_secs(10), vm.wait())
+            .await
+            .expect("QEMU exits after quit");
+        assert!(status.is_some());
+        assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::AlreadyStopped);
+    });
+}
