@@ -10,52 +10,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Which way a cutting proxy counts bytes.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// Registry to client: a download broken mid-body.
+    Download,
+    /// Client to registry: an upload broken mid-request.
+    Upload,
+}
+
 /// A proxy to `upstream` that closes the first connection which carries more
 /// than `cut_after` bytes back to the client. Returns its port and a flag that
 /// turns true once it has cut.
 pub async fn cutting_proxy(upstream: u16, cut_after: usize) -> (u16, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let cut = Arc::new(AtomicBool::new(false));
-    let flag = cut.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let cut = cut.clone();
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                    return;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let up = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-                });
-                let mut sent = 0usize;
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    let n = match server_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    sent += n;
-                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                        break; // drop both halves: the connection dies mid-body
-                    }
-                }
-                up.abort();
-            });
-        }
-    });
-    (port, flag)
+    proxy_cutting(upstream, cut_after, Cut::Download).await
 }
 
 /// A proxy to `upstream` that closes the first connection which carries more
 /// than `cut_after` bytes from the client (an upload broken mid-request).
 /// Returns its port and a flag that turns true once it has cut.
 pub async fn upload_cutting_proxy(upstream: u16, cut_after: usize) -> (u16, Arc<AtomicBool>) {
+    proxy_cutting(upstream, cut_after, Cut::Upload).await
+}
+
+async fn proxy_cutting(upstream: u16, cut_after: usize, way: Cut) -> (u16, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let cut = Arc::new(AtomicBool::new(false));
@@ -67,31 +45,73 @@ pub async fn upload_cutting_proxy(upstream: u16, cut_after: usize) -> (u16, Arc<
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                     return;
                 };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                });
-                let mut sent = 0usize;
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    let n = match client_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if server_write.write_all(&buf[..n]).await.is_err() {
-                        break;
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                match way {
+                    Cut::Download => {
+                        relay_then_cut(
+                            server_read,
+                            client_write,
+                            client_read,
+                            server_write,
+                            cut_after,
+                            &cut,
+                        )
+                        .await
                     }
-                    sent += n;
-                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                        break; // drop both halves: the request dies mid-body
+                    Cut::Upload => {
+                        relay_then_cut(
+                            client_read,
+                            server_write,
+                            server_read,
+                            client_write,
+                            cut_after,
+                            &cut,
+                        )
+                        .await
                     }
                 }
-                down.abort();
             });
         }
     });
     (port, flag)
+}
+
+/// Copies `other_from` to `other_to` in the background and `from` to `to`
+/// here, dropping both (the connection dies mid-body) once more than
+/// `cut_after` bytes went through, the first time `cut` is claimed.
+async fn relay_then_cut<R, W, OR, OW>(
+    mut from: R,
+    mut to: W,
+    mut other_from: OR,
+    mut other_to: OW,
+    cut_after: usize,
+    cut: &AtomicBool,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+    OR: tokio::io::AsyncRead + Unpin + Send + 'static,
+    OW: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let other = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut other_from, &mut other_to).await;
+    });
+    let mut sent = 0usize;
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        sent += n;
+        if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
+            break;
+        }
+    }
+    other.abort();
 }
 
 /// An HTTP server answering `GET /v2/` with 200 and every other request with
