@@ -343,24 +343,14 @@ async fn an_interface_configured_by_mac_reaches_the_host_through_a_tap() {
             return;
         }
     };
-    let configured = guest
-        .agent
-        .configure_interface(ConfigureInterfaceRequest {
-            interface: Some(InterfaceSelector::by_mac(mac)),
-            address: format!("10.77.{net}.2/24"),
-            mtu: 1400,
-            gateway: host_ip.clone(),
-        })
-        .await;
-    let again = guest
-        .agent
-        .configure_interface(ConfigureInterfaceRequest {
-            interface: Some(InterfaceSelector::by_mac(mac)),
-            address: format!("10.77.{net}.2/24"),
-            mtu: 1400,
-            gateway: host_ip.clone(),
-        })
-        .await;
+    let request = ConfigureInterfaceRequest {
+        interface: Some(InterfaceSelector::by_mac(mac)),
+        address: format!("10.77.{net}.2/24"),
+        mtu: 1400,
+        gateway: host_ip.clone(),
+    };
+    let configured = guest.agent.configure_interface(request.clone()).await;
+    let again = guest.agent.configure_interface(request).await;
     let ping = guest
         .sh(
             "ping",

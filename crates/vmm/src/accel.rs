@@ -68,12 +68,15 @@ impl Accelerator {
         }
     }
 
-    /// [`Accelerator::detect`], said once in the log.
+    /// [`Accelerator::detect`] run once per process (it reads `/proc/cpuinfo`
+    /// and creates a throwaway KVM VM) and said once in the log.
     pub fn detect_and_log() -> Accelerator {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        let (accel, why) = Self::detect();
-        ONCE.call_once(|| tracing::info!(accelerator = %accel, "{why}"));
-        accel
+        static CHOICE: std::sync::OnceLock<Accelerator> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let (accel, why) = Self::detect();
+            tracing::info!(accelerator = %accel, "{why}");
+            accel
+        })
     }
 }
 

@@ -70,11 +70,11 @@ fn two_vms_run_at_once_with_their_own_sockets_and_log_the_kernel() {
         let (mut a, mut b) = (a.expect("first VM"), b.expect("second VM"));
         assert_ne!(a.vsock(), b.vsock(), "each VM has its own vsock endpoint");
         assert_ne!(a.pid(), b.pid());
-        let hostname = |vm: &containerization_vmm::QemuVm| vm.agent().expect("agent").clone();
-        hostname(&a).set_hostname("vm-a").await.expect("hostname a");
-        hostname(&b).set_hostname("vm-b").await.expect("hostname b");
-        assert_eq!(hostname(&a).version().await.expect("a").nodename, "vm-a");
-        assert_eq!(hostname(&b).version().await.expect("b").nodename, "vm-b");
+        let agent = |vm: &containerization_vmm::QemuVm| vm.agent().expect("agent").clone();
+        agent(&a).set_hostname("vm-a").await.expect("hostname a");
+        agent(&b).set_hostname("vm-b").await.expect("hostname b");
+        assert_eq!(agent(&a).version().await.expect("a").nodename, "vm-a");
+        assert_eq!(agent(&b).version().await.expect("b").nodename, "vm-b");
         for vm in [&a, &b] {
             let console = std::fs::read_to_string(vm.console_log()).expect("console log");
             assert!(

@@ -27,7 +27,7 @@ impl Default for Qemu {
     /// 90 s under TCG, which boots a stock kernel in 2–3 s on an idle
     /// machine and much slower on a loaded one; 30 s with KVM.
     fn default() -> Self {
-        let ready_timeout = match Accelerator::detect().0 {
+        let ready_timeout = match Accelerator::detect_and_log() {
             Accelerator::Tcg => Duration::from_secs(90),
             Accelerator::Kvm => Duration::from_secs(30),
         };

@@ -50,12 +50,18 @@ fn kill_and_reap(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The last `lines` lines of a text file, or nothing.
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+/// The last `lines` lines of `text`.
+fn last_lines(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The last `lines` lines of a text file, or nothing.
+fn tail(path: &Path, lines: usize) -> String {
+    last_lines(
+        &String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()),
+        lines,
+    )
 }
 
 /// Starts `vhost-device-vsock` and waits for its vhost-user socket.
@@ -208,13 +214,13 @@ impl QemuVm {
         if let Some(line) = console.lines().find(|l| l.contains(PANIC_MARK)) {
             return VmmError::KernelPanic {
                 line: line.trim().to_owned(),
-                console: tail(&self.console, 20),
+                console: last_lines(&console, 20),
             };
         }
         VmmError::GuestExited {
             status: status.to_string(),
             stderr: tail(&self.stderr, 10),
-            console: tail(&self.console, 20),
+            console: last_lines(&console, 20),
         }
     }
 
