@@ -99,4 +99,52 @@ pub enum Error {
     /// A VM-layer operation failed.
     #[error(transparent)]
     Vmm(#[from] containerization_vmm::VmmError),
+    /// An image operation failed (store, registry, layers).
+    #[error(transparent)]
+    Oci(#[from] containerization_oci::Error),
+    /// Building or reading an ext4 root file system failed.
+    #[error(transparent)]
+    Ext4(#[from] containerization_ext4::Error),
+    /// A call to the guest agent failed.
+    #[error(transparent)]
+    Agent(#[from] containerization_agent::AgentError),
+    /// A root file system could not be built, cached or cloned.
+    #[error("root file system for {image}: {detail}")]
+    Rootfs {
+        /// The image (its manifest digest) or the file involved.
+        image: String,
+        /// What went wrong and what to do.
+        detail: String,
+    },
+    /// An option given for a container or process is invalid.
+    #[error("invalid {option}: {detail}")]
+    InvalidOption {
+        /// The option, as the user wrote it (`--env-file`, `--user`, …).
+        option: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No container has that name or id.
+    #[error("no such container: {0}")]
+    ContainerNotFound(String),
+    /// A container of that name exists already.
+    #[error("the container name {0:?} is already in use; remove it or choose another")]
+    NameInUse(String),
+    /// The container is not in a state that allows the operation.
+    #[error("container {container} is {state}: {detail}")]
+    InvalidState {
+        /// The container.
+        container: String,
+        /// Its state.
+        state: String,
+        /// What cannot be done, and what to do instead.
+        detail: String,
+    },
+    /// The container's process could not be started because its program is
+    /// missing (Docker's exit code 127).
+    #[error("{0}")]
+    CommandNotFound(String),
+    /// The container's program exists but cannot be run (Docker's 126).
+    #[error("{0}")]
+    CommandNotRunnable(String),
 }

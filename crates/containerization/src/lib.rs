@@ -17,6 +17,8 @@
 mod container_id;
 mod error;
 pub mod network;
+pub mod rootfs;
+pub mod spec;
 mod state_file;
 mod state_root;
 
