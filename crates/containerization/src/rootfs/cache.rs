@@ -1,0 +1,184 @@
+//! The cache of base images, one per image manifest, in the state root's
+//! `rootfs/` folder.
+//!
+//! A base is named after its manifest digest (`sha256-<hex>.ext4`), built
+//! once under a lock, and never changed afterwards: containers get writable
+//! clones of it (see [`writable_clone`](super::writable_clone)).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use containerization_oci::Digest;
+
+use super::build;
+use super::lock::BuildLock;
+use crate::Error;
+
+/// What a finished base's file name ends with.
+const EXTENSION: &str = "ext4";
+
+/// Read-only ext4 base images, one per image manifest.
+#[derive(Debug, Clone)]
+pub struct RootfsCache {
+    dir: PathBuf,
+}
+
+/// One base image in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedBase {
+    /// The manifest it was built for.
+    pub manifest: Digest,
+    /// The image file.
+    pub path: PathBuf,
+    /// Its virtual size in bytes (what the guest sees).
+    pub size: u64,
+    /// Bytes it takes on disk: the file is sparse, so far less than `size`.
+    pub allocated: u64,
+}
+
+impl RootfsCache {
+    /// The cache in `dir` (the state root's `rootfs/` folder); the folder
+    /// is created when the first base is built.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the base for `manifest` is (or will be).
+    pub fn path(&self, manifest: &Digest) -> PathBuf {
+        self.dir.join(format!("{}.{EXTENSION}", stem(manifest)))
+    }
+
+    /// The base for `manifest`, built from its `layers` (compressed or
+    /// plain tar blobs, lowest first) if it is not cached yet.
+    ///
+    /// Processes asking for the same manifest at once build it once: the
+    /// others wait for it. The base is read-only (mode 0444) and holds a
+    /// journal and at least 1 GiB of free space; its size is virtual, the
+    /// file is sparse.
+    pub fn base(&self, manifest: &Digest, layers: &[PathBuf]) -> Result<PathBuf, Error> {
+        let path = self.path(manifest);
+        if exists(&path)? {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let _lock = BuildLock::acquire(&self.sibling(manifest, "lock"))?;
+        if exists(&path)? {
+            tracing::debug!(%manifest, "another process built the base while this one waited");
+            return Ok(path);
+        }
+        build::build(
+            &path,
+            &self.sibling(manifest, "partial"),
+            layers,
+            &manifest.to_string(),
+        )?;
+        Ok(path)
+    }
+
+    /// Removes the base for `manifest`, if cached; returns whether it was.
+    ///
+    /// Overlays made from a base read it for as long as they live: remove
+    /// a base only when no container uses it.
+    pub fn remove(&self, manifest: &Digest) -> Result<bool, Error> {
+        let path = self.path(manifest);
+        if !exists(&self.dir)? {
+            return Ok(false);
+        }
+        let _lock = BuildLock::acquire(&self.sibling(manifest, "lock"))?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// Every finished base, sorted by manifest digest. Files that are not
+    /// bases (half-built ones, locks) are left out.
+    pub fn list(&self) -> Result<Vec<CachedBase>, Error> {
+        let io_error = |source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(e)),
+        };
+        let mut bases = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error)?;
+            let name = entry.file_name();
+            let Some(manifest) = name.to_str().and_then(parse_name) else {
+                continue;
+            };
+            let path = entry.path();
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                // Removed since the folder was read.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Io { path, source }),
+            };
+            bases.push(CachedBase {
+                manifest,
+                path,
+                size: meta.len(),
+                allocated: meta.blocks() * 512,
+            });
+        }
+        bases.sort_by(|a, b| a.manifest.cmp(&b.manifest));
+        Ok(bases)
+    }
+
+    /// `<dir>/<algorithm>-<hex>.<extension>`.
+    fn sibling(&self, manifest: &Digest, extension: &str) -> PathBuf {
+        self.dir.join(format!("{}.{extension}", stem(manifest)))
+    }
+}
+
+/// `sha256-<hex>`: a digest as a file name (`:` is awkward in paths, and
+/// QEMU reads it as a protocol prefix in a backing file name).
+fn stem(manifest: &Digest) -> String {
+    format!("{}-{}", manifest.algorithm().name(), manifest.hex())
+}
+
+/// The manifest of a finished base's file name.
+fn parse_name(name: &str) -> Option<Digest> {
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    let (algorithm, hex) = stem.split_once('-')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+fn exists(path: &Path) -> Result<bool, Error> {
+    path.try_exists().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RootfsCache, parse_name};
+
+    #[test]
+    fn bases_are_named_after_their_manifest_and_named_back() {
+        let digest = containerization_oci::Digest::sha256(b"manifest");
+        let cache = RootfsCache::new("/srv/cz/rootfs");
+        let path = cache.path(&digest);
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        assert_eq!(name, format!("sha256-{}.ext4", digest.hex()));
+        assert_eq!(parse_name(name), Some(digest.clone()));
+        assert_eq!(
+            parse_name(&format!("sha256-{}.partial", digest.hex())),
+            None
+        );
+        assert_eq!(parse_name("sha256-nothex.ext4"), None);
+    }
+}
