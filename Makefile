@@ -31,10 +31,10 @@ lint:
 bench: setup
 	bench/run
 
-## The most useful thing that works today: what this machine offers for VMs.
-demo: setup
-	cargo run -q -p cctl -- system info
-	cargo run -q -p cctl -- kernel ls
+## The main job: a loopback registry seeded with busybox, then
+## `cctl run --rm <registry>/demo/busybox echo hello from a VM` (needs root).
+demo: setup kernel
+	scripts/demo
 
 fmt:
 	cargo fmt --all

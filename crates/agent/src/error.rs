@@ -68,6 +68,15 @@ pub enum AgentError {
         /// The agent's message.
         message: String,
     },
+    /// The guest refused for lack of permission (a program that is not
+    /// executable, say).
+    #[error("{call}: permission denied: {message}")]
+    PermissionDenied {
+        /// The RPC.
+        call: &'static str,
+        /// The agent's message.
+        message: String,
+    },
     /// The call conflicts with the current state (a second start, say).
     #[error("{call}: {message}")]
     FailedPrecondition {
@@ -105,6 +114,7 @@ impl AgentError {
             tonic::Code::NotFound => Self::NotFound { call, message },
             tonic::Code::InvalidArgument => Self::InvalidArgument { call, message },
             tonic::Code::AlreadyExists => Self::AlreadyExists { call, message },
+            tonic::Code::PermissionDenied => Self::PermissionDenied { call, message },
             tonic::Code::FailedPrecondition => Self::FailedPrecondition { call, message },
             tonic::Code::Unavailable => Self::Unavailable { call, message },
             code => Self::Failed {

@@ -49,7 +49,7 @@ pub struct PlatformOptions {
 
 impl PlatformOptions {
     /// The platform asked for, with the 386 switch applied.
-    fn platform(&self) -> anyhow::Result<Platform> {
+    pub fn platform(&self) -> anyhow::Result<Platform> {
         let mut platform = parse_platform(self.platform.as_deref())?;
         platform.allow_386_on_amd64 = self.allow_386;
         Ok(platform)
@@ -286,7 +286,7 @@ impl ImageCommand {
 
 /// The store's name for what the user typed: the normalised reference when
 /// the store has it, else the text as given.
-fn store_name(store: &ImageStore, typed: &str) -> String {
+pub fn store_name(store: &ImageStore, typed: &str) -> String {
     match typed.parse::<Reference>() {
         Ok(r) if store.get(&r.to_string()).is_ok() => r.to_string(),
         _ => typed.to_owned(),
@@ -346,7 +346,7 @@ pub fn interactive() -> bool {
 
 /// Draws per-blob progress: `indicatif` bars on a terminal, plain lines
 /// otherwise (one when a blob starts, is skipped, or is done).
-mod progress {
+pub mod progress {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 

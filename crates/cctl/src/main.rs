@@ -5,9 +5,11 @@
 //! `cctl login`, `cctl logout`), builds and inspects ext4 root file systems
 //! (`cctl rootfs …`), manages container networks (`cctl network …`) and
 //! boots a VM with vminitd (`cctl vm boot`; `cctl system check` says what it
-//! will use).
-//! Container commands arrive with their issue.
+//! will use), and runs containers, each in its own VM, with Docker's flags
+//! and exit codes (`cctl run`, `create`, `start`, `ls`, `logs`, `stop`,
+//! `kill`, `rm`, `exec`, `inspect`, `stats`).
 
+mod container;
 mod image;
 mod kernel;
 mod login;
@@ -50,9 +52,67 @@ enum Command {
     Login(login::LoginCommand),
     /// Forget the credentials for a registry.
     Logout(login::LogoutCommand),
+    #[command(flatten)]
+    Container(container::ContainerCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Command::Container(command) = cli.command {
+        // Container commands end with Docker's codes: the container's own,
+        // 125 when the runtime fails, 126 or 127 when the program cannot run.
+        init_tracing();
+        close_inherited_fds_on_exec();
+        let failed = command.failure_code();
+        let code = match containerization::StateRoot::from_env()
+            .map_err(anyhow::Error::from)
+            .and_then(|root| command.run(&root))
+        {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("cctl: {error:#}");
+                match error.downcast_ref::<container::ExitWith>() {
+                    Some(container::ExitWith(code, _)) => *code,
+                    None if failed == container::RUNTIME_FAILED => container::exit_code_of(&error),
+                    None => failed,
+                }
+            }
+        };
+        return std::process::ExitCode::from(u8::try_from(code & 0xff).unwrap_or(255));
+    }
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Marks every descriptor this process inherited beyond 0, 1 and 2 close-on-
+/// exec, so a detached container's monitor, QEMU and its helper do not hold
+/// the pipes of whoever ran `cctl` (a test harness waiting for end of file).
+fn close_inherited_fds_on_exec() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: `fd` was listed as open in /proc/self/fd just now and
+        // nothing in this process closes descriptors it did not open; it is
+        // only borrowed for the two fcntl calls.
+        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(fd) {
+            let _ = rustix::io::fcntl_setfd(fd, flags | rustix::io::FdFlags::CLOEXEC);
+        }
+    }
+}
+
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CZ_LOG")
@@ -60,8 +120,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    init_tracing();
     let root = containerization::StateRoot::from_env()?;
-    match Cli::parse().command {
+    match cli.command {
         Command::System(command) => command.run(&root),
         Command::Kernel(command) => command.run(&root),
         Command::Network(command) => command.run(&root),
@@ -70,5 +134,6 @@ fn main() -> anyhow::Result<()> {
         Command::Vm(command) => command.run(&root),
         Command::Login(command) => command.run(&root),
         Command::Logout(command) => command.run(&root),
+        Command::Container(_) => Ok(()),
     }
 }

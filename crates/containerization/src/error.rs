@@ -147,4 +147,10 @@ pub enum Error {
     /// The container's program exists but cannot be run (Docker's 126).
     #[error("{0}")]
     CommandNotRunnable(String),
+    /// The static vminitd for the guest is nowhere to be found.
+    #[error(
+        "no static vminitd: build it with `cargo build -p vminitd --target \
+         x86_64-unknown-linux-musl`, copy it to {0}, or set CZ_VMINITD"
+    )]
+    MissingVminitd(std::path::PathBuf),
 }

@@ -14,6 +14,7 @@
 //! assert_eq!(root.kernels().dir(), std::path::Path::new("/srv/cz/kernels"));
 //! ```
 
+mod container;
 mod container_id;
 mod error;
 pub mod network;
@@ -22,6 +23,12 @@ pub mod spec;
 mod state_file;
 mod state_root;
 
+pub use container::{
+    ContainerConfig, ContainerManager, ContainerState, ContainerStore, CreateOptions,
+    DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, ExitStatus, LinuxContainer, LinuxProcess, LogReader,
+    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, log_tail,
+    parse_signal,
+};
 pub use container_id::ContainerId;
 pub use error::Error;
 pub use state_root::StateRoot;

@@ -26,6 +26,55 @@ impl StateRoot {
         Self { path: path.into() }
     }
 
+    /// Where running VMs keep their sockets: `/run/containerization/vm` for
+    /// root, else under `XDG_RUNTIME_DIR` or `/tmp`. Short on purpose: a
+    /// unix socket path has at most 107 bytes.
+    pub fn run_dir(&self) -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/run/containerization/vm");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("containerization/vm"),
+            None => PathBuf::from(format!(
+                "/tmp/containerization-{}/vm",
+                rustix::process::geteuid().as_raw()
+            )),
+        }
+    }
+
+    /// The static vminitd the guest runs: `CZ_VMINITD`, else
+    /// `tools/bin/vminitd`, else the musl build beside this program's
+    /// cargo target folder (`target/x86_64-unknown-linux-musl/<profile>/`).
+    pub fn find_vminitd(&self) -> Result<PathBuf, Error> {
+        if let Some(path) = std::env::var_os("CZ_VMINITD").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(path));
+        }
+        let installed = self.tools_bin().join("vminitd");
+        if installed.is_file() {
+            return Ok(installed);
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1).take(3) {
+                let Some(profile) = dir.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if !matches!(profile, "debug" | "release") {
+                    continue;
+                }
+                if let Some(target) = dir.parent() {
+                    let built = target
+                        .join("x86_64-unknown-linux-musl")
+                        .join(profile)
+                        .join("vminitd");
+                    if built.is_file() {
+                        return Ok(built);
+                    }
+                }
+            }
+        }
+        Err(Error::MissingVminitd(installed))
+    }
+
     /// The state root this process should use, from `CZ_ROOT`, the effective
     /// user and the XDG variables.
     pub fn from_env() -> Result<Self, Error> {

@@ -17,11 +17,27 @@ fn ip(args: &[&str]) -> String {
 }
 
 /// `ip -j link`, `addr` and `route`: the host's network state.
+/// Links, addresses and routes, without what the kernel changes by itself
+/// a moment after a bridge appears (its carrier and operational state).
 fn snapshot() -> [String; 3] {
+    let settle = |text: String| {
+        let mut json: serde_json::Value = serde_json::from_str(&text).expect("ip -j output");
+        if let Some(entries) = json.as_array_mut() {
+            for entry in entries {
+                if let Some(object) = entry.as_object_mut() {
+                    object.remove("operstate");
+                    if let Some(flags) = object.get_mut("flags").and_then(|f| f.as_array_mut()) {
+                        flags.retain(|f| f != "NO-CARRIER" && f != "linkdown");
+                    }
+                }
+            }
+        }
+        json.to_string()
+    };
     [
-        ip(&["-j", "link", "show"]),
-        ip(&["-j", "addr", "show"]),
-        ip(&["-j", "route", "show"]),
+        settle(ip(&["-j", "link", "show"])),
+        settle(ip(&["-j", "addr", "show"])),
+        settle(ip(&["-j", "route", "show"])),
     ]
 }
 

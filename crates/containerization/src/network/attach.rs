@@ -98,7 +98,7 @@ impl NetworkManager {
         let made = async {
             let guest_device = match endpoint {
                 Endpoint::Tap => {
-                    self.take_tap(&device, mac, &config.bridge).await?;
+                    self.take_tap(&device, &config.bridge).await?;
                     None
                 }
                 Endpoint::Veth { namespace } => {

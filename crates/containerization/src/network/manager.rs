@@ -20,6 +20,15 @@ use super::config::check_name;
 use super::{Ipam, NetworkConfig, sysctl};
 use crate::{Error, state_file};
 
+/// The fixed, locally administered MAC of network `name`'s bridge.
+fn bridge_mac(name: &str) -> containerization_netlink::MacAddress {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(format!("bridge/{name}").as_bytes());
+    let mut seed = [0u8; 6];
+    seed.copy_from_slice(&hash[..6]);
+    containerization_netlink::MacAddress::local_from_seed(seed)
+}
+
 /// Where subnets are picked from when none is given.
 const DEFAULT_POOL: &str = "10.88.0.0/16";
 /// The size of a picked subnet.
@@ -138,6 +147,12 @@ impl NetworkManager {
                 .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
         );
         let configured = async {
+            // A bridge without an address of its own takes the lowest MAC of
+            // its ports, so the gateway's MAC would change under the guests
+            // as taps come and go: it gets a fixed one.
+            self.netlink
+                .set_mac(&bridge, bridge_mac(&config.name))
+                .await?;
             self.netlink.add_address(&bridge, address).await?;
             if let (Some(subnet6), Some(gateway6)) = (config.subnet6, config.gateway6) {
                 let address6 = Ipv6Net::new(gateway6, subnet6.prefix_len())

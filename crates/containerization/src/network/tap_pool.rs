@@ -5,13 +5,18 @@
 //! container's network setup and teardown do together. So a tap is not
 //! deleted when its container goes: it stays on the bridge, named after the
 //! address it serves (`czt` and 12 hex digits of a hash of the network and
-//! the address), and the next container leasing that address takes it, with
-//! its own MAC set on hand-out. The pool fills lazily, one tap per address
-//! ever leased at once, and the taps go when the network is removed.
+//! the address), and the next container leasing that address takes it. The
+//! pool fills lazily, one tap per address ever leased at once, and the taps
+//! go when the network is removed.
+//!
+//! The tap keeps a MAC of its own: the container's MAC belongs to the guest's
+//! NIC on the far side of the tap. Were the tap given it too, the bridge would
+//! take frames for the guest as its own (a local forwarding entry) and never
+//! pass them from one container to another.
 
 use std::net::Ipv4Addr;
 
-use containerization_netlink::{Link, MacAddress, NetlinkError};
+use containerization_netlink::{Link, NetlinkError};
 use sha2::{Digest, Sha256};
 
 use super::NetworkManager;
@@ -28,14 +33,9 @@ pub(super) fn tap_name(network: &str, address: Ipv4Addr) -> String {
 }
 
 impl NetworkManager {
-    /// Hands out tap `name` on `bridge` with `mac`: the pooled one, or a new
-    /// one that joins the pool.
-    pub(super) async fn take_tap(
-        &self,
-        name: &str,
-        mac: MacAddress,
-        bridge: &str,
-    ) -> Result<(), Error> {
+    /// Hands out tap `name` on `bridge`: the pooled one, or a new one that
+    /// joins the pool.
+    pub(super) async fn take_tap(&self, name: &str, bridge: &str) -> Result<(), Error> {
         let nl = &self.netlink;
         let pooled = match nl.link_by_name(name).await {
             // A tap with a carrier is still held open, by a VM that outlived
@@ -43,30 +43,25 @@ impl NetworkManager {
             // traffic, so it is replaced.
             Ok(tap) if tap.carrier => {
                 nl.delete_link(&tap).await?;
-                None
+                false
             }
-            Ok(tap) => Some(tap),
-            Err(NetlinkError::NotFound { .. }) => None,
+            Ok(_) => true,
+            Err(NetlinkError::NotFound { .. }) => false,
             Err(other) => return Err(other.into()),
         };
-        let tap = match pooled {
-            Some(tap) => tap,
-            None => {
-                let bridge = nl.link_by_name(bridge).await?;
-                let tap = nl.create_tap(name, None).await?;
-                let attached = async {
-                    nl.set_master(&tap, Some(&bridge)).await?;
-                    nl.set_up(&tap).await
-                };
-                if let Err(e) = attached.await {
-                    let _ = nl.delete_link(&tap).await;
-                    return Err(e.into());
-                }
-                tap
-            }
+        if pooled {
+            return Ok(());
+        }
+        let bridge = nl.link_by_name(bridge).await?;
+        let tap = nl.create_tap(name, None).await?;
+        let attached = async {
+            nl.set_master(&tap, Some(&bridge)).await?;
+            nl.set_up(&tap).await
         };
-        // A tap accepts a new address while up.
-        nl.set_mac(&tap, mac).await?;
+        if let Err(e) = attached.await {
+            let _ = nl.delete_link(&tap).await;
+            return Err(e.into());
+        }
         Ok(())
     }
 

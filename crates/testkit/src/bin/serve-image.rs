@@ -1,6 +1,7 @@
 //! Starts an anonymous test registry, pushes a test image into it, prints the
 //! image's reference and the registry's process id, and waits to be killed.
-//! Benchmarks use it: `serve-image debian` or `serve-image busybox`.
+//! Benchmarks use it: `serve-image debian` or `serve-image busybox`; `make
+//! demo` names the repository too: `serve-image busybox demo/busybox:latest`.
 
 use std::io::Write;
 
@@ -20,8 +21,11 @@ fn main() -> Result<(), Error> {
             )));
         }
     };
+    let repository = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| format!("bench/{which}:1"));
     let registry = Registry::anonymous()?;
-    let reference = registry.push(&image, &format!("bench/{which}:1"))?;
+    let reference = registry.push(&image, &repository)?;
     let mut stdout = std::io::stdout();
     // The caller reads these lines; if they cannot be written, nobody listens.
     let _ = writeln!(stdout, "{reference} {}", registry.pid()).and_then(|()| stdout.flush());

@@ -1,0 +1,202 @@
+//! A process's streams joined to this terminal: raw mode with `-t` (restored
+//! on the way out), the window size followed, signals forwarded without a
+//! terminal, standard input fed with `-i`, output copied (and logged).
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use containerization::{ExitStatus, LinuxProcess, LogStream, LogWriter, ProcessStreams};
+use rustix::termios::{OptionalActions, Termios};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The terminal's size as (rows, columns); 24×80 when it has none.
+pub fn terminal_size() -> (u16, u16) {
+    match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(size) if size.ws_row > 0 && size.ws_col > 0 => (size.ws_row, size.ws_col),
+        _ => (24, 80),
+    }
+}
+
+/// Standard input in raw mode until dropped.
+pub struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    /// Puts standard input in raw mode when it is a terminal.
+    pub fn enter() -> Self {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return Self { saved: None };
+        }
+        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else {
+            return Self { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(&stdin, OptionalActions::Now, &raw);
+        Self { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(std::io::stdin(), OptionalActions::Now, saved);
+        }
+    }
+}
+
+/// How to join a process to this terminal.
+pub struct Attach {
+    /// Feed standard input.
+    pub stdin: bool,
+    /// It has a terminal.
+    pub tty: bool,
+    /// Copy its output into this log too.
+    pub log: Option<LogWriter>,
+}
+
+/// Copies `process`'s streams to and from this process until it exits and
+/// its output is drained; returns how it exited.
+pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Result<ExitStatus> {
+    let ProcessStreams {
+        stdin,
+        stdout,
+        stderr,
+    } = process.take_streams();
+    let log = options.log.map(|log| Arc::new(Mutex::new(log)));
+    let _raw = options.tty.then(RawMode::enter);
+    if let (true, Some(mut input)) = (options.stdin, stdin) {
+        tokio::spawn(async move {
+            let mut host = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut host, &mut input).await;
+            let _ = input.shutdown().await;
+        });
+    }
+    let out =
+        stdout.map(|s| tokio::spawn(pump(s, tokio::io::stdout(), log.clone(), LogStream::Stdout)));
+    let err =
+        stderr.map(|s| tokio::spawn(pump(s, tokio::io::stderr(), log.clone(), LogStream::Stderr)));
+    let forwarding = forward_signals(process, options.tty);
+    let status = tokio::select! {
+        status = process.wait() => status?,
+        () = forwarding => unreachable_forwarding(),
+    };
+    for pump in [out, err].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+    }
+    Ok(status)
+}
+
+/// The signal loop never ends by itself.
+fn unreachable_forwarding() -> ExitStatus {
+    ExitStatus {
+        code: 125,
+        signal: None,
+        oom_killed: false,
+    }
+}
+
+/// Forwards SIGWINCH as a resize with a terminal, and the usual signals to
+/// the process without one (with one, Ctrl-C reaches it through the terminal).
+async fn forward_signals(process: &LinuxProcess, tty: bool) {
+    let kinds = [
+        (SignalKind::window_change(), 0),
+        (SignalKind::interrupt(), 2),
+        (SignalKind::terminate(), 15),
+        (SignalKind::hangup(), 1),
+        (SignalKind::quit(), 3),
+        (SignalKind::user_defined1(), 10),
+        (SignalKind::user_defined2(), 12),
+    ];
+    let mut streams = Vec::new();
+    for (kind, number) in kinds {
+        if tty && number != 0 && number != 15 && number != 1 {
+            continue;
+        }
+        if !tty && number == 0 {
+            continue;
+        }
+        if let Ok(stream) = signal(kind) {
+            streams.push((stream, number));
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    loop {
+        let next = futures_select(&mut streams).await;
+        if next == 0 {
+            let (rows, columns) = terminal_size();
+            let _ = process.resize(rows, columns).await;
+        } else {
+            let _ = process.kill(next).await;
+        }
+    }
+}
+
+/// The number of the first of `streams` to fire (0 for SIGWINCH).
+async fn futures_select(streams: &mut [(tokio::signal::unix::Signal, i32)]) -> i32 {
+    std::future::poll_fn(|cx| {
+        for (stream, number) in streams.iter_mut() {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*number);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Copies `from` to `to` (flushing as it goes) and into `log`.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    log: Option<Arc<Mutex<LogWriter>>>,
+    stream: LogStream,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(log) = &log
+            && let Ok(mut log) = log.lock()
+        {
+            let _ = log.write(stream, &buffer[..n]);
+        }
+        if to.write_all(&buffer[..n]).await.is_err() || to.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Copies the container's output into its log until the streams end (the
+/// detached monitor's job).
+pub async fn log_only(process: &mut LinuxProcess, log: LogWriter) {
+    let streams = process.take_streams();
+    let log = Arc::new(Mutex::new(log));
+    let out = streams.stdout.map(|s| {
+        tokio::spawn(pump(
+            s,
+            tokio::io::sink(),
+            Some(log.clone()),
+            LogStream::Stdout,
+        ))
+    });
+    let err = streams.stderr.map(|s| {
+        tokio::spawn(pump(
+            s,
+            tokio::io::sink(),
+            Some(log.clone()),
+            LogStream::Stderr,
+        ))
+    });
+    for pump in [out, err].into_iter().flatten() {
+        let _ = pump.await;
+    }
+}

@@ -1,0 +1,225 @@
+//! `cctl ls`, `cctl inspect` and `cctl stats`.
+
+use std::time::Duration;
+
+use clap::Args;
+use containerization::{ContainerConfig, ContainerManager, ContainerState, Status};
+use serde_json::json;
+
+/// `cctl ls`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show every container, not only running ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Print ids only.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// "5 seconds", "3 minutes", "2 hours", "4 days".
+fn ago(ms: u64) -> String {
+    let seconds = now_ms().saturating_sub(ms) / 1000;
+    let (n, unit) = match seconds {
+        0..60 => (seconds, "second"),
+        60..3600 => (seconds / 60, "minute"),
+        3600..86400 => (seconds / 3600, "hour"),
+        _ => (seconds / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Docker's STATUS column.
+fn status_text(state: &ContainerState) -> String {
+    let running = state.is_running();
+    match state.status {
+        Status::Running if running => {
+            format!("Up {}", ago(state.started_ms.unwrap_or_else(now_ms)))
+        }
+        Status::Starting if running => "Starting".to_owned(),
+        Status::Created => "Created".to_owned(),
+        _ => format!(
+            "Exited ({}) {} ago",
+            state.exit_code.unwrap_or(137),
+            ago(state.finished_ms.unwrap_or_else(now_ms))
+        ),
+    }
+}
+
+fn command_text(config: &ContainerConfig) -> String {
+    let args: Vec<&str> = config.spec["process"]["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut text = args.join(" ");
+    if text.chars().count() > 20 {
+        text = text.chars().take(19).collect::<String>() + "…";
+    }
+    format!("\"{text}\"")
+}
+
+/// Prints the table of containers.
+pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> {
+    let rows: Vec<_> = manager
+        .list()?
+        .into_iter()
+        .filter(|(_, state)| args.all || state.is_running())
+        .collect();
+    if args.quiet {
+        for (config, _) in rows {
+            println!("{}", &config.id.as_str()[..12]);
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS"
+    );
+    for (config, state) in rows {
+        let ports: Vec<String> = config.ports.iter().map(ToString::to_string).collect();
+        let address = match (&state.address, state.is_running()) {
+            (Some(address), true) => address.to_string(),
+            _ => String::new(),
+        };
+        println!(
+            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {}",
+            &config.id.as_str()[..12],
+            config.image,
+            command_text(&config),
+            format!("{} ago", ago(config.created_ms)),
+            status_text(&state),
+            address,
+            ports.join(", "),
+            config.name
+        );
+    }
+    Ok(0)
+}
+
+/// Prints containers as Docker-like JSON.
+pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i32> {
+    let mut all = Vec::new();
+    for name in names {
+        let container = manager.get(name)?;
+        let config = container.config();
+        let state = container.state()?;
+        let alive = state.is_running();
+        let running = alive && state.status == Status::Running;
+        all.push(json!({
+            "Id": config.id,
+            "Name": config.name,
+            "Created": config.created_ms,
+            "Image": config.image,
+            "ImageManifest": config.manifest,
+            "State": {
+                "Status": match state.status {
+                    Status::Running | Status::Starting if !alive => "exited".to_owned(),
+                    status => status.to_string(),
+                },
+                "Running": running,
+                "OOMKilled": state.oom_killed,
+                "ExitCode": state.exit_code,
+                "Error": state.error,
+                "StartedAt": state.started_ms,
+                "FinishedAt": state.finished_ms,
+                "OwnerPid": state.owner_pid,
+            },
+            "Config": {
+                "Hostname": config.spec["hostname"],
+                "Cmd": config.spec["process"]["args"],
+                "Env": config.spec["process"]["env"],
+                "WorkingDir": config.spec["process"]["cwd"],
+                "User": config.spec["process"]["user"],
+                "Tty": config.terminal,
+                "OpenStdin": config.interactive,
+                "StopSignal": config.stop_signal,
+            },
+            "HostConfig": {
+                "AutoRemove": config.auto_remove,
+                "ReadonlyRootfs": config.read_only,
+                "Memory": config.spec["linux"]["resources"]["memory"]["limit"],
+                "VmMemoryMiB": config.vm_memory_mib,
+                "VmCpus": config.vcpus,
+                "Kernel": config.kernel,
+                "Dns": config.dns,
+                "NetworkMode": config.network,
+                "PortBindings": config.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            },
+            "NetworkSettings": {
+                "IPAddress": if running { state.address.map(|a| a.to_string()) } else { None },
+                "Tap": if running { state.tap.clone() } else { None },
+            },
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(0)
+}
+
+/// Prints a table of resource use, once or every second.
+pub async fn stats(
+    manager: &ContainerManager,
+    names: &[String],
+    once: bool,
+) -> anyhow::Result<i32> {
+    let containers = if names.is_empty() {
+        manager
+            .list()?
+            .into_iter()
+            .filter(|(_, state)| state.is_running())
+            .map(|(config, _)| manager.get(config.id.as_str()))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        names
+            .iter()
+            .map(|name| manager.get(name))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let mut previous: Vec<Option<(u64, std::time::Instant)>> = vec![None; containers.len()];
+    loop {
+        println!(
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>5}  {:>21}",
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O"
+        );
+        for (container, last) in containers.iter().zip(previous.iter_mut()) {
+            let s = container.statistics().await?;
+            let now = std::time::Instant::now();
+            let cpu = match last {
+                Some((usec, at)) => {
+                    let wall = now.duration_since(*at).as_micros().max(1) as f64;
+                    100.0 * (s.cpu_usage_usec.saturating_sub(*usec)) as f64 / wall
+                }
+                None => 0.0,
+            };
+            *last = Some((s.cpu_usage_usec, now));
+            let limit = if s.memory_limit_bytes == 0 || s.memory_limit_bytes == u64::MAX {
+                "-".to_owned()
+            } else {
+                crate::image::bytes(s.memory_limit_bytes)
+            };
+            println!(
+                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5}  {:>21}",
+                &container.id().as_str()[..12],
+                container.config().name,
+                cpu,
+                format!("{} / {limit}", crate::image::bytes(s.memory_current_bytes)),
+                s.pids_current,
+                format!(
+                    "{} / {}",
+                    crate::image::bytes(s.io_read_bytes),
+                    crate::image::bytes(s.io_write_bytes)
+                ),
+            );
+        }
+        if once {
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

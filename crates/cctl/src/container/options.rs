@@ -1,0 +1,163 @@
+//! The flags `cctl run` and `cctl create` share, as Docker spells them, and
+//! how they become a container's [`CreateOptions`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use containerization::network::PublishedPort;
+use containerization::{CreateOptions, NetworkMode, StateRoot, spec};
+use containerization_oci::Reference;
+use containerization_oci::store::ImageStore;
+
+use crate::image::{PlatformOptions, RegistryOptions, progress::Progress, store_name};
+
+/// When to pull the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only when the image store does not have it.
+    Missing,
+    /// Always pull first.
+    Always,
+    /// Never pull; fail when the store does not have it.
+    Never,
+}
+
+/// The flags of `cctl create` (and `cctl run`).
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep standard input open and feed it to the container.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the container a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// A name for the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to take this shell's).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (one KEY=VALUE per line).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The working directory in the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// The user to run as: name, uid, name:group or uid:gid.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// CPUs for the container (its VM gets as many whole CPUs).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory limit, such as 512m or 1g (its VM gets this plus room for the
+    /// guest kernel).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// The network: a name from `cctl network ls`, or none.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
+    #[arg(short, long = "publish", value_name = "PORT")]
+    pub publish: Vec<PublishedPort>,
+    /// Mount the root file system read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// A DNS server for the container (instead of the host's).
+    #[arg(long)]
+    pub dns: Vec<IpAddr>,
+    /// The container's hostname (its name by default).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The guest kernel, by catalogue name (`cctl kernel ls`).
+    #[arg(long)]
+    pub kernel: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformOptions,
+    /// When to pull the image.
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+    /// The image.
+    pub image: String,
+    /// The command and its arguments (the image's Cmd by default).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl CreateArgs {
+    /// The container's options, the image pulled as the policy says.
+    pub async fn options(&self, root: &StateRoot) -> anyhow::Result<CreateOptions> {
+        let image = self.ensure_image(root).await?;
+        let memory_bytes = self.memory.as_deref().map(spec::parse_memory).transpose()?;
+        let network = match self.network.as_deref() {
+            None => None,
+            Some("none") => Some(NetworkMode::None),
+            Some(name) => Some(NetworkMode::Network(name.to_owned())),
+        };
+        Ok(CreateOptions {
+            image,
+            platform: Some(self.platform.platform()?),
+            name: self.name.clone(),
+            container: spec::ContainerOptions {
+                hostname: self.hostname.clone().unwrap_or_default(),
+                read_only: self.read_only,
+                memory_bytes,
+                cpus: self.cpus,
+                process: spec::ProcessOptions {
+                    entrypoint: self.entrypoint.clone(),
+                    args: self.command.clone(),
+                    env: self.env.clone(),
+                    env_files: self.env_file.clone(),
+                    workdir: self.workdir.clone(),
+                    user: self.user.clone(),
+                    terminal: self.tty,
+                },
+            },
+            network,
+            ports: self.publish.clone(),
+            dns: self.dns.clone(),
+            kernel: self.kernel.clone(),
+            auto_remove: self.rm,
+            interactive: self.interactive,
+        })
+    }
+
+    /// The image's name in the store, pulled first when the policy asks.
+    async fn ensure_image(&self, root: &StateRoot) -> anyhow::Result<String> {
+        let store = ImageStore::open(root.path()).context("cannot open the image store")?;
+        let name = store_name(&store, &self.image);
+        let platform = self.platform.platform()?;
+        let have = store.resolve(&name, &platform).is_ok();
+        let pull = match self.pull {
+            PullPolicy::Always => true,
+            PullPolicy::Missing => !have,
+            PullPolicy::Never if have => false,
+            PullPolicy::Never => anyhow::bail!(
+                "the image {} is not in the image store and --pull never forbids pulling it",
+                self.image
+            ),
+        };
+        if !pull {
+            return Ok(name);
+        }
+        let reference: Reference = self
+            .image
+            .parse()
+            .with_context(|| format!("{:?} is not an image reference", self.image))?;
+        let progress = Progress::new();
+        let client = crate::image::client(root, &self.registry, &reference, Some(progress.sink()))?;
+        let pulled = client.pull(&store, &reference, &platform).await;
+        progress.finish();
+        let image = pulled.with_context(|| format!("cannot pull {reference}"))?;
+        Ok(image.name)
+    }
+}

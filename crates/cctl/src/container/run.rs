@@ -1,0 +1,157 @@
+//! `cctl run`, `cctl create`, `cctl start` and the detached monitor.
+//!
+//! A foreground `run` owns the VM itself: if `cctl` dies, QEMU dies with it.
+//! A detached container (`run -d`, `start`) is owned by a monitor, `cctl`
+//! run again as `cctl __monitor ID` in its own process group, which writes
+//! the output to the container's log and records the exit.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use containerization::{ContainerManager, Error, LinuxContainer, LogWriter, StdioConfig};
+
+use super::attach::{Attach, attach, log_only, terminal_size};
+use super::options::CreateArgs;
+
+/// `cctl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container's id.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// The exit code of a runtime failure, as Docker's.
+pub const RUNTIME_FAILED: i32 = 125;
+
+/// Docker's exit code for `error`: 127 for a missing program, 126 for one
+/// that cannot run, 125 otherwise.
+pub fn exit_code_of(error: &anyhow::Error) -> i32 {
+    match error.downcast_ref::<Error>() {
+        Some(Error::CommandNotFound(_)) => 127,
+        Some(Error::CommandNotRunnable(_)) => 126,
+        _ => RUNTIME_FAILED,
+    }
+}
+
+/// Creates the container and prints its id.
+pub async fn create(manager: &ContainerManager, args: &CreateArgs) -> anyhow::Result<i32> {
+    let options = args.options(manager.root()).await?;
+    let container = manager.create(options).await?;
+    println!("{}", container.id());
+    Ok(0)
+}
+
+/// Runs a container in the foreground or, with `-d`, under a monitor.
+pub async fn run(manager: &ContainerManager, args: &RunArgs) -> anyhow::Result<i32> {
+    let options = args.create.options(manager.root()).await?;
+    let mut container = manager.create(options).await?;
+    if args.detach {
+        return start_detached(&container).await;
+    }
+    foreground(&mut container, &args.create).await
+}
+
+async fn foreground(container: &mut LinuxContainer, args: &CreateArgs) -> anyhow::Result<i32> {
+    let stdio = StdioConfig {
+        stdin: args.interactive,
+        stdout: true,
+        stderr: true,
+        terminal: args.tty.then(terminal_size),
+    };
+    let mut process = container.start(stdio).await?;
+    let log = LogWriter::open(&container.log_path()).ok();
+    let attached = attach(
+        &mut process,
+        Attach {
+            stdin: args.interactive,
+            tty: args.tty,
+            log,
+        },
+    )
+    .await;
+    let status = container.wait().await?;
+    attached?;
+    Ok(status.code)
+}
+
+/// Starts `container` under a monitor process and returns once it runs (or
+/// failed to start, with its exit code).
+pub async fn start_detached(container: &LinuxContainer) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("cannot find cctl's own path")?;
+    let monitor_log = container.log_path().with_file_name("monitor.log");
+    let stderr = std::fs::File::create(&monitor_log)
+        .with_context(|| format!("cannot create {}", monitor_log.display()))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("__monitor")
+        .arg(container.id().as_str())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // A container started before has times of its last run: wait for new ones.
+    let before = container.state()?;
+    let mut monitor = command
+        .spawn()
+        .context("cannot start the container's monitor")?;
+    loop {
+        let state = container.state()?;
+        match state.status {
+            containerization::Status::Running
+                if state.started_ms.is_some() && state.started_ms != before.started_ms =>
+            {
+                println!("{}", container.id());
+                return Ok(0);
+            }
+            containerization::Status::Exited
+                if state.finished_ms.is_some() && state.finished_ms != before.finished_ms =>
+            {
+                let _ = monitor.wait();
+                let why = state
+                    .error
+                    .unwrap_or_else(|| "it exited at once".to_owned());
+                anyhow::bail!(ExitWith(state.exit_code.unwrap_or(RUNTIME_FAILED), why));
+            }
+            _ => {}
+        }
+        if let Some(status) = monitor.try_wait()? {
+            let log = std::fs::read_to_string(&monitor_log).unwrap_or_default();
+            anyhow::bail!("the container's monitor exited ({status}) before it started: {log}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A failure that carries the exit code to end with.
+#[derive(Debug)]
+pub struct ExitWith(pub i32, pub String);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// `cctl __monitor ID`: owns a detached container's VM, logs its output and
+/// records its exit.
+pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32> {
+    let mut container = manager.get(id)?;
+    let stdio = StdioConfig {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        terminal: container.config().terminal.then_some((24, 80)),
+    };
+    let mut process = container.start(stdio).await?;
+    let log = LogWriter::open(&container.log_path())?;
+    log_only(&mut process, log).await;
+    let status = container.wait().await?;
+    Ok(status.code)
+}

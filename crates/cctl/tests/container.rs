@@ -1,0 +1,423 @@
+//! `cctl run` and the container lifecycle, end to end: real VMs (TCG here),
+//! the busybox fixture pulled from a loopback registry, networking in a
+//! namespace of each test's own. Exit codes are Docker's.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{World, qemu_with};
+
+#[test]
+fn exit_codes_are_the_containers_or_dockers() {
+    let world = World::new();
+    let echo = world.run(&[], &["echo", "hello", "from", "a", "VM"]);
+    assert_eq!(
+        (echo.code, echo.stdout.as_str()),
+        (0, "hello from a VM\n"),
+        "{echo:?}"
+    );
+    let three = world.run(&[], &["sh", "-c", "exit 3"]);
+    assert_eq!(three.code, 3, "{three:?}");
+    let missing = world.run(&[], &["no-such-program"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    assert!(missing.stderr.contains("no-such-program"), "{missing:?}");
+    let not_executable = world.run(&[], &["/etc/passwd"]);
+    assert_eq!(not_executable.code, 126, "{not_executable:?}");
+    assert!(world.container_folders().is_empty(), "--rm left state");
+}
+
+#[test]
+fn env_workdir_user_and_entrypoint_are_honoured() {
+    let world = World::new();
+    let env_file = world.root.path().join("env");
+    std::fs::write(&env_file, "# a comment\nB=from-file\n\nC=also\n").unwrap();
+    let ran = world.run(
+        &[
+            "-e",
+            "A=one",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-e",
+            "C=flag-wins",
+            "-w",
+            "/tmp/work",
+            "-u",
+            "nobody",
+            "--hostname",
+            "box1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo $A $B $C; pwd; id -u; hostname; cat /etc/hostname",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(
+        ran.stdout,
+        "one from-file flag-wins\n/tmp/work\n65534\nbox1\nbox1\n"
+    );
+    let entry = world.run(&["--entrypoint", "echo"], &["replaced"]);
+    assert_eq!(
+        (entry.code, entry.stdout.as_str()),
+        (0, "replaced\n"),
+        "{entry:?}"
+    );
+}
+
+#[test]
+fn stdin_round_trips_and_a_tty_is_a_tty() {
+    let world = World::new();
+    let piped = world.cctl_with_input(&["run", "--rm", "-i", &world.image, "cat"], b"data\n");
+    assert_eq!(
+        (piped.code, piped.stdout.as_str()),
+        (0, "data\n"),
+        "{piped:?}"
+    );
+    // A pseudo-terminal drives `cctl run -t` through script(1).
+    let inner = format!(
+        "{} run --rm -t {} sh -c 'test -t 0 && test -t 1 && echo is-a-tty; stty size'",
+        env!("CARGO_BIN_EXE_cctl"),
+        world.image
+    );
+    let mut command = world.netns.command("script");
+    command
+        .args(["-qec", &inner, "/dev/null"])
+        .env("CZ_ROOT", world.root.path())
+        .env("COLUMNS", "100")
+        .env("LINES", "30")
+        .stdin(Stdio::null());
+    let out = command.output().expect("script runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("is-a-tty"), "{stdout}");
+}
+
+#[test]
+fn containers_reach_each_other_the_host_and_published_ports() {
+    let world = World::new();
+    world.detach("a", &[], &["sleep", "300"]);
+    world.detach(
+        "b",
+        &["-p", "18080:80"],
+        &[
+            "sh",
+            "-c",
+            "while true; do echo hello from b | nc -l -p 80; done",
+        ],
+    );
+    let a = world.inspect("a")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .expect("a has an address")
+        .to_owned();
+    let b = world.inspect("b")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .expect("b has an address")
+        .to_owned();
+    assert_ne!(a, b);
+    let ping = world.cctl(&["exec", "a", "ping", "-c", "1", "-W", "5", &b]);
+    assert_eq!(ping.code, 0, "a pings b: {ping:?}");
+    // The gateway is the bridge's address in the namespace; a TCP server there.
+    let gateway = world
+        .netns
+        .exec(&["ip", "-4", "-o", "addr", "show", "cz-default"])
+        .expect("bridge address");
+    let gateway = gateway
+        .split_whitespace()
+        .nth(3)
+        .and_then(|cidr| cidr.split('/').next())
+        .expect("gateway address")
+        .to_owned();
+    let script = format!(
+        "import socket\ns = socket.socket()\ns.bind(('{gateway}', 17000))\ns.listen(1)\n\
+         print('ready', flush=True)\nc, _ = s.accept()\nc.sendall(b'hello from the host\\n')\nc.close()\n"
+    );
+    let mut server = world
+        .netns
+        .command("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().expect("server stdout")),
+        &mut ready,
+    )
+    .expect("server ready");
+    assert_eq!(ready, "ready\n");
+    let reach = world.cctl(&["exec", "a", "nc", &gateway, "17000"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(reach.stdout, "hello from the host\n", "{reach:?}");
+    // The published port, from the host side.
+    let mut answer = String::new();
+    for _ in 0..50 {
+        let got = world
+            .netns
+            .exec(&["busybox", "nc", "-w", "2", &gateway, "18080"])
+            .unwrap_or_default();
+        if !got.is_empty() {
+            answer = got;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(answer, "hello from b\n");
+    // A port already published is refused with 125.
+    let again = world.run(&["-p", "18080:81"], &["true"]);
+    assert_eq!(again.code, 125, "{again:?}");
+    assert!(again.stderr.contains("18080"), "{again:?}");
+    for name in ["a", "b"] {
+        let rm = world.cctl(&["rm", "-f", name]);
+        assert_eq!(rm.code, 0, "{rm:?}");
+    }
+    assert!(world.container_folders().is_empty());
+    assert_eq!(world.leases(), 0, "rm -f released the leases");
+}
+
+#[test]
+fn writes_stay_in_their_container_and_read_only_refuses_them() {
+    let world = World::new();
+    world.detach("writer", &[], &["sh", "-c", "echo mine > /data; sleep 300"]);
+    let base_dir = world.root.path().join("rootfs");
+    let hash_bases = || {
+        let mut sums = Vec::new();
+        for entry in std::fs::read_dir(&base_dir)
+            .expect("rootfs cache")
+            .flatten()
+        {
+            if entry.path().extension().is_some_and(|e| e == "ext4") {
+                let out = std::process::Command::new("sha256sum")
+                    .arg(entry.path())
+                    .output()
+                    .expect("sha256sum");
+                sums.push(String::from_utf8_lossy(&out.stdout).into_owned());
+            }
+        }
+        sums
+    };
+    let before = hash_bases();
+    assert!(!before.is_empty(), "a base image is cached");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = world.cctl(&["exec", "writer", "cat", "/data"]).stdout;
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen, "mine\n");
+    let other = world.run(&[], &["cat", "/data"]);
+    assert_ne!(other.code, 0, "another container sees no /data: {other:?}");
+    let ro = world.run(&["--read-only"], &["touch", "/x"]);
+    assert_ne!(ro.code, 0, "{ro:?}");
+    assert!(ro.stderr.contains("Read-only file system"), "{ro:?}");
+    let ro_read = world.run(&["--read-only"], &["cat", "/etc/passwd"]);
+    assert_eq!(ro_read.code, 0, "{ro_read:?}");
+    assert_eq!(world.cctl(&["rm", "-f", "writer"]).code, 0);
+    assert_eq!(hash_bases(), before, "the base never changes");
+}
+
+#[test]
+fn detached_containers_log_exec_stop_and_remove() {
+    let world = World::new();
+    world.detach(
+        "d",
+        &[],
+        &["sh", "-c", "echo started; echo oops >&2; trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"],
+    );
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = world.cctl(&["logs", "d"]).stdout;
+        if logs.contains("started") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(logs, "started\n");
+    let both = world.cctl(&["logs", "--tail", "1", "d"]);
+    assert_eq!(both.stderr, "oops\n", "{both:?}");
+    let ls = world.cctl(&["ls"]);
+    assert!(
+        ls.stdout.contains(" d\n") && ls.stdout.contains("Up "),
+        "{ls:?}"
+    );
+    let exec = world.cctl(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "d",
+        "sh",
+        "-c",
+        "echo $X; pwd",
+    ]);
+    assert_eq!(
+        (exec.code, exec.stdout.as_str()),
+        (0, "1\n/tmp\n"),
+        "{exec:?}"
+    );
+    let failing = world.cctl(&["exec", "d", "sh", "-c", "exit 7"]);
+    assert_eq!(failing.code, 7);
+    let stats = world.cctl(&["stats", "--no-stream", "d"]);
+    assert_eq!(stats.code, 0, "{stats:?}");
+    assert!(stats.stdout.contains(" d "), "{stats:?}");
+    let stop = world.cctl(&["stop", "d"]);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    let state = world.inspect("d");
+    assert_eq!(state["State"]["Status"], "exited", "{state}");
+    assert_eq!(state["State"]["ExitCode"], 0, "the trap ran: {state}");
+    assert!(world.cctl(&["logs", "d"]).stdout.ends_with("bye\n"));
+    let ls_all = world.cctl(&["ls", "-a"]);
+    assert!(ls_all.stdout.contains("Exited (0)"), "{ls_all:?}");
+    assert!(!world.cctl(&["ls"]).stdout.contains(" d\n"));
+    // Started again, it runs again; removed, it is gone with its lease.
+    assert_eq!(world.cctl(&["start", "d"]).code, 0);
+    assert!(world.cctl(&["ls"]).stdout.contains(" d\n"));
+    assert_ne!(
+        world.cctl(&["rm", "d"]).code,
+        0,
+        "a running container needs -f"
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "d"]).code, 0);
+    assert!(world.container_folders().is_empty());
+    assert_eq!(world.leases(), 0);
+    assert!(world.links("czt").iter().all(|tap| !tap.is_empty()));
+}
+
+#[test]
+fn sigkill_of_a_foreground_run_takes_its_vm() {
+    let world = World::new();
+    let mut child = world
+        .command(&["run", "--name", "victim", &world.image, "sleep", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cctl run");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let ran = world.cctl(&["inspect", "victim"]);
+        if ran.code == 0 && ran.stdout.contains("\"Running\": true") {
+            let json: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+            break json[0]["Id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "never ran: {ran:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let short = &id[..16];
+    assert!(!qemu_with(short).is_empty(), "its QEMU runs");
+    // `ip netns exec` executes cctl in its own process: this is cctl.
+    child.kill().expect("SIGKILL cctl run");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !qemu_with(short).is_empty() {
+        assert!(Instant::now() < deadline, "QEMU outlived cctl run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = world.inspect("victim");
+    assert_eq!(state["State"]["Running"], false, "{state}");
+    assert_eq!(world.cctl(&["rm", "victim"]).code, 0);
+    assert_eq!(world.leases(), 0);
+}
+
+#[test]
+fn five_containers_start_at_once() {
+    let world = World::new();
+    let children: Vec<_> = (0..5)
+        .map(|n| {
+            world
+                .command(&[
+                    "run",
+                    "--rm",
+                    &world.image,
+                    "echo",
+                    &format!("container {n}"),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cctl run")
+        })
+        .collect();
+    for (n, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("cctl ends");
+        assert!(
+            out.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("container {n}\n")
+        );
+    }
+    assert!(world.container_folders().is_empty());
+    assert_eq!(world.leases(), 0);
+}
+
+#[test]
+fn an_oom_kill_exits_137_and_inspect_says_so() {
+    let world = World::new();
+    let ran = world.cctl(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "64m",
+        &world.image,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=200M",
+        "count=1",
+    ]);
+    assert_eq!(ran.code, 137, "{ran:?}");
+    let state = world.inspect("hog");
+    assert_eq!(state["State"]["OOMKilled"], true, "{state}");
+    assert_eq!(state["State"]["ExitCode"], 137, "{state}");
+    assert_eq!(world.cctl(&["rm", "hog"]).code, 0);
+}
+
+#[test]
+fn bad_input_exits_125_with_a_clear_error() {
+    let world = World::new();
+    let unknown = world.cctl(&["run", "--rm", "--pull", "never", "nosuch/image:1", "true"]);
+    assert_eq!(unknown.code, 125, "{unknown:?}");
+    assert!(unknown.stderr.contains("nosuch/image"), "{unknown:?}");
+    let missing = world.cctl_on_host(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &format!("{}/nosuch/image:1", world.registry.host()),
+        "true",
+    ]);
+    assert_eq!(missing.code, 125, "{missing:?}");
+    let network = world.run(&["--network", "nonet"], &["true"]);
+    assert_eq!(network.code, 125, "{network:?}");
+    assert!(network.stderr.contains("nonet"), "{network:?}");
+    let memory = world.run(&["--memory", "1k"], &["true"]);
+    assert_eq!(memory.code, 125, "{memory:?}");
+    assert!(memory.stderr.contains("memory"), "{memory:?}");
+    let nothing = world.cctl(&["logs", "nosuch"]);
+    assert_eq!(
+        nothing.code, 1,
+        "Docker's code outside run, create and exec"
+    );
+    assert!(
+        nothing.stderr.contains("no such container: nosuch"),
+        "{nothing:?}"
+    );
+    assert!(
+        world.container_folders().is_empty(),
+        "nothing made on refusal"
+    );
+}

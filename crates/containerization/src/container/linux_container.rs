@@ -1,0 +1,442 @@
+//! [`LinuxContainer`]: one container and its VM. The process that starts it
+//! owns the VM (QEMU dies with it); any other process reaches the running
+//! container's agent through the VM's vsock socket recorded in its state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerization_agent::proto::v1::create_process_request::Isolation;
+use containerization_agent::proto::v1::{ContainerSpec, ExecSpec};
+use containerization_agent::{AgentClient, Connector, HybridVsockConnector};
+use containerization_vmm::{VirtualMachine, VsockEndpoint};
+
+use super::exec::exec_process;
+use super::manager::Inner;
+use super::process::{ExitStatus, LinuxProcess, StdioConfig};
+use super::record::{ContainerConfig, ContainerState, Status, now_ms, process_alive};
+use super::sandbox::{self, BootContext, Sandbox};
+use crate::{ContainerId, Error, spec};
+
+/// The agent's id for a container's first process.
+const INIT_ID: &str = "init";
+
+/// Resource use of a running container, from its cgroup in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Statistics {
+    /// CPU time used, in microseconds.
+    pub cpu_usage_usec: u64,
+    /// Memory in use, in bytes.
+    pub memory_current_bytes: u64,
+    /// Its memory limit in bytes (0: none).
+    pub memory_limit_bytes: u64,
+    /// Processes and threads now.
+    pub pids_current: u64,
+    /// Bytes read from block devices.
+    pub io_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub io_write_bytes: u64,
+    /// Times the OOM killer struck in it.
+    pub oom_kills: u64,
+}
+
+/// One container: its configuration, its state on disk and, in the process
+/// that started it, its VM.
+pub struct LinuxContainer {
+    inner: Arc<Inner>,
+    config: ContainerConfig,
+    sandbox: Option<Sandbox>,
+    agent: tokio::sync::OnceCell<AgentClient>,
+}
+
+impl std::fmt::Debug for LinuxContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxContainer")
+            .field("id", &self.config.id)
+            .field("name", &self.config.name)
+            .field("owns_vm", &self.sandbox.is_some())
+            .finish()
+    }
+}
+
+impl LinuxContainer {
+    pub(crate) fn new(inner: Arc<Inner>, config: ContainerConfig) -> Self {
+        Self {
+            inner,
+            config,
+            sandbox: None,
+            agent: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &ContainerId {
+        &self.config.id
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ContainerConfig {
+        &self.config
+    }
+
+    /// Its state now. A container whose owner died while it ran is reported
+    /// exited.
+    pub fn state(&self) -> Result<ContainerState, Error> {
+        let mut state = self.inner.store.state(&self.config.id)?;
+        if matches!(state.status, Status::Running | Status::Starting) && !state.is_running() {
+            state.status = Status::Exited;
+            state
+                .error
+                .get_or_insert_with(|| "its owner process died".to_owned());
+        }
+        Ok(state)
+    }
+
+    /// Its log of standard output and standard error.
+    pub fn log_path(&self) -> PathBuf {
+        self.inner.store.log(&self.config.id)
+    }
+
+    /// Boots its VM, prepares the guest and starts its first process with
+    /// `stdio`. This process then owns the VM: call [`Self::wait`].
+    pub async fn start(&mut self, stdio: StdioConfig) -> Result<LinuxProcess, Error> {
+        let id = self.config.id.clone();
+        let store = self.inner.store.clone();
+        let previous = self.state()?;
+        if previous.is_running() {
+            return Err(self.invalid("running", "it is already running"));
+        }
+        store.update(&id, |s| {
+            *s = ContainerState::created();
+            s.status = Status::Starting;
+            s.owner_pid = Some(std::process::id());
+        })?;
+        let _ = std::fs::remove_dir_all(store.vm_dir(&id));
+        let networks = self.inner.networks().await;
+        let context = BootContext {
+            root: &self.inner.root,
+            vminitd: &self.inner.vminitd,
+            networks,
+            ready_timeout: self.inner.ready_timeout,
+        };
+        let booted =
+            sandbox::boot(&context, &self.config, &store.disk(&id), &store.vm_dir(&id)).await;
+        let sandbox = match booted {
+            Ok(sandbox) => sandbox,
+            Err(error) => {
+                self.finish(None, Some(error.to_string()), 125).await?;
+                return Err(error);
+            }
+        };
+        store.update(&id, |s| {
+            s.vsock = sandbox.vsock_socket();
+            s.address = sandbox
+                .attachment
+                .as_ref()
+                .map(|a| std::net::IpAddr::V4(a.address.addr()));
+            s.tap = sandbox.attachment.as_ref().map(|a| a.device.clone());
+        })?;
+        let agent = sandbox.agent.clone();
+        let vsock = sandbox.vm.vsock().clone();
+        self.sandbox = Some(sandbox);
+        let spec = serde_json::to_vec(&self.config.spec)
+            .map_err(|e| self.invalid("created", &e.to_string()))?;
+        let isolation = Isolation::Container(ContainerSpec {
+            oci_spec: spec,
+            rootfs: String::new(),
+        });
+        match LinuxProcess::spawn(&agent, &vsock, INIT_ID.to_owned(), isolation, stdio).await {
+            Ok(process) => {
+                store.update(&id, |s| {
+                    s.status = Status::Running;
+                    s.started_ms = Some(now_ms());
+                })?;
+                Ok(process)
+            }
+            Err(error) => {
+                let code = match error {
+                    Error::CommandNotFound(_) => 127,
+                    Error::CommandNotRunnable(_) => 126,
+                    _ => 125,
+                };
+                self.finish(None, Some(error.to_string()), code).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits until its first process exits. In the owner this also stops the
+    /// VM, releases its network and, with auto-remove, removes the
+    /// container; elsewhere it watches the state.
+    pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
+        if let Some(sandbox) = &self.sandbox {
+            let init = LinuxProcess::attach(sandbox.agent.clone(), INIT_ID);
+            let status = init.wait().await;
+            let status = match status {
+                Ok(status) => status,
+                Err(error) => {
+                    self.finish(None, Some(error.to_string()), 255).await?;
+                    return Err(error);
+                }
+            };
+            self.finish(Some(status), None, status.code).await?;
+            return Ok(status);
+        }
+        loop {
+            let state = self.state()?;
+            if !state.is_running() {
+                return Ok(ExitStatus {
+                    code: state.exit_code.unwrap_or(255),
+                    signal: None,
+                    oom_killed: state.oom_killed,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Records how the container ended and takes down what it used.
+    async fn finish(
+        &mut self,
+        status: Option<ExitStatus>,
+        error: Option<String>,
+        code: i32,
+    ) -> Result<(), Error> {
+        let id = self.config.id.clone();
+        let store = self.inner.store.clone();
+        store.update(&id, |s| {
+            s.status = Status::Exited;
+            s.finished_ms = Some(now_ms());
+            s.exit_code = Some(code);
+            s.oom_killed = status.is_some_and(|st| st.oom_killed);
+            s.error = error;
+        })?;
+        if let Some(sandbox) = self.sandbox.take() {
+            let Sandbox { mut vm, agent, .. } = sandbox;
+            if !self.config.auto_remove {
+                // Flush the guest's writes to the disk before QEMU goes.
+                let _ = agent.sync().await;
+                vm.stop(Duration::from_secs(5)).await;
+            }
+            drop(vm);
+        }
+        let networks = self.inner.networks().await;
+        sandbox::release_network(networks, &self.config.network, &id).await?;
+        let _ = std::fs::remove_dir_all(store.vm_dir(&id));
+        store.update(&id, |s| {
+            s.owner_pid = None;
+            s.vsock = None;
+            s.address = None;
+            s.tap = None;
+        })?;
+        if self.config.auto_remove {
+            store.remove(&id)?;
+        }
+        Ok(())
+    }
+
+    /// The agent of its running VM.
+    async fn agent(&self) -> Result<&AgentClient, Error> {
+        if let Some(sandbox) = &self.sandbox {
+            return Ok(&sandbox.agent);
+        }
+        let state = self.state()?;
+        let socket = match (&state.vsock, state.is_running()) {
+            (Some(socket), true) => socket.clone(),
+            _ => return Err(self.invalid(&state.status.to_string(), "it is not running")),
+        };
+        self.agent
+            .get_or_try_init(|| async {
+                let connector: Arc<dyn Connector> = Arc::new(HybridVsockConnector::new(socket));
+                Ok::<_, Error>(AgentClient::connect(&connector, Duration::from_secs(30)).await?)
+            })
+            .await
+    }
+
+    /// Where stream listeners for its processes go.
+    fn vsock(&self) -> Result<VsockEndpoint, Error> {
+        if let Some(sandbox) = &self.sandbox {
+            return Ok(sandbox.vm.vsock().clone());
+        }
+        let state = self.state()?;
+        state
+            .vsock
+            .map(VsockEndpoint::Hybrid)
+            .ok_or_else(|| self.invalid(&state.status.to_string(), "it is not running"))
+    }
+
+    /// Sends `signal` to its first process.
+    pub async fn kill(&self, signal: i32) -> Result<(), Error> {
+        Ok(self.agent().await?.kill_process(INIT_ID, signal).await?)
+    }
+
+    /// Stops it: its stop signal, then SIGKILL after `timeout`; if its owner
+    /// does not record the exit, the owner is killed, which takes the VM
+    /// with it. Stopping a container that is not running does nothing.
+    pub async fn stop(&mut self, timeout: Duration) -> Result<(), Error> {
+        if !self.state()?.is_running() {
+            return Ok(());
+        }
+        if self.sandbox.is_some() {
+            let _ = self.kill(self.config.stop_signal).await;
+            let agent = self.agent().await?.clone();
+            let init = LinuxProcess::attach(agent, INIT_ID);
+            if tokio::time::timeout(timeout, init.wait()).await.is_err() {
+                let _ = init.kill(9).await;
+            }
+            self.wait().await?;
+            return Ok(());
+        }
+        let _ = self.kill(self.config.stop_signal).await;
+        if self.settled_within(timeout).await? {
+            return Ok(());
+        }
+        let _ = self.kill(9).await;
+        if self.settled_within(Duration::from_secs(10)).await? {
+            return Ok(());
+        }
+        self.kill_owner().await
+    }
+
+    /// Whether its owner finished with it (recorded the exit and let go of
+    /// the VM and network) within `timeout`.
+    async fn settled_within(&self, timeout: Duration) -> Result<bool, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = match self.inner.store.state(&self.config.id) {
+                Ok(state) => state,
+                // An auto-remove container is gone once its owner is done.
+                Err(Error::ContainerNotFound(_)) => return Ok(true),
+                Err(error) => return Err(error),
+            };
+            if state.owner_pid.is_none_or(|pid| !process_alive(pid)) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process that owns the VM (QEMU dies with it) and cleans up
+    /// after it.
+    async fn kill_owner(&mut self) -> Result<(), Error> {
+        let state = self.inner.store.state(&self.config.id)?;
+        if let Some(pid) = state.owner_pid
+            && pid != std::process::id()
+            && process_alive(pid)
+            && let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed())
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            for _ in 0..100 {
+                if !process_alive(pid.as_raw_nonzero().get().cast_unsigned()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.reap_stale(137).await
+    }
+
+    /// Cleans up after an owner that died without doing so: the network is
+    /// released, the state says exited with `code`, and an auto-remove
+    /// container is removed.
+    pub(crate) async fn reap_stale(&mut self, code: i32) -> Result<(), Error> {
+        let state = match self.inner.store.state(&self.config.id) {
+            Ok(state) => state,
+            Err(Error::ContainerNotFound(_)) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if state.owner_pid.is_some_and(process_alive) {
+            return Ok(());
+        }
+        if matches!(state.status, Status::Running | Status::Starting) || state.owner_pid.is_some() {
+            self.finish(None, Some("its owner process died".to_owned()), code)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a new process in it: `options.args` with its first process's
+    /// environment, working directory and user unless `options` says
+    /// otherwise.
+    pub async fn exec(
+        &self,
+        options: &spec::ProcessOptions,
+        stdio: StdioConfig,
+    ) -> Result<LinuxProcess, Error> {
+        let process = exec_process(&self.config.spec["process"], options)?;
+        let agent = self.agent().await?.clone();
+        let vsock = self.vsock()?;
+        let json = serde_json::to_vec(&process).map_err(|e| Error::InvalidOption {
+            option: "exec".to_owned(),
+            detail: e.to_string(),
+        })?;
+        let isolation = Isolation::Exec(ExecSpec {
+            container_id: INIT_ID.to_owned(),
+            oci_process: json,
+        });
+        let id = format!("exec-{:x}", now_ms() ^ u64::from(std::process::id()) << 40);
+        LinuxProcess::spawn(&agent, &vsock, id, isolation, stdio).await
+    }
+
+    /// Resizes its first process's terminal.
+    pub async fn resize(&self, rows: u16, columns: u16) -> Result<(), Error> {
+        let agent = self.agent().await?.clone();
+        LinuxProcess::attach(agent, INIT_ID)
+            .resize(rows, columns)
+            .await
+    }
+
+    /// Closes its first process's standard input.
+    pub async fn close_stdin(&self) -> Result<(), Error> {
+        let agent = self.agent().await?.clone();
+        LinuxProcess::attach(agent, INIT_ID).close_stdin().await
+    }
+
+    /// Its resource use now.
+    pub async fn statistics(&self) -> Result<Statistics, Error> {
+        let s = self.agent().await?.container_statistics(INIT_ID).await?;
+        Ok(Statistics {
+            cpu_usage_usec: s.cpu_usage_usec,
+            memory_current_bytes: s.memory_current_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids_current: s.pids_current,
+            io_read_bytes: s.io_read_bytes,
+            io_write_bytes: s.io_write_bytes,
+            oom_kills: s.oom_kills,
+        })
+    }
+
+    /// Removes it: its disk, its state and its log. A running container is
+    /// refused unless `force`, which kills it first.
+    pub async fn delete(mut self, force: bool) -> Result<(), Error> {
+        if self.state()?.is_running() {
+            if !force {
+                return Err(self.invalid("running", "stop it first, or remove it with --force"));
+            }
+            if self.sandbox.is_some() {
+                let _ = self.kill(9).await;
+                self.wait().await?;
+            } else {
+                let _ = self.kill(9).await;
+                if !self.settled_within(Duration::from_secs(10)).await? {
+                    self.kill_owner().await?;
+                }
+            }
+        }
+        self.reap_stale(137).await?;
+        let networks = self.inner.networks().await;
+        sandbox::release_network(networks, &self.config.network, &self.config.id).await?;
+        self.inner.store.remove(&self.config.id)
+    }
+
+    fn invalid(&self, state: &str, detail: &str) -> Error {
+        Error::InvalidState {
+            container: self.config.name.clone(),
+            state: state.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+}

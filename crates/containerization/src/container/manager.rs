@@ -1,0 +1,418 @@
+//! [`ContainerManager`]: where containers are made from images and found
+//! again by name or id.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerization_oci::store::ImageStore;
+use containerization_oci::{Digest, Platform};
+
+use super::record::{ContainerConfig, NetworkMode, now_ms};
+use super::sandbox::{GUEST_ROOTFS, etc_mounts};
+use super::store::{ContainerStore, new_id};
+use super::{ContainerState, LinuxContainer};
+use crate::network::{NetworkManager, PublishedPort};
+use crate::rootfs::{RootfsCache, writable_clone};
+use crate::{Error, StateRoot, spec};
+
+/// The network containers join when none is named.
+pub const DEFAULT_NETWORK: &str = "default";
+/// Memory of a VM whose container has no memory limit, in MiB.
+pub const DEFAULT_VM_MEMORY_MIB: u32 = 256;
+/// Memory a VM gets beyond its container's limit, in MiB (kernel, vminitd).
+const VM_OVERHEAD_MIB: u64 = 128;
+
+/// What a new container is made from.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The image, as named in the image store (`cctl image ls`).
+    pub image: String,
+    /// The platform to take from a multi-platform image; `None` is the host's.
+    pub platform: Option<Platform>,
+    /// A unique name; `None` gives the first 12 digits of the id.
+    pub name: Option<String>,
+    /// The process and its limits (an empty hostname takes the name).
+    pub container: spec::ContainerOptions,
+    /// Its network: `None` is [`DEFAULT_NETWORK`].
+    pub network: Option<NetworkMode>,
+    /// Ports to publish.
+    pub ports: Vec<PublishedPort>,
+    /// DNS servers; empty takes the host's.
+    pub dns: Vec<IpAddr>,
+    /// The guest kernel; `None` is the catalogue's default.
+    pub kernel: Option<String>,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+    /// Its first process reads standard input.
+    pub interactive: bool,
+}
+
+pub(crate) struct Inner {
+    pub root: StateRoot,
+    pub vminitd: PathBuf,
+    pub store: ContainerStore,
+    pub rootfs: RootfsCache,
+    pub ready_timeout: Duration,
+    pub networks: tokio::sync::OnceCell<Option<NetworkManager>>,
+}
+
+impl Inner {
+    /// The host's network manager, or `None` where netlink cannot be opened
+    /// (not root).
+    pub async fn networks(&self) -> Option<&NetworkManager> {
+        self.networks
+            .get_or_init(|| async {
+                match containerization_netlink::Netlink::connect() {
+                    Ok(netlink) => Some(NetworkManager::new(self.root.network_dir(), netlink)),
+                    Err(error) => {
+                        tracing::debug!(%error, "no host networking");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+}
+
+/// Makes, finds and lists containers under one state root.
+///
+/// ```no_run
+/// use containerization::{ContainerManager, CreateOptions, StateRoot, StdioConfig};
+///
+/// # async fn demo() -> Result<(), containerization::Error> {
+/// let root = StateRoot::from_env()?;
+/// let vminitd = root.find_vminitd()?;
+/// let manager = ContainerManager::new(root, vminitd);
+/// let mut options = CreateOptions {
+///     image: "docker.io/library/busybox:latest".into(),
+///     auto_remove: true,
+///     ..CreateOptions::default()
+/// };
+/// options.container.process.args = vec!["echo".into(), "hello".into()];
+/// let mut container = manager.create(options).await?;
+/// let stdio = StdioConfig { stdout: true, stderr: true, ..StdioConfig::default() };
+/// let mut process = container.start(stdio).await?;
+/// let _streams = process.take_streams();
+/// let status = container.wait().await?;
+/// assert_eq!(status.code, 0);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ContainerManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ContainerManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerManager")
+            .field("root", &self.inner.root)
+            .finish()
+    }
+}
+
+impl ContainerManager {
+    /// Containers under `root`, whose VMs run `vminitd` (the static guest
+    /// agent) as PID 1.
+    pub fn new(root: StateRoot, vminitd: impl Into<PathBuf>) -> Self {
+        let store = ContainerStore::new(root.path().join("containers"), root.run_dir());
+        let rootfs = RootfsCache::new(root.path().join("rootfs"));
+        Self {
+            inner: Arc::new(Inner {
+                root,
+                vminitd: vminitd.into(),
+                store,
+                rootfs,
+                ready_timeout: Duration::from_secs(90),
+                networks: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &StateRoot {
+        &self.inner.root
+    }
+
+    /// The containers' folders.
+    pub fn store(&self) -> &ContainerStore {
+        &self.inner.store
+    }
+
+    /// Creates a container from an image in the image store: its base root
+    /// file system built (once per image), its writable clone, its runtime
+    /// spec from the image config and `options`, and its folder. The VM
+    /// starts with [`LinuxContainer::start`].
+    pub async fn create(&self, options: CreateOptions) -> Result<LinuxContainer, Error> {
+        let images = ImageStore::open(self.inner.root.path())?;
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let resolved = images.resolve(&options.image, &platform)?;
+        let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
+        let layers: Vec<PathBuf> = resolved
+            .manifest
+            .layers()
+            .iter()
+            .map(|layer| {
+                let digest: Digest = layer.digest().to_string().parse()?;
+                Ok(images.content().blob_path(&digest))
+            })
+            .collect::<Result<_, Error>>()?;
+        let network = match &options.network {
+            Some(mode) => mode.clone(),
+            None => NetworkMode::Network(DEFAULT_NETWORK.to_owned()),
+        };
+        self.check_network(&network, &options.ports).await?;
+        let id = new_id()?;
+        let name = match &options.name {
+            Some(name) => check_name(name)?,
+            None => id.as_str()[..12].to_owned(),
+        };
+        let mut container_options = options.container.clone();
+        if container_options.hostname.is_empty() {
+            container_options.hostname = hostname_from(&name);
+        }
+        let vm_memory_mib = match container_options.memory_bytes {
+            Some(bytes) => u32::try_from((bytes >> 20) + VM_OVERHEAD_MIB)
+                .unwrap_or(u32::MAX)
+                .max(DEFAULT_VM_MEMORY_MIB),
+            None => DEFAULT_VM_MEMORY_MIB,
+        };
+        let vcpus = match container_options.cpus {
+            Some(cpus) => {
+                let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let wanted = cpus.ceil().max(1.0) as usize;
+                if wanted > available {
+                    return Err(Error::InvalidOption {
+                        option: "--cpus".to_owned(),
+                        detail: format!("{cpus} asked for, but this host has {available} CPUs"),
+                    });
+                }
+                u32::try_from(wanted).unwrap_or(1)
+            }
+            None => 1,
+        };
+        let host_env = |key: &str| std::env::var(key).ok();
+        let runtime = spec::container_spec(&resolved.config, &container_options, &host_env)?;
+        let mut spec_json = serde_json::to_value(&runtime).map_err(|e| Error::InvalidOption {
+            option: "runtime spec".to_owned(),
+            detail: e.to_string(),
+        })?;
+        spec_json["root"]["path"] = GUEST_ROOTFS.into();
+        if let Some(mounts) = spec_json["mounts"].as_array_mut()
+            && let Some(extra) = etc_mounts().as_array()
+        {
+            mounts.extend(extra.iter().cloned());
+        }
+        let stop_signal = spec::stop_signal(&resolved.config)
+            .map(|name| parse_signal(&name))
+            .transpose()?
+            .unwrap_or(15);
+        let config = ContainerConfig {
+            id: id.clone(),
+            name,
+            image: options.image.clone(),
+            manifest: manifest.to_string(),
+            spec: spec_json,
+            stop_signal,
+            network,
+            ports: options.ports.clone(),
+            dns: options.dns.clone(),
+            kernel: options.kernel.clone(),
+            vcpus,
+            vm_memory_mib,
+            read_only: container_options.read_only,
+            auto_remove: options.auto_remove,
+            terminal: container_options.process.terminal,
+            interactive: options.interactive,
+            created_ms: now_ms(),
+        };
+        if let Some(kernel) = &config.kernel {
+            self.inner.root.kernels().get(kernel)?;
+        }
+        let rootfs = self.inner.rootfs.clone();
+        let base = tokio::task::spawn_blocking(move || rootfs.base(&manifest, &layers))
+            .await
+            .map_err(|e| Error::Rootfs {
+                image: options.image.clone(),
+                detail: e.to_string(),
+            })??;
+        self.inner.store.create(&config)?;
+        let disk = self.inner.store.disk(&id);
+        let made = if config.read_only {
+            std::os::unix::fs::symlink(&base, &disk).map_err(|source| Error::Io {
+                path: disk.clone(),
+                source,
+            })
+        } else {
+            writable_clone(&base, &disk).map(drop)
+        };
+        if let Err(error) = made {
+            let _ = self.inner.store.remove(&id);
+            return Err(error);
+        }
+        Ok(LinuxContainer::new(Arc::clone(&self.inner), config))
+    }
+
+    /// The container a user means by `name_or_id` (a name, an id or an id's
+    /// unique prefix).
+    pub fn get(&self, name_or_id: &str) -> Result<LinuxContainer, Error> {
+        let id = self.inner.store.lookup(name_or_id)?;
+        let config = self.inner.store.config(&id)?;
+        Ok(LinuxContainer::new(Arc::clone(&self.inner), config))
+    }
+
+    /// Every container with its state, oldest first.
+    pub fn list(&self) -> Result<Vec<(ContainerConfig, ContainerState)>, Error> {
+        self.inner.store.list()
+    }
+
+    /// Cleans up after containers whose owner died while they ran (a
+    /// foreground `cctl run` that was killed, say): their network is
+    /// released, their state says exited (137), and auto-remove ones go.
+    pub async fn reap_stale(&self) -> Result<(), Error> {
+        for (config, state) in self.inner.store.list()? {
+            let stale = matches!(
+                state.status,
+                super::Status::Running | super::Status::Starting
+            ) || state.owner_pid.is_some();
+            if stale
+                && !state.is_running()
+                && !state.owner_pid.is_some_and(super::record::process_alive)
+            {
+                LinuxContainer::new(Arc::clone(&self.inner), config)
+                    .reap_stale(137)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an unknown network, or one that cannot be used here, before
+    /// anything is made; makes the default network on first use.
+    async fn check_network(
+        &self,
+        network: &NetworkMode,
+        ports: &[PublishedPort],
+    ) -> Result<(), Error> {
+        let NetworkMode::Network(name) = network else {
+            if !ports.is_empty() {
+                return Err(Error::InvalidOption {
+                    option: "--publish".to_owned(),
+                    detail: "ports cannot be published without a network".to_owned(),
+                });
+            }
+            return Ok(());
+        };
+        let Some(networks) = self.inner.networks().await else {
+            return Err(Error::InvalidNetwork(format!(
+                "network {name:?} needs root (bridges and taps); use --network none"
+            )));
+        };
+        match networks.get(name) {
+            Ok(_) => Ok(()),
+            Err(Error::NetworkNotFound(_)) if name == DEFAULT_NETWORK => {
+                match networks.create(DEFAULT_NETWORK, None, None).await {
+                    Ok(_) | Err(Error::NetworkExists(_)) => Ok(()),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Docker's rule for names: a letter or digit, then letters, digits, `_`,
+/// `.` or `-`.
+fn check_name(name: &str) -> Result<String, Error> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 128;
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(Error::InvalidOption {
+            option: "--name".to_owned(),
+            detail: format!(
+                "{name:?}: use letters, digits, '_', '.' or '-', starting with a letter or digit"
+            ),
+        })
+    }
+}
+
+/// A hostname from a container name: 63 characters at most, no `_` or `.`.
+fn hostname_from(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+/// A signal by name (`SIGTERM`, `TERM`) or number.
+pub fn parse_signal(text: &str) -> Result<i32, Error> {
+    const NAMES: [(&str, i32); 17] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CONT", 18),
+        ("STOP", 19),
+    ];
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Ok(number) = bare.parse::<i32>()
+        && (1..=64).contains(&number)
+    {
+        return Ok(number);
+    }
+    NAMES
+        .iter()
+        .find(|(name, _)| *name == bare)
+        .map(|(_, number)| *number)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "signal".to_owned(),
+            detail: format!("{text:?} is not a signal; use a name such as SIGTERM or a number"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn names_follow_dockers_rule_and_hostnames_are_cleaned() {
+        assert!(check_name("web_1.a-b").is_ok());
+        assert!(check_name("-web").is_err());
+        assert!(check_name("a/b").is_err());
+        assert_eq!(hostname_from("web_1.x"), "web-1-x");
+    }
+}

@@ -1,0 +1,28 @@
+//! Containers: each one a process tree in its own VM, made from an image.
+//!
+//! - [`ContainerManager`] creates containers from images in the image store
+//!   (the base root file system is built once per image, each container gets
+//!   a writable clone), and finds them again by name or id;
+//! - [`LinuxContainer`] starts, waits on, stops, kills, execs into, resizes
+//!   and deletes one; [`LinuxProcess`] is one of its processes;
+//! - its configuration and state live under `containers/<id>/` and survive
+//!   the process that made them ([`ContainerStore`]); a detached container's
+//!   output goes to a log ([`LogWriter`], [`LogReader`]).
+
+mod exec;
+mod linux_container;
+mod log;
+mod manager;
+mod process;
+mod record;
+mod sandbox;
+mod store;
+
+pub use linux_container::{LinuxContainer, Statistics};
+pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
+pub use manager::{
+    ContainerManager, CreateOptions, DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, parse_signal,
+};
+pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
+pub use record::{ContainerConfig, ContainerState, NetworkMode, Status};
+pub use store::ContainerStore;

@@ -1,0 +1,181 @@
+//! What is kept on disk for a container: its configuration (`config.json`,
+//! written once at create) and its state (`state.json`, rewritten as it
+//! starts, runs and exits).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ContainerId;
+use crate::network::PublishedPort;
+
+/// Which network a container joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// The named network (a bridge with a subnet on the host).
+    Network(String),
+    /// No network: the VM has no interface but loopback.
+    None,
+}
+
+/// A container's configuration, fixed at create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The container's id: 64 hexadecimal digits.
+    pub id: ContainerId,
+    /// Its unique name.
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's manifest digest (`sha256:…`).
+    pub manifest: String,
+    /// The OCI runtime spec of its first process (the root path is set in the
+    /// guest).
+    pub spec: serde_json::Value,
+    /// The signal `stop` sends first (the image's `StopSignal`, or SIGTERM).
+    pub stop_signal: i32,
+    /// Its network.
+    pub network: NetworkMode,
+    /// Ports published on the host.
+    pub ports: Vec<PublishedPort>,
+    /// DNS servers given with `--dns` (otherwise the host's are used).
+    pub dns: Vec<IpAddr>,
+    /// The guest kernel's catalogue name; `None` takes the default kernel.
+    pub kernel: Option<String>,
+    /// Virtual CPUs of its VM.
+    pub vcpus: u32,
+    /// Memory of its VM, in MiB.
+    pub vm_memory_mib: u32,
+    /// The root file system is the shared base, read-only.
+    pub read_only: bool,
+    /// The container is removed when it exits (`--rm`).
+    pub auto_remove: bool,
+    /// Its first process has a terminal.
+    pub terminal: bool,
+    /// Its first process reads standard input.
+    pub interactive: bool,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created, never started, or made ready again.
+    Created,
+    /// Its VM is booting.
+    Starting,
+    /// Its first process runs.
+    Running,
+    /// Its first process has exited (or it could not start).
+    Exited,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Created => "created",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Exited => "exited",
+        })
+    }
+}
+
+/// A container's state, rewritten as it changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Where it is in its life.
+    pub status: Status,
+    /// The host process that owns its VM while it runs (`cctl run`, or the
+    /// monitor of a detached container).
+    pub owner_pid: Option<u32>,
+    /// The VM's hybrid vsock socket, through which any process reaches its
+    /// agent, while it runs.
+    pub vsock: Option<PathBuf>,
+    /// Its IPv4 address on its network while it runs.
+    pub address: Option<IpAddr>,
+    /// The tap on the host while it runs.
+    pub tap: Option<String>,
+    /// When its first process last started (ms since the Unix epoch).
+    pub started_ms: Option<u64>,
+    /// When its first process last exited (ms since the Unix epoch).
+    pub finished_ms: Option<u64>,
+    /// The exit code, as Docker reports it (128 + signal for a signal).
+    pub exit_code: Option<i32>,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
+    /// Why it could not start or run, when it could not.
+    pub error: Option<String>,
+}
+
+impl ContainerState {
+    /// The state of a container just created.
+    pub fn created() -> Self {
+        Self {
+            status: Status::Created,
+            owner_pid: None,
+            vsock: None,
+            address: None,
+            tap: None,
+            started_ms: None,
+            finished_ms: None,
+            exit_code: None,
+            oom_killed: false,
+            error: None,
+        }
+    }
+
+    /// Whether it runs now: its status says so and its owner lives.
+    pub fn is_running(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Starting)
+            && self.owner_pid.is_some_and(process_alive)
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn a_running_state_without_a_live_owner_is_not_running() {
+        let mut state = ContainerState::created();
+        state.status = Status::Running;
+        state.owner_pid = Some(std::process::id());
+        assert!(state.is_running());
+        state.owner_pid = Some(u32::MAX - 1);
+        assert!(!state.is_running());
+    }
+}

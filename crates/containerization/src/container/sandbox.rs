@@ -1,0 +1,276 @@
+//! A container's VM, from nothing to a guest ready for its process: a tap on
+//! its network, QEMU with the kernel, the initramfs and the container's disk,
+//! then, through the agent, the root file system mounted, eth0 configured and
+//! the container's `/etc/resolv.conf`, `/etc/hosts` and `/etc/hostname`
+//! written where the runtime spec bind-mounts them from.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerization_agent::AgentClient;
+use containerization_agent::proto::v1::{
+    ConfigureDnsRequest, ConfigureHostsRequest, ConfigureInterfaceRequest, HostsEntry,
+    InterfaceSelector, MountRequest, WriteFileRequest,
+};
+use containerization_vmm::{
+    DiskConfig, Hypervisor, NicConfig, Qemu, QemuVm, VirtualMachine, VmConfig, VsockBackend,
+    VsockEndpoint, build_initramfs,
+};
+
+use super::record::{ContainerConfig, NetworkMode};
+use crate::network::{Attachment, Endpoint, NetworkManager};
+use crate::{ContainerId, Error, StateRoot, spec};
+
+/// Where the container's disk is mounted in the guest.
+pub(crate) const GUEST_ROOTFS: &str = "/run/cz/rootfs";
+/// The folder whose `etc/` holds the container's resolv.conf, hosts and
+/// hostname in the guest.
+pub(crate) const GUEST_ETC_ROOT: &str = "/run/cz/files";
+
+/// What a running container's VM is made of.
+pub(crate) struct Sandbox {
+    /// The VM.
+    pub vm: QemuVm,
+    /// Its agent.
+    pub agent: AgentClient,
+    /// Its place on its network.
+    pub attachment: Option<Attachment>,
+}
+
+impl Sandbox {
+    /// The hybrid vsock socket other processes reach the agent through.
+    pub fn vsock_socket(&self) -> Option<PathBuf> {
+        match self.vm.vsock() {
+            VsockEndpoint::Hybrid(path) => Some(path.clone()),
+            VsockEndpoint::Cid(_) => None,
+        }
+    }
+}
+
+/// What booting needs from the manager.
+pub(crate) struct BootContext<'a> {
+    pub root: &'a StateRoot,
+    pub vminitd: &'a Path,
+    pub networks: Option<&'a NetworkManager>,
+    pub ready_timeout: Duration,
+}
+
+/// Boots container `config`'s VM on `disk` with its run folder `vm_dir`.
+/// Nothing is left behind on error: the tap goes back and QEMU is killed.
+pub(crate) async fn boot(
+    context: &BootContext<'_>,
+    config: &ContainerConfig,
+    disk: &Path,
+    vm_dir: &Path,
+) -> Result<Sandbox, Error> {
+    let attachment = match (&config.network, context.networks) {
+        (NetworkMode::None, _) => None,
+        (NetworkMode::Network(name), Some(networks)) => Some(
+            networks
+                .attach(name, &config.id, Endpoint::Tap, &config.ports)
+                .await?,
+        ),
+        (NetworkMode::Network(name), None) => {
+            return Err(Error::InvalidNetwork(format!(
+                "network {name:?} needs host networking, which needs root"
+            )));
+        }
+    };
+    match start_vm(context, config, disk, vm_dir, attachment.as_ref()).await {
+        Ok((vm, agent)) => Ok(Sandbox {
+            vm,
+            agent,
+            attachment,
+        }),
+        Err(error) => {
+            if let (Some(attachment), Some(networks)) = (&attachment, context.networks)
+                && let Err(more) = networks.detach(&attachment.network, &config.id).await
+            {
+                tracing::warn!(%more, "releasing the network after a failed start");
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn start_vm(
+    context: &BootContext<'_>,
+    config: &ContainerConfig,
+    disk: &Path,
+    vm_dir: &Path,
+    attachment: Option<&Attachment>,
+) -> Result<(QemuVm, AgentClient), Error> {
+    let catalogue = context.root.kernels();
+    let kernel = match &config.kernel {
+        Some(name) => catalogue.get(name)?,
+        None => catalogue.default_kernel()?.0,
+    };
+    let initramfs = build_initramfs(
+        &kernel,
+        context.vminitd,
+        &context.root.path().join("initramfs"),
+    )?;
+    let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
+    let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
+    vm_config.cpus = config.vcpus;
+    vm_config.memory_mib = config.vm_memory_mib;
+    let mut disk_config = DiskConfig::new(disk);
+    if config.read_only {
+        disk_config = disk_config.read_only();
+    }
+    vm_config.disks.push(disk_config);
+    if let Some(attachment) = attachment {
+        vm_config.nics.push(NicConfig {
+            tap: attachment.device.clone(),
+            mac: attachment.mac,
+        });
+    }
+    let vm = Qemu::new(context.ready_timeout).start(&vm_config).await?;
+    let agent = vm.agent().cloned().ok_or_else(|| Error::InvalidState {
+        container: config.id.to_string(),
+        state: "starting".to_owned(),
+        detail: "its VM started without an agent".to_owned(),
+    })?;
+    prepare_guest(&agent, config, attachment).await?;
+    Ok((vm, agent))
+}
+
+/// Mounts the disk, configures eth0, and writes the files the spec binds.
+async fn prepare_guest(
+    agent: &AgentClient,
+    config: &ContainerConfig,
+    attachment: Option<&Attachment>,
+) -> Result<(), Error> {
+    let mount = mount_rootfs(agent, config.read_only);
+    let network = async {
+        if let Some(attachment) = attachment {
+            agent
+                .configure_interface(ConfigureInterfaceRequest {
+                    interface: Some(InterfaceSelector::by_mac(attachment.mac)),
+                    address: attachment.address.to_string(),
+                    mtu: 1500,
+                    gateway: attachment.gateway.to_string(),
+                })
+                .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let files = write_etc_files(agent, config, attachment);
+    let (mounted, networked, written) = tokio::join!(mount, network, files);
+    mounted?;
+    networked?;
+    written
+}
+
+/// Mounts the container's disk at [`GUEST_ROOTFS`]. A read-only container's
+/// disk is the shared base: it is mounted read-only under an overlay with an
+/// empty upper layer in guest memory, so the runtime can still create the
+/// targets of its bind mounts before it makes the root read-only.
+async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error> {
+    let disk = |target: &str, options: &[&str]| MountRequest {
+        source: "/dev/vda".into(),
+        target: target.into(),
+        fstype: "ext4".into(),
+        options: options.iter().map(|o| (*o).to_owned()).collect(),
+        create_target: true,
+    };
+    if !read_only {
+        agent
+            .mount(disk(GUEST_ROOTFS, &["noatime", "discard"]))
+            .await?;
+        return Ok(());
+    }
+    agent
+        .mount(disk("/run/cz/lower", &["ro", "noatime"]))
+        .await?;
+    agent.mkdir("/run/cz/upper/data", 0o755, true).await?;
+    agent.mkdir("/run/cz/upper/work", 0o755, true).await?;
+    agent
+        .mount(MountRequest {
+            source: "overlay".into(),
+            target: GUEST_ROOTFS.into(),
+            fstype: "overlay".into(),
+            options: vec![
+                "lowerdir=/run/cz/lower".into(),
+                "upperdir=/run/cz/upper/data".into(),
+                "workdir=/run/cz/upper/work".into(),
+            ],
+            create_target: true,
+        })
+        .await?;
+    Ok(())
+}
+
+async fn write_etc_files(
+    agent: &AgentClient,
+    config: &ContainerConfig,
+    attachment: Option<&Attachment>,
+) -> Result<(), Error> {
+    let hostname = config.spec["hostname"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let address: Option<IpAddr> = attachment.map(|a| IpAddr::V4(a.address.addr()));
+    let has_ipv6 = attachment.is_some_and(|a| a.address6.is_some());
+    let dns = spec::dns_for_container(&spec::host_resolv_conf(), &config.dns, has_ipv6);
+    agent
+        .configure_dns(ConfigureDnsRequest {
+            root: GUEST_ETC_ROOT.into(),
+            nameservers: dns.nameservers.iter().map(ToString::to_string).collect(),
+            search_domains: dns.search,
+            options: dns.options,
+        })
+        .await?;
+    agent
+        .configure_hosts(ConfigureHostsRequest {
+            root: GUEST_ETC_ROOT.into(),
+            localhost: true,
+            entries: spec::hosts_entries(&hostname, address)
+                .into_iter()
+                .map(|(ip, hostnames)| HostsEntry {
+                    ip: ip.to_string(),
+                    hostnames,
+                })
+                .collect(),
+        })
+        .await?;
+    agent
+        .write_file(WriteFileRequest {
+            path: format!("{GUEST_ETC_ROOT}/etc/hostname"),
+            data: format!("{hostname}\n").into_bytes(),
+            mode: 0o644,
+            append: false,
+        })
+        .await?;
+    Ok(())
+}
+
+/// The bind mounts of the container's `/etc` files, for its runtime spec.
+pub(crate) fn etc_mounts() -> serde_json::Value {
+    let bind = |name: &str| {
+        serde_json::json!({
+            "destination": format!("/etc/{name}"),
+            "type": "bind",
+            "source": format!("{GUEST_ETC_ROOT}/etc/{name}"),
+            "options": ["rbind", "rprivate"]
+        })
+    };
+    serde_json::json!([bind("resolv.conf"), bind("hosts"), bind("hostname")])
+}
+
+/// Releases what [`boot`] took on the host for `id` (the VM is stopped by
+/// its owner).
+pub(crate) async fn release_network(
+    networks: Option<&NetworkManager>,
+    network: &NetworkMode,
+    id: &ContainerId,
+) -> Result<(), Error> {
+    if let (NetworkMode::Network(name), Some(networks)) = (network, networks) {
+        match networks.detach(name, id).await {
+            Ok(()) | Err(Error::NotAttached { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}

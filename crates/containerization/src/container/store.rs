@@ -1,0 +1,256 @@
+//! The containers' folders: `containers/<id>/` under the state root, holding
+//! `config.json`, `state.json`, the writable disk and the output log. Names
+//! are unique, checked under `containers/.lock`; each state change holds the
+//! container's own `state.lock`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::record::{ContainerConfig, ContainerState};
+use crate::{ContainerId, Error, state_file};
+
+/// The folder of every container.
+#[derive(Debug, Clone)]
+pub struct ContainerStore {
+    dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl ContainerStore {
+    /// Containers kept in `dir` (the state root's `containers/`); their VMs'
+    /// sockets go under `run_dir`, whose paths must stay short (a unix socket
+    /// path has at most 107 bytes).
+    pub fn new(dir: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            run_dir: run_dir.into(),
+        }
+    }
+
+    /// The folder of container `id`.
+    pub fn dir(&self, id: &ContainerId) -> PathBuf {
+        self.dir.join(id.as_str())
+    }
+
+    /// Its writable disk (a qcow2 overlay or a reflinked copy of the base).
+    pub fn disk(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join("disk")
+    }
+
+    /// Its output log (see [`super::LogWriter`]).
+    pub fn log(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join("output.log")
+    }
+
+    /// The VM's run folder: sockets, QMP, console log. Named by the first 16
+    /// digits of the id to keep socket paths short.
+    pub fn vm_dir(&self, id: &ContainerId) -> PathBuf {
+        let short: String = id.as_str().chars().take(16).collect();
+        self.run_dir.join(short)
+    }
+
+    fn config_path(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join("config.json")
+    }
+
+    fn state_path(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join("state.json")
+    }
+
+    /// Records a new container, refusing a name already taken.
+    pub fn create(&self, config: &ContainerConfig) -> Result<(), Error> {
+        let _lock = state_file::lock(&self.dir.join(".lock"))?;
+        for (existing, _) in self.list()? {
+            if existing.name == config.name {
+                return Err(Error::NameInUse(config.name.clone()));
+            }
+        }
+        let dir = self.dir(&config.id);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        state_file::write_json(&self.state_path(&config.id), &ContainerState::created())?;
+        state_file::write_json(&self.config_path(&config.id), config)
+    }
+
+    /// The configuration of container `id`.
+    pub fn config(&self, id: &ContainerId) -> Result<ContainerConfig, Error> {
+        state_file::read_json(&self.config_path(id))?
+            .ok_or_else(|| Error::ContainerNotFound(id.to_string()))
+    }
+
+    /// The state of container `id`.
+    pub fn state(&self, id: &ContainerId) -> Result<ContainerState, Error> {
+        state_file::read_json(&self.state_path(id))?
+            .ok_or_else(|| Error::ContainerNotFound(id.to_string()))
+    }
+
+    /// Changes the state of container `id` under its lock and returns the
+    /// new state.
+    pub fn update(
+        &self,
+        id: &ContainerId,
+        change: impl FnOnce(&mut ContainerState),
+    ) -> Result<ContainerState, Error> {
+        // The folder is not made again for a container removed meanwhile.
+        if !self.dir(id).is_dir() {
+            return Err(Error::ContainerNotFound(id.to_string()));
+        }
+        let _lock = state_file::lock(&self.dir(id).join("state.lock"))?;
+        let mut state = self.state(id)?;
+        change(&mut state);
+        state_file::write_json(&self.state_path(id), &state)?;
+        Ok(state)
+    }
+
+    /// Every container, oldest first. Folders without a readable config
+    /// (being created or removed) are skipped.
+    pub fn list(&self) -> Result<Vec<(ContainerConfig, ContainerState)>, Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut all = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(id) = entry.file_name().to_string_lossy().parse::<ContainerId>() else {
+                continue;
+            };
+            if let (Ok(config), Ok(state)) = (self.config(&id), self.state(&id)) {
+                all.push((config, state));
+            }
+        }
+        all.sort_by_key(|(config, _)| config.created_ms);
+        Ok(all)
+    }
+
+    /// The container a user means by `name_or_id`: a name, a full id, or a
+    /// prefix of one id.
+    pub fn lookup(&self, name_or_id: &str) -> Result<ContainerId, Error> {
+        let all = self.list()?;
+        if let Some((config, _)) = all
+            .iter()
+            .find(|(c, _)| c.name == name_or_id || c.id.as_str() == name_or_id)
+        {
+            return Ok(config.id.clone());
+        }
+        let matches: Vec<_> = all
+            .iter()
+            .filter(|(c, _)| !name_or_id.is_empty() && c.id.as_str().starts_with(name_or_id))
+            .collect();
+        match matches.as_slice() {
+            [(config, _)] => Ok(config.id.clone()),
+            [] => Err(Error::ContainerNotFound(name_or_id.to_owned())),
+            _ => Err(Error::InvalidOption {
+                option: "container".to_owned(),
+                detail: format!(
+                    "{name_or_id:?} is the start of {} container ids; give more digits",
+                    matches.len()
+                ),
+            }),
+        }
+    }
+
+    /// Removes container `id`'s folder and VM run folder.
+    pub fn remove(&self, id: &ContainerId) -> Result<(), Error> {
+        let _ = std::fs::remove_dir_all(self.vm_dir(id));
+        let dir = self.dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { path: dir, source }),
+        }
+    }
+}
+
+/// A new container id: 64 hexadecimal digits from the kernel's random source.
+pub(crate) fn new_id() -> Result<ContainerId, Error> {
+    let path = Path::new("/dev/urandom");
+    let mut bytes = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hex.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::record::NetworkMode;
+
+    fn config(id: &ContainerId, name: &str, created_ms: u64) -> ContainerConfig {
+        ContainerConfig {
+            id: id.clone(),
+            name: name.into(),
+            image: "busybox".into(),
+            manifest: "sha256:00".into(),
+            spec: serde_json::json!({}),
+            stop_signal: 15,
+            network: NetworkMode::None,
+            ports: vec![],
+            dns: vec![],
+            kernel: None,
+            vcpus: 1,
+            vm_memory_mib: 256,
+            read_only: false,
+            auto_remove: false,
+            terminal: false,
+            interactive: false,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_lookup_takes_names_ids_and_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::new(dir.path().join("containers"), dir.path().join("run"));
+        let a: ContainerId = "abc123".parse().unwrap();
+        let b: ContainerId = "abd456".parse().unwrap();
+        store.create(&config(&a, "web", 1)).unwrap();
+        store.create(&config(&b, "db", 2)).unwrap();
+        let err = store
+            .create(&config(&"ffff".parse().unwrap(), "web", 3))
+            .unwrap_err();
+        assert!(matches!(err, Error::NameInUse(_)), "{err}");
+        assert_eq!(store.lookup("web").unwrap(), a);
+        assert_eq!(store.lookup("abd").unwrap(), b);
+        assert!(
+            store
+                .lookup("ab")
+                .unwrap_err()
+                .to_string()
+                .contains("more digits")
+        );
+        assert!(matches!(
+            store.lookup("nope").unwrap_err(),
+            Error::ContainerNotFound(_)
+        ));
+        let names: Vec<_> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(c, _)| c.name)
+            .collect();
+        assert_eq!(names, ["web", "db"]);
+        store.remove(&a).unwrap();
+        assert!(store.lookup("web").is_err());
+    }
+
+    #[test]
+    fn new_ids_are_64_hex_digits_and_differ() {
+        let (a, b) = (new_id().unwrap(), new_id().unwrap());
+        assert_eq!(a.as_str().len(), 64);
+        assert!(a.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
