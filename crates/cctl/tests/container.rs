@@ -421,3 +421,38 @@ fn bad_input_exits_125_with_a_clear_error() {
         "nothing made on refusal"
     );
 }
+
+#[test]
+fn space_freed_in_the_guest_returns_to_the_host() {
+    let world = World::new();
+    world.detach("filler", &[], &["sleep", "300"]);
+    let id = world.inspect("filler")["Id"].as_str().unwrap().to_owned();
+    let disk = world.containers_dir().join(&id).join("disk");
+    let allocated_mib = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&disk).unwrap().blocks() * 512 / (1 << 20)
+    };
+    let empty = allocated_mib();
+    let fill = world.cctl(&[
+        "exec",
+        "filler",
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/big bs=1M count=64 2>/dev/null && sync",
+    ]);
+    assert_eq!(fill.code, 0, "{fill:?}");
+    let full = allocated_mib();
+    assert!(full >= empty + 60, "64 MiB written: {empty} -> {full} MiB");
+    let free = world.cctl(&["exec", "filler", "sh", "-c", "rm /big && sync"]);
+    assert_eq!(free.code, 0, "{free:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while allocated_mib() > empty + 16 {
+        assert!(
+            Instant::now() < deadline,
+            "the disk kept its space: {empty} -> {full} -> {} MiB",
+            allocated_mib()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(world.cctl(&["rm", "-f", "filler"]).code, 0);
+}

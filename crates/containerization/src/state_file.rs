@@ -8,6 +8,17 @@ use crate::Error;
 /// Writes `value` as JSON to `path` (creating its folder) atomically: a temporary file beside it,
 /// fsync, then rename over the old one.
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    write(path, value, true)
+}
+
+/// Like [`write_json`] without the fsync, for a file rewritten many times a
+/// second whose loss in a host crash costs nothing (a container's state: its
+/// owner is gone too). The rename still never shows half a file.
+pub(crate) fn replace_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    write(path, value, false)
+}
+
+fn write<T: serde::Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), Error> {
     let temporary = path.with_extension("json.tmp");
     let io = |source| Error::Io {
         path: temporary.clone(),
@@ -22,7 +33,9 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     }
     let mut file = std::fs::File::create(&temporary).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
+    if sync {
+        file.sync_all().map_err(io)?;
+    }
     std::fs::rename(&temporary, path).map_err(io)
 }
 

@@ -38,6 +38,59 @@ pub fn build_initramfs(
     vminitd: &Path,
     cache_dir: &Path,
 ) -> Result<PathBuf, VmmError> {
+    // Every container start asks for the same archive: a marker named by the
+    // inputs' identities (not their bytes) finds it without reading and
+    // hashing vminitd again.
+    let marker = quick_key(kernel, vminitd).map(|key| cache_dir.join(format!("by-inputs-{key}")));
+    if let Some(marker) = &marker
+        && let Ok(name) = std::fs::read_to_string(marker)
+        && !name.contains('/')
+        && cache_dir.join(&name).is_file()
+    {
+        return Ok(cache_dir.join(name));
+    }
+    let path = build_archive(kernel, vminitd, cache_dir)?;
+    if let (Some(marker), Some(name)) = (marker, path.file_name()) {
+        let partial = marker.with_extension(format!("{}.tmp", std::process::id()));
+        if std::fs::write(&partial, name.as_encoded_bytes()).is_ok() {
+            let _ = std::fs::rename(&partial, &marker);
+        }
+    }
+    Ok(path)
+}
+
+/// A key for the inputs of an archive from their identities: vminitd's
+/// device, inode, size and modification time, the kernel's entry and its
+/// `modules.dep`, and the wanted modules. `None` when one cannot be read.
+fn quick_key(kernel: &Kernel, vminitd: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |path: &Path| {
+        std::fs::metadata(path).ok().map(|m| {
+            format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        })
+    };
+    let mut text = format!(
+        "initramfs v1\n{}\n{}\n{}\n{}\n",
+        vminitd.display(),
+        stamp(vminitd)?,
+        kernel.dir().display(),
+        WANTED_MODULES.join(",")
+    );
+    if let Some(modules_dir) = kernel.modules_dir() {
+        text.push_str(&stamp(&modules_dir.join("modules.dep"))?);
+    }
+    Some(hex::encode(&Sha256::digest(text.as_bytes())[..16]))
+}
+
+/// Writes the archive (or finds it by its content hash) and returns its path.
+fn build_archive(kernel: &Kernel, vminitd: &Path, cache_dir: &Path) -> Result<PathBuf, VmmError> {
     let init = std::fs::read(vminitd).map_err(|source| VmmError::MissingVminitd {
         path: vminitd.to_path_buf(),
         source,

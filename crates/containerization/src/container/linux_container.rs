@@ -147,6 +147,7 @@ impl LinuxContainer {
         });
         match LinuxProcess::spawn(&agent, &vsock, INIT_ID.to_owned(), isolation, stdio).await {
             Ok(process) => {
+                tracing::debug!("first process started");
                 store.update(&id, |s| {
                     s.status = Status::Running;
                     s.started_ms = Some(now_ms());
@@ -203,6 +204,7 @@ impl LinuxContainer {
         code: i32,
     ) -> Result<(), Error> {
         let id = self.config.id.clone();
+        tracing::debug!(code, "container ended; taking it down");
         let store = self.inner.store.clone();
         store.update(&id, |s| {
             s.status = Status::Exited;
@@ -232,6 +234,7 @@ impl LinuxContainer {
         if self.config.auto_remove {
             store.remove(&id)?;
         }
+        tracing::debug!("container taken down");
         Ok(())
     }
 

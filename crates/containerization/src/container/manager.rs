@@ -253,6 +253,7 @@ impl ContainerManager {
             let _ = self.inner.store.remove(&id);
             return Err(error);
         }
+        tracing::debug!(id = %config.id, "container created");
         Ok(LinuxContainer::new(Arc::clone(&self.inner), config))
     }
 

@@ -101,6 +101,7 @@ async fn start_vm(
     vm_dir: &Path,
     attachment: Option<&Attachment>,
 ) -> Result<(QemuVm, AgentClient), Error> {
+    let started = std::time::Instant::now();
     let catalogue = context.root.kernels();
     let kernel = match &config.kernel {
         Some(name) => catalogue.get(name)?,
@@ -126,13 +127,16 @@ async fn start_vm(
             mac: attachment.mac,
         });
     }
+    tracing::debug!(since_start = ?started.elapsed(), "VM configured");
     let vm = Qemu::new(context.ready_timeout).start(&vm_config).await?;
+    tracing::debug!(since_start = ?started.elapsed(), "agent ready");
     let agent = vm.agent().cloned().ok_or_else(|| Error::InvalidState {
         container: config.id.to_string(),
         state: "starting".to_owned(),
         detail: "its VM started without an agent".to_owned(),
     })?;
     prepare_guest(&agent, config, attachment).await?;
+    tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
 }
 
@@ -214,35 +218,37 @@ async fn write_etc_files(
     let address: Option<IpAddr> = attachment.map(|a| IpAddr::V4(a.address.addr()));
     let has_ipv6 = attachment.is_some_and(|a| a.address6.is_some());
     let dns = spec::dns_for_container(&spec::host_resolv_conf(), &config.dns, has_ipv6);
+    let dns = agent.configure_dns(ConfigureDnsRequest {
+        root: GUEST_ETC_ROOT.into(),
+        nameservers: dns.nameservers.iter().map(ToString::to_string).collect(),
+        search_domains: dns.search,
+        options: dns.options,
+    });
+    let hosts = agent.configure_hosts(ConfigureHostsRequest {
+        root: GUEST_ETC_ROOT.into(),
+        localhost: true,
+        entries: spec::hosts_entries(&hostname, address)
+            .into_iter()
+            .map(|(ip, hostnames)| HostsEntry {
+                ip: ip.to_string(),
+                hostnames,
+            })
+            .collect(),
+    });
+    let name = agent.write_file(WriteFileRequest {
+        path: format!("{GUEST_ETC_ROOT}/etc/hostname"),
+        data: format!("{hostname}\n").into_bytes(),
+        mode: 0o644,
+        append: false,
+    });
+    // The three land in one folder: it is made first, then they go at once.
     agent
-        .configure_dns(ConfigureDnsRequest {
-            root: GUEST_ETC_ROOT.into(),
-            nameservers: dns.nameservers.iter().map(ToString::to_string).collect(),
-            search_domains: dns.search,
-            options: dns.options,
-        })
+        .mkdir(&format!("{GUEST_ETC_ROOT}/etc"), 0o755, true)
         .await?;
-    agent
-        .configure_hosts(ConfigureHostsRequest {
-            root: GUEST_ETC_ROOT.into(),
-            localhost: true,
-            entries: spec::hosts_entries(&hostname, address)
-                .into_iter()
-                .map(|(ip, hostnames)| HostsEntry {
-                    ip: ip.to_string(),
-                    hostnames,
-                })
-                .collect(),
-        })
-        .await?;
-    agent
-        .write_file(WriteFileRequest {
-            path: format!("{GUEST_ETC_ROOT}/etc/hostname"),
-            data: format!("{hostname}\n").into_bytes(),
-            mode: 0o644,
-            append: false,
-        })
-        .await?;
+    let (dns, hosts, name) = tokio::join!(dns, hosts, name);
+    dns?;
+    hosts?;
+    name?;
     Ok(())
 }
 

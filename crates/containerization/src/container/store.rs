@@ -100,7 +100,7 @@ impl ContainerStore {
         let _lock = state_file::lock(&self.dir(id).join("state.lock"))?;
         let mut state = self.state(id)?;
         change(&mut state);
-        state_file::write_json(&self.state_path(id), &state)?;
+        state_file::replace_json(&self.state_path(id), &state)?;
         Ok(state)
     }
 
