@@ -59,6 +59,15 @@ fn env_workdir_user_and_entrypoint_are_honoured() {
         ran.stdout,
         "one from-file flag-wins\n/tmp/work\n65534\nbox1\nbox1\n"
     );
+    let dns = world.run(
+        &["--dns", "192.0.2.53", "--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "grep nameserver /etc/resolv.conf; grep -c localhost /etc/hosts",
+        ],
+    );
+    assert_eq!(dns.stdout, "nameserver 192.0.2.53\n2\n", "{dns:?}");
     let entry = world.run(&["--entrypoint", "echo"], &["replaced"]);
     assert_eq!(
         (entry.code, entry.stdout.as_str()),
