@@ -240,19 +240,32 @@ fn detached_containers_log_exec_stop_and_remove() {
     world.detach(
         "d",
         &[],
-        &["sh", "-c", "echo started; echo oops >&2; trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"],
+        &[
+            "sh",
+            "-c",
+            "echo started; echo oops >&2; sleep 1; echo later; trap 'echo bye; exit 0' TERM; \
+          while true; do sleep 1; done",
+        ],
     );
-    let mut logs = String::new();
+    // The two streams are copied apart: wait until both have arrived.
+    let mut logs = world.cctl(&["logs", "d"]);
     for _ in 0..50 {
-        logs = world.cctl(&["logs", "d"]).stdout;
-        if logs.contains("started") {
+        if logs.stdout.contains("later") && logs.stderr.contains("oops") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        logs = world.cctl(&["logs", "d"]);
     }
-    assert_eq!(logs, "started\n");
-    let both = world.cctl(&["logs", "--tail", "1", "d"]);
-    assert_eq!(both.stderr, "oops\n", "{both:?}");
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("started\nlater\n", "oops\n")
+    );
+    let last = world.cctl(&["logs", "--tail", "1", "d"]);
+    assert_eq!(
+        (last.stdout.as_str(), last.stderr.as_str()),
+        ("later\n", ""),
+        "{last:?}"
+    );
     let ls = world.cctl(&["ls"]);
     assert!(
         ls.stdout.contains(" d\n") && ls.stdout.contains("Up "),
