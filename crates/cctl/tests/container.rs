@@ -383,6 +383,16 @@ fn five_containers_start_at_once() {
     }
     assert!(world.container_folders().is_empty());
     assert_eq!(world.leases(), 0);
+    // Their taps went back to the network's pool: no VM holds one open.
+    let taps = world.links("czt");
+    assert!(!taps.is_empty(), "the containers had taps");
+    for tap in taps {
+        let shown = world
+            .netns
+            .exec(&["ip", "-o", "link", "show", &tap])
+            .unwrap();
+        assert!(shown.contains("NO-CARRIER"), "{shown}");
+    }
 }
 
 #[test]

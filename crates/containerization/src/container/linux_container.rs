@@ -42,6 +42,29 @@ pub struct Statistics {
 
 /// One container: its configuration, its state on disk and, in the process
 /// that started it, its VM.
+///
+/// Another process (a second `cctl`, say) finds a running container by name
+/// and acts on it through its agent:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use containerization::{ContainerManager, StateRoot, StdioConfig, spec};
+///
+/// # async fn demo() -> Result<(), containerization::Error> {
+/// let root = StateRoot::from_env()?;
+/// let manager = ContainerManager::new(root.clone(), root.find_vminitd()?);
+/// let mut web = manager.get("web")?;
+/// let ls = spec::ProcessOptions { args: vec!["ls".into(), "/".into()], ..Default::default() };
+/// let stdio = StdioConfig { stdout: true, ..StdioConfig::default() };
+/// let mut process = web.exec(&ls, stdio).await?;
+/// let _listing = process.take_streams().stdout;
+/// assert_eq!(process.wait().await?.code, 0);
+/// println!("{} MiB in use", web.statistics().await?.memory_current_bytes >> 20);
+/// web.stop(Duration::from_secs(10)).await?;
+/// web.delete(false).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct LinuxContainer {
     inner: Arc<Inner>,
     config: ContainerConfig,
