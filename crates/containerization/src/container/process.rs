@@ -173,6 +173,7 @@ impl LinuxProcess {
             isolation: Some(isolation),
             ..Default::default()
         };
+        let began = std::time::Instant::now();
         let creating = {
             let agent = agent.clone();
             tokio::spawn(async move { agent.create_process(request).await })
@@ -211,7 +212,9 @@ impl LinuxProcess {
             stdout: accepted.next().flatten(),
             stderr: accepted.next().flatten(),
         };
+        tracing::debug!(after = ?began.elapsed(), id, "process created, streams connected");
         agent.start_process(&id).await.map_err(launch_error)?;
+        tracing::debug!(after = ?began.elapsed(), id, "process started");
         Ok(Self {
             id,
             agent: agent.clone(),

@@ -115,6 +115,14 @@ async fn start_vm(
     let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
     let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
     vm_config.cpus = config.vcpus;
+    // `CZ_GUEST_LOG=debug` (a tracing filter) turns up vminitd's log in the
+    // VM's console log.
+    if let Ok(filter) = std::env::var("CZ_GUEST_LOG")
+        && !filter.is_empty()
+        && !filter.contains(char::is_whitespace)
+    {
+        vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
+    }
     vm_config.memory_mib = config.vm_memory_mib;
     let mut disk_config = DiskConfig::new(disk);
     if config.read_only {

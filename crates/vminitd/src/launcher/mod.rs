@@ -65,6 +65,7 @@ pub(crate) fn launch(
     reaper: &Reaper,
 ) -> Result<Launched, Failure> {
     let other = |what: &str, err: std::io::Error| Failure::io(what, &err);
+    let began = std::time::Instant::now();
     let (mut ours, theirs) =
         Channel::pair().map_err(|e| other("create the launcher channel", e))?;
     let [stdin, stdout, stderr] = stdio;
@@ -93,6 +94,7 @@ pub(crate) fn launch(
         .map_err(|e| other("start the launcher (/proc/self/exe)", e))?;
     drop(command);
     drop(theirs);
+    tracing::debug!(after = ?began.elapsed(), "launcher spawned");
     ours.set_timeout(STEP_TIMEOUT)
         .map_err(|e| other("launcher channel", e))?;
     ours.send(&Message::Launch(Box::new(config)))
@@ -104,6 +106,7 @@ pub(crate) fn launch(
             .map_err(|e| other("hear from the launcher", e))?;
         match message {
             Some(Message::Started { pid }) => {
+                tracing::debug!(after = ?began.elapsed(), pid, "launcher started the process");
                 let pid = pid.cast_unsigned();
                 let exit = reaper.lock().register(pid);
                 started = Some(Launched { pid, exit });
@@ -120,6 +123,7 @@ pub(crate) fn launch(
                 ));
             }
             None => {
+                tracing::debug!(after = ?began.elapsed(), "launcher done (process executed)");
                 return started.ok_or_else(|| {
                     Failure::new(
                         FailureKind::Other,
