@@ -403,7 +403,11 @@ impl LinuxContainer {
             container_id: INIT_ID.to_owned(),
             oci_process: json,
         });
-        let id = format!("exec-{:x}", now_ms() ^ u64::from(std::process::id()) << 40);
+        // Unique among the agent's processes: this host process, the time and
+        // a count, so two execs at once (from here or elsewhere) never clash.
+        static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("exec-{}-{:x}-{count}", std::process::id(), now_ms());
         LinuxProcess::spawn(&agent, &vsock, id, isolation, stdio).await
     }
 
