@@ -69,7 +69,7 @@ fn check(root: &StateRoot) -> anyhow::Result<()> {
     for kernel in root.kernels().list()? {
         println!("  available:  {}", super::kernel::describe(&kernel)?);
     }
-    match super::vm::vminitd_path(root) {
+    match root.find_vminitd() {
         Ok(path) => println!("vminitd:      {}", path.display()),
         Err(err) => problems.push(err.to_string()),
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use containerization::StateRoot;
 use containerization_vmm::{
@@ -48,45 +48,13 @@ impl VmCommand {
     }
 }
 
-/// The static vminitd: `CZ_VMINITD`, else the state root's `tools/bin`, else
-/// the musl build beside this `cctl` in a cargo target folder.
-pub fn vminitd_path(root: &StateRoot) -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("CZ_VMINITD") {
-        return Ok(PathBuf::from(path));
-    }
-    let installed = root.tools_bin().join("vminitd");
-    if installed.is_file() {
-        return Ok(installed);
-    }
-    let exe = std::env::current_exe().context("cannot find cctl's own path")?;
-    // target/<profile>/cctl -> target/x86_64-unknown-linux-musl/<profile>/vminitd
-    let profile_dir = exe.parent();
-    if let (Some(profile), Some(target)) = (
-        profile_dir.and_then(|p| p.file_name()),
-        profile_dir.and_then(|p| p.parent()),
-    ) {
-        let built = target
-            .join("x86_64-unknown-linux-musl")
-            .join(profile)
-            .join("vminitd");
-        if built.is_file() {
-            return Ok(built);
-        }
-    }
-    bail!(
-        "no static vminitd: build it with `cargo build -p vminitd --target x86_64-unknown-linux-musl`, \
-         copy it to {}, or set CZ_VMINITD",
-        installed.display()
-    )
-}
-
 async fn boot(root: &StateRoot, args: BootArgs) -> anyhow::Result<()> {
     let catalogue = root.kernels();
     let kernel = match &args.kernel {
         Some(name) => catalogue.get(name)?,
         None => catalogue.default_kernel()?.0,
     };
-    let vminitd = vminitd_path(root)?;
+    let vminitd = root.find_vminitd()?;
     let initramfs = build_initramfs(&kernel, &vminitd, &root.path().join("initramfs"))?;
     let run_dir = tempfile::Builder::new()
         .prefix("cctl-vm-")

@@ -312,7 +312,7 @@ fn detached_containers_log_exec_stop_and_remove() {
     assert_eq!(world.cctl(&["rm", "-f", "d"]).code, 0);
     assert!(world.container_folders().is_empty());
     assert_eq!(world.leases(), 0);
-    assert!(world.links("czt").iter().all(|tap| !tap.is_empty()));
+    world.assert_taps_idle();
 }
 
 #[test]
@@ -383,16 +383,7 @@ fn five_containers_start_at_once() {
     }
     assert!(world.container_folders().is_empty());
     assert_eq!(world.leases(), 0);
-    // Their taps went back to the network's pool: no VM holds one open.
-    let taps = world.links("czt");
-    assert!(!taps.is_empty(), "the containers had taps");
-    for tap in taps {
-        let shown = world
-            .netns
-            .exec(&["ip", "-o", "link", "show", &tap])
-            .unwrap();
-        assert!(shown.contains("NO-CARRIER"), "{shown}");
-    }
+    world.assert_taps_idle();
 }
 
 #[test]

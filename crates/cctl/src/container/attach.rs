@@ -83,7 +83,7 @@ pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Resu
     let forwarding = forward_signals(process, options.tty);
     let status = tokio::select! {
         status = process.wait() => status?,
-        () = forwarding => unreachable_forwarding(),
+        never = forwarding => match never {},
     };
     for pump in [out, err].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
@@ -91,59 +91,55 @@ pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Resu
     Ok(status)
 }
 
-/// The signal loop never ends by itself.
-fn unreachable_forwarding() -> ExitStatus {
-    ExitStatus {
-        code: 125,
-        signal: None,
-        oom_killed: false,
-    }
+/// What a signal to `cctl` becomes.
+#[derive(Clone, Copy)]
+enum Forward {
+    /// The terminal's new size, sent as a resize.
+    Resize,
+    /// The signal, sent to the process.
+    Signal(i32),
 }
 
 /// Forwards SIGWINCH as a resize with a terminal, and the usual signals to
-/// the process without one (with one, Ctrl-C reaches it through the terminal).
-async fn forward_signals(process: &LinuxProcess, tty: bool) {
-    let kinds = [
-        (SignalKind::window_change(), 0),
-        (SignalKind::interrupt(), 2),
-        (SignalKind::terminate(), 15),
-        (SignalKind::hangup(), 1),
-        (SignalKind::quit(), 3),
-        (SignalKind::user_defined1(), 10),
-        (SignalKind::user_defined2(), 12),
-    ];
-    let mut streams = Vec::new();
-    for (kind, number) in kinds {
-        if tty && number != 0 && number != 15 && number != 1 {
-            continue;
-        }
-        if !tty && number == 0 {
-            continue;
-        }
-        if let Ok(stream) = signal(kind) {
-            streams.push((stream, number));
-        }
-    }
-    if streams.is_empty() {
-        return std::future::pending().await;
-    }
+/// the process (with a terminal, only those that do not come from it: Ctrl-C
+/// reaches the process through the terminal itself). Never returns.
+async fn forward_signals(process: &LinuxProcess, tty: bool) -> std::convert::Infallible {
+    let mut wanted = if tty {
+        vec![(SignalKind::window_change(), Forward::Resize)]
+    } else {
+        vec![
+            (SignalKind::interrupt(), Forward::Signal(2)),
+            (SignalKind::quit(), Forward::Signal(3)),
+            (SignalKind::user_defined1(), Forward::Signal(10)),
+            (SignalKind::user_defined2(), Forward::Signal(12)),
+        ]
+    };
+    wanted.push((SignalKind::hangup(), Forward::Signal(1)));
+    wanted.push((SignalKind::terminate(), Forward::Signal(15)));
+    let mut streams: Vec<_> = wanted
+        .into_iter()
+        .filter_map(|(kind, forward)| Some((signal(kind).ok()?, forward)))
+        .collect();
     loop {
-        let next = futures_select(&mut streams).await;
-        if next == 0 {
-            let (rows, columns) = terminal_size();
-            let _ = process.resize(rows, columns).await;
-        } else {
-            let _ = process.kill(next).await;
+        match next_signal(&mut streams).await {
+            Forward::Resize => {
+                let (rows, columns) = terminal_size();
+                let _ = process.resize(rows, columns).await;
+            }
+            Forward::Signal(number) => {
+                let _ = process.kill(number).await;
+            }
         }
     }
 }
 
-/// The number of the first of `streams` to fire (0 for SIGWINCH).
-async fn futures_select(streams: &mut [(tokio::signal::unix::Signal, i32)]) -> i32 {
+/// What the first of `streams` to fire asks for (pending forever when there
+/// are none).
+async fn next_signal(streams: &mut [(tokio::signal::unix::Signal, Forward)]) -> Forward {
     std::future::poll_fn(|cx| {
-        for (stream, number) in streams.iter_mut() {
+        for (stream, forward) in streams.iter_mut() {
             if stream.poll_recv(cx).is_ready() {
-                return std::task::Poll::Ready(*number);
+                return std::task::Poll::Ready(*forward);
             }
         }
         std::task::Poll::Pending

@@ -144,7 +144,15 @@ impl ContainerCommand {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let vminitd = root.find_vminitd()?;
+        // Only commands that boot a VM need vminitd: `ls` or `rm` work without.
+        let vminitd = if matches!(
+            self,
+            Self::Run(_) | Self::Start { .. } | Self::Monitor { .. }
+        ) {
+            root.find_vminitd()?
+        } else {
+            root.tools_bin().join("vminitd")
+        };
         let manager = ContainerManager::new(root.clone(), vminitd);
         let result = runtime.block_on(self.run_async(&manager));
         // A read of standard input may still block a thread: do not wait for it.

@@ -169,6 +169,20 @@ impl World {
             .collect()
     }
 
+    /// Asserts that containers had taps and that each is back in the
+    /// network's pool: no VM holds one open (no carrier).
+    pub fn assert_taps_idle(&self) {
+        let taps = self.links("czt");
+        assert!(!taps.is_empty(), "the containers had taps");
+        for tap in taps {
+            let shown = self
+                .netns
+                .exec(&["ip", "-o", "link", "show", &tap])
+                .expect("ip link show");
+            assert!(shown.contains("NO-CARRIER"), "{shown}");
+        }
+    }
+
     /// Leases held on every network.
     pub fn leases(&self) -> usize {
         let dir = self.root.path().join("network");

@@ -11,7 +11,6 @@ use containerization_agent::proto::v1::{ContainerSpec, ExecSpec};
 use containerization_agent::{AgentClient, Connector, HybridVsockConnector};
 use containerization_vmm::{VirtualMachine, VsockEndpoint};
 
-use super::exec::exec_process;
 use super::manager::Inner;
 use super::process::{ExitStatus, LinuxProcess, StdioConfig};
 use super::record::{ContainerConfig, ContainerState, Status, now_ms, process_alive};
@@ -392,7 +391,15 @@ impl LinuxContainer {
         options: &spec::ProcessOptions,
         stdio: StdioConfig,
     ) -> Result<LinuxProcess, Error> {
-        let process = exec_process(&self.config.spec["process"], options)?;
+        let init: oci_spec::runtime::Process =
+            serde_json::from_value(self.config.spec["process"].clone()).map_err(|e| {
+                Error::CorruptState {
+                    path: self.inner.store.dir(&self.config.id).join("config.json"),
+                    detail: format!("process: {e}"),
+                }
+            })?;
+        let host_env = |key: &str| std::env::var(key).ok();
+        let process = spec::exec_process(&init, options, &host_env)?;
         let agent = self.agent().await?.clone();
         let vsock = self.vsock()?;
         let json = serde_json::to_vec(&process).map_err(|e| Error::InvalidOption {

@@ -279,10 +279,8 @@ impl ContainerManager {
                 state.status,
                 super::Status::Running | super::Status::Starting
             ) || state.owner_pid.is_some();
-            if stale
-                && !state.is_running()
-                && !state.owner_pid.is_some_and(super::record::process_alive)
-            {
+            // Running or not, a live owner is still in charge of it.
+            if stale && !state.owner_pid.is_some_and(super::record::process_alive) {
                 LinuxContainer::new(Arc::clone(&self.inner), config)
                     .reap_stale(137)
                     .await?;

@@ -9,7 +9,6 @@
 //!   the process that made them ([`ContainerStore`]); a detached container's
 //!   output goes to a log ([`LogWriter`], [`LogReader`]).
 
-mod exec;
 mod linux_container;
 mod log;
 mod manager;

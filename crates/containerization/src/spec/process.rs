@@ -105,7 +105,7 @@ fn environment(
 }
 
 /// `-w`, else the image's `WorkingDir`, else `/`; it must be absolute.
-fn working_dir(flag: Option<&str>, image: Option<&str>) -> Result<PathBuf, Error> {
+pub(crate) fn working_dir(flag: Option<&str>, image: Option<&str>) -> Result<PathBuf, Error> {
     let (dir, option) = match (flag, image) {
         (Some(dir), _) if !dir.is_empty() => (dir, "--workdir"),
         (_, Some(dir)) if !dir.is_empty() => (dir, "image WorkingDir"),
