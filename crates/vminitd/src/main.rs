@@ -21,11 +21,13 @@
 //! do: that is how the agent is tested without a VM.
 
 mod binfmt;
+mod boot_clock;
 mod copy;
 mod early;
 mod etc_files;
 mod filesystem;
 mod launcher;
+mod loopback;
 mod modules;
 mod network;
 mod options;
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some(launcher::LAUNCH_COMMAND) {
         return launcher::main(&args[2..]);
     }
+    let entered = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     let pid1 = rustix::process::getpid().is_init();
     if pid1 {
         early::install_panic_hook();
@@ -63,12 +66,12 @@ fn main() -> ExitCode {
             return finish(pid1, ExitCode::from(2));
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(options.log_filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    init_log(&options, pid1);
     if pid1 {
+        tracing::debug!(
+            entered = format!("{}.{:06}", entered.tv_sec, entered.tv_nsec / 1000),
+            "left the initramfs; early file systems mounted"
+        );
         modules::load_from_initramfs();
     } else if let Err(err) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         tracing::warn!("cannot become a child subreaper: {err}");
@@ -94,6 +97,29 @@ fn main() -> ExitCode {
         }
     };
     finish(pid1, code)
+}
+
+/// Logs go to stderr (the console, for PID 1) through `options`' filter. As
+/// PID 1 the lines carry the kernel's clock, so they read as one timeline
+/// with the kernel's, and each agent call's span says how long it took.
+fn init_log(options: &Options, pid1: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = options.log_filter();
+    let log = tracing_subscriber::fmt()
+        // The filter layer decides; the builder's own (INFO) must not.
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
+    if pid1 {
+        log.with_timer(boot_clock::SinceBoot)
+            .finish()
+            .with(filter)
+            .init();
+    } else {
+        log.finish().with(filter).init();
+    }
 }
 
 /// PID 1 must never return: it powers the VM off instead.

@@ -1,9 +1,10 @@
 //! The guest network calls: link set, address add, route add and the one-call
 //! interface configuration, through the `containerization-netlink` crate.
 //!
-//! One netlink connection serves every call (and bringing up `lo` at boot);
-//! it is opened on first use, in vminitd's network namespace. Requests are parsed here, once, into the
-//! netlink crate's types; its errors become gRPC codes whose messages name
+//! One netlink connection serves every call; it is opened on first use, in
+//! vminitd's network namespace (`lo` is brought up at boot without it, see
+//! [`crate::loopback`]). Requests are parsed here, once, into the netlink
+//! crate's types; its errors become gRPC codes whose messages name
 //! the interface (NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT, ...).
 
 use std::net::IpAddr;
@@ -31,22 +32,6 @@ impl Network {
             .get_or_try_init(|| async { Netlink::connect() })
             .await
             .map_err(|e| Status::unavailable(format!("guest network: {e}")))
-    }
-
-    /// Brings up `lo` (PID 1 at boot); a failure is logged, not fatal.
-    pub(crate) async fn bring_up_loopback(&self) {
-        let result = async {
-            let netlink = self.netlink().await.map_err(|s| s.message().to_owned())?;
-            let lo = netlink
-                .link_by_name("lo")
-                .await
-                .map_err(|e| e.to_string())?;
-            netlink.set_up(&lo).await.map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(err) = result {
-            tracing::warn!("cannot bring up lo: {err}");
-        }
     }
 
     /// Brings a link up or down, sets its MTU, renames it.

@@ -42,6 +42,7 @@ struct Agent {
 
 /// Serves the protocol on `listen` until shutdown or SIGTERM.
 pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> {
+    tracing::debug!("async runtime up");
     let reaper = Reaper::default();
     reaper.spawn_task().map_err(|source| ServeError::Listen {
         what: "SIGCHLD".into(),
@@ -63,7 +64,10 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
     let network = crate::network::Network::default();
     if pid1 {
         // Nothing else in the guest brings up lo.
-        network.bring_up_loopback().await;
+        match crate::loopback::bring_up() {
+            Ok(()) => tracing::debug!("lo up"),
+            Err(err) => tracing::warn!("cannot bring up lo: {err}"),
+        }
     }
     let cgroups = crate::launcher::cgroups::Cgroups::discover(pid1);
     let agent = Agent {
@@ -88,7 +92,11 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
         // Let the Shutdown call's answer reach the host.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    let router = tonic::transport::Server::builder().add_service(service);
+    // One span per call: with a debug log, vminitd's console lines say how
+    // long each call took in the guest (see `boot_clock`).
+    let router = tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::debug_span!("call", path = %request.uri().path()))
+        .add_service(service);
     match listen {
         Listen::Vsock(port) => {
             let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
