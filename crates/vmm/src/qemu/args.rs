@@ -57,6 +57,13 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
         "reboot=t".to_owned(),
         "rdinit=/init".to_owned(),
         "quiet".to_owned(),
+        // Every RCU grace period expedited, as the kernel does anyway until
+        // init starts. A container's start waits on several (moving the
+        // launcher into its cgroup, the launcher's mounts, network
+        // configuration); a normal grace period costs ~10 ms of a TCG
+        // guest's only vCPU, an expedited one a fraction. Measured: 45 ms
+        // less per `cctl run`, the boot floor unchanged.
+        "rcupdate.rcu_expedited=1".to_owned(),
     ];
     if config.accel == Accelerator::Tcg
         && let Some(khz) = host_tsc_khz()
