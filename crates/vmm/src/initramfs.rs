@@ -47,6 +47,10 @@ pub fn build_initramfs(
         && !name.contains('/')
         && cache_dir.join(&name).is_file()
     {
+        // Its modification time says when it was last used (see `prune`).
+        if let Ok(file) = std::fs::File::options().append(true).open(marker) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
         return Ok(cache_dir.join(name));
     }
     let path = build_archive(kernel, vminitd, cache_dir)?;
@@ -56,7 +60,63 @@ pub fn build_initramfs(
             let _ = std::fs::rename(&partial, &marker);
         }
     }
+    // A new archive means new inputs (a rebuilt vminitd, another kernel):
+    // the ones nobody has used for a while go.
+    prune(cache_dir, KEEP_RECENT, PRUNE_GRACE);
     Ok(path)
+}
+
+/// How many of the most recently used archives are always kept.
+const KEEP_RECENT: usize = 8;
+/// Archives and markers used (or written) this recently are always kept: a
+/// process may be between finding an archive and QEMU opening it.
+const PRUNE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes from `cache_dir` the markers beyond the `keep` most recently used
+/// and older than `grace`, then every archive no remaining marker names
+/// that is itself older than `grace`, and writers' leftovers as old.
+/// Without it every rebuild of vminitd left another 7 MB archive behind.
+/// Failures are ignored: pruning is housekeeping.
+fn prune(cache_dir: &Path, keep: usize, grace: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let age = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(|t| now.duration_since(t).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let mut markers = Vec::new();
+    let mut others = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("by-inputs-") && !name.ends_with(".tmp") {
+            markers.push((age(&path), path));
+        } else {
+            others.push((name, path));
+        }
+    }
+    markers.sort_by_key(|(age, _)| *age);
+    let mut named = BTreeSet::new();
+    for (i, (marker_age, marker)) in markers.iter().enumerate() {
+        if i < keep || *marker_age < grace {
+            if let Ok(name) = std::fs::read_to_string(marker) {
+                named.insert(name);
+            }
+        } else {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+    for (name, path) in others {
+        let archive = name.ends_with(".cpio") && !name.starts_with('.');
+        let leftover = name.starts_with('.') || name.ends_with(".tmp");
+        if ((archive && !named.contains(&name)) || leftover) && age(&path) >= grace {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// A key for the inputs of an archive from their identities: vminitd's
@@ -194,6 +254,52 @@ fn select_modules(dep: &str, wanted: &[&str]) -> Vec<(String, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `name` in `dir` with `text`, last modified `hours_ago`.
+    fn aged(dir: &Path, name: &str, text: &str, hours_ago: u64) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    #[test]
+    fn pruning_keeps_the_recently_used_and_what_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Four markers, used 1 to 4 days ago, each naming its archive.
+        for i in 1..=4 {
+            aged(d, &format!("by-inputs-{i}"), &format!("a{i}.cpio"), 24 * i);
+            aged(d, &format!("a{i}.cpio"), "archive", 24 * i + 1);
+        }
+        // An archive a marker-less writer made a moment ago, one nobody
+        // names, and a writer's leftover.
+        aged(d, "fresh.cpio", "archive", 0);
+        aged(d, "orphan.cpio", "archive", 48);
+        aged(d, ".abc.123.0", "partial", 48);
+        aged(d, "by-inputs-9.77.tmp", "partial", 48);
+        prune(d, 2, std::time::Duration::from_secs(3600));
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "a1.cpio",
+                "a2.cpio",
+                "by-inputs-1",
+                "by-inputs-2",
+                "fresh.cpio"
+            ]
+        );
+    }
 
     #[test]
     fn selection_pulls_in_dependencies_only() {
