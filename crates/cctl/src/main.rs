@@ -83,7 +83,9 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("Error: {error:?}");
+            // The message and its causes on one line, as the container
+            // commands print them; no backtrace even with RUST_BACKTRACE set.
+            eprintln!("cctl: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }

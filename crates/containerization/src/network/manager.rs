@@ -141,7 +141,20 @@ impl NetworkManager {
             }
         };
 
-        let bridge = self.netlink.create_bridge(&config.bridge).await?;
+        let bridge = match self.netlink.create_bridge(&config.bridge).await {
+            Ok(bridge) => bridge,
+            Err(containerization_netlink::NetlinkError::AlreadyExists { .. }) => {
+                return Err(Error::InvalidNetwork(format!(
+                    "network {name:?} needs bridge {bridge}, which already exists on this host \
+                     but is not in this state root ({root}): another state root (CZ_ROOT) \
+                     made it, or it was made by hand; remove it there (`cctl network rm \
+                     {name}`, or `ip link del {bridge}`) or use another network name",
+                    bridge = config.bridge,
+                    root = self.dir.display(),
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        };
         let address = IpNet::V4(
             Ipv4Net::new(config.gateway, config.subnet.prefix_len())
                 .map_err(|e| Error::InvalidNetwork(e.to_string()))?,
