@@ -6,6 +6,10 @@
 //! with it. So every child is forked by one thread that lives as long as the
 //! process: the signal then fires exactly when the owner process dies, SIGKILL
 //! included.
+//!
+//! Every child also gets a process group of its own, so the keyboard's
+//! signals (Ctrl-C, Ctrl-\) reach only the owner, which decides what the
+//! guest gets: before, a Ctrl-C meant for a container killed its QEMU.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -32,8 +36,10 @@ fn spawner() -> &'static Mutex<Sender<Request>> {
     })
 }
 
-/// Spawns `command` so that the child gets SIGKILL when this process dies.
+/// Spawns `command` so that the child gets SIGKILL when this process dies,
+/// in a process group of its own (out of reach of the terminal's signals).
 pub(crate) fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
+    command.process_group(0);
     // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| {
