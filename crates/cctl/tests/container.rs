@@ -109,6 +109,49 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
 }
 
 #[test]
+fn a_terminal_passes_its_size_resizes_and_ctrl_c() {
+    let world = World::new();
+    // tests/support/drive_tty.py: a pseudo-terminal of 30x100 runs `cctl
+    // run FLAGS`, is resized to 40x120 once the container is ready, then
+    // types Ctrl-C. The container's shell traps SIGWINCH (prints its size)
+    // and SIGINT (says got-int, exits 130).
+    let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/drive_tty.py");
+    // -it: the keys go to the container's terminal, whose line discipline
+    // makes Ctrl-C a SIGINT; -t: cctl's terminal stays cooked and cctl
+    // forwards the SIGINT it gets.
+    for flags in ["-it", "-t"] {
+        let out = world
+            .netns
+            .command("python3")
+            .args([driver, env!("CARGO_BIN_EXE_cctl"), &world.image, flags])
+            .env("CZ_ROOT", world.root.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 runs the terminal driver");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{flags}: {shown} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            shown.contains("30 100"),
+            "{flags}: the starting size: {shown}"
+        );
+        assert!(
+            shown.contains("40 120"),
+            "{flags}: the size after SIGWINCH: {shown}"
+        );
+        assert!(
+            shown.contains("got-int"),
+            "{flags}: SIGINT reached the shell: {shown}"
+        );
+        assert!(shown.trim_end().ends_with("exit=130"), "{flags}: {shown}");
+    }
+    assert!(world.container_folders().is_empty(), "--rm left state");
+}
+
+#[test]
 fn containers_reach_each_other_the_host_and_published_ports() {
     let world = World::new();
     world.detach("a", &[], &["sleep", "300"]);

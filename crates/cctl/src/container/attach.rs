@@ -1,6 +1,7 @@
-//! A process's streams joined to this terminal: raw mode with `-t` (restored
-//! on the way out), the window size followed, signals forwarded without a
-//! terminal, standard input fed with `-i`, output copied (and logged).
+//! A process's streams joined to this terminal: raw mode with `-it`
+//! (restored on the way out), the window size followed with `-t`, signals
+//! forwarded (the keyboard's too unless the keys go to the container),
+//! standard input fed with `-i`, output copied (and logged).
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,10 @@ pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Resu
         stderr,
     } = process.take_streams();
     let log = options.log.map(|log| Arc::new(Mutex::new(log)));
-    let _raw = options.tty.then(RawMode::enter);
+    // Raw only when this terminal's keys go to the container (`-it`): with
+    // `-t` alone Ctrl-C stays a signal to cctl, which forwards it.
+    let keys_to_container = options.tty && options.stdin;
+    let _raw = keys_to_container.then(RawMode::enter);
     if let (true, Some(mut input)) = (options.stdin, stdin) {
         tokio::spawn(async move {
             let mut host = tokio::io::stdin();
@@ -80,7 +84,7 @@ pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Resu
         stdout.map(|s| tokio::spawn(pump(s, tokio::io::stdout(), log.clone(), LogStream::Stdout)));
     let err =
         stderr.map(|s| tokio::spawn(pump(s, tokio::io::stderr(), log.clone(), LogStream::Stderr)));
-    let forwarding = forward_signals(process, options.tty);
+    let forwarding = forward_signals(process, options.tty, keys_to_container);
     let status = tokio::select! {
         status = process.wait() => status?,
         never = forwarding => match never {},
@@ -101,19 +105,22 @@ enum Forward {
 }
 
 /// Forwards SIGWINCH as a resize with a terminal, and the usual signals to
-/// the process (with a terminal, only those that do not come from it: Ctrl-C
-/// reaches the process through the terminal itself). Never returns.
-async fn forward_signals(process: &LinuxProcess, tty: bool) -> std::convert::Infallible {
-    let mut wanted = if tty {
-        vec![(SignalKind::window_change(), Forward::Resize)]
-    } else {
-        vec![
+/// the process; when the keys go to the container (`raw`), not those the
+/// keyboard makes: Ctrl-C then reaches the process through its own
+/// terminal. Never returns.
+async fn forward_signals(process: &LinuxProcess, tty: bool, raw: bool) -> std::convert::Infallible {
+    let mut wanted = Vec::new();
+    if tty {
+        wanted.push((SignalKind::window_change(), Forward::Resize));
+    }
+    if !raw {
+        wanted.extend([
             (SignalKind::interrupt(), Forward::Signal(2)),
             (SignalKind::quit(), Forward::Signal(3)),
             (SignalKind::user_defined1(), Forward::Signal(10)),
             (SignalKind::user_defined2(), Forward::Signal(12)),
-        ]
-    };
+        ]);
+    }
     wanted.push((SignalKind::hangup(), Forward::Signal(1)));
     wanted.push((SignalKind::terminate(), Forward::Signal(15)));
     let mut streams: Vec<_> = wanted
