@@ -111,9 +111,9 @@ fn prune(cache_dir: &Path, keep: usize, grace: std::time::Duration) {
         }
     }
     for (name, path) in others {
-        let archive = name.ends_with(".cpio") && !name.starts_with('.');
         let leftover = name.starts_with('.') || name.ends_with(".tmp");
-        if ((archive && !named.contains(&name)) || leftover) && age(&path) >= grace {
+        let unnamed = name.ends_with(".cpio") && !named.contains(&name);
+        if (leftover || unnamed) && age(&path) >= grace {
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -69,7 +69,8 @@ if ok:
     ok = wait_for(b"40 120")
 if ok:
     os.write(master, b"\x03")
-# Whatever happens, collect the rest and cctl's exit code.
+# Whatever happens, read until cctl closes the terminal (or a minute has
+# passed, when it is killed), then collect its exit code.
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
     ready, _, _ = select.select([master], [], [], 1)
@@ -81,13 +82,8 @@ while time.monotonic() < deadline:
         if not chunk:
             break
         seen += chunk
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if done:
-        break
 else:
     os.kill(pid, 9)
-    done, status = os.waitpid(pid, 0)
-if not done:
-    done, status = os.waitpid(pid, 0)
+_, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
 print(f"\nexit={os.waitstatus_to_exitcode(status)}")
