@@ -11,7 +11,10 @@
 //! - [`HybridVsockConnector`]: a unix socket speaking `CONNECT <port>\n` →
 //!   `OK <port>\n` (`vhost-device-vsock`, Firecracker, Cloud Hypervisor);
 //! - [`UnixConnector`]: a plain unix socket, for running the agent on a host
-//!   in tests.
+//!   in tests;
+//! - [`mux`]: the serial transport, yamux over one virtio-serial port, which
+//!   the host side serves as a hybrid vsock socket (so [`HybridVsockConnector`]
+//!   dials it) and which, unlike vhost-user vsock, survives a VM snapshot.
 //!
 //! A process runs in the guest itself, in a new container (its
 //! `CreateProcessRequest` carries a `ContainerSpec`: an OCI runtime spec as
@@ -44,6 +47,7 @@
 mod client;
 mod error;
 mod interface;
+pub mod mux;
 mod transport;
 
 pub use client::AgentClient;

@@ -51,8 +51,9 @@ fn check(root: &StateRoot) -> anyhow::Result<()> {
     let name = match &vsock {
         containerization_vmm::VsockBackend::Kernel => "vhost-vsock",
         containerization_vmm::VsockBackend::VhostUser { .. } => "vhost-user",
+        containerization_vmm::VsockBackend::Serial => "serial",
     };
-    println!("vsock:        {name:<12} {why}");
+    println!("transport:    {name:<12} {why}");
     let mut problems = Vec::new();
     if let containerization_vmm::VsockBackend::VhostUser { program } = &vsock
         && !program.is_file()

@@ -34,16 +34,17 @@ fn check_boot_output(stdout: &str) {
 }
 
 #[test]
-fn system_check_names_the_accelerator_vsock_and_kernel() {
+fn system_check_names_the_accelerator_transport_and_kernel() {
     let root = containerization_testkit::state_root();
     let (ok, stdout, stderr) = cctl(&root, &["system", "check"]);
     assert!(ok, "{stderr}");
-    for field in ["accelerator:", "vsock:", "kernel:", "vminitd:"] {
+    for field in ["accelerator:", "transport:", "kernel:", "vminitd:"] {
         assert!(stdout.contains(field), "{field} missing:\n{stdout}");
     }
-    if !std::path::Path::new("/dev/vhost-vsock").exists() {
-        assert!(stdout.contains("vhost-user"), "{stdout}");
-    }
+    assert!(
+        stdout.contains("serial"),
+        "the default transport:\n{stdout}"
+    );
     let empty = tempfile::tempdir().expect("root");
     let (ok, _, stderr) = cctl(empty.path(), &["system", "check"]);
     assert!(!ok, "an empty state root cannot run VMs");

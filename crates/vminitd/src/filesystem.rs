@@ -50,6 +50,7 @@ pub(crate) fn mount(request: MountRequest) -> Result<MountResponse, Status> {
     if m.create_target {
         std::fs::create_dir_all(&m.target).map_err(|e| io_status(&m.target, e))?;
     }
+    forget_cached_blocks(&m.source);
     let (flags, data) = mount_options(&m.options);
     let data = std::ffi::CString::new(data)
         .map_err(|_| Status::invalid_argument("mount options contain a NUL byte"))?;
@@ -67,6 +68,35 @@ pub(crate) fn mount(request: MountRequest) -> Result<MountResponse, Status> {
         )
     })?;
     Ok(MountResponse {})
+}
+
+/// Drops the kernel's cached blocks of a block device before it is
+/// mounted. A VM restored from a template has the template's disk behind
+/// the cache (the partition scan at boot read its first blocks, superblock
+/// included), and this disk is another file; without this the mount could
+/// read the template's superblock.
+fn forget_cached_blocks(source: &str) {
+    let Ok(stat) = rustix::fs::stat(source) else {
+        return;
+    };
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::BlockDevice {
+        return;
+    }
+    let Ok(device) = rustix::fs::open(
+        source,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    /// `BLKFLSBUF` from `<linux/fs.h>`: `_IO(0x12, 97)`.
+    const BLKFLSBUF: libc::c_ulong = 0x1261;
+    // SAFETY: `device` is an open descriptor; BLKFLSBUF takes no argument.
+    let flushed =
+        unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&device), BLKFLSBUF as _, 0) };
+    if flushed != 0 {
+        tracing::debug!("BLKFLSBUF on {source}: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// The `umount` call.

@@ -5,7 +5,8 @@
 //! away from; then it mounts the early file systems, loads the kernel modules
 //! the initramfs carries (in `modules.dep` order), raises `RLIMIT_NOFILE`,
 //! brings up `lo`, reaps every zombie and serves the sandbox protocol
-//! (`containerization-agent`) on vsock port 1024. The shutdown call and
+//! (`containerization-agent`) on the serial port `cz.agent` ([`serial`]) or
+//! vsock port 1024, as the kernel command line says. The shutdown call and
 //! SIGTERM sync, unmount and power the VM off.
 //!
 //! Containers are started by the [`launcher`]: vminitd re-executes itself
@@ -35,6 +36,7 @@ mod power;
 mod process;
 mod pty;
 mod reaper;
+mod serial;
 mod server;
 mod stdio;
 mod switch_root;

@@ -12,6 +12,9 @@ pub(crate) enum Listen {
     Vsock(u32),
     /// A unix socket at this path (on a host, for tests).
     Unix(PathBuf),
+    /// The virtio-serial port `cz.agent`, multiplexed (in a VM whose
+    /// command line says `VMINITD_AGENT=serial`).
+    Serial,
 }
 
 /// The parsed options.
@@ -41,8 +44,14 @@ impl Options {
 
     /// Options from `args` (without the program name).
     pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        // The kernel passes `VMINITD_AGENT=serial` from its command line to
+        // init as an environment variable.
+        let listen = match std::env::var("VMINITD_AGENT").as_deref() {
+            Ok("serial") => Listen::Serial,
+            _ => Listen::Vsock(containerization_agent::AGENT_PORT),
+        };
         let mut options = Options {
-            listen: Listen::Vsock(containerization_agent::AGENT_PORT),
+            listen,
             log: std::env::var("VMINITD_LOG").unwrap_or_else(|_| "info".to_owned()),
         };
         let mut args = args.into_iter();

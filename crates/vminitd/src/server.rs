@@ -112,6 +112,23 @@ pub(crate) async fn serve(listen: Listen, pid1: bool) -> Result<(), ServeError> 
                 () = drained => {}
             }
         }
+        Listen::Serial => {
+            let port = crate::serial::SerialPort::open().map_err(|source| ServeError::Listen {
+                what: "the serial port".into(),
+                source,
+            })?;
+            tracing::info!("serving on serial port {}", port.path().display());
+            let (streams, accepted) = tokio::sync::mpsc::channel(16);
+            tokio::spawn(port.serve(streams));
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(accepted),
+                Ok::<_, std::io::Error>,
+            );
+            tokio::select! {
+                served = router.serve_with_incoming_shutdown(incoming, stopped) => served?,
+                () = drained => {}
+            }
+        }
         Listen::Unix(path) => {
             let _ = std::fs::remove_file(&path);
             let listener =

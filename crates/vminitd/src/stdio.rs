@@ -1,8 +1,11 @@
 //! Standard streams: each one a connection the agent dials to the host.
 //!
-//! The socket itself becomes the process's descriptor, so output goes
-//! straight from the process to the host with the kernel's flow control and
-//! no copy in vminitd; end of file on the host's side is end of stdin here.
+//! Over vsock the socket itself becomes the process's descriptor, so output
+//! goes straight from the process to the host with the kernel's flow
+//! control and no copy in vminitd; end of file on the host's side is end of
+//! stdin here. Over the serial transport the descriptor is one end of a
+//! socket pair that vminitd copies to and from the multiplexed stream, with
+//! the same end-of-file rules.
 
 use std::os::fd::OwnedFd;
 
@@ -14,6 +17,9 @@ pub(crate) fn connect(endpoint: &StreamEndpoint) -> std::io::Result<Option<Owned
     match &endpoint.target {
         None => Ok(None),
         Some(Target::VsockPort(port)) => {
+            if let Some(dialer) = crate::serial::dialer() {
+                return crate::serial::dial_as_socket(dialer, *port).map(Some);
+            }
             let stream = vsock::VsockStream::connect_with_cid_port(HOST_CID, *port)?;
             Ok(Some(OwnedFd::from(stream)))
         }

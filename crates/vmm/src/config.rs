@@ -119,6 +119,23 @@ pub struct NicConfig {
     pub mac: MacAddress,
 }
 
+/// Where guest memory lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MemoryBacking {
+    /// An anonymous shared memfd (what vhost-user devices need).
+    #[default]
+    Memfd,
+    /// A file, mapped shared (the guest's writes land in it: a template being
+    /// made) or private (copy on write: a VM restored from a template, whose
+    /// pages the host shares until the guest writes them).
+    File {
+        /// The memory file.
+        path: PathBuf,
+        /// Shared or private mapping.
+        shared: bool,
+    },
+}
+
 /// Everything a VM is made from.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -149,6 +166,13 @@ pub struct VmConfig {
     pub accel: Accelerator,
     /// The `qemu-system-x86_64` binary.
     pub qemu: PathBuf,
+    /// Where guest memory lives.
+    pub memory: MemoryBacking,
+    /// Resume from this device-state file (written by
+    /// [`crate::QemuVm::snapshot`]) instead of booting. The memory must be
+    /// the snapshot's memory file, and every device must be configured as
+    /// it was when the snapshot was taken.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -174,6 +198,8 @@ impl VmConfig {
             console_log: None,
             accel: Accelerator::detect_and_log(),
             qemu: PathBuf::from("qemu-system-x86_64"),
+            memory: MemoryBacking::Memfd,
+            restore_from: None,
         }
     }
 
@@ -232,6 +258,40 @@ impl VmConfig {
                     "network interface {i}: tap device {} does not exist on the host",
                     nic.tap
                 ));
+            }
+        }
+        if let MemoryBacking::File { path, shared } = &self.memory {
+            if path.to_string_lossy().contains([',', '\'']) {
+                return invalid(format!(
+                    "memory file {} contains a comma or a quote, which QEMU's option syntax cannot carry",
+                    path.display()
+                ));
+            }
+            if !shared && matches!(self.vsock, VsockBackend::VhostUser { .. }) {
+                return invalid(
+                    "a vhost-user vsock device needs shared guest memory; a private memory file \
+                     (a restored VM) needs the serial transport"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(state) = &self.restore_from {
+            if !state.is_file() {
+                return invalid(format!("snapshot state {} does not exist", state.display()));
+            }
+            if state.to_string_lossy().contains('\'') {
+                return invalid(format!(
+                    "snapshot state path {} contains a quote",
+                    state.display()
+                ));
+            }
+            match &self.memory {
+                MemoryBacking::File { path, .. } if path.is_file() => {}
+                _ => {
+                    return invalid(
+                        "a restored VM's memory must be its snapshot's memory file".to_owned(),
+                    );
+                }
             }
         }
         if let Some(word) = self

@@ -14,8 +14,13 @@
 //!   QEMU microvm back end ([`Qemu`]): start returns once the guest's agent
 //!   answers, stop is agent shutdown, then QMP `quit`, then SIGKILL; QEMU and
 //!   its helper die with their owner;
-//! - **vsock** ([`VsockBackend`]): the kernel's vhost-vsock with a CID per VM,
+//! - **agent transport** ([`VsockBackend`]): by default the serial transport
+//!   (yamux over a virtio-serial port, served as a hybrid vsock socket by a
+//!   task of the VM's owner); or the kernel's vhost-vsock with a CID per VM,
 //!   or one `vhost-device-vsock` per VM speaking the hybrid protocol;
+//! - **templates** ([`QemuVm::snapshot`], [`MemoryBacking`],
+//!   [`VmConfig::restore_from`]): a VM saved with its memory in a shared file
+//!   is restored copy-on-write from it, without booting;
 //! - **QMP** ([`Qmp`]): handshake, status, powerdown, quit, events.
 //!
 //! ```
@@ -48,7 +53,9 @@ mod vsock;
 pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
 pub use catalogue_edit::{NewKernel, image_release};
-pub use config::{CacheMode, DiskConfig, DiskFormat, MIN_MEMORY_MIB, NicConfig, VmConfig};
+pub use config::{
+    CacheMode, DiskConfig, DiskFormat, MIN_MEMORY_MIB, MemoryBacking, NicConfig, VmConfig,
+};
 pub use containerization_netlink::MacAddress;
 pub use error::VmmError;
 pub use floor::{floor_initramfs, poweroff_init};

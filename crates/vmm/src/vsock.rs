@@ -10,6 +10,14 @@
 //! process per VM serves the same virtio device to QEMU over vhost-user and
 //! exposes a unix socket speaking the hybrid protocol (`CONNECT <port>\n`).
 //! Each helper has its own guest, so every guest can be CID 3.
+//!
+//! The default is neither: the serial transport ([`VsockBackend::Serial`],
+//! `containerization_agent::mux`) carries the same connections over one
+//! virtio-serial port, with the host end served by a task of the VM's owner
+//! as the same hybrid vsock socket. It needs no helper process and no host
+//! kernel module, and, unlike QEMU's vhost-user vsock device (which refuses
+//! migration), it lets a VM be snapshotted and restored.
+//! `CZ_AGENT_TRANSPORT=vsock` chooses vsock instead.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -34,12 +42,30 @@ pub enum VsockBackend {
         /// The `vhost-device-vsock` binary.
         program: PathBuf,
     },
+    /// No vsock device: a virtio-serial port carrying yamux, served on the
+    /// host as a hybrid vsock socket by an in-process proxy.
+    Serial,
 }
 
 impl VsockBackend {
+    /// The serial transport, unless `CZ_AGENT_TRANSPORT=vsock` asks for
+    /// vsock: then the kernel back end when `/dev/vhost-vsock` opens,
+    /// otherwise the vhost-user helper `program`. With the reason for the
+    /// choice.
+    pub fn detect(program: impl Into<PathBuf>) -> (Self, String) {
+        if std::env::var("CZ_AGENT_TRANSPORT").as_deref() != Ok("vsock") {
+            return (
+                VsockBackend::Serial,
+                "a virtio-serial port carries the agent (CZ_AGENT_TRANSPORT=vsock for vsock)"
+                    .to_owned(),
+            );
+        }
+        Self::detect_vsock(program)
+    }
+
     /// The kernel back end when `/dev/vhost-vsock` opens, otherwise the
     /// vhost-user helper `program`; with the reason for the choice.
-    pub fn detect(program: impl Into<PathBuf>) -> (Self, String) {
+    pub fn detect_vsock(program: impl Into<PathBuf>) -> (Self, String) {
         match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -202,8 +228,8 @@ mod tests {
     }
 
     #[test]
-    fn detection_picks_vhost_user_without_dev_vhost_vsock() {
-        let (backend, why) = VsockBackend::detect("/opt/vhost-device-vsock");
+    fn vsock_detection_picks_vhost_user_without_dev_vhost_vsock() {
+        let (backend, why) = VsockBackend::detect_vsock("/opt/vhost-device-vsock");
         if Path::new("/dev/vhost-vsock").exists() {
             eprintln!("this host has /dev/vhost-vsock: {why}");
         } else {
@@ -214,6 +240,14 @@ mod tests {
                 }
             );
             assert!(why.contains("does not open"), "{why}");
+        }
+    }
+
+    #[test]
+    fn the_serial_transport_is_the_default() {
+        if std::env::var_os("CZ_AGENT_TRANSPORT").is_none() {
+            let (backend, why) = VsockBackend::detect("/opt/vhost-device-vsock");
+            assert_eq!(backend, VsockBackend::Serial, "{why}");
         }
     }
 }

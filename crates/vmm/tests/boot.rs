@@ -6,11 +6,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use containerization_vmm::{Hypervisor, Kernel, Qemu, StopOutcome, VirtualMachine};
+use containerization_vmm::{Hypervisor, Kernel, Qemu, StopOutcome, VirtualMachine, VsockBackend};
 use support::{STOP_TIMEOUT, built_kernel, config, debian_kernel, runtime};
 
 /// Boots, checks `uname -r` and QMP, stops.
 fn boot_and_stop(kernel: Kernel) {
+    boot_and_stop_with(kernel, None);
+}
+
+/// [`boot_and_stop`], with `transport` instead of the default one.
+fn boot_and_stop_with(kernel: Kernel, transport: Option<VsockBackend>) {
     let name = kernel.name().to_owned();
     let release = kernel
         .release()
@@ -19,10 +24,11 @@ fn boot_and_stop(kernel: Kernel) {
     let dir = tempfile::tempdir().expect("run folder");
     let runtime = runtime();
     runtime.block_on(async {
-        let mut vm = Qemu::default()
-            .start(&config(kernel, dir.path()))
-            .await
-            .expect("start");
+        let mut config = config(kernel, dir.path());
+        if let Some(transport) = transport {
+            config.vsock = transport;
+        }
+        let mut vm = Qemu::default().start(&config).await.expect("start");
         let agent = vm.agent().expect("agent").clone();
         let version = agent.version().await.expect("version");
         assert_eq!(version.release, release, "{name}: guest uname -r");
@@ -48,6 +54,14 @@ fn debian_cloud_kernel_boots_vminitd() {
 #[test]
 fn built_kernel_boots_vminitd() {
     boot_and_stop(built_kernel());
+}
+
+#[test]
+fn vsock_still_carries_the_agent() {
+    let helper = containerization_testkit::state_root().join("tools/bin/vhost-device-vsock");
+    let (vsock, why) = VsockBackend::detect_vsock(helper);
+    assert_ne!(vsock, VsockBackend::Serial, "{why}");
+    boot_and_stop_with(built_kernel(), Some(vsock));
 }
 
 #[test]

@@ -14,7 +14,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::{Accelerator, DiskFormat, Kernel, VmConfig};
+use crate::{Accelerator, DiskFormat, Kernel, MemoryBacking, VmConfig, VsockBackend};
 
 /// How the VM's vsock device is wired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub(crate) enum VsockDevice<'a> {
     Kernel { cid: u32 },
     /// `vhost-user-vsock-device` on this vhost-user socket.
     VhostUser { socket: &'a Path },
+    /// No vsock: a virtio-serial port named `cz.agent` whose chardev
+    /// connects to this unix socket (the host proxy listens there).
+    Serial { pipe: &'a Path },
 }
 
 /// The host's TSC frequency in kHz, from `/proc/cpuinfo`.
@@ -73,6 +76,10 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
     if config.accel == Accelerator::Tcg {
         words.extend(config.kernel.tcg_cmdline());
     }
+    if config.vsock == VsockBackend::Serial {
+        // An unknown `key=value` reaches init as an environment variable.
+        words.push("VMINITD_AGENT=serial".to_owned());
+    }
     words.extend(config.cmdline.iter().cloned());
     words.join(" ")
 }
@@ -99,10 +106,15 @@ pub(crate) fn qemu_args(
         push(&["-cpu", "host"]);
     }
     push(&["-smp", &config.cpus.to_string(), "-m", &memory]);
-    push(&[
-        "-object",
-        &format!("memory-backend-memfd,id=mem,size={memory},share=on"),
-    ]);
+    let backend = match &config.memory {
+        MemoryBacking::Memfd => format!("memory-backend-memfd,id=mem,size={memory},share=on"),
+        MemoryBacking::File { path, shared } => format!(
+            "memory-backend-file,id=mem,size={memory},mem-path={},share={}",
+            path.display(),
+            if *shared { "on" } else { "off" }
+        ),
+    };
+    push(&["-object", &backend]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
     push(&["-serial", &format!("file:{}", console.display())]);
     push(&[
@@ -122,6 +134,22 @@ pub(crate) fn qemu_args(
                 &format!("socket,id=vsock0,path={}", socket.display()),
             ]);
             push(&["-device", "vhost-user-vsock-device,chardev=vsock0"]);
+        }
+        VsockDevice::Serial { pipe } => {
+            push(&[
+                "-chardev",
+                &format!("socket,id=agent0,path={}", pipe.display()),
+            ]);
+            // Two ports: 0 is the console's, 1 ours. Every port costs the
+            // guest two virtqueues, and the default is 31.
+            push(&["-device", "virtio-serial-device,max_ports=2"]);
+            push(&[
+                "-device",
+                &format!(
+                    "virtserialport,chardev=agent0,nr=1,name={}",
+                    containerization_agent::mux::SERIAL_PORT_NAME
+                ),
+            ]);
         }
     }
     for (i, disk) in config.disks.iter().enumerate() {
@@ -153,10 +181,25 @@ pub(crate) fn qemu_args(
             &format!("virtio-net-device,netdev=net{i},mac={}", nic.mac),
         ]);
     }
+    if config.restore_from.is_some() {
+        // The state is loaded over QMP once the migration capabilities are set.
+        push(&["-incoming", "defer"]);
+    }
     if config.balloon {
+        // Free page reporting discards reported pages, and QEMU discards
+        // file-backed memory by punching holes in the file: in a template's
+        // memory file, shared by every VM restored from it, that would zero
+        // pages under them. So only anonymous memory reports free pages.
+        let reporting = if config.memory == MemoryBacking::Memfd {
+            "on"
+        } else {
+            "off"
+        };
         push(&[
             "-device",
-            "virtio-balloon-device,id=balloon0,free-page-reporting=on,deflate-on-oom=on",
+            &format!(
+                "virtio-balloon-device,id=balloon0,free-page-reporting={reporting},deflate-on-oom=on"
+            ),
         ]);
     }
     args

@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
@@ -35,7 +36,10 @@ const PANIC_MARK: &str = "Kernel panic - not syncing";
 pub struct QemuVm {
     qemu: Child,
     helper: Option<Child>,
+    /// The host end of the serial transport.
+    _proxy: Option<HostProxy>,
     _cid: Option<CidLease>,
+    memory: crate::MemoryBacking,
     endpoint: VsockEndpoint,
     ready: Option<HostListener>,
     qmp: Option<Qmp>,
@@ -43,6 +47,14 @@ pub struct QemuVm {
     console: PathBuf,
     stderr: PathBuf,
     ready_after: Duration,
+}
+
+/// The migration capability that leaves shared RAM (the memory file) out of
+/// the stream.
+fn ignore_shared() -> serde_json::Value {
+    serde_json::json!({
+        "capabilities": [{ "capability": "x-ignore-shared", "state": true }]
+    })
 }
 
 fn kill_and_reap(child: &mut Child) {
@@ -106,6 +118,9 @@ impl QemuVm {
     ) -> Result<Self, VmmError> {
         let started = Instant::now();
         let mut vm = Self::launch(config)?;
+        if let Some(state) = &config.restore_from {
+            vm.load_state(state)?;
+        }
         vm.agent = Some(vm.wait_for_agent(started, ready_timeout).await?);
         vm.ready_after = started.elapsed();
         tracing::debug!(ready_after = ?vm.ready_after, "agent ready");
@@ -118,27 +133,39 @@ impl QemuVm {
     pub fn launch(config: &VmConfig) -> Result<Self, VmmError> {
         config.validate()?;
         std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
-        let (helper, cid, endpoint, vhost_socket) = match &config.vsock {
+        let hybrid = config.run_dir.join("vsock.sock");
+        let pipe = config.run_dir.join("agent.pipe");
+        let (mut helper, mut cid, mut proxy, mut vhost_socket) = (None, None, None, None);
+        let endpoint = match &config.vsock {
             VsockBackend::VhostUser { program } => {
-                let (helper, socket) = start_helper(program, &config.run_dir)?;
-                let hybrid = config.run_dir.join("vsock.sock");
-                (
-                    Some(helper),
-                    None,
-                    VsockEndpoint::Hybrid(hybrid),
-                    Some(socket),
-                )
+                let (child, socket) = start_helper(program, &config.run_dir)?;
+                helper = Some(child);
+                vhost_socket = Some(socket);
+                VsockEndpoint::Hybrid(hybrid)
             }
             VsockBackend::Kernel => {
                 let lease = CidLease::acquire(&CidLease::default_dir())?;
                 let endpoint = VsockEndpoint::Cid(lease.cid());
-                (None, Some(lease), endpoint, None)
+                cid = Some(lease);
+                endpoint
+            }
+            VsockBackend::Serial => {
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(VmmError::InvalidConfig {
+                        message: "the serial transport's host end runs on a tokio runtime; \
+                                  start the VM from within one"
+                            .to_owned(),
+                    });
+                }
+                proxy = Some(HostProxy::bind(&pipe, &hybrid).map_err(io_at(&pipe))?);
+                VsockEndpoint::Hybrid(hybrid)
             }
         };
-        let device = match (&vhost_socket, &cid) {
-            (Some(socket), _) => VsockDevice::VhostUser { socket },
-            (None, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
-            (None, None) => unreachable!("every back end sets one"),
+        let device = match (&config.vsock, &vhost_socket, &cid) {
+            (VsockBackend::Serial, _, _) => VsockDevice::Serial { pipe: &pipe },
+            (_, Some(socket), _) => VsockDevice::VhostUser { socket },
+            (_, None, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
+            (_, None, None) => unreachable!("every back end sets one"),
         };
         // Listen for vminitd's ready call before the guest can make it.
         let ready = match &endpoint {
@@ -171,7 +198,9 @@ impl QemuVm {
         let mut vm = Self {
             qemu,
             helper,
+            _proxy: proxy,
             _cid: cid,
+            memory: config.memory.clone(),
             endpoint,
             ready,
             qmp: None,
@@ -273,6 +302,82 @@ impl QemuVm {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The QMP connection, or an error saying it is needed for `what`.
+    fn qmp_for(&mut self, what: &str) -> Result<&mut Qmp, VmmError> {
+        self.qmp.as_mut().ok_or_else(|| VmmError::Qmp {
+            message: format!("no QMP connection for {what}"),
+        })
+    }
+
+    /// Loads a snapshot's device state into a VM started with
+    /// `-incoming defer`; the guest runs on once it is in. Memory is not in
+    /// the state (`x-ignore-shared`): it is the snapshot's memory file.
+    fn load_state(&mut self, state: &Path) -> Result<(), VmmError> {
+        self.migrate(
+            "migrate-incoming",
+            format!("exec:cat '{}'", state.display()),
+        )?;
+        Ok(())
+    }
+
+    /// Runs `command` (`migrate` or `migrate-incoming`) on `uri` with
+    /// shared memory left out of the stream.
+    fn migrate(&mut self, command: &str, uri: String) -> Result<&mut Qmp, VmmError> {
+        let qmp = self.qmp_for(command)?;
+        qmp.execute("migrate-set-capabilities", Some(ignore_shared()))?;
+        qmp.execute(command, Some(serde_json::json!({ "uri": uri })))?;
+        Ok(qmp)
+    }
+
+    /// Saves this VM as a template: its device state to `state`, while its
+    /// memory stays in the shared memory file it was started with. The host
+    /// end of the serial transport is closed first, so the snapshot holds no
+    /// host connection and a restored guest waits for a new one; the VM is
+    /// left paused, to be stopped.
+    ///
+    /// Restore with the same configuration, the memory file mapped private,
+    /// and [`VmConfig::restore_from`] set to `state`.
+    pub async fn snapshot(&mut self, state: &Path) -> Result<(), VmmError> {
+        if !matches!(self.memory, crate::MemoryBacking::File { shared: true, .. })
+            || self._proxy.is_none()
+        {
+            return Err(VmmError::InvalidConfig {
+                message: "only a VM with a shared memory file and the serial transport can be \
+                          saved as a template"
+                    .to_owned(),
+            });
+        }
+        self.agent = None;
+        self._proxy = None;
+        // Let the guest see its host go and end the session.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let partial = state.with_extension("partial");
+        let qmp = self.migrate("migrate", format!("exec:cat > '{}'", partial.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = qmp.execute("query-migrate", None)?;
+            match status["status"].as_str() {
+                Some("completed") => break,
+                Some("failed" | "cancelled") => {
+                    return Err(VmmError::Qmp {
+                        message: format!(
+                            "saving the snapshot failed: {}",
+                            status["error-desc"].as_str().unwrap_or("no reason given")
+                        ),
+                    });
+                }
+                _ if Instant::now() > deadline => {
+                    return Err(VmmError::Qmp {
+                        message: "saving the snapshot took over 60 s".to_owned(),
+                    });
+                }
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        std::fs::rename(&partial, state).map_err(io_at(state))?;
+        Ok(())
     }
 
     /// QEMU's pid.

@@ -1,0 +1,492 @@
+//! The serial transport: many streams over one byte pipe.
+//!
+//! A VM without a vsock device still has a virtio-serial port named
+//! [`SERIAL_PORT_NAME`], whose host end is a unix socket. Unlike QEMU's
+//! vhost-user vsock device, a virtio-serial port can be migrated, so a VM
+//! that talks to its host this way can be snapshotted and restored.
+//!
+//! The pipe carries yamux (`tokio-yamux`). Each yamux stream is one of the
+//! connections vsock would have carried, and opens with the line the hybrid
+//! vsock protocol uses: `CONNECT <port>\n`, answered by `OK <port>\n` or by
+//! closing the stream (nothing listens on that port).
+//!
+//! - On the host, [`HostProxy`] owns the pipe and serves the *same* hybrid
+//!   vsock socket as `vhost-device-vsock`: clients dial `CONNECT <port>` on
+//!   it, and streams the guest opens to host port `P` are passed to
+//!   whatever listens on `<socket>_<P>`. Nothing above the transport
+//!   changes.
+//! - In the guest, [`guest_session`] runs one session per host connection:
+//!   streams to [`AGENT_PORT`] go to the gRPC server, and a
+//!   [`GuestDialer`] opens streams to host ports.
+//!
+//! A session starts when the guest writes [`MUX_HELLO`] after it sees the
+//! host connect; the host discards anything before it (bytes a previous
+//! session left in the port's buffers), and the guest drops what the host
+//! sent before the hello. When the host closes the pipe, the session ends
+//! and the guest waits for the next host: that is how a VM snapshotted
+//! without a host connection takes a new one after it is restored.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_yamux::{Config, Control, Session, StreamHandle};
+
+use crate::transport::{AGENT_PORT, HybridVsockConnector, READY_PORT};
+
+/// The name of the virtio-serial port that carries the serial transport.
+pub const SERIAL_PORT_NAME: &str = "cz.agent";
+
+/// What the guest writes when it sees a host connect, before yamux starts.
+pub const MUX_HELLO: &[u8] = b"CZMUX1\n";
+
+/// The longest handshake line either side reads.
+const MAX_LINE: usize = 64;
+
+fn mux_config() -> Config {
+    Config {
+        // One local pipe: a keep-alive finds nothing a closed pipe does not.
+        enable_keepalive: false,
+        // A paused VM or a stopped host process must not end the session.
+        connection_write_timeout: Duration::from_secs(7 * 24 * 3600),
+        ..Config::default()
+    }
+}
+
+/// Reads one `\n`-terminated line a byte at a time (what follows it stays in
+/// the stream), without the newline.
+async fn read_line<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<String> {
+    let mut line = Vec::with_capacity(16);
+    loop {
+        let byte = reader.read_u8().await?;
+        if byte == b'\n' {
+            break;
+        }
+        if line.len() >= MAX_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "handshake line too long",
+            ));
+        }
+        line.push(byte);
+    }
+    String::from_utf8(line).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
+/// The port of a `CONNECT <port>` line.
+fn connect_port(line: &str) -> Option<u32> {
+    line.strip_prefix("CONNECT ")?.trim().parse().ok()
+}
+
+/// One yamux stream, usable as a tonic server connection.
+#[derive(Debug)]
+pub struct MuxStream(StreamHandle);
+
+impl AsyncRead for MuxStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MuxStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for MuxStream {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+/// The host end of the serial transport, run as a task of its owner.
+///
+/// It listens on `pipe` for the VM's serial port (QEMU's chardev connects
+/// there) and on `hybrid` for clients, exactly as `vhost-device-vsock`
+/// serves its unix socket. Dropping it ends the session and removes both
+/// sockets.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use containerization_agent::{AgentClient, Connector, HybridVsockConnector, mux::HostProxy};
+/// let proxy = HostProxy::bind("/run/vm/agent.pipe", "/run/vm/vsock.sock")?;
+/// // … start QEMU with a virtio-serial port whose chardev connects to the pipe …
+/// let connector: std::sync::Arc<dyn Connector> =
+///     std::sync::Arc::new(HybridVsockConnector::new("/run/vm/vsock.sock"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct HostProxy {
+    task: JoinHandle<()>,
+    paths: [PathBuf; 2],
+}
+
+impl HostProxy {
+    /// Binds both sockets (replacing stale files) and starts serving. Must be
+    /// called within a tokio runtime.
+    pub fn bind(pipe: impl AsRef<Path>, hybrid: impl AsRef<Path>) -> io::Result<Self> {
+        let (pipe, hybrid) = (pipe.as_ref().to_path_buf(), hybrid.as_ref().to_path_buf());
+        let bind = |path: &Path| {
+            let _ = std::fs::remove_file(path);
+            UnixListener::bind(path).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("cannot listen on {}: {err}", path.display()),
+                )
+            })
+        };
+        let pipe_listener = bind(&pipe)?;
+        let clients = bind(&hybrid)?;
+        let task = tokio::spawn(run_host(pipe_listener, clients, hybrid.clone()));
+        Ok(Self {
+            task,
+            paths: [pipe, hybrid],
+        })
+    }
+
+    /// Whether the session is over (the VM closed its end, or it failed).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for HostProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Waits for the VM, finds the hello, then serves one session.
+async fn run_host(pipe: UnixListener, clients: UnixListener, hybrid: PathBuf) {
+    let mut conn = match pipe.accept().await {
+        Ok((conn, _)) => conn,
+        Err(err) => {
+            tracing::warn!("serial transport: accepting the VM's pipe failed: {err}");
+            return;
+        }
+    };
+    drop(pipe);
+    if let Err(err) = skip_to_hello(&mut conn).await {
+        tracing::debug!("serial transport: the VM closed its pipe before the hello: {err}");
+        return;
+    }
+    let mut session = Session::new_client(conn, mux_config());
+    let control = session.control();
+    let accepting = tokio::spawn(async move {
+        while let Ok((client, _)) = clients.accept().await {
+            tokio::spawn(forward_client(client, control.clone()));
+        }
+    });
+    let targets = HybridVsockConnector::new(hybrid);
+    while let Some(Ok(stream)) = session.next().await {
+        tokio::spawn(forward_from_guest(stream, targets.clone()));
+    }
+    accepting.abort();
+    tracing::debug!("serial transport: session over");
+}
+
+/// Reads until [`MUX_HELLO`] has gone by.
+async fn skip_to_hello<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<()> {
+    let mut matched = 0;
+    while matched < MUX_HELLO.len() {
+        let byte = reader.read_u8().await?;
+        matched = if byte == MUX_HELLO[matched] {
+            matched + 1
+        } else if byte == MUX_HELLO[0] {
+            1
+        } else {
+            0
+        };
+    }
+    Ok(())
+}
+
+/// A host client's connection: its `CONNECT` line opens a stream to the
+/// guest, which answers it; then bytes flow both ways.
+async fn forward_client(mut client: UnixStream, mut control: Control) {
+    let Ok(line) = read_line(&mut client).await else {
+        return;
+    };
+    if connect_port(&line).is_none() {
+        let _ = client.write_all(b"ERROR expected CONNECT <port>\n").await;
+        return;
+    }
+    let Ok(mut stream) = control.open_stream().await else {
+        return;
+    };
+    answer_then_splice(&mut stream, &line, &mut client).await;
+}
+
+/// Writes `line` to `first`, then copies both ways between it and `second`
+/// until both directions end.
+async fn answer_then_splice<A, B>(first: &mut A, line: &str, second: &mut B)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    if first
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .is_ok()
+    {
+        let _ = tokio::io::copy_bidirectional(first, second).await;
+    }
+}
+
+/// A stream the guest opened to a host port: passed to `<socket>_<port>`,
+/// or closed when nothing listens there.
+async fn forward_from_guest(mut stream: StreamHandle, targets: HybridVsockConnector) {
+    let Ok(line) = read_line(&mut stream).await else {
+        return;
+    };
+    let Some(port) = connect_port(&line) else {
+        return;
+    };
+    let Ok(mut target) = UnixStream::connect(targets.host_listener_path(port)).await else {
+        tracing::debug!("serial transport: nothing listens on host port {port}");
+        return;
+    };
+    answer_then_splice(&mut stream, &format!("OK {port}"), &mut target).await;
+}
+
+/// Opens streams from the guest to host ports over the current session.
+#[derive(Default, Clone)]
+pub struct GuestDialer {
+    control: Arc<Mutex<Option<Control>>>,
+}
+
+impl std::fmt::Debug for GuestDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let connected = self.control.lock().map(|c| c.is_some()).unwrap_or(false);
+        f.debug_struct("GuestDialer")
+            .field("connected", &connected)
+            .finish()
+    }
+}
+
+impl GuestDialer {
+    /// A dialer with no session yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a stream to host port `port`; refused when no host is connected
+    /// or nothing listens on that port.
+    pub async fn dial(&self, port: u32) -> io::Result<StreamHandle> {
+        let control = self.control.lock().expect("dialer lock").clone();
+        let Some(mut control) = control else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no host is connected to the serial transport",
+            ));
+        };
+        let mut stream = control.open_stream().await.map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("serial transport: {err:?}"),
+            )
+        })?;
+        stream
+            .write_all(format!("CONNECT {port}\n").as_bytes())
+            .await?;
+        let refused = || {
+            io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("nothing listens on host port {port}"),
+            )
+        };
+        match read_line(&mut stream).await {
+            Ok(answer) if answer.starts_with("OK ") => Ok(stream),
+            Ok(_) => Err(refused()),
+            // The host closes the stream (yamux resets it) to refuse.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::UnexpectedEof
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Err(refused())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn set(&self, control: Option<Control>) {
+        *self.control.lock().expect("dialer lock") = control;
+    }
+}
+
+/// Serves one session on `pipe`, a host connection the guest has just seen:
+/// says hello, then passes streams to [`AGENT_PORT`] to `agent` (after
+/// answering their `CONNECT`), refuses other ports, and dials the host's
+/// [`READY_PORT`] once. Returns when the host closes the pipe.
+pub async fn guest_session<T>(pipe: T, agent: mpsc::Sender<MuxStream>, dialer: &GuestDialer)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut pipe = pipe;
+    if pipe.write_all(MUX_HELLO).await.is_err() || pipe.flush().await.is_err() {
+        return;
+    }
+    let mut session = Session::new_server(pipe, mux_config());
+    dialer.set(Some(session.control()));
+    let ready_dialer = dialer.clone();
+    let ready = tokio::spawn(async move {
+        match ready_dialer.dial(READY_PORT).await {
+            Ok(mut stream) => {
+                let _ = stream.write_all(b"ready\n").await;
+                let _ = stream.shutdown().await;
+            }
+            Err(err) => tracing::debug!("the host does not wait for the ready call: {err}"),
+        }
+    });
+    while let Some(Ok(stream)) = session.next().await {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let Ok(line) = read_line(&mut stream).await else {
+                return;
+            };
+            if connect_port(&line) != Some(AGENT_PORT) {
+                tracing::debug!("serial transport: refused {line:?}");
+                return;
+            }
+            if stream
+                .write_all(format!("OK {AGENT_PORT}\n").as_bytes())
+                .await
+                .is_ok()
+            {
+                let _ = agent.send(MuxStream(stream)).await;
+            }
+        });
+    }
+    ready.abort();
+    dialer.set(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Connector;
+
+    /// A host proxy and a guest session joined by a socket pair, as QEMU's
+    /// chardev joins them; returns the hybrid socket path.
+    struct Joined {
+        _dir: tempfile::TempDir,
+        hybrid: PathBuf,
+        agent: mpsc::Receiver<MuxStream>,
+        dialer: GuestDialer,
+        ready: UnixListener,
+        _proxy: HostProxy,
+    }
+
+    async fn joined(stale: &[u8]) -> Joined {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("agent.pipe");
+        let hybrid = dir.path().join("vsock.sock");
+        let proxy = HostProxy::bind(&pipe, &hybrid).unwrap();
+        // The guest's ready call goes out as soon as the session starts.
+        let ready =
+            UnixListener::bind(HybridVsockConnector::new(&hybrid).host_listener_path(READY_PORT))
+                .unwrap();
+        let mut guest_end = UnixStream::connect(&pipe).await.unwrap();
+        guest_end.write_all(stale).await.unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let dialer = GuestDialer::new();
+        let session_dialer = dialer.clone();
+        tokio::spawn(async move { guest_session(guest_end, tx, &session_dialer).await });
+        Joined {
+            _dir: dir,
+            hybrid,
+            agent: rx,
+            dialer,
+            ready,
+            _proxy: proxy,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_client_reaches_the_agent_port_after_stale_bytes() {
+        let mut joined = joined(b"junk CZM left by an older session").await;
+        let connector = HybridVsockConnector::new(&joined.hybrid);
+        let mut client = connector.connect(AGENT_PORT).await.unwrap();
+        let mut served = joined.agent.recv().await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        served.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        served.write_all(b"pong").await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+    }
+
+    #[tokio::test]
+    async fn other_guest_ports_are_refused() {
+        let joined = joined(b"").await;
+        let err = HybridVsockConnector::new(&joined.hybrid)
+            .connect(77)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("port 77"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_guest_dials_host_listeners_and_says_ready() {
+        let joined = joined(b"").await;
+        let connector = HybridVsockConnector::new(&joined.hybrid);
+        let (mut ready_call, _) = joined.ready.accept().await.unwrap();
+        let mut said = String::new();
+        ready_call.read_to_string(&mut said).await.unwrap();
+        assert_eq!(said, "ready\n");
+
+        let listener = UnixListener::bind(connector.host_listener_path(5000)).unwrap();
+        let mut dialed = joined.dialer.dial(5000).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        dialed.write_all(b"out").await.unwrap();
+        dialed.shutdown().await.unwrap();
+        let mut got = String::new();
+        accepted.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "out");
+
+        let err = joined.dialer.dial(5001).await.err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    #[tokio::test]
+    async fn dialing_without_a_host_says_so() {
+        let err = GuestDialer::new().dial(5000).await.err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+    }
+}

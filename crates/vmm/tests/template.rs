@@ -1,0 +1,126 @@
+//! A VM saved as a template and restored: the template boots vminitd over
+//! the serial transport, is saved (device state to a file, memory in a
+//! shared memory file) and stopped; two VMs restored from it, each with its
+//! own disk and a private view of the memory file, answer the agent, mount
+//! their own disk (not the template's cached blocks) and do not see each
+//! other's writes, and the memory file does not change.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use containerization_vmm::{
+    DiskConfig, Hypervisor, MemoryBacking, Qemu, StopOutcome, VirtualMachine, VmConfig,
+    VsockBackend,
+};
+use support::{STOP_TIMEOUT, built_kernel, busybox_disk, config, guest_sh, mount_vda, runtime};
+
+/// A busybox disk in `dir` with `/marker` holding `marker`.
+fn marked_disk(dir: &Path, marker: &str) -> std::path::PathBuf {
+    let image = busybox_disk(dir);
+    let file = dir.join("marker");
+    std::fs::write(&file, marker).expect("marker");
+    let status = Command::new("debugfs")
+        .arg("-w")
+        .arg("-R")
+        .arg(format!("write {} marker", file.display()))
+        .arg(&image)
+        .output()
+        .expect("debugfs");
+    assert!(status.status.success(), "debugfs write failed");
+    image
+}
+
+fn template_config(run_dir: &Path, disk: &Path, memory: &Path, shared: bool) -> VmConfig {
+    let mut config = config(built_kernel(), run_dir);
+    assert_eq!(config.vsock, VsockBackend::Serial, "the default transport");
+    config.disks.push(DiskConfig::new(disk));
+    config.memory = MemoryBacking::File {
+        path: memory.to_path_buf(),
+        shared,
+    };
+    config
+}
+
+#[test]
+fn a_template_restores_twice_with_its_own_disks_and_private_memory() {
+    let dir = tempfile::tempdir().expect("folder");
+    let memory = dir.path().join("memory");
+    let state = dir.path().join("state");
+    let runtime = runtime();
+    runtime.block_on(async {
+        let template_dir = dir.path().join("template");
+        let disk = marked_disk(&template_dir, "template");
+        let config = template_config(&template_dir.join("run"), &disk, &memory, true);
+        let mut vm = Qemu::default()
+            .start(&config)
+            .await
+            .expect("template boots");
+        let booted = vm.ready_after();
+        vm.snapshot(&state).await.expect("snapshot");
+        vm.stop(STOP_TIMEOUT).await;
+        let saved = std::fs::read(&memory).expect("memory file");
+
+        let mut restored = Vec::new();
+        for name in ["one", "two"] {
+            let vm_dir = dir.path().join(name);
+            let disk = marked_disk(&vm_dir, name);
+            let mut config = template_config(&vm_dir.join("run"), &disk, &memory, false);
+            config.restore_from = Some(state.clone());
+            let vm = Qemu::default()
+                .start(&config)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: restore: {e}"));
+            eprintln!(
+                "{name}: agent ready {:.3} s after QEMU's start (the template booted in {:.3} s)",
+                vm.ready_after().as_secs_f64(),
+                booted.as_secs_f64()
+            );
+            restored.push((name, vm));
+        }
+        for (name, vm) in &restored {
+            let agent = vm.agent().expect("agent");
+            assert!(agent.version().await.expect("version").pid1);
+            mount_vda(agent, false).await;
+            let check = format!("test \"$(cat /mnt/marker)\" = {name} && echo {name} > /written");
+            assert_eq!(
+                guest_sh(agent, "mark", &check).await,
+                0,
+                "{name}: its own disk"
+            );
+        }
+        let (_, two) = &restored[1];
+        let agent = two.agent().expect("agent");
+        let unseen = "test \"$(cat /written)\" = two";
+        assert_eq!(
+            guest_sh(agent, "seen", unseen).await,
+            0,
+            "two sees its own write only"
+        );
+        for (name, mut vm) in restored {
+            assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful, "{name}");
+        }
+        let after = std::fs::read(&memory).expect("memory file");
+        assert!(
+            saved == after,
+            "restored VMs wrote to the template's memory file"
+        );
+    });
+}
+
+#[test]
+fn a_snapshot_needs_a_shared_memory_file() {
+    let dir = tempfile::tempdir().expect("folder");
+    let runtime = runtime();
+    runtime.block_on(async {
+        let config = config(built_kernel(), dir.path());
+        let mut vm = Qemu::default().start(&config).await.expect("boots");
+        let err = vm
+            .snapshot(&dir.path().join("state"))
+            .await
+            .expect_err("memfd memory cannot be a template");
+        assert!(err.to_string().contains("shared memory file"), "{err}");
+        vm.stop(STOP_TIMEOUT).await;
+    });
+}
