@@ -363,7 +363,18 @@ impl AgentClient {
         .map(drop)
     }
 
-    /// Changes a guest link: up or down, MTU, name. Returns it as changed.
+    /// Gives the guest's random generator `data` (32 to 4096 bytes of host
+    /// randomness), credited, and reseeds it.
+    pub async fn add_entropy(&self, data: Vec<u8>) -> Result<(), AgentError> {
+        self.call("add_entropy", Some(self.deadline), |mut c| async move {
+            c.add_entropy(AddEntropyRequest { data }).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Changes a guest link: up or down, MTU, name, hardware address.
+    /// Returns it as changed.
     pub async fn link_set(&self, request: LinkSetRequest) -> Result<InterfaceState, AgentError> {
         self.call("link_set", Some(self.deadline), |mut c| async move {
             c.link_set(request).await

@@ -522,3 +522,43 @@ fn space_freed_in_the_guest_returns_to_the_host() {
     }
     assert_eq!(world.cctl(&["rm", "-f", "filler"]).code, 0);
 }
+
+#[test]
+fn containers_restored_from_a_template_get_their_own_randomness_clock_and_mac() {
+    let world = World::new();
+    let probe = [
+        "sh",
+        "-c",
+        "cat /proc/sys/kernel/random/uuid; date +%s; cat /sys/class/net/eth0/address",
+    ];
+    let lines = |ran: &support::Ran| -> Vec<String> {
+        assert_eq!(ran.code, 0, "{ran:?}");
+        ran.stdout.lines().map(str::to_owned).collect()
+    };
+    // The first run builds the template; both runs are restored from it.
+    let first = lines(&world.run(&[], &probe));
+    let second = lines(&world.run(&[], &probe));
+    let templates: Vec<_> = std::fs::read_dir(world.root.path().join("templates"))
+        .expect("a templates folder")
+        .flatten()
+        .filter(|e| e.path().join("state").is_file())
+        .collect();
+    assert_eq!(templates.len(), 1, "one template, reused");
+    assert_ne!(first[0], second[0], "the random generator was reseeded");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for run in [&first, &second] {
+        let guest: u64 = run[1].parse().expect("date +%s");
+        assert!(now.abs_diff(guest) < 120, "guest clock {guest}, host {now}");
+    }
+    assert_ne!(first[2], second[2], "each container has its own MAC");
+    // With templates off, a container boots as before.
+    let booted = world
+        .command(&["run", "--rm", &world.image, "echo", "booted"])
+        .env("CZ_VM_TEMPLATES", "0")
+        .output()
+        .expect("cctl runs");
+    assert_eq!(String::from_utf8_lossy(&booted.stdout), "booted\n");
+}

@@ -25,6 +25,7 @@ mod binfmt;
 mod boot_clock;
 mod copy;
 mod early;
+mod entropy;
 mod etc_files;
 mod filesystem;
 mod launcher;

@@ -42,6 +42,12 @@ impl Network {
         if let Some(mtu) = request.mtu {
             netlink.set_mtu(&link, mtu).await.map_err(status)?;
         }
+        if !request.mac.is_empty() {
+            let mac: MacAddress = request.mac.parse().map_err(|_| {
+                Status::invalid_argument(format!("{:?} is not a MAC address", request.mac))
+            })?;
+            netlink.set_mac(&link, mac).await.map_err(status)?;
+        }
         if !request.name.is_empty() && request.name != link.name {
             netlink
                 .set_name(&link, &request.name)

@@ -231,6 +231,14 @@ impl Sandbox for Agent {
         Ok(Response::new(SetHostnameResponse {}))
     }
 
+    async fn add_entropy(
+        &self,
+        request: Request<AddEntropyRequest>,
+    ) -> Result<Response<AddEntropyResponse>, Status> {
+        crate::entropy::add(&request.into_inner().data)?;
+        Ok(Response::new(AddEntropyResponse {}))
+    }
+
     async fn set_time(
         &self,
         request: Request<SetTimeRequest>,

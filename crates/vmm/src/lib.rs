@@ -19,8 +19,9 @@
 //!   task of the VM's owner); or the kernel's vhost-vsock with a CID per VM,
 //!   or one `vhost-device-vsock` per VM speaking the hybrid protocol;
 //! - **templates** ([`QemuVm::snapshot`], [`MemoryBacking`],
-//!   [`VmConfig::restore_from`]): a VM saved with its memory in a shared file
-//!   is restored copy-on-write from it, without booting;
+//!   [`VmConfig::restore_from`], [`TemplateCache`]): a VM saved with its
+//!   memory in a shared file is restored copy-on-write from it, without
+//!   booting; the cache builds one per VM shape on first use;
 //! - **QMP** ([`Qmp`]): handshake, status, powerdown, quit, events.
 //!
 //! ```
@@ -48,6 +49,7 @@ mod kernel;
 mod qemu;
 mod qmp;
 mod supervise;
+mod template;
 mod vsock;
 
 pub use accel::Accelerator;
@@ -64,4 +66,5 @@ pub use initramfs::{WANTED_MODULES, build_initramfs};
 pub use kernel::{Kernel, KernelImageFormat};
 pub use qemu::{Qemu, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};
+pub use template::{Origin, TemplateCache};
 pub use vsock::{CidLease, FIRST_GUEST_CID, HostListener, VsockBackend, VsockEndpoint};

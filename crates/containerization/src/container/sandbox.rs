@@ -11,10 +11,10 @@ use std::time::Duration;
 use containerization_agent::AgentClient;
 use containerization_agent::proto::v1::{
     ConfigureDnsRequest, ConfigureHostsRequest, ConfigureInterfaceRequest, HostsEntry,
-    InterfaceSelector, MountRequest, WriteFileRequest,
+    InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
 };
 use containerization_vmm::{
-    DiskConfig, Hypervisor, NicConfig, Qemu, QemuVm, VirtualMachine, VmConfig, VsockBackend,
+    DiskConfig, NicConfig, Qemu, QemuVm, TemplateCache, VirtualMachine, VmConfig, VsockBackend,
     VsockEndpoint, build_initramfs,
 };
 
@@ -136,16 +136,63 @@ async fn start_vm(
         });
     }
     tracing::debug!(since_start = ?started.elapsed(), "VM configured");
-    let vm = Qemu::new(context.ready_timeout).start(&vm_config).await?;
-    tracing::debug!(since_start = ?started.elapsed(), "agent ready");
+    let templates = TemplateCache::new(context.root.path().join("templates"));
+    let (vm, origin) = templates
+        .start(&Qemu::new(context.ready_timeout), &vm_config)
+        .await?;
+    tracing::debug!(since_start = ?started.elapsed(), ?origin, "agent ready");
     let agent = vm.agent().cloned().ok_or_else(|| Error::InvalidState {
         container: config.id.to_string(),
         state: "starting".to_owned(),
         detail: "its VM started without an agent".to_owned(),
     })?;
+    if origin.restored() {
+        reset_restored_guest(&agent, attachment).await?;
+    }
     prepare_guest(&agent, config, attachment).await?;
     tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
+}
+
+/// What a guest restored from a template shares with the template and
+/// every other VM restored from it, made its own: fresh host randomness
+/// into its random generator (reseeded), the host's wall clock, and eth0's
+/// MAC (the template's NIC state carries the template's).
+async fn reset_restored_guest(
+    agent: &AgentClient,
+    attachment: Option<&Attachment>,
+) -> Result<(), Error> {
+    let mut entropy = vec![0u8; 64];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(|source| Error::Io {
+            path: PathBuf::from("/dev/urandom"),
+            source,
+        })?,
+        &mut entropy,
+    )
+    .map_err(|source| Error::Io {
+        path: PathBuf::from("/dev/urandom"),
+        source,
+    })?;
+    let entropy = agent.add_entropy(entropy);
+    let clock = agent.set_time(std::time::SystemTime::now());
+    let mac = async {
+        if let Some(attachment) = attachment {
+            agent
+                .link_set(LinkSetRequest {
+                    interface: Some(InterfaceSelector::by_name("eth0")),
+                    mac: attachment.mac.to_string(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok::<_, containerization_agent::AgentError>(())
+    };
+    let (entropy, clock, mac) = tokio::join!(entropy, clock, mac);
+    entropy?;
+    clock?;
+    mac?;
+    Ok(())
 }
 
 /// Mounts the disk, configures eth0, and writes the files the spec binds.

@@ -1,11 +1,13 @@
-//! The QEMU `microvm` back end: one QEMU process, plus one
-//! `vhost-device-vsock` helper when the host has no vhost-vsock, per VM.
+//! The QEMU `microvm` back end: one QEMU process per VM, plus one
+//! `vhost-device-vsock` helper when vsock is chosen and the host has no
+//! vhost-vsock.
 
 mod args;
 mod vm;
 
 use std::time::Duration;
 
+pub(crate) use args::kernel_cmdline;
 pub use vm::QemuVm;
 
 use crate::{Accelerator, Hypervisor, VmConfig, VmmError};

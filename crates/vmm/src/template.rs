@@ -1,0 +1,332 @@
+//! VM templates: boot a configuration once, restore every later VM of the
+//! same shape from it.
+//!
+//! A template is a booted VM saved by [`QemuVm::snapshot`] while vminitd
+//! waits for a host: `<key>/state` (its device state, tens of KiB) and
+//! `<key>/memory` (its RAM, a sparse file). A VM restored from it maps the
+//! memory file private, so it shares the template's pages until it writes
+//! them, and resumes where the template stopped, without booting.
+//!
+//! The key hashes everything the guest saw while it booted: the kernel, the
+//! initramfs, CPUs, memory, the kernel command line, the accelerator, QEMU,
+//! the balloon, each disk's size and mode, and the number of NICs. Disk
+//! files, tap devices and MAC addresses are not in it: a restored VM gets
+//! its own (a template never mounts its disks; vminitd drops cached blocks
+//! before a mount). What the template's guest kept that a restored one must
+//! not share (its random generator's state, its clock, its NIC's MAC) is the
+//! caller's to reset over the agent; see [`Origin`].
+//!
+//! The first VM of a shape builds the template under a lock, from its own
+//! configuration (disks and taps included), then is restored from it like
+//! every later one. A restore that fails removes the template and boots
+//! instead. `CZ_VM_TEMPLATES=0` turns templates off.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::io_at;
+use crate::{
+    DiskFormat, Hypervisor, MemoryBacking, Qemu, QemuVm, VirtualMachine, VmConfig, VmmError,
+    VsockBackend,
+};
+
+/// Templates kept beyond this many are removed once unused for a day.
+const KEEP: usize = 4;
+/// How long an unused template beyond [`KEEP`] stays.
+const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// How a VM from [`TemplateCache::start`] came up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Restored from a template that was there.
+    Restored,
+    /// Restored from a template this call built.
+    BuiltAndRestored,
+    /// Booted: templates are off, the configuration cannot have one, or the
+    /// restore failed.
+    Booted,
+}
+
+impl Origin {
+    /// Whether the guest was restored, and so shares its random generator
+    /// state, clock and MAC with the template until they are reset.
+    pub fn restored(self) -> bool {
+        self != Origin::Booted
+    }
+}
+
+/// The templates under one folder.
+#[derive(Debug, Clone)]
+pub struct TemplateCache {
+    dir: PathBuf,
+}
+
+impl TemplateCache {
+    /// Templates kept in `dir` (made when the first one is).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Whether templates are on (`CZ_VM_TEMPLATES=0` turns them off).
+    pub fn enabled() -> bool {
+        std::env::var("CZ_VM_TEMPLATES").as_deref() != Ok("0")
+    }
+
+    /// The template key of `config`, or `None` when it cannot have one:
+    /// only the serial transport survives a snapshot, and a configuration
+    /// that already names its memory or a state is not a template's.
+    pub fn key(config: &VmConfig) -> Result<Option<String>, VmmError> {
+        if config.vsock != VsockBackend::Serial
+            || config.memory != MemoryBacking::Memfd
+            || config.restore_from.is_some()
+        {
+            return Ok(None);
+        }
+        let mut hash = Sha256::new();
+        let mut put = |part: &str| {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        };
+        for file in [config.kernel.image(), config.initramfs.as_path()] {
+            put(&file_identity(file)?);
+        }
+        let qemu = which(&config.qemu);
+        put(&file_identity(&qemu).unwrap_or_else(|_| qemu.display().to_string()));
+        put(&format!(
+            "cpus={} memory={} accel={} balloon={} nics={}",
+            config.cpus,
+            config.memory_mib,
+            config.accel,
+            config.balloon,
+            config.nics.len()
+        ));
+        // The TSC frequency word follows the host's "cpu MHz", which moves
+        // with frequency scaling on some hosts; a restored guest keeps the
+        // calibration its template made on this host.
+        let cmdline = crate::qemu::kernel_cmdline(config);
+        let words: Vec<&str> = cmdline
+            .split(' ')
+            .filter(|w| !w.starts_with("tsc_early_khz="))
+            .collect();
+        put(&words.join(" "));
+        for disk in &config.disks {
+            put(&format!(
+                "disk size={} ro={} cache={} discard={}",
+                virtual_size(&disk.path, disk.format)?,
+                disk.read_only,
+                disk.cache,
+                disk.discard
+            ));
+        }
+        Ok(Some(hex::encode(&hash.finalize()[..16])))
+    }
+
+    /// Starts a VM for `config`: restored from its template (built first
+    /// when missing), or booted when it cannot have one or templates are
+    /// off.
+    pub async fn start(
+        &self,
+        qemu: &Qemu,
+        config: &VmConfig,
+    ) -> Result<(QemuVm, Origin), VmmError> {
+        let key = if Self::enabled() {
+            Self::key(config)?
+        } else {
+            None
+        };
+        let Some(key) = key else {
+            return Ok((qemu.start(config).await?, Origin::Booted));
+        };
+        let template = self.dir.join(&key);
+        let mut origin = Origin::Restored;
+        if !template.join("state").is_file() {
+            std::fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
+            let lock = self.dir.join(format!("{key}.lock"));
+            let _held = tokio::task::spawn_blocking(move || lock_file(&lock))
+                .await
+                .map_err(|e| VmmError::InvalidConfig {
+                    message: format!("template lock: {e}"),
+                })??;
+            if !template.join("state").is_file() {
+                self.build(qemu, config, &key).await?;
+                origin = Origin::BuiltAndRestored;
+            }
+        }
+        let _ = std::fs::write(template.join("used"), b"");
+        let mut restore = config.clone();
+        restore.memory = MemoryBacking::File {
+            path: template.join("memory"),
+            shared: false,
+        };
+        restore.restore_from = Some(template.join("state"));
+        match qemu.start(&restore).await {
+            Ok(vm) => Ok((vm, origin)),
+            Err(err) => {
+                tracing::warn!(
+                    "restoring from template {} failed, booting instead (the template is removed): {err}",
+                    template.display()
+                );
+                let _ = std::fs::remove_dir_all(&template);
+                Ok((qemu.start(config).await?, Origin::Booted))
+            }
+        }
+    }
+
+    /// Boots `config` with its memory in a shared file, saves it, stops it
+    /// and publishes the template as `<key>/`.
+    async fn build(&self, qemu: &Qemu, config: &VmConfig, key: &str) -> Result<(), VmmError> {
+        let started = std::time::Instant::now();
+        let partial = self.dir.join(format!("{key}.partial"));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(io_at(&partial))?;
+        let mut template = config.clone();
+        template.memory = MemoryBacking::File {
+            path: partial.join("memory"),
+            shared: true,
+        };
+        let mut run_dir = config.run_dir.clone().into_os_string();
+        run_dir.push("t");
+        template.run_dir = PathBuf::from(run_dir);
+        template.console_log = Some(partial.join("console.log"));
+        let mut vm = qemu.start(&template).await?;
+        let saved = vm.snapshot(&partial.join("state")).await;
+        vm.stop(Duration::from_secs(5)).await;
+        let _ = std::fs::remove_dir_all(&template.run_dir);
+        saved?;
+        let published = self.dir.join(key);
+        let _ = std::fs::remove_dir_all(&published);
+        std::fs::rename(&partial, &published).map_err(io_at(&published))?;
+        tracing::debug!(key, took = ?started.elapsed(), "VM template built");
+        self.prune(key);
+        Ok(())
+    }
+
+    /// Removes templates beyond the [`KEEP`] most recently used that have
+    /// not been used for [`UNUSED_FOR`].
+    fn prune(&self, keep: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut templates: Vec<(SystemTime, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.path().join("state").is_file() && e.file_name() != keep)
+            .map(|e| {
+                let used = std::fs::metadata(e.path().join("used"))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                (used, e.path())
+            })
+            .collect();
+        templates.sort_by_key(|t| std::cmp::Reverse(t.0));
+        let now = SystemTime::now();
+        for (used, path) in templates.into_iter().skip(KEEP.saturating_sub(1)) {
+            if now.duration_since(used).unwrap_or_default() > UNUSED_FOR {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+}
+
+/// Path, size and modification time: enough to tell a replaced file.
+fn file_identity(path: &Path) -> Result<String, VmmError> {
+    let meta = std::fs::metadata(path).map_err(io_at(path))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    Ok(format!("{} {} {modified}", path.display(), meta.len()))
+}
+
+/// `program` as found on `PATH` when it is a bare name.
+fn which(program: &Path) -> PathBuf {
+    if program.components().count() > 1 {
+        return program.to_path_buf();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| program.to_path_buf())
+}
+
+/// The size the guest sees: a raw image's length, a qcow2 image's virtual
+/// size (big-endian at byte 24 of its header).
+fn virtual_size(path: &Path, format: DiskFormat) -> Result<u64, VmmError> {
+    match format {
+        DiskFormat::Raw => Ok(std::fs::metadata(path).map_err(io_at(path))?.len()),
+        DiskFormat::Qcow2 => {
+            use std::io::Read;
+            let mut header = [0u8; 32];
+            std::fs::File::open(path)
+                .and_then(|mut file| file.read_exact(&mut header))
+                .map_err(io_at(path))?;
+            let mut size = [0u8; 8];
+            size.copy_from_slice(&header[24..32]);
+            Ok(u64::from_be_bytes(size))
+        }
+    }
+}
+
+/// Takes an exclusive lock on `path`, waiting for another holder.
+fn lock_file(path: &Path) -> Result<std::fs::File, VmmError> {
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_at(path))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_at(path)(e.into()))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qcow2_virtual_size_is_read_from_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.qcow2");
+        let status = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&image)
+            .arg("3G")
+            .status()
+            .expect("qemu-img");
+        assert!(status.success());
+        assert_eq!(virtual_size(&image, DiskFormat::Qcow2).unwrap(), 3 << 30);
+    }
+
+    #[test]
+    fn unused_templates_beyond_the_newest_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TemplateCache::new(dir.path());
+        let old = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+        for i in 0..7 {
+            let template = dir.path().join(format!("t{i}"));
+            std::fs::create_dir_all(&template).unwrap();
+            std::fs::write(template.join("state"), b"").unwrap();
+            let used = std::fs::File::create(template.join("used")).unwrap();
+            // t0 and t1 are recent; the others were used two days ago.
+            let when = if i < 2 {
+                SystemTime::now()
+            } else {
+                old + Duration::from_secs(i)
+            };
+            used.set_modified(when).unwrap();
+        }
+        cache.prune("t6");
+        let left: Vec<bool> = (0..7)
+            .map(|i| dir.path().join(format!("t{i}")).exists())
+            .collect();
+        // Kept: the one just built (t6), the three most recent others (t0,
+        // t1 and the newest old one, t5); removed: t2 to t4.
+        assert_eq!(left, [true, true, false, false, false, true, true]);
+    }
+}
