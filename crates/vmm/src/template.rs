@@ -34,6 +34,9 @@ use crate::{
 
 /// Templates kept beyond this many are removed once unused for a day.
 const KEEP: usize = 4;
+/// How long a restored guest may take to answer before the template is
+/// given up for a boot.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an unused template beyond [`KEEP`] stays.
 const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -161,7 +164,10 @@ impl TemplateCache {
             shared: false,
         };
         restore.restore_from = Some(template.join("state"));
-        match qemu.start(&restore).await {
+        // A restore that works answers within a second or two; one that
+        // hangs should not cost the whole boot timeout before the fallback.
+        let restorer = Qemu::new(qemu.ready_timeout().min(RESTORE_TIMEOUT));
+        match restorer.start(&restore).await {
             Ok(vm) => Ok((vm, origin)),
             Err(err) => {
                 tracing::warn!(
@@ -181,6 +187,12 @@ impl TemplateCache {
         let partial = self.dir.join(format!("{key}.partial"));
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial).map_err(io_at(&partial))?;
+        // The memory file is a guest's RAM: for the owner's eyes only.
+        std::fs::set_permissions(
+            &partial,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(io_at(&partial))?;
         let mut template = config.clone();
         template.memory = MemoryBacking::File {
             path: partial.join("memory"),

@@ -3,7 +3,8 @@
 //! shared memory file) and stopped; two VMs restored from it, each with its
 //! own disk and a private view of the memory file, answer the agent, mount
 //! their own disk (not the template's cached blocks) and do not see each
-//! other's writes, and the memory file does not change.
+//! other's writes, and the memory file does not change. The cache builds a
+//! template once, restores from it after, and boots when it is broken.
 
 mod support;
 
@@ -11,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 use containerization_vmm::{
-    DiskConfig, Hypervisor, MemoryBacking, Qemu, StopOutcome, VirtualMachine, VmConfig,
-    VsockBackend,
+    DiskConfig, Hypervisor, MemoryBacking, Origin, Qemu, StopOutcome, TemplateCache,
+    VirtualMachine, VmConfig, VsockBackend,
 };
 use support::{STOP_TIMEOUT, built_kernel, busybox_disk, config, guest_sh, mount_vda, runtime};
 
@@ -122,5 +123,51 @@ fn a_snapshot_needs_a_shared_memory_file() {
             .expect_err("memfd memory cannot be a template");
         assert!(err.to_string().contains("shared memory file"), "{err}");
         vm.stop(STOP_TIMEOUT).await;
+    });
+}
+
+#[test]
+fn the_cache_builds_once_restores_after_and_boots_when_a_template_is_broken() {
+    let dir = tempfile::tempdir().expect("folder");
+    let cache = TemplateCache::new(dir.path().join("templates"));
+    let runtime = runtime();
+    runtime.block_on(async {
+        let qemu = Qemu::default();
+        let mut origins = Vec::new();
+        for name in ["a", "b"] {
+            let vm_dir = dir.path().join(name);
+            let disk = marked_disk(&vm_dir, name);
+            let mut config = config(built_kernel(), &vm_dir.join("run"));
+            config.disks.push(DiskConfig::new(&disk));
+            let (mut vm, origin) = cache.start(&qemu, &config).await.expect("start");
+            let agent = vm.agent().expect("agent");
+            mount_vda(agent, false).await;
+            let check = format!("test \"$(cat /mnt/marker)\" = {name}");
+            assert_eq!(guest_sh(agent, "mark", &check).await, 0, "{name}: its disk");
+            vm.stop(STOP_TIMEOUT).await;
+            origins.push(origin);
+        }
+        assert_eq!(origins, [Origin::BuiltAndRestored, Origin::Restored]);
+
+        // A template whose state no longer loads is removed, and the VM boots.
+        let vm_dir = dir.path().join("c");
+        let disk = marked_disk(&vm_dir, "c");
+        let mut config = config(built_kernel(), &vm_dir.join("run"));
+        config.disks.push(DiskConfig::new(&disk));
+        let key = TemplateCache::key(&config)
+            .expect("key")
+            .expect("a serial VM has one");
+        let template = dir.path().join("templates").join(&key);
+        std::fs::write(template.join("state"), b"not a migration stream").expect("break it");
+        let (mut vm, origin) = cache.start(&qemu, &config).await.expect("start");
+        assert_eq!(origin, Origin::Booted);
+        assert!(!template.exists(), "the broken template is removed");
+        assert!(vm.agent().expect("agent").version().await.is_ok());
+        vm.stop(STOP_TIMEOUT).await;
+
+        // Another memory size is another shape.
+        config.memory_mib += 64;
+        let other = TemplateCache::key(&config).expect("key").expect("key");
+        assert_ne!(key, other);
     });
 }

@@ -23,6 +23,11 @@ impl Qemu {
     pub fn new(ready_timeout: Duration) -> Self {
         Self { ready_timeout }
     }
+
+    /// How long each guest's agent is waited for.
+    pub fn ready_timeout(&self) -> Duration {
+        self.ready_timeout
+    }
 }
 
 impl Default for Qemu {
