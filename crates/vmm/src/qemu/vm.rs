@@ -37,7 +37,7 @@ pub struct QemuVm {
     qemu: Child,
     helper: Option<Child>,
     /// The host end of the serial transport.
-    _proxy: Option<HostProxy>,
+    proxy: Option<HostProxy>,
     _cid: Option<CidLease>,
     memory: crate::MemoryBacking,
     endpoint: VsockEndpoint,
@@ -198,7 +198,7 @@ impl QemuVm {
         let mut vm = Self {
             qemu,
             helper,
-            _proxy: proxy,
+            proxy,
             _cid: cid,
             memory: config.memory.clone(),
             endpoint,
@@ -341,7 +341,7 @@ impl QemuVm {
     /// and [`VmConfig::restore_from`] set to `state`.
     pub async fn snapshot(&mut self, state: &Path) -> Result<(), VmmError> {
         if !matches!(self.memory, crate::MemoryBacking::File { shared: true, .. })
-            || self._proxy.is_none()
+            || self.proxy.is_none()
         {
             return Err(VmmError::InvalidConfig {
                 message: "only a VM with a shared memory file and the serial transport can be \
@@ -350,7 +350,7 @@ impl QemuVm {
             });
         }
         self.agent = None;
-        self._proxy = None;
+        self.proxy = None;
         // Let the guest see its host go and end the session.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let partial = state.with_extension("partial");
