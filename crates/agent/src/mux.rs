@@ -133,7 +133,7 @@ impl tonic::transport::server::Connected for MuxStream {
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
-/// use containerization_agent::{AgentClient, Connector, HybridVsockConnector, mux::HostProxy};
+/// use containerization_agent::{Connector, HybridVsockConnector, mux::HostProxy};
 /// let proxy = HostProxy::bind("/run/vm/agent.pipe", "/run/vm/vsock.sock")?;
 /// // … start QEMU with a virtio-serial port whose chardev connects to the pipe …
 /// let connector: std::sync::Arc<dyn Connector> =

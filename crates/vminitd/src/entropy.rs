@@ -32,20 +32,14 @@ pub(crate) fn add(data: &[u8]) -> Result<(), Status> {
         .write(true)
         .open("/dev/urandom")
         .map_err(|e| crate::filesystem::io_status("/dev/urandom", e))?;
-    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
-    let mut info: Vec<u8> = Vec::with_capacity(8 + data.len());
-    info.extend_from_slice(&((data.len() * 8) as i32).to_ne_bytes());
-    info.extend_from_slice(&(data.len() as i32).to_ne_bytes());
-    info.extend_from_slice(data);
-    // Word-aligned for the kernel's `__u32 buf[]` view.
-    let words: Vec<u32> = info
-        .chunks(4)
-        .map(|c| {
-            let mut word = [0u8; 4];
-            word[..c.len()].copy_from_slice(c);
-            u32::from_ne_bytes(word)
-        })
-        .collect();
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; },
+    // built as words so the buffer is aligned for the kernel's view.
+    let mut words = vec![(data.len() * 8) as u32, data.len() as u32];
+    words.extend(data.chunks(4).map(|chunk| {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        u32::from_ne_bytes(word)
+    }));
     let fd = random.as_raw_fd();
     // SAFETY: `fd` is open; `words` is a rand_pool_info whose buf_size
     // matches the bytes that follow its header, and outlives the call.

@@ -163,17 +163,12 @@ async fn reset_restored_guest(
     attachment: Option<&Attachment>,
 ) -> Result<(), Error> {
     let mut entropy = vec![0u8; 64];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|source| Error::Io {
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut entropy))
+        .map_err(|source| Error::Io {
             path: PathBuf::from("/dev/urandom"),
             source,
-        })?,
-        &mut entropy,
-    )
-    .map_err(|source| Error::Io {
-        path: PathBuf::from("/dev/urandom"),
-        source,
-    })?;
+        })?;
     let entropy = agent.add_entropy(entropy);
     let clock = agent.set_time(std::time::SystemTime::now());
     let mac = async {
