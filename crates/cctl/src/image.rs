@@ -68,9 +68,14 @@ pub enum ImageCommand {
         /// Pull every platform of an index.
         #[arg(long, conflicts_with = "platform")]
         all_platforms: bool,
-        /// Also unpack the image's layers into this folder.
+        /// Also unpack the image's layers into this folder (created 0700;
+        /// device nodes are skipped, see --keep-devices).
         #[arg(long, value_name = "DIR")]
         unpack: Option<PathBuf>,
+        /// With --unpack, as root: create the image's device nodes too.
+        /// Anyone who can reach a node in the folder can use the device.
+        #[arg(long, requires = "unpack")]
+        keep_devices: bool,
         #[command(flatten)]
         registry: RegistryOptions,
     },
@@ -150,6 +155,7 @@ impl ImageCommand {
                 platform,
                 all_platforms,
                 unpack,
+                keep_devices,
                 registry,
             } => {
                 let reference: Reference = reference.parse()?;
@@ -166,7 +172,11 @@ impl ImageCommand {
                 println!("{} {}", image.name, image.digest()?);
                 if let Some(dir) = unpack {
                     let resolved = store.resolve(&image.name, &platform)?;
-                    layer::unpack_resolved(store.content(), &resolved, &dir)
+                    let options = layer::UnpackOptions {
+                        keep_devices,
+                        ..Default::default()
+                    };
+                    layer::unpack_resolved(store.content(), &resolved, &dir, &options)
                         .with_context(|| format!("cannot unpack into {}", dir.display()))?;
                 }
             }

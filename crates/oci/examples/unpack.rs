@@ -14,6 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = ImageStore::open(std::path::Path::new(root))?;
     let resolved = store.resolve(name, &Platform::host())?;
-    unpack_resolved(store.content(), &resolved, std::path::Path::new(target))?;
+    unpack_resolved(
+        store.content(),
+        &resolved,
+        std::path::Path::new(target),
+        &Default::default(),
+    )?;
     Ok(())
 }

@@ -152,6 +152,18 @@ pub enum Error {
         /// What makes it unsafe.
         reason: String,
     },
+    /// A layer that would write more than the unpack may.
+    #[error(
+        "layer {layer}: entry {entry:?} would take the data written past {limit} bytes (the target's free space or the configured limit); refusing to unpack it"
+    )]
+    LayerTooLarge {
+        /// The layer's digest.
+        layer: String,
+        /// The entry's path in the tar.
+        entry: String,
+        /// The bytes that were still allowed.
+        limit: u64,
+    },
     /// A credential helper that failed.
     #[error("credential helper docker-credential-{helper} failed: {reason}")]
     CredentialHelper {

@@ -28,6 +28,7 @@
 //!     store.content(),
 //!     &resolved.manifest,
 //!     std::path::Path::new("/tmp/rootfs"),
+//!     &containerization_oci::layer::UnpackOptions::default(),
 //! )?;
 //! # Ok(())
 //! # }

@@ -138,8 +138,13 @@ async fn a_connection_cut_mid_blob_is_resumed() {
         .resolve(&reference.to_string(), &amd64())
         .expect("resolve");
     let target = tempfile::tempdir().expect("temp dir");
-    containerization_oci::layer::unpack_image(store.content(), &resolved.manifest, target.path())
-        .expect("the resumed layer unpacks");
+    containerization_oci::layer::unpack_image(
+        store.content(),
+        &resolved.manifest,
+        target.path(),
+        &Default::default(),
+    )
+    .expect("the resumed layer unpacks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,9 +298,13 @@ async fn layers_that_do_not_match_their_diff_ids_are_refused_at_pull_and_at_unpa
     // Unpack checks the diff_ids while decompressing.
     let target = tempfile::tempdir().expect("temp dir");
     let resolved = store.resolve(&bad.to_string(), &amd64()).expect("resolve");
-    let error =
-        containerization_oci::layer::unpack_resolved(store.content(), &resolved, target.path())
-            .expect_err("diff_id mismatch");
+    let error = containerization_oci::layer::unpack_resolved(
+        store.content(),
+        &resolved,
+        target.path(),
+        &Default::default(),
+    )
+    .expect_err("diff_id mismatch");
     assert!(error.to_string().contains("uncompresses to"), "{error}");
 
     // So does a pull, before anything is named.

@@ -12,6 +12,9 @@
 //!   GNU `tar`) from Debian's `busybox-static`, cached by recipe.
 //! - [`debian_rootfs`]: a minimal Debian made by `debootstrap`, cached; and
 //!   [`debian_image`], the same tree as a four-layer image, for benchmarks.
+//! - [`hostile_cases`]: layers written by Python's `tarfile` that try to
+//!   reach the host, with the outcome every unpack path must give, and
+//!   [`Sentinels`] outside the target that must stay untouched.
 //! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
 //! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
 //!   for each networking test, and stand-in guests.
@@ -33,6 +36,7 @@ mod command;
 mod debian;
 mod error;
 mod fixtures;
+mod hostile;
 mod netns;
 mod paths;
 mod registry;
@@ -44,6 +48,7 @@ mod token;
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
 pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
+pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases};
 pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};

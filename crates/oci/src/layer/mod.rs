@@ -11,7 +11,7 @@ use oci_spec::image::ImageManifest;
 
 pub use compression::{decoder, decoder_buffered, sniff};
 pub use diff_id::DiffIdChecker;
-pub use unpack::Unpacker;
+pub use unpack::{UnpackOptions, Unpacker};
 
 use crate::error::IoContext;
 use crate::manifest::descriptor_digest;
@@ -22,14 +22,25 @@ use crate::store::ResolvedImage;
 use crate::{Digest, Error, Result};
 use pipeline::DecodedStream;
 
-/// Unpacks every layer of `manifest`, in order, from `content` into `target`.
-pub fn unpack_image(content: &ContentStore, manifest: &ImageManifest, target: &Path) -> Result<()> {
-    unpack_checked(content, manifest, None, target)
+/// Unpacks every layer of `manifest`, in order, from `content` into `target`
+/// (see [`Unpacker`] for what is kept and refused).
+pub fn unpack_image(
+    content: &ContentStore,
+    manifest: &ImageManifest,
+    target: &Path,
+    options: &UnpackOptions,
+) -> Result<()> {
+    unpack_checked(content, manifest, None, target, options)
 }
 
 /// Unpacks an image like [`unpack_image`], checking while decompressing that
 /// each layer's uncompressed content matches the config's `diff_ids`.
-pub fn unpack_resolved(content: &ContentStore, image: &ResolvedImage, target: &Path) -> Result<()> {
+pub fn unpack_resolved(
+    content: &ContentStore,
+    image: &ResolvedImage,
+    target: &Path,
+    options: &UnpackOptions,
+) -> Result<()> {
     let diff_ids = image.config.rootfs().diff_ids();
     if diff_ids.len() != image.manifest.layers().len() {
         return Err(Error::InvalidDocument {
@@ -42,7 +53,7 @@ pub fn unpack_resolved(content: &ContentStore, image: &ResolvedImage, target: &P
             ),
         });
     }
-    unpack_checked(content, &image.manifest, Some(diff_ids), target)
+    unpack_checked(content, &image.manifest, Some(diff_ids), target, options)
 }
 
 fn unpack_checked(
@@ -50,8 +61,9 @@ fn unpack_checked(
     manifest: &ImageManifest,
     diff_ids: Option<&[String]>,
     target: &Path,
+    options: &UnpackOptions,
 ) -> Result<()> {
-    let mut unpacker = Unpacker::new(target)?;
+    let mut unpacker = Unpacker::with_options(target, options)?;
     let mut layers = Vec::new();
     for (i, layer) in manifest.layers().iter().enumerate() {
         let digest = descriptor_digest(layer)?;
