@@ -249,45 +249,52 @@ impl Tree {
         }
     }
 
+    /// Takes one name away from `ino`; when it has none left, the node is
+    /// dropped, and with a directory everything below it. The walk keeps
+    /// its own stack of nodes to visit, so a tree of any depth (a layer can
+    /// nest directories 100,000 deep) is freed without deep recursion.
     fn drop_link(&mut self, ino: u32, freed: &mut Vec<Extent>) {
-        let Some(node) = self.get_mut(ino) else {
-            return;
-        };
-        node.links = node.links.saturating_sub(1);
-        if node.links > 0 {
-            return;
-        }
-        let Some(node) = self.nodes[ino as usize].take() else {
-            return;
-        };
-        self.spare.push(ino);
-        match node.body {
-            Body::Dir { children, .. } => {
-                for (_, child) in children {
-                    self.drop_link(child, freed);
-                }
+        let mut pending = vec![ino];
+        while let Some(ino) = pending.pop() {
+            let Some(node) = self.get_mut(ino) else {
+                continue;
+            };
+            node.links = node.links.saturating_sub(1);
+            if node.links > 0 {
+                continue;
             }
-            Body::File { extents, .. } => freed.extend(extents),
-            _ => {}
+            let Some(node) = self.nodes[ino as usize].take() else {
+                continue;
+            };
+            self.spare.push(ino);
+            match node.body {
+                Body::Dir { children, .. } => pending.extend(children.into_values()),
+                Body::File { extents, .. } => freed.extend(extents),
+                _ => {}
+            }
         }
     }
 
     /// Removes every entry of `dir` that an earlier layer than `layer` made,
     /// and, below directories this layer merged, theirs too (an opaque
-    /// directory hides everything lower layers put under it).
+    /// directory hides everything lower layers put under it). Directories
+    /// to visit are kept on a stack of their own, not the call stack.
     pub fn clear_lower(&mut self, dir: u32, layer: u16, freed: &mut Vec<Extent>) {
-        let entries: Vec<(Box<[u8]>, u32)> = match self.get(dir).map(|n| &n.body) {
-            Some(Body::Dir { children, .. }) => {
-                children.iter().map(|(k, &v)| (k.clone(), v)).collect()
-            }
-            _ => return,
-        };
-        for (name, ino) in entries {
-            let Some(node) = self.get(ino) else { continue };
-            if node.layer < layer {
-                self.unlink(dir, &name, freed);
-            } else if node.is_dir() {
-                self.clear_lower(ino, layer, freed);
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            let entries: Vec<(Box<[u8]>, u32)> = match self.get(dir).map(|n| &n.body) {
+                Some(Body::Dir { children, .. }) => {
+                    children.iter().map(|(k, &v)| (k.clone(), v)).collect()
+                }
+                _ => continue,
+            };
+            for (name, ino) in entries {
+                let Some(node) = self.get(ino) else { continue };
+                if node.layer < layer {
+                    self.unlink(dir, &name, freed);
+                } else if node.is_dir() {
+                    pending.push(ino);
+                }
             }
         }
     }
