@@ -81,6 +81,15 @@ pub enum Error {
         /// The path of the non-directory.
         path: PathBuf,
     },
+    /// Resolving a path went through more symlinks than Linux follows.
+    #[error(
+        "{} goes through more than 40 symbolic links on its way (a symlink loop?)",
+        path.display()
+    )]
+    TooManySymlinks {
+        /// The path being resolved.
+        path: PathBuf,
+    },
     /// The path does not exist in the image.
     #[error("{} does not exist in the image", path.display())]
     NotFound {

@@ -5,14 +5,16 @@
 //! hides everything lower layers put in its directory. An entry replaces
 //! what is at its path, except a directory over a directory, which merges.
 //! Hard links whose target comes later in the same layer are made when the
-//! layer ends. Blocks of removed files are freed, so they are neither in the
+//! layer ends. Entry paths and hard-link targets are resolved inside the
+//! image root (see `writer::resolve`): nothing a layer holds can reach
+//! outside the image, nor write through a symlink at the entry's own path. Blocks of removed files are freed, so they are neither in the
 //! image nor in the image file.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use crate::metadata::{DeviceNumber, Metadata, Timestamp, Xattr};
-use crate::writer::{Special, display, split_path};
+use crate::writer::{Special, display, split_entry};
 use crate::{Error, Formatter, Result};
 
 const WHITEOUT: &[u8] = b".wh.";
@@ -169,7 +171,7 @@ impl Formatter {
             path: display(&path),
             reason,
         };
-        let names = match split_path(&path) {
+        let names = match split_entry(&path) {
             Ok(names) => names,
             Err(Error::InvalidPath { reason, .. }) => return Err(refuse(reason)),
             Err(e) => return Err(e),
@@ -228,9 +230,11 @@ impl Formatter {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| refuse("a hard link without a target"))?;
-                let target = match split_path(&target) {
+                // The target is resolved as an entry path is: in the image
+                // root, `..` never above it, its last name not followed.
+                let target = match split_entry(&target) {
                     Ok(names) => names.join(&b'/'),
-                    Err(_) => return Err(refuse("its link target leaves the root")),
+                    Err(_) => return Err(refuse("its link target is not a path to a file")),
                 };
                 if self.exists(display(&target)) {
                     self.add_hard_link(&clean, display(&target))

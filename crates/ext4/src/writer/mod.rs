@@ -19,12 +19,14 @@ mod inode_build;
 mod journal;
 mod layout;
 mod place;
+mod resolve;
 mod spool;
 mod tree;
 
 use std::path::{Path, PathBuf};
 
 pub use entries::Special;
+pub(crate) use resolve::split_entry;
 pub(crate) use tree::{display, split_path};
 
 use crate::format::group_has_superblock;
@@ -137,8 +139,10 @@ pub struct Summary {
 
 /// Writes an ext4 image entry by entry.
 ///
-/// Paths are relative to the image root (a leading `/` is ignored); missing
-/// parent directories are created with mode 0755. An entry added where one
+/// Paths are resolved inside the image as if it were `/` (a leading `/` is
+/// ignored, `..` never climbs above the root, symlinks on the way are
+/// followed inside the image, the last name never is); missing parent
+/// directories are created with mode 0755. An entry added where one
 /// exists replaces it, except a directory added over a directory, which only
 /// takes the new metadata (its content stays).
 #[derive(Debug)]

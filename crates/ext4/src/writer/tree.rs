@@ -13,9 +13,6 @@ use crate::format::{FIRST_INODE, NAME_MAX, ROOT_INODE};
 use crate::metadata::{DeviceNumber, Metadata};
 use crate::{Error, Result};
 
-/// Symlinks one path may go through, as Linux allows.
-pub(crate) const SYMLINK_BUDGET: u32 = 40;
-
 /// What a node is, with what its kind needs.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
@@ -165,65 +162,13 @@ impl Tree {
         }
     }
 
-    /// Follows `names` from the root; `None` when a part is missing or not a
-    /// directory.
-    /// Symlinks met on the way (all but the last name) are followed,
-    /// inside the image, as layer tools do.
-    pub fn lookup(&self, names: &[&[u8]]) -> Option<u32> {
-        let Some((last, parents)) = names.split_last() else {
-            return Some(ROOT_INODE);
-        };
-        let mut at = ROOT_INODE;
-        let mut budget = SYMLINK_BUDGET;
-        for name in parents {
-            at = self.step(at, name, &mut budget)?;
+    /// The parent of directory `dir`; the root is its own parent, so `..`
+    /// never leaves the image.
+    pub fn parent(&self, dir: u32) -> u32 {
+        match self.get(dir).map(|n| &n.body) {
+            Some(Body::Dir { parent, .. }) => *parent,
+            _ => ROOT_INODE,
         }
-        self.child(at, last)
-    }
-
-    /// The directory `names` leads to, following symlinks all the way.
-    pub fn lookup_dir(&self, names: &[&[u8]]) -> Option<u32> {
-        let mut at = ROOT_INODE;
-        let mut budget = SYMLINK_BUDGET;
-        for name in names {
-            at = self.step(at, name, &mut budget)?;
-        }
-        Some(at)
-    }
-
-    /// The directory reached from directory `at` through `name`: itself,
-    /// or where a symlink called `name` leads; `None` when neither.
-    pub fn step(&self, at: u32, name: &[u8], budget: &mut u32) -> Option<u32> {
-        let child = self.child(at, name)?;
-        match &self.get(child)?.body {
-            Body::Dir { .. } => Some(child),
-            Body::Symlink(target) => {
-                *budget = budget.checked_sub(1)?;
-                self.follow(at, target, budget)
-            }
-            _ => None,
-        }
-    }
-
-    /// The directory a symlink `target` found in directory `from` leads to,
-    /// never above the root (`..` at the root stays there, as in a chroot).
-    fn follow(&self, from: u32, target: &[u8], budget: &mut u32) -> Option<u32> {
-        let mut at = if target.starts_with(b"/") {
-            ROOT_INODE
-        } else {
-            from
-        };
-        for name in target.split(|&b| b == b'/') {
-            at = match name {
-                b"" | b"." => at,
-                b".." => match &self.get(at)?.body {
-                    Body::Dir { parent, .. } => *parent,
-                    _ => return None,
-                },
-                _ => self.step(at, name, budget)?,
-            };
-        }
-        Some(at)
     }
 
     /// Links `ino` as `name` in `dir` (which must not hold `name`).
