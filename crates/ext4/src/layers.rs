@@ -177,13 +177,24 @@ impl Formatter {
             Err(e) => return Err(e),
         };
         let clean: PathBuf = display(&names.join(&b'/'));
-        if let Some(name) = names.last() {
+        if let Some((name, parents)) = names.split_last() {
+            if parents.iter().any(|p| p.starts_with(WHITEOUT)) {
+                return Err(refuse(
+                    "a whiteout (.wh.) name is not a directory and holds no entries",
+                ));
+            }
             if *name == OPAQUE {
-                let parent = &names[..names.len() - 1];
-                return self.clear_lower(&parent.join(&b'/'));
+                return self.clear_lower(&parents.join(&b'/'));
             }
             if let Some(hidden) = name.strip_prefix(WHITEOUT) {
-                let mut target = names[..names.len() - 1].join(&b'/');
+                // `.wh.`, `.wh..` and `.wh...` would name the directory
+                // holding the whiteout or its parent, not an entry in it.
+                if matches!(hidden, b"" | b"." | b"..") {
+                    return Err(refuse(
+                        "a whiteout must name an entry of its directory, not nothing, `.` or `..`",
+                    ));
+                }
+                let mut target = parents.join(&b'/');
                 target.push(b'/');
                 target.extend_from_slice(hidden);
                 self.remove(display(&target))?;

@@ -38,8 +38,9 @@ enum Holds {
 enum Outcome {
     /// The image is written and holds, at each path, what is said.
     Lands(&'static [(&'static str, Holds)]),
-    /// A layer is refused with an error whose message holds this text.
-    Refused(&'static str),
+    /// A layer is refused with an error whose message holds this text;
+    /// the image, finished anyway, still holds what is listed.
+    Refused(&'static str, &'static [(&'static str, Holds)]),
 }
 
 /// One case: a name, its layers (lowest first) and how it ends.
@@ -97,12 +98,12 @@ const RESOLUTION: &[Case] = &[
     Case {
         name: "a symlink loop is refused",
         layers: &[&[Symlink("a", "b"), Symlink("b", "a"), File("a/f", "x")]],
-        outcome: Refused("more than 40 symbolic links"),
+        outcome: Refused("more than 40 symbolic links", &[]),
     },
     Case {
         name: "a parent that is a regular file is refused",
         layers: &[&[File("file", "x"), File("file/f", "y")]],
-        outcome: Refused("file is not a directory"),
+        outcome: Refused("file is not a directory", &[]),
     },
     Case {
         name: "a parent that is a symlink to a regular file is refused",
@@ -111,7 +112,7 @@ const RESOLUTION: &[Case] = &[
             Symlink("link", "file"),
             File("link/f", "y"),
         ]],
-        outcome: Refused("link is not a directory"),
+        outcome: Refused("link is not a directory", &[]),
     },
     Case {
         name: "a dangling symlink parent gets its target made inside the image",
@@ -188,14 +189,63 @@ const RESOLUTION: &[Case] = &[
     Case {
         name: "a hard link to a missing file is refused",
         layers: &[&[HardLink("link", "missing")]],
-        outcome: Refused("not in the image"),
+        outcome: Refused("not in the image", &[]),
     },
     Case {
         name: "a hard link to a directory is refused",
         layers: &[&[Dir("d"), HardLink("link", "d")]],
-        outcome: Refused("to the directory d"),
+        outcome: Refused("to the directory d", &[]),
     },
 ];
+
+/// Whiteouts that name no entry of their directory, or whiteout names used
+/// as directories: refused before anything is removed.
+const WHITEOUT_NAMES: &[Case] = &[
+    Case {
+        name: "an empty whiteout name is refused and keeps its directory",
+        layers: &[&[File("dir/keep", "1")], &[File("dir/.wh.", "")]],
+        outcome: Refused("the entry dir/.wh. is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout of . is refused and keeps its directory",
+        layers: &[&[File("dir/keep", "1")], &[File("dir/.wh..", "")]],
+        outcome: Refused("the entry dir/.wh.. is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout of .. is refused and keeps the parent",
+        layers: &[&[File("dir/keep", "1")], &[File("dir/sub/.wh...", "")]],
+        outcome: Refused("the entry dir/sub/.wh... is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout of .. at the root is refused",
+        layers: &[&[File("dir/keep", "1")], &[File(".wh...", "")]],
+        outcome: Refused("the entry .wh... is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout name used as a directory is refused",
+        layers: &[&[File("dir/keep", "1")], &[File("dir/.wh.keep/x", "")]],
+        outcome: Refused("the entry dir/.wh.keep/x is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout of a name with a slash after it is refused",
+        layers: &[&[File("dir/keep", "1")], &[File(".wh.dir/keep", "")]],
+        outcome: Refused("the entry .wh.dir/keep is refused", KEEPS_DIR),
+    },
+    Case {
+        name: "a whiteout written as a directory entry still removes only its name",
+        layers: &[
+            &[File("dir/keep", "1"), File("dir/gone", "2")],
+            &[Dir("dir/.wh.gone/")],
+        ],
+        outcome: Lands(&[
+            ("dir/keep", Holds::File("1", 1)),
+            ("dir/gone", Holds::Nothing),
+        ]),
+    },
+];
+
+/// What the whiteout rows must leave in place.
+const KEEPS_DIR: &[(&str, Holds)] = &[("dir", Holds::Dir), ("dir/keep", Holds::File("1", 1))];
 
 /// Runs one case and panics with its name when it goes otherwise.
 fn run(case: &Case) {
@@ -210,12 +260,15 @@ fn run(case: &Case) {
         }
     }
     let expected = match (&case.outcome, result) {
-        (Refused(text), Err(err)) => {
+        (Refused(text, keeps), Err(err)) => {
             let message = err.to_string();
             assert!(message.contains(text), "{}: {message}", case.name);
-            return;
+            if keeps.is_empty() {
+                return;
+            }
+            keeps
         }
-        (Refused(text), Ok(())) => panic!("{}: accepted, expected {text:?}", case.name),
+        (Refused(text, _), Ok(())) => panic!("{}: accepted, expected {text:?}", case.name),
         (Lands(_), Err(err)) => panic!("{}: refused: {err}", case.name),
         (Lands(expected), Ok(())) => expected,
     };
@@ -250,6 +303,13 @@ fn run(case: &Case) {
 #[test]
 fn entry_and_link_paths_resolve_inside_the_image_root() {
     for case in RESOLUTION {
+        run(case);
+    }
+}
+
+#[test]
+fn whiteouts_naming_no_entry_of_their_directory_are_refused() {
+    for case in WHITEOUT_NAMES {
         run(case);
     }
 }
