@@ -104,6 +104,20 @@ pub enum Error {
         /// The directory it points at.
         target: PathBuf,
     },
+    /// A hard link would replace the directory that holds every name of
+    /// the file it is for.
+    #[error(
+        "{}the hard link {} points at {}, inside what it replaces: replacing {} would remove the file it links to",
+        in_layer(*layer), link.display(), target.display(), link.display()
+    )]
+    HardLinkReplacesTarget {
+        /// Which layer (1 is the lowest; 0 outside layers).
+        layer: usize,
+        /// The link being made.
+        link: PathBuf,
+        /// Its target.
+        target: PathBuf,
+    },
     /// One inode would get more links than ext4 counts.
     #[error("{} would have more than 65,000 hard links", path.display())]
     TooManyLinks {
@@ -180,6 +194,15 @@ pub enum Error {
     /// The image's structures are inconsistent.
     #[error("the image is damaged: {0}")]
     Corrupt(String),
+}
+
+/// "layer N: " for an error met in layer N, nothing outside layers.
+fn in_layer(layer: usize) -> String {
+    if layer == 0 {
+        String::new()
+    } else {
+        format!("layer {layer}: ")
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -198,6 +198,48 @@ const RESOLUTION: &[Case] = &[
     },
 ];
 
+/// A hard link whose own path holds its target: the target is resolved
+/// first, and a link that would remove its own file is refused.
+const HARD_LINKS_OVER_THEIR_TARGET: &[Case] = &[
+    Case {
+        name: "a hard link replacing the directory holding its target is refused",
+        layers: &[&[Dir("a"), File("a/f", "x"), HardLink("a", "a/f")]],
+        outcome: Refused("the hard link a points at a/f", KEEPS_A_F),
+    },
+    Case {
+        name: "a hard link replacing a directory holding its target deeper down is refused",
+        layers: &[&[File("a/b/f", "x"), HardLink("a", "a/b/f")]],
+        outcome: Refused("would remove the file it links to", &[]),
+    },
+    Case {
+        name: "a hard link through a symlink into the directory it replaces is refused",
+        layers: &[&[File("a/f", "x"), Symlink("s", "a"), HardLink("a", "s/f")]],
+        outcome: Refused("layer 1: the hard link a points at s/f", KEEPS_A_F),
+    },
+    Case {
+        name: "a hard link replacing its target's directory keeps a file named elsewhere",
+        layers: &[&[
+            Dir("a"),
+            File("a/f", "x"),
+            HardLink("keep", "a/f"),
+            HardLink("a", "a/f"),
+        ]],
+        outcome: Lands(&[
+            ("a", Holds::File("x", 2)),
+            ("keep", Holds::File("x", 2)),
+            ("a/f", Holds::Nothing),
+        ]),
+    },
+    Case {
+        name: "a hard link from a later layer over its target's directory is refused",
+        layers: &[&[File("a/f", "x")], &[HardLink("a", "a/f")]],
+        outcome: Refused("layer 2: the hard link a", KEEPS_A_F),
+    },
+];
+
+/// What the refused hard links must leave in place.
+const KEEPS_A_F: &[(&str, Holds)] = &[("a", Holds::Dir), ("a/f", Holds::File("x", 1))];
+
 /// Whiteouts that name no entry of their directory, or whiteout names used
 /// as directories: refused before anything is removed.
 const WHITEOUT_NAMES: &[Case] = &[
@@ -310,6 +352,13 @@ fn entry_and_link_paths_resolve_inside_the_image_root() {
 #[test]
 fn whiteouts_naming_no_entry_of_their_directory_are_refused() {
     for case in WHITEOUT_NAMES {
+        run(case);
+    }
+}
+
+#[test]
+fn a_hard_link_that_would_remove_its_own_target_is_refused() {
+    for case in HARD_LINKS_OVER_THEIR_TARGET {
         run(case);
     }
 }

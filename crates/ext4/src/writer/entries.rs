@@ -177,10 +177,29 @@ impl Formatter {
             });
         }
         let meta = node.meta.clone();
+        let links = node.links;
         let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, &meta)?;
-        if self.tree.child(dir, name) == Some(ino) {
+        let existing = self.tree.child(dir, name);
+        if existing == Some(ino) {
             return Ok(());
+        }
+        // The target is resolved before what is at the link's path goes.
+        // When that is a directory holding every name of the target (`a`
+        // linked to `a/f`), replacing it would free the very inode the
+        // link is for, leaving a name on a dead inode. Keeping the inode
+        // alive would be consistent too, but Docker and containerd remove
+        // `a` first and then fail to link, so the layer is refused: the
+        // image never holds what no other unpacker would make of it.
+        if let Some(existing) = existing
+            && self.tree.get(existing).is_some_and(Node::is_dir)
+            && self.tree.names_below(existing, ino) >= links
+        {
+            return Err(Error::HardLinkReplacesTarget {
+                layer: usize::from(self.layer),
+                link: display(path),
+                target: display(target),
+            });
         }
         self.unlink(dir, name)?;
         if let Some(node) = self.tree.get_mut(ino) {

@@ -171,6 +171,27 @@ impl Tree {
         }
     }
 
+    /// How many names of `ino` lie inside the directory `dir` (at any
+    /// depth): the names removing `dir` would take away. Directories to
+    /// visit are kept on a stack, not the call stack.
+    pub fn names_below(&self, dir: u32, ino: u32) -> u32 {
+        let mut count = 0;
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            let Some(Body::Dir { children, .. }) = self.get(dir).map(|n| &n.body) else {
+                continue;
+            };
+            for &child in children.values() {
+                if child == ino {
+                    count += 1;
+                } else if self.get(child).is_some_and(Node::is_dir) {
+                    pending.push(child);
+                }
+            }
+        }
+        count
+    }
+
     /// Links `ino` as `name` in `dir` (which must not hold `name`).
     pub fn link(&mut self, dir: u32, name: &[u8], ino: u32) {
         if let Some(Body::Dir { children, .. }) = self.get_mut(dir).map(|n| &mut n.body) {
