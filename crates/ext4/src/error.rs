@@ -136,6 +136,36 @@ pub enum Error {
         /// Its size.
         size: u64,
     },
+    /// A file is larger than the image being built can hold (its size as
+    /// configured, or the most an automatically sized image grows to).
+    #[error(
+        "{}{} is {size} bytes, more than this image can hold ({capacity} bytes); give a larger size if the file is real",
+        in_layer(*layer), path.display()
+    )]
+    FileBeyondImage {
+        /// Which layer (1 is the lowest; 0 outside layers).
+        layer: usize,
+        /// The entry.
+        path: PathBuf,
+        /// The size it claims or reached.
+        size: u64,
+        /// The most the image holds, in bytes.
+        capacity: u64,
+    },
+    /// A layer unpacks to more data than the image being built can hold: a
+    /// damaged or hostile layer (a decompression bomb), or too small a size.
+    #[error(
+        "layer {layer}: its data passes {capacity} bytes, all this image can hold, at {}; the layer is damaged or hostile, or the image needs a larger size",
+        path.display()
+    )]
+    LayerBeyondImage {
+        /// Which layer (1 is the lowest).
+        layer: usize,
+        /// The entry at which it passed the capacity.
+        path: PathBuf,
+        /// The most the image holds, in bytes.
+        capacity: u64,
+    },
     /// An extended attribute name has no namespace ext4 stores.
     #[error(
         "{} has the xattr {name:?}: only user., trusted., security. and system. names are stored",

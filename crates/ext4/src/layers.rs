@@ -10,9 +10,12 @@
 //! outside the image, nor write through a symlink at the entry's own path. Blocks of removed files are freed, so they are neither in the
 //! image nor in the image file.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::rc::Rc;
 
+use crate::layer_budget::{Budget, Capped};
 use crate::metadata::{DeviceNumber, Metadata, Timestamp, Xattr};
 use crate::writer::{Special, display, split_entry};
 use crate::{Error, Formatter, Result};
@@ -140,11 +143,34 @@ impl Formatter {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered).map_err(tar_error)?),
         };
+        let tripped = Rc::new(Cell::new(false));
+        let capacity = self.capacity();
+        let stream = Capped::new(stream, capacity, tripped.clone());
+        let mut budget = Budget::new(number, capacity);
         let mut archive = tar::Archive::new(stream);
         let mut deferred: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for entry in archive.entries().map_err(tar_error)? {
-            let mut entry = entry.map_err(tar_error)?;
-            self.apply_entry(number, &mut entry, &mut deferred)?;
+        let mut last = Vec::new();
+        let beyond = |last: &[u8]| Error::LayerBeyondImage {
+            layer: number,
+            path: display(if last.is_empty() {
+                b"(its first entry)"
+            } else {
+                last
+            }),
+            capacity,
+        };
+        let entries = archive.entries().map_err(tar_error)?;
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(_) if tripped.get() => return Err(beyond(&last)),
+                Err(e) => return Err(tar_error(e)),
+            };
+            last = entry.path_bytes().into_owned();
+            match self.apply_entry(number, &mut entry, &mut deferred, &mut budget) {
+                Err(_) if tripped.get() => return Err(beyond(&last)),
+                result => result?,
+            }
         }
         for (link, target) in deferred {
             if !self.exists(display(&target)) {
@@ -164,6 +190,7 @@ impl Formatter {
         layer: usize,
         entry: &mut tar::Entry<'_, R>,
         deferred: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        budget: &mut Budget,
     ) -> Result<()> {
         let path = entry.path_bytes().into_owned();
         let refuse = |reason| Error::UnsafeEntry {
@@ -213,7 +240,10 @@ impl Formatter {
         match kind {
             T::Directory => self.create_dir(&clean, &meta),
             T::Regular | T::Continuous | T::GNUSparse => {
+                // The size is the header's (or, for a GNU sparse file, its
+                // whole size with holes): refused before any data is read.
                 let expected = entry.size();
+                budget.claim(&clean, expected)?;
                 let mut counted = Counted {
                     inner: entry,
                     count: 0,
