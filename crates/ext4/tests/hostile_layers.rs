@@ -131,6 +131,16 @@ const RESOLUTION: &[Case] = &[
         ]),
     },
     Case {
+        name: "an entry whose last name is .. is refused: it names no entry of its own",
+        layers: &[&[Dir("a"), Dir("a/..")]],
+        outcome: Refused("the entry a/.. is refused", &[]),
+    },
+    Case {
+        name: "a hard link whose target's last name is .. is refused",
+        layers: &[&[File("a/f", "x"), HardLink("h", "a/..")]],
+        outcome: Refused("its link target is not a path to a file", &[]),
+    },
+    Case {
         name: "an absolute entry path starts at the image root",
         layers: &[&[File("/abs/f", "9")]],
         outcome: Lands(&[("abs/f", Holds::File("9", 1))]),
