@@ -81,6 +81,15 @@ pub enum Error {
         /// The path of the non-directory.
         path: PathBuf,
     },
+    /// Resolving a path went through more symlinks than Linux follows.
+    #[error(
+        "{} goes through more than 40 symbolic links on its way (a symlink loop?)",
+        path.display()
+    )]
+    TooManySymlinks {
+        /// The path being resolved.
+        path: PathBuf,
+    },
     /// The path does not exist in the image.
     #[error("{} does not exist in the image", path.display())]
     NotFound {
@@ -93,6 +102,20 @@ pub enum Error {
         /// The link being made.
         link: PathBuf,
         /// The directory it points at.
+        target: PathBuf,
+    },
+    /// A hard link would replace the directory that holds every name of
+    /// the file it is for.
+    #[error(
+        "{}the hard link {} points at {}, inside what it replaces: replacing {} would remove the file it links to",
+        in_layer(*layer), link.display(), target.display(), link.display()
+    )]
+    HardLinkReplacesTarget {
+        /// Which layer (1 is the lowest; 0 outside layers).
+        layer: usize,
+        /// The link being made.
+        link: PathBuf,
+        /// Its target.
         target: PathBuf,
     },
     /// One inode would get more links than ext4 counts.
@@ -112,6 +135,36 @@ pub enum Error {
         path: PathBuf,
         /// Its size.
         size: u64,
+    },
+    /// A file is larger than the image being built can hold (its size as
+    /// configured, or the most an automatically sized image grows to).
+    #[error(
+        "{}{} is {size} bytes, more than this image can hold ({capacity} bytes); give a larger size if the file is real",
+        in_layer(*layer), path.display()
+    )]
+    FileBeyondImage {
+        /// Which layer (1 is the lowest; 0 outside layers).
+        layer: usize,
+        /// The entry.
+        path: PathBuf,
+        /// The size it claims or reached.
+        size: u64,
+        /// The most the image holds, in bytes.
+        capacity: u64,
+    },
+    /// A layer unpacks to more data than the image being built can hold: a
+    /// damaged or hostile layer (a decompression bomb), or too small a size.
+    #[error(
+        "layer {layer}: its data passes {capacity} bytes, all this image can hold, at {}; the layer is damaged or hostile, or the image needs a larger size",
+        path.display()
+    )]
+    LayerBeyondImage {
+        /// Which layer (1 is the lowest).
+        layer: usize,
+        /// The entry at which it passed the capacity.
+        path: PathBuf,
+        /// The most the image holds, in bytes.
+        capacity: u64,
     },
     /// An extended attribute name has no namespace ext4 stores.
     #[error(
@@ -171,6 +224,15 @@ pub enum Error {
     /// The image's structures are inconsistent.
     #[error("the image is damaged: {0}")]
     Corrupt(String),
+}
+
+/// "layer N: " for an error met in layer N, nothing outside layers.
+fn in_layer(layer: usize) -> String {
+    if layer == 0 {
+        String::new()
+    } else {
+        format!("layer {layer}: ")
+    }
 }
 
 /// `Result` with this crate's [`Error`].

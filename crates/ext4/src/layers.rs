@@ -5,14 +5,19 @@
 //! hides everything lower layers put in its directory. An entry replaces
 //! what is at its path, except a directory over a directory, which merges.
 //! Hard links whose target comes later in the same layer are made when the
-//! layer ends. Blocks of removed files are freed, so they are neither in the
+//! layer ends. Entry paths and hard-link targets are resolved inside the
+//! image root (see `writer::resolve`): nothing a layer holds can reach
+//! outside the image, nor write through a symlink at the entry's own path. Blocks of removed files are freed, so they are neither in the
 //! image nor in the image file.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::rc::Rc;
 
+use crate::layer_budget::{Budget, Capped};
 use crate::metadata::{DeviceNumber, Metadata, Timestamp, Xattr};
-use crate::writer::{Special, display, split_path};
+use crate::writer::{Special, display, split_entry};
 use crate::{Error, Formatter, Result};
 
 const WHITEOUT: &[u8] = b".wh.";
@@ -138,11 +143,34 @@ impl Formatter {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buffered).map_err(tar_error)?),
         };
+        let tripped = Rc::new(Cell::new(false));
+        let capacity = self.capacity();
+        let stream = Capped::new(stream, capacity, tripped.clone());
+        let mut budget = Budget::new(number, capacity);
         let mut archive = tar::Archive::new(stream);
         let mut deferred: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for entry in archive.entries().map_err(tar_error)? {
-            let mut entry = entry.map_err(tar_error)?;
-            self.apply_entry(number, &mut entry, &mut deferred)?;
+        let mut last = Vec::new();
+        let beyond = |last: &[u8]| Error::LayerBeyondImage {
+            layer: number,
+            path: display(if last.is_empty() {
+                b"(its first entry)"
+            } else {
+                last
+            }),
+            capacity,
+        };
+        let entries = archive.entries().map_err(tar_error)?;
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(_) if tripped.get() => return Err(beyond(&last)),
+                Err(e) => return Err(tar_error(e)),
+            };
+            last = entry.path_bytes().into_owned();
+            match self.apply_entry(number, &mut entry, &mut deferred, &mut budget) {
+                Err(_) if tripped.get() => return Err(beyond(&last)),
+                result => result?,
+            }
         }
         for (link, target) in deferred {
             if !self.exists(display(&target)) {
@@ -162,6 +190,7 @@ impl Formatter {
         layer: usize,
         entry: &mut tar::Entry<'_, R>,
         deferred: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        budget: &mut Budget,
     ) -> Result<()> {
         let path = entry.path_bytes().into_owned();
         let refuse = |reason| Error::UnsafeEntry {
@@ -169,19 +198,30 @@ impl Formatter {
             path: display(&path),
             reason,
         };
-        let names = match split_path(&path) {
+        let names = match split_entry(&path) {
             Ok(names) => names,
             Err(Error::InvalidPath { reason, .. }) => return Err(refuse(reason)),
             Err(e) => return Err(e),
         };
         let clean: PathBuf = display(&names.join(&b'/'));
-        if let Some(name) = names.last() {
+        if let Some((name, parents)) = names.split_last() {
+            if parents.iter().any(|p| p.starts_with(WHITEOUT)) {
+                return Err(refuse(
+                    "a whiteout (.wh.) name is not a directory and holds no entries",
+                ));
+            }
             if *name == OPAQUE {
-                let parent = &names[..names.len() - 1];
-                return self.clear_lower(&parent.join(&b'/'));
+                return self.clear_lower(&parents.join(&b'/'));
             }
             if let Some(hidden) = name.strip_prefix(WHITEOUT) {
-                let mut target = names[..names.len() - 1].join(&b'/');
+                // `.wh.`, `.wh..` and `.wh...` would name the directory
+                // holding the whiteout or its parent, not an entry in it.
+                if matches!(hidden, b"" | b"." | b"..") {
+                    return Err(refuse(
+                        "a whiteout must name an entry of its directory, not nothing, `.` or `..`",
+                    ));
+                }
+                let mut target = parents.join(&b'/');
                 target.push(b'/');
                 target.extend_from_slice(hidden);
                 self.remove(display(&target))?;
@@ -200,7 +240,10 @@ impl Formatter {
         match kind {
             T::Directory => self.create_dir(&clean, &meta),
             T::Regular | T::Continuous | T::GNUSparse => {
+                // The size is the header's (or, for a GNU sparse file, its
+                // whole size with holes): refused before any data is read.
                 let expected = entry.size();
+                budget.claim(&clean, expected)?;
                 let mut counted = Counted {
                     inner: entry,
                     count: 0,
@@ -228,9 +271,11 @@ impl Formatter {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| refuse("a hard link without a target"))?;
-                let target = match split_path(&target) {
+                // The target is resolved as an entry path is: in the image
+                // root, `..` never above it, its last name not followed.
+                let target = match split_entry(&target) {
                     Ok(names) => names.join(&b'/'),
-                    Err(_) => return Err(refuse("its link target leaves the root")),
+                    Err(_) => return Err(refuse("its link target is not a path to a file")),
                 };
                 if self.exists(display(&target)) {
                     self.add_hard_link(&clean, display(&target))

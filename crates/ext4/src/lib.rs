@@ -33,6 +33,7 @@
 mod error;
 mod format;
 mod from_dir;
+mod layer_budget;
 mod layers;
 mod metadata;
 mod reader;

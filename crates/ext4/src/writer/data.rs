@@ -97,6 +97,16 @@ impl Formatter {
             if got == 0 {
                 return Ok(pos);
             }
+            // Zeros become holes, so an endless stream of them would run
+            // until the extents' 2^32 blocks; the image's size stops it.
+            if pos + got as u64 > self.capacity() {
+                return Err(Error::FileBeyondImage {
+                    layer: usize::from(self.layer),
+                    path: display(path),
+                    size: pos + got as u64,
+                    capacity: self.capacity(),
+                });
+            }
             let blocks = got.div_ceil(bs);
             chunk[got..blocks * bs].fill(0);
             let first = pos / self.blocks.size;

@@ -7,8 +7,9 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::resolve::{Stop, Walk, split_entry};
 use super::tree::{Body, Node};
-use super::{Formatter, display, split_path};
+use super::{Formatter, display};
 use crate::format::extent::Extent;
 use crate::format::{LINK_MAX, ROOT_INODE};
 use crate::metadata::{DeviceNumber, Metadata};
@@ -35,7 +36,7 @@ impl Formatter {
     /// Creates the directory `path`, or gives an existing one `meta`.
     pub fn create_dir(&mut self, path: impl AsRef<Path>, meta: &Metadata) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_path(path)?;
+        let names = split_entry(path)?;
         let Some((name, parents)) = names.split_last() else {
             let layer = self.layer;
             if let Some(root) = self.tree.get_mut(ROOT_INODE) {
@@ -44,7 +45,7 @@ impl Formatter {
             }
             return Ok(());
         };
-        let dir = self.parent_dir(parents, meta)?;
+        let dir = self.parent_dir(path, parents, meta)?;
         if let Some(existing) = self.tree.child(dir, name)
             && let Some(node) = self.tree.get_mut(existing)
             && node.is_dir()
@@ -69,7 +70,7 @@ impl Formatter {
         data: &mut dyn Read,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_path(path)?;
+        let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let mut extents = Vec::new();
         let size = match self.write_stream(path, data, 0, &mut extents) {
@@ -92,7 +93,7 @@ impl Formatter {
         file: &File,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_path(path)?;
+        let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let mut extents = Vec::new();
         let size = match self.write_host_file(path, file, &mut extents) {
@@ -121,7 +122,7 @@ impl Formatter {
                 reason: "a symlink target must be shorter than a block (4095 bytes with 4 KiB blocks)",
             });
         }
-        let names = split_path(path)?;
+        let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         self.attach(path, dir, name, meta, Body::Symlink(target.into()))
             .map(|_| ())
@@ -135,7 +136,7 @@ impl Formatter {
         special: Special,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_path(path)?;
+        let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let body = match special {
             Special::CharDevice(dev) => Body::CharDevice(dev),
@@ -154,9 +155,10 @@ impl Formatter {
     ) -> Result<()> {
         let path = bytes(path.as_ref());
         let target = bytes(target.as_ref());
+        let target_names = split_entry(target)?;
         let ino = self
             .tree
-            .lookup(&split_path(target)?)
+            .lookup(target, &target_names)?
             .ok_or_else(|| Error::NotFound {
                 path: display(target),
             })?;
@@ -175,10 +177,29 @@ impl Formatter {
             });
         }
         let meta = node.meta.clone();
-        let names = split_path(path)?;
+        let links = node.links;
+        let names = split_entry(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, &meta)?;
-        if self.tree.child(dir, name) == Some(ino) {
+        let existing = self.tree.child(dir, name);
+        if existing == Some(ino) {
             return Ok(());
+        }
+        // The target is resolved before what is at the link's path goes.
+        // When that is a directory holding every name of the target (`a`
+        // linked to `a/f`), replacing it would free the very inode the
+        // link is for, leaving a name on a dead inode. Keeping the inode
+        // alive would be consistent too, but Docker and containerd remove
+        // `a` first and then fail to link, so the layer is refused: the
+        // image never holds what no other unpacker would make of it.
+        if let Some(existing) = existing
+            && self.tree.get(existing).is_some_and(Node::is_dir)
+            && self.tree.names_below(existing, ino) >= links
+        {
+            return Err(Error::HardLinkReplacesTarget {
+                layer: usize::from(self.layer),
+                link: display(path),
+                target: display(target),
+            });
         }
         self.unlink(dir, name)?;
         if let Some(node) = self.tree.get_mut(ino) {
@@ -190,11 +211,12 @@ impl Formatter {
 
     /// Removes `path` and everything below it; false when it did not exist.
     pub fn remove(&mut self, path: impl AsRef<Path>) -> Result<bool> {
-        let names = split_path(bytes(path.as_ref()))?;
+        let path = bytes(path.as_ref());
+        let names = split_entry(path)?;
         let Some((name, parents)) = names.split_last() else {
             return Ok(false);
         };
-        let Some(dir) = self.tree.lookup_dir(parents) else {
+        let Some(dir) = self.tree.lookup_dir(path, parents)? else {
             return Ok(false);
         };
         if self.tree.child(dir, name).is_none() {
@@ -204,18 +226,19 @@ impl Formatter {
         Ok(true)
     }
 
-    /// True when `path` names an entry.
+    /// True when `path` names an entry (its last name not followed).
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
-        split_path(bytes(path.as_ref()))
+        let path = bytes(path.as_ref());
+        split_entry(path)
             .ok()
-            .and_then(|names| self.tree.lookup(&names))
+            .and_then(|names| self.tree.lookup(path, &names).ok().flatten())
             .is_some()
     }
 
     /// Removes what lower layers put under the directory `path` (an opaque
     /// directory), keeping what the current layer added.
     pub(crate) fn clear_lower(&mut self, path: &[u8]) -> Result<()> {
-        let Some(dir) = self.tree.lookup_dir(&split_path(path)?) else {
+        let Some(dir) = self.tree.lookup_dir(path, &split_entry(path)?)? else {
             return Ok(());
         };
         let mut freed = Vec::new();
@@ -252,44 +275,35 @@ impl Formatter {
                 reason: "only a directory can be the root",
             });
         };
-        Ok((self.parent_dir(parents, meta)?, name))
+        Ok((self.parent_dir(path, parents, meta)?, name))
     }
 
-    /// Walks `parents` from the root, creating missing directories (mode
-    /// 0755, owned by root, with the times of `meta`) and following
-    /// symlinks to directories inside the image.
-    fn parent_dir(&mut self, parents: &[&[u8]], meta: &Metadata) -> Result<u32> {
-        let mut at = ROOT_INODE;
-        let mut budget = super::tree::SYMLINK_BUDGET;
-        for (depth, name) in parents.iter().enumerate() {
-            at = match self.tree.child(at, name) {
-                Some(ino) if self.tree.get(ino).is_some_and(Node::is_dir) => ino,
-                Some(_) if let Some(dir) = self.tree.step(at, name, &mut budget) => dir,
-                Some(_) => {
-                    let prefix: Vec<u8> = parents[..=depth].join(&b'/');
-                    return Err(Error::NotADirectory {
-                        path: display(&prefix),
-                    });
-                }
-                None => {
-                    let mut dir_meta = Metadata::new(0o755, meta.mtime);
-                    dir_meta.atime = meta.atime;
-                    let node = Node {
-                        meta: dir_meta,
-                        body: Body::Dir {
-                            children: BTreeMap::new(),
-                            parent: at,
-                        },
-                        links: 1,
-                        layer: self.layer,
-                    };
-                    let ino = self.tree.insert(node);
-                    self.tree.link(at, name, ino);
-                    ino
-                }
+    /// The directory `parents` (the directory names of the entry `path`)
+    /// lead to, resolved in the image as [`resolve`](super::resolve)
+    /// describes; missing directories are made (mode 0755, owned by root,
+    /// with the times of `meta`).
+    fn parent_dir(&mut self, path: &[u8], parents: &[&[u8]], meta: &Metadata) -> Result<u32> {
+        let mut walk = Walk::new(path, parents);
+        loop {
+            let (at, name) = match walk.run(&self.tree)? {
+                Stop::Arrived(dir) => return Ok(dir),
+                Stop::Missing { dir, name } => (dir, name),
             };
+            let mut dir_meta = Metadata::new(0o755, meta.mtime);
+            dir_meta.atime = meta.atime;
+            let node = Node {
+                meta: dir_meta,
+                body: Body::Dir {
+                    children: BTreeMap::new(),
+                    parent: at,
+                },
+                links: 1,
+                layer: self.layer,
+            };
+            let ino = self.tree.insert(node);
+            self.tree.link(at, &name, ino);
+            walk.enter(ino);
         }
-        Ok(at)
     }
 
     /// Puts a new node under `name` in `dir`, replacing what was there.

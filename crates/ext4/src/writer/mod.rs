@@ -19,12 +19,14 @@ mod inode_build;
 mod journal;
 mod layout;
 mod place;
+mod resolve;
 mod spool;
 mod tree;
 
 use std::path::{Path, PathBuf};
 
 pub use entries::Special;
+pub(crate) use resolve::split_entry;
 pub(crate) use tree::{display, split_path};
 
 use crate::format::group_has_superblock;
@@ -37,7 +39,7 @@ use tree::Tree;
 /// Largest image the writer makes, in blocks (64 TiB with 4 KiB blocks).
 const MAX_BLOCKS: u64 = 1 << 34;
 /// Largest image an automatically sized image may grow to, in blocks (4 TiB
-/// with 4 KiB blocks).
+/// with 4 KiB blocks): its capacity, which no file and no layer may pass.
 const AUTO_MAX_BLOCKS: u64 = 1 << 30;
 
 /// Block size and what follows from it.
@@ -79,7 +81,10 @@ impl Blocks {
 #[derive(Debug, Clone)]
 pub struct FormatOptions {
     /// Image size in bytes; `None` sizes the image from its content, with
-    /// [`headroom_percent`](Self::headroom_percent) more room.
+    /// [`headroom_percent`](Self::headroom_percent) more room, up to 4 TiB
+    /// (with 4 KiB blocks; 1 TiB with 1 KiB blocks). A file, or a layer's
+    /// data, larger than the size (or that most) is refused, however much
+    /// of it is holes.
     pub size: Option<u64>,
     /// Free space (and inodes) added to an automatically sized image, in
     /// percent of what the content takes.
@@ -137,8 +142,10 @@ pub struct Summary {
 
 /// Writes an ext4 image entry by entry.
 ///
-/// Paths are relative to the image root (a leading `/` is ignored); missing
-/// parent directories are created with mode 0755. An entry added where one
+/// Paths are resolved inside the image as if it were `/` (a leading `/` is
+/// ignored, `..` never climbs above the root, symlinks on the way are
+/// followed inside the image, the last name never is); missing parent
+/// directories are created with mode 0755. An entry added where one
 /// exists replaces it, except a directory added over a directory, which only
 /// takes the new metadata (its content stays).
 #[derive(Debug)]
@@ -251,6 +258,12 @@ impl Formatter {
         })
     }
 
+    /// The most the image can hold, in bytes: its configured size, or the
+    /// largest an automatically sized image grows to.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS) * self.blocks.size
+    }
+
     /// The temporary file the image is being written to.
     fn temp_path(&self) -> PathBuf {
         self.temp.to_path_buf()
@@ -267,7 +280,7 @@ impl Formatter {
 
     fn out_of_space(&self, path: &[u8]) -> Error {
         Error::OutOfSpace {
-            size: self.fixed_blocks.unwrap_or(AUTO_MAX_BLOCKS) * self.blocks.size,
+            size: self.capacity(),
             path: display(path),
         }
     }

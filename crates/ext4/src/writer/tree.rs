@@ -13,9 +13,6 @@ use crate::format::{FIRST_INODE, NAME_MAX, ROOT_INODE};
 use crate::metadata::{DeviceNumber, Metadata};
 use crate::{Error, Result};
 
-/// Symlinks one path may go through, as Linux allows.
-pub(crate) const SYMLINK_BUDGET: u32 = 40;
-
 /// What a node is, with what its kind needs.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
@@ -165,65 +162,34 @@ impl Tree {
         }
     }
 
-    /// Follows `names` from the root; `None` when a part is missing or not a
-    /// directory.
-    /// Symlinks met on the way (all but the last name) are followed,
-    /// inside the image, as layer tools do.
-    pub fn lookup(&self, names: &[&[u8]]) -> Option<u32> {
-        let Some((last, parents)) = names.split_last() else {
-            return Some(ROOT_INODE);
-        };
-        let mut at = ROOT_INODE;
-        let mut budget = SYMLINK_BUDGET;
-        for name in parents {
-            at = self.step(at, name, &mut budget)?;
-        }
-        self.child(at, last)
-    }
-
-    /// The directory `names` leads to, following symlinks all the way.
-    pub fn lookup_dir(&self, names: &[&[u8]]) -> Option<u32> {
-        let mut at = ROOT_INODE;
-        let mut budget = SYMLINK_BUDGET;
-        for name in names {
-            at = self.step(at, name, &mut budget)?;
-        }
-        Some(at)
-    }
-
-    /// The directory reached from directory `at` through `name`: itself,
-    /// or where a symlink called `name` leads; `None` when neither.
-    pub fn step(&self, at: u32, name: &[u8], budget: &mut u32) -> Option<u32> {
-        let child = self.child(at, name)?;
-        match &self.get(child)?.body {
-            Body::Dir { .. } => Some(child),
-            Body::Symlink(target) => {
-                *budget = budget.checked_sub(1)?;
-                self.follow(at, target, budget)
-            }
-            _ => None,
+    /// The parent of directory `dir`; the root is its own parent, so `..`
+    /// never leaves the image.
+    pub fn parent(&self, dir: u32) -> u32 {
+        match self.get(dir).map(|n| &n.body) {
+            Some(Body::Dir { parent, .. }) => *parent,
+            _ => ROOT_INODE,
         }
     }
 
-    /// The directory a symlink `target` found in directory `from` leads to,
-    /// never above the root (`..` at the root stays there, as in a chroot).
-    fn follow(&self, from: u32, target: &[u8], budget: &mut u32) -> Option<u32> {
-        let mut at = if target.starts_with(b"/") {
-            ROOT_INODE
-        } else {
-            from
-        };
-        for name in target.split(|&b| b == b'/') {
-            at = match name {
-                b"" | b"." => at,
-                b".." => match &self.get(at)?.body {
-                    Body::Dir { parent, .. } => *parent,
-                    _ => return None,
-                },
-                _ => self.step(at, name, budget)?,
+    /// How many names of `ino` lie inside the directory `dir` (at any
+    /// depth): the names removing `dir` would take away. Directories to
+    /// visit are kept on a stack, not the call stack.
+    pub fn names_below(&self, dir: u32, ino: u32) -> u32 {
+        let mut count = 0;
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            let Some(Body::Dir { children, .. }) = self.get(dir).map(|n| &n.body) else {
+                continue;
             };
+            for &child in children.values() {
+                if child == ino {
+                    count += 1;
+                } else if self.get(child).is_some_and(Node::is_dir) {
+                    pending.push(child);
+                }
+            }
         }
-        Some(at)
+        count
     }
 
     /// Links `ino` as `name` in `dir` (which must not hold `name`).
@@ -249,45 +215,52 @@ impl Tree {
         }
     }
 
+    /// Takes one name away from `ino`; when it has none left, the node is
+    /// dropped, and with a directory everything below it. The walk keeps
+    /// its own stack of nodes to visit, so a tree of any depth (a layer can
+    /// nest directories 100,000 deep) is freed without deep recursion.
     fn drop_link(&mut self, ino: u32, freed: &mut Vec<Extent>) {
-        let Some(node) = self.get_mut(ino) else {
-            return;
-        };
-        node.links = node.links.saturating_sub(1);
-        if node.links > 0 {
-            return;
-        }
-        let Some(node) = self.nodes[ino as usize].take() else {
-            return;
-        };
-        self.spare.push(ino);
-        match node.body {
-            Body::Dir { children, .. } => {
-                for (_, child) in children {
-                    self.drop_link(child, freed);
-                }
+        let mut pending = vec![ino];
+        while let Some(ino) = pending.pop() {
+            let Some(node) = self.get_mut(ino) else {
+                continue;
+            };
+            node.links = node.links.saturating_sub(1);
+            if node.links > 0 {
+                continue;
             }
-            Body::File { extents, .. } => freed.extend(extents),
-            _ => {}
+            let Some(node) = self.nodes[ino as usize].take() else {
+                continue;
+            };
+            self.spare.push(ino);
+            match node.body {
+                Body::Dir { children, .. } => pending.extend(children.into_values()),
+                Body::File { extents, .. } => freed.extend(extents),
+                _ => {}
+            }
         }
     }
 
     /// Removes every entry of `dir` that an earlier layer than `layer` made,
     /// and, below directories this layer merged, theirs too (an opaque
-    /// directory hides everything lower layers put under it).
+    /// directory hides everything lower layers put under it). Directories
+    /// to visit are kept on a stack of their own, not the call stack.
     pub fn clear_lower(&mut self, dir: u32, layer: u16, freed: &mut Vec<Extent>) {
-        let entries: Vec<(Box<[u8]>, u32)> = match self.get(dir).map(|n| &n.body) {
-            Some(Body::Dir { children, .. }) => {
-                children.iter().map(|(k, &v)| (k.clone(), v)).collect()
-            }
-            _ => return,
-        };
-        for (name, ino) in entries {
-            let Some(node) = self.get(ino) else { continue };
-            if node.layer < layer {
-                self.unlink(dir, &name, freed);
-            } else if node.is_dir() {
-                self.clear_lower(ino, layer, freed);
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            let entries: Vec<(Box<[u8]>, u32)> = match self.get(dir).map(|n| &n.body) {
+                Some(Body::Dir { children, .. }) => {
+                    children.iter().map(|(k, &v)| (k.clone(), v)).collect()
+                }
+                _ => continue,
+            };
+            for (name, ino) in entries {
+                let Some(node) = self.get(ino) else { continue };
+                if node.layer < layer {
+                    self.unlink(dir, &name, freed);
+                } else if node.is_dir() {
+                    pending.push(ino);
+                }
             }
         }
     }

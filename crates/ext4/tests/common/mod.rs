@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_tar;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
