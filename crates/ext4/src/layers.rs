@@ -272,9 +272,14 @@ impl Formatter {
                     .link_name_bytes()
                     .ok_or_else(|| refuse("a hard link without a target"))?;
                 // The target is resolved as an entry path is: in the image
-                // root, `..` never above it, its last name not followed.
+                // root, no `..`, its last name not followed.
                 let target = match split_entry(&target) {
-                    Ok(names) => names.join(&b'/'),
+                    Ok(names) if !names.is_empty() => names.join(&b'/'),
+                    Ok(_) => return Err(refuse("its link target is the image root, not a file")),
+                    Err(Error::InvalidPath {
+                        reason: "it has a '..' component",
+                        ..
+                    }) => return Err(refuse("its link target has a '..' component")),
                     Err(_) => return Err(refuse("its link target is not a path to a file")),
                 };
                 if self.exists(display(&target)) {

@@ -4,7 +4,8 @@
 //! The rule (shared with the host-side unpacker): an entry's parent path is
 //! resolved as if the image root were `/` (chroot, `RESOLVE_IN_ROOT`):
 //! symlinks on the way are followed, absolute targets start at the image
-//! root, `..` at the root stays there; missing directories are made; a
+//! root, `..` in a symlink's target stops at the root; `..` in an entry's
+//! own path is refused; missing directories are made; a
 //! parent that is not a directory, or more than 40 symlinks, is an error.
 //! The last name is never followed. A hard link's target is resolved the
 //! same way and must exist and not be a directory.
@@ -123,12 +124,14 @@ const RESOLUTION: &[Case] = &[
         ]),
     },
     Case {
-        name: "an entry path climbing with .. stays in the image",
-        layers: &[&[File("../../escape", "7"), File("a/../../b/f", "8")]],
-        outcome: Lands(&[
-            ("escape", Holds::File("7", 1)),
-            ("b/f", Holds::File("8", 1)),
-        ]),
+        name: "an entry path climbing with .. is refused",
+        layers: &[&[File("../../escape", "7")]],
+        outcome: Refused("'..'", &[("escape", Holds::Nothing)]),
+    },
+    Case {
+        name: "an entry path with .. inside is refused",
+        layers: &[&[File("a/../../b/f", "8")]],
+        outcome: Refused("'..'", &[("b", Holds::Nothing)]),
     },
     Case {
         name: "an entry whose last name is .. is refused: it names no entry of its own",
@@ -138,7 +141,7 @@ const RESOLUTION: &[Case] = &[
     Case {
         name: "a hard link whose target's last name is .. is refused",
         layers: &[&[File("a/f", "x"), HardLink("h", "a/..")]],
-        outcome: Refused("its link target is not a path to a file", &[]),
+        outcome: Refused("its link target has a '..' component", &[]),
     },
     Case {
         name: "an absolute entry path starts at the image root",
@@ -146,11 +149,12 @@ const RESOLUTION: &[Case] = &[
         outcome: Lands(&[("abs/f", Holds::File("9", 1))]),
     },
     Case {
-        name: ".. after a symlink goes to the parent of where it points",
+        name: ".. in a symlink's target goes to the parent of where it points",
         layers: &[&[
             Dir("usr/lib"),
             Symlink("lib", "usr/lib"),
-            File("lib/../f", "10"),
+            Symlink("up", "lib/.."),
+            File("up/f", "10"),
         ]],
         outcome: Lands(&[("usr/f", Holds::File("10", 1)), ("f", Holds::Nothing)]),
     },
@@ -187,9 +191,14 @@ const RESOLUTION: &[Case] = &[
         ]),
     },
     Case {
-        name: "a hard link target with .. and a leading / stays in the image",
-        layers: &[&[File("x/f", "14"), HardLink("h", "/../x/../x/f")]],
+        name: "a hard link target with a leading / starts at the image root",
+        layers: &[&[File("x/f", "14"), HardLink("h", "/x/f")]],
         outcome: Lands(&[("h", Holds::File("14", 2))]),
+    },
+    Case {
+        name: "a hard link target with .. is refused",
+        layers: &[&[File("x/f", "14"), HardLink("h", "../x/f")]],
+        outcome: Refused("'..'", &[("h", Holds::Nothing)]),
     },
     Case {
         name: "a hard link to a symlink links the symlink, not what it points at",

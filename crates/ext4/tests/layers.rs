@@ -152,7 +152,13 @@ fn the_layered_fixture_matches_the_oci_crates_unpack() {
     let image = tmp.path().join("layered.ext4");
     image_from_layers(&layers, &image);
     let target = tmp.path().join("oci-unpack");
-    let mut unpacker = containerization_oci::layer::Unpacker::new(&target).expect("unpacker");
+    // Device nodes too: an image keeps them, a host unpack only when asked.
+    let options = containerization_oci::layer::UnpackOptions {
+        keep_devices: true,
+        ..Default::default()
+    };
+    let mut unpacker =
+        containerization_oci::layer::Unpacker::with_options(&target, &options).expect("unpacker");
     for layer in &layers {
         let mut reader = std::io::BufReader::new(std::fs::File::open(layer).expect("open"));
         let gzip = std::io::BufRead::fill_buf(&mut reader)

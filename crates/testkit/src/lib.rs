@@ -48,7 +48,7 @@ mod token;
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
 pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
-pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases};
+pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases, hostile_image};
 pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
 pub use registry::{Credentials, Registry, RegistryBuilder};

@@ -4,8 +4,9 @@
 //!
 //! - every name but the last is a directory on the way; a symlink there is
 //!   followed, an absolute target starting at the image root;
-//! - `..` goes to the parent of the directory reached (after symlinks), and
-//!   at the root stays at the root, so a path never leaves the image;
+//! - `..` in a symlink's target goes to the parent of the directory reached
+//!   (after symlinks), and at the root stays at the root, so a path never
+//!   leaves the image; `..` in an entry's own path is refused;
 //! - a missing directory on the way is made when an entry is added (so a
 //!   dangling symlink's target directory is made inside the image), and
 //!   ends a lookup;
@@ -27,26 +28,27 @@ use crate::{Error, Result};
 /// Symlinks one path may go through, as Linux allows.
 pub(crate) const SYMLINK_BUDGET: u32 = 40;
 
-/// Splits an entry path into its names, keeping `..` (it is resolved
-/// against the tree, see the module documentation). A leading `/`, empty
-/// names and `.` are dropped; names over 255 bytes, NUL bytes and a last
-/// name of `..` (which names no entry of its own) are refused.
+/// Splits an entry path (or a hard link's target) into its names. A leading
+/// `/`, empty names and `.` are dropped; names over 255 bytes, NUL bytes and
+/// any `..` are refused, as the host-side unpacker and Docker refuse them:
+/// an entry names a place in the image, it does not climb to one. (`..` in a
+/// symlink's target is another matter: see the module documentation.)
 pub(crate) fn split_entry(path: &[u8]) -> Result<Vec<&[u8]>> {
     let mut names = Vec::new();
     for name in path.split(|&b| b == b'/') {
         match name {
             b"" | b"." => {}
+            b".." => {
+                return Err(Error::InvalidPath {
+                    path: display(path),
+                    reason: "it has a '..' component",
+                });
+            }
             _ => {
                 check_name(path, name)?;
                 names.push(name);
             }
         }
-    }
-    if names.last() == Some(&&b".."[..]) {
-        return Err(Error::InvalidPath {
-            path: display(path),
-            reason: "its last name is `..`, which names no entry of its own",
-        });
     }
     Ok(names)
 }
@@ -187,10 +189,11 @@ mod tests {
     use super::split_entry;
 
     #[test]
-    fn entry_paths_keep_dotdot_but_not_as_their_last_name() {
-        let names = split_entry(b"/./a//../b/").expect("splits");
-        assert_eq!(names, [&b"a"[..], b"..", b"b"]);
+    fn entry_paths_drop_dots_and_refuse_dotdot() {
+        let names = split_entry(b"/./a//b/").expect("splits");
+        assert_eq!(names, [&b"a"[..], b"b"]);
         assert!(split_entry(b"a/..").is_err());
+        assert!(split_entry(b"../a").is_err());
         assert!(split_entry(b"a/b\0c").is_err());
         assert_eq!(split_entry(b"/").expect("the root"), Vec::<&[u8]>::new());
     }

@@ -115,7 +115,7 @@ def main():
     write("symlink-loop", [[entry("a", "symlink", link="b"), entry("b", "symlink", link="a"), entry("a/f", data=b"x")]])
     write("parent-is-a-file", [[entry("f", data=b"x"), entry("f/g", data=b"y")]])
     write("dangling-symlink-parent", [[entry("s", "symlink", link="/new/sub"), entry("s/f", data=b"made")]])
-    write("path-too-long", [[entry("d/" * 2100 + "f", data=b"x")]])
+    write("path-longer-than-path-max", [[entry("d/" * 2100 + "f", data=b"x")]])
     deep = "d/" * 1000
     write("deep-tree-whited-out", [
         [entry(deep, "dir"), entry(deep + "f", data=b"x")],

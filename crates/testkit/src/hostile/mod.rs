@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::command::run;
-use crate::{Error, Result};
+use crate::fixtures::layout::Layout;
+use crate::{Error, FixtureImage, Result};
 
 const SCRIPT: &str = include_str!("cases.py");
 
@@ -246,7 +247,10 @@ pub fn hostile_cases(out: &Path, sentinels: &Sentinels) -> Result<Vec<HostileCas
             "dangling-symlink-parent",
             Unpacked(vec![expect("new/sub/f", File(b"made"))]),
         ),
-        ("path-too-long", Refused("longer than 4096 bytes")),
+        (
+            "path-longer-than-path-max",
+            Unpacked(vec![expect("d/d/d/d", Directory)]),
+        ),
         ("deep-tree-whited-out", Unpacked(vec![expect("d", Nothing)])),
         (
             "device-node",
@@ -282,6 +286,21 @@ pub fn hostile_cases(out: &Path, sentinels: &Sentinels) -> Result<Vec<HostileCas
         });
     }
     Ok(cases)
+}
+
+/// The case as an OCI image (its layers alone, gzip-compressed by `umoci`)
+/// in a new layout under `dir`, to push to a registry.
+pub fn hostile_image(case: &HostileCase, dir: &Path) -> Result<FixtureImage> {
+    let layout = Layout::init(&dir.join(&case.name))?;
+    layout.new_image("hostile")?;
+    for layer in &case.layers {
+        layout.add_tar_layer("hostile", layer, &case.name)?;
+    }
+    layout.configure("hostile", "amd64")?;
+    Ok(FixtureImage::new(
+        layout.dir().to_path_buf(),
+        "hostile".to_owned(),
+    ))
 }
 
 impl Expect {

@@ -144,11 +144,6 @@ impl Unpacker {
                 entry: raw.display().to_string(),
                 reason: reason.to_owned(),
             };
-            if raw.as_os_str().len() > MAX_PATH {
-                return Err(unsafe_entry(&format!(
-                    "has a path longer than {MAX_PATH} bytes"
-                )));
-            }
             let relative = clean(&raw).ok_or_else(|| unsafe_entry("has a '..' component"))?;
             let Some(name) = relative.file_name().map(OsStr::to_os_string) else {
                 continue; // the root itself

@@ -20,7 +20,8 @@ use rustix::io::Errno;
 /// How many symlinks one lookup may go through, as Linux allows.
 pub(super) const MAX_SYMLINKS: usize = 40;
 
-/// The longest entry path or link target accepted, Linux's `PATH_MAX`.
+/// The longest symlink target accepted, Linux's `PATH_MAX`. (Entry paths
+/// may be longer: they are walked one name at a time.)
 pub(super) const MAX_PATH: usize = 4096;
 
 /// A directory found inside the target: a descriptor of it and its path
@@ -150,7 +151,8 @@ pub(super) fn open_beneath(
     match rustix::fs::openat2(root, relative, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => Ok(None),
-        Err(Errno::NOSYS) => open_beneath_by_walk(root, relative, flags),
+        // Kernels before 5.6, and paths longer than `PATH_MAX`.
+        Err(Errno::NOSYS | Errno::NAMETOOLONG) => open_beneath_by_walk(root, relative, flags),
         Err(e) => Err(e),
     }
 }
