@@ -27,7 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Kind::Layer(compression) = media_type::kind(layer.media_type().as_ref()) else {
             continue;
         };
-        let blob = store.content().read_blob(&descriptor_digest(layer)?)?;
+        let mut blob = Vec::new();
+        std::io::Read::read_to_end(
+            &mut store.content().open_blob(&descriptor_digest(layer)?)?,
+            &mut blob,
+        )?;
         let start = Instant::now();
         let mut hasher = Hasher::new(Algorithm::Sha256);
         hasher.update(&blob);

@@ -7,8 +7,10 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde_json::{Value, json};
 
 use crate::error::IoContext;
@@ -81,6 +83,11 @@ fn append_bytes(tar: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) ->
 
 /// Loads an OCI layout tar or a `docker save` archive (either possibly
 /// compressed) into `store`; returns the names of the images loaded.
+///
+/// The archive is unpacked into a scratch folder in the store's ingest
+/// folder, and every member is then opened as if that folder were `/`
+/// (`RESOLVE_IN_ROOT`): a symlink or a `../` in `manifest.json` can name
+/// only the archive's own files, never the host's.
 pub fn load(store: &ImageStore, archive: &Path) -> Result<Vec<String>> {
     let invalid = |reason: String| Error::InvalidArchive {
         path: archive.to_path_buf(),
@@ -99,36 +106,103 @@ pub fn load(store: &ImageStore, archive: &Path) -> Result<Vec<String>> {
     let _gc = store.content().hold_off_gc()?;
     let mut unpacker = crate::layer::Unpacker::new(scratch.path())?;
     unpacker.apply_layer(reader, &archive.display().to_string())?;
-    let dir = scratch.path();
-    if dir.join("index.json").is_file() && dir.join("oci-layout").is_file() {
-        load_oci(store, dir)
-    } else if dir.join("manifest.json").is_file() {
-        load_docker(store, dir)
+    let dir = Members::open(scratch.path())?;
+    if dir.is_file("index.json") && dir.is_file("oci-layout") {
+        load_oci(store, &dir)
+    } else if dir.is_file("manifest.json") {
+        load_docker(store, &dir)
     } else {
         Err(invalid("it holds neither an OCI image layout (oci-layout, index.json) nor a docker save (manifest.json)".into()))
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let bytes = std::fs::read(path).at("read", path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::InvalidDocument {
-        what: path.display().to_string(),
-        kind: "JSON file",
-        reason: e.to_string(),
-    })
+/// The members of an unpacked archive, opened in-root.
+struct Members {
+    path: std::path::PathBuf,
+    fd: OwnedFd,
 }
 
-/// Copies a blob file into the store, checking its digest.
-fn ingest_file(store: &ImageStore, path: &Path, digest: &Digest) -> Result<()> {
-    let size = std::fs::metadata(path).at("read", path)?.len();
+impl Members {
+    fn open(path: &Path) -> Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .at("open", path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
+
+    /// Opens `relative` (read-only, or as a directory to list with
+    /// `directory`) as if the archive's folder were `/`.
+    fn member(&self, relative: &str, directory: bool) -> Result<File> {
+        let flags = if directory {
+            OFlags::RDONLY | OFlags::DIRECTORY
+        } else {
+            OFlags::RDONLY
+        };
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(
+            &self.fd,
+            relative,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .map(File::from)
+        .at("open the archive member", self.path.join(relative))
+    }
+
+    fn is_file(&self, relative: &str) -> bool {
+        self.member(relative, false)
+            .and_then(|f| f.metadata().at("read", &self.path))
+            .is_ok_and(|m| m.is_file())
+    }
+
+    fn read_json(&self, relative: &str) -> Result<Value> {
+        let shown = self.path.join(relative);
+        let bytes = crate::limits::read_limited(
+            self.member(relative, false)?,
+            crate::limits::MAX_JSON_FILE_BYTES,
+            &format!("the archive's {relative}"),
+        )?
+        .at("read", &shown)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidDocument {
+            what: shown.display().to_string(),
+            kind: "JSON file",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The names in the directory `relative`.
+    fn list(&self, relative: &str) -> Result<Vec<String>> {
+        let dir = self.member(relative, true)?;
+        let shown = self.path.join(relative);
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::new(OwnedFd::from(dir)).at("list", &shown)? {
+            let entry = entry.at("list", &shown)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Copies an archive member into the store, checking its digest.
+fn ingest_file(store: &ImageStore, mut file: File, shown: &Path, digest: &Digest) -> Result<()> {
+    let size = file.metadata().at("read", shown)?.len();
     match store.content().begin_ingest(digest, size)? {
         crate::store::IngestStart::Present => Ok(()),
         crate::store::IngestStart::Writer(mut writer) => {
             writer.reset()?;
-            let mut file = File::open(path).at("open", path)?;
             let mut buf = vec![0u8; 1 << 17];
             loop {
-                let n = file.read(&mut buf).at("read", path)?;
+                let n = file.read(&mut buf).at("read", shown)?;
                 if n == 0 {
                     break;
                 }
@@ -139,20 +213,14 @@ fn ingest_file(store: &ImageStore, path: &Path, digest: &Digest) -> Result<()> {
     }
 }
 
-fn load_oci(store: &ImageStore, dir: &Path) -> Result<Vec<String>> {
-    let index = read_json(&dir.join("index.json"))?;
-    let blob_dir = dir.join("blobs");
-    for algorithm in std::fs::read_dir(&blob_dir)
-        .at("list", &blob_dir)?
-        .flatten()
-    {
-        let alg = algorithm.file_name().to_string_lossy().into_owned();
-        for blob in std::fs::read_dir(algorithm.path())
-            .at("list", algorithm.path())?
-            .flatten()
-        {
-            let digest: Digest = format!("{alg}:{}", blob.file_name().to_string_lossy()).parse()?;
-            ingest_file(store, &blob.path(), &digest)?;
+fn load_oci(store: &ImageStore, dir: &Members) -> Result<Vec<String>> {
+    let index = dir.read_json("index.json")?;
+    for alg in dir.list("blobs")? {
+        for blob in dir.list(&format!("blobs/{alg}"))? {
+            let digest: Digest = format!("{alg}:{blob}").parse()?;
+            let relative = format!("blobs/{alg}/{blob}");
+            let file = dir.member(&relative, false)?;
+            ingest_file(store, file, &dir.path.join(&relative), &digest)?;
         }
     }
     let mut names = Vec::new();
@@ -175,30 +243,37 @@ fn load_oci(store: &ImageStore, dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn load_docker(store: &ImageStore, dir: &Path) -> Result<Vec<String>> {
-    let manifest = read_json(&dir.join("manifest.json"))?;
+fn load_docker(store: &ImageStore, dir: &Members) -> Result<Vec<String>> {
+    let manifest = dir.read_json("manifest.json")?;
     let mut names = Vec::new();
     for image in manifest.as_array().into_iter().flatten() {
-        let config_path = dir.join(image["Config"].as_str().unwrap_or_default());
-        let config_bytes = std::fs::read(&config_path).at("read", &config_path)?;
+        let config_name = image["Config"].as_str().unwrap_or_default();
+        let config_bytes = crate::limits::read_limited(
+            dir.member(config_name, false)?,
+            crate::limits::MAX_CONFIG_BYTES,
+            &format!("the archive's image config {config_name}"),
+        )?
+        .at("read", dir.path.join(config_name))?;
         let config_digest = store.content().put_new_blob(&config_bytes)?;
         let mut layers = Vec::new();
         for layer in image["Layers"].as_array().into_iter().flatten() {
-            let path = dir.join(layer.as_str().unwrap_or_default());
-            let mut file = File::open(&path).at("open", &path)?;
+            let name = layer.as_str().unwrap_or_default();
+            let shown = dir.path.join(name);
+            let mut file = dir.member(name, false)?;
             let digest =
-                crate::store::digest_of(&mut file, crate::Algorithm::Sha256).at("read", &path)?;
+                crate::store::digest_of(&mut file, crate::Algorithm::Sha256).at("read", &shown)?;
             let mut head = [0u8; 4];
-            let n = File::open(&path)
-                .and_then(|mut f| f.read(&mut head))
-                .at("read", &path)?;
+            let n = dir
+                .member(name, false)?
+                .read(&mut head)
+                .at("read", &shown)?;
             let media_type = match sniff(&head[..n]) {
                 Compression::Gzip => media_type::OCI_LAYER_GZIP,
                 Compression::Zstd => media_type::OCI_LAYER_ZSTD,
                 Compression::None => media_type::OCI_LAYER,
             };
-            ingest_file(store, &path, &digest)?;
-            let size = std::fs::metadata(&path).at("read", &path)?.len();
+            let size = file.metadata().at("read", &shown)?.len();
+            ingest_file(store, dir.member(name, false)?, &shown, &digest)?;
             layers
                 .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
         }

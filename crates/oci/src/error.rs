@@ -152,6 +152,14 @@ pub enum Error {
         /// What makes it unsafe.
         reason: String,
     },
+    /// A document larger than this crate reads whole ([`crate::limits`]).
+    #[error("{what} is larger than {limit} bytes, the most read for it; refusing it")]
+    TooLarge {
+        /// What it is and where it came from.
+        what: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// A layer that would write more than the unpack may.
     #[error(
         "layer {layer}: entry {entry:?} would take the data written past {limit} bytes (the target's free space or the configured limit); refusing to unpack it"

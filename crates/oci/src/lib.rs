@@ -38,6 +38,7 @@ pub mod archive;
 mod digest;
 mod error;
 pub mod layer;
+pub mod limits;
 pub mod manifest;
 pub mod media_type;
 mod platform;

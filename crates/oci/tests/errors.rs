@@ -169,6 +169,29 @@ async fn a_manifest_that_is_not_json_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_larger_than_the_limit_is_refused_without_being_held() {
+    let padding = "x".repeat(containerization_oci::limits::MAX_MANIFEST_BYTES as usize);
+    let body: &'static str = Box::leak(
+        format!(r#"{{"schemaVersion":2,"annotations":{{"pad":"{padding}"}}}}"#).into_boxed_str(),
+    );
+    let port = canned_registry("application/vnd.oci.image.manifest.v1+json", body).await;
+    let reference: Reference = format!("127.0.0.1:{port}/big/manifest:1")
+        .parse()
+        .expect("ref");
+    let (dir, store) = temp_store();
+    let client = client_for(&Registry::anonymous().expect("registry"), dir.path());
+    let error = client
+        .pull(&store, &reference, &amd64())
+        .await
+        .expect_err("too large");
+    assert!(
+        error.to_string().contains("is larger than 4194304 bytes"),
+        "{error}"
+    );
+    assert_store_empty(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_media_type_is_refused() {
     let port = canned_registry(
         "application/vnd.example.thing+json",

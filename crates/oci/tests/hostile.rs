@@ -185,3 +185,44 @@ fn device_nodes_are_created_only_when_asked_for() {
         assert_eq!(target.join("null").exists(), keep_devices);
     }
 }
+
+#[test]
+fn a_docker_archive_naming_host_files_loads_nothing_of_them() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let sentinels = Sentinels::create(&work.path().join("outside")).expect("sentinels");
+    let secret = sentinels.dir().join("secret");
+    let climbing = format!("{}{}", "../".repeat(32), secret.display());
+    let store = ImageStore::open(&work.path().join("store")).expect("store");
+    for config in [secret.display().to_string(), climbing, "link".to_owned()] {
+        let manifest = serde_json::json!([{
+            "Config": config,
+            "RepoTags": ["evil:1"],
+            "Layers": [],
+        }]);
+        let bytes = manifest.to_string().into_bytes();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "manifest.json", &bytes[..])
+            .expect("append");
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "link", &secret)
+            .expect("append link");
+        let archive = work.path().join("evil.tar");
+        std::fs::write(&archive, builder.into_inner().expect("tar")).expect("write");
+        let result = containerization_oci::archive::load(&store, &archive);
+        assert!(result.is_err(), "{config}: loaded {result:?}");
+        assert!(store.list().expect("list").is_empty(), "{config}");
+        let blobs = work.path().join("store/content/blobs/sha256");
+        for blob in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(blob.path()).expect("blob");
+            assert_ne!(bytes, b"secret", "{config}: the host's file became a blob");
+        }
+    }
+    assert!(sentinels.changes().is_empty());
+}

@@ -107,6 +107,31 @@ async fn pulls_every_fixture_from_a_token_auth_registry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_go_to_a_plain_http_token_service_on_another_host() {
+    let registry = Registry::builder()
+        .token_auth(Some(Registry::test_credentials()))
+        .token_realm_host("localhost")
+        .start()
+        .expect("registry");
+    let image = fixture(Fixture::Busybox).expect("fixture");
+    let reference: Reference = common::push_fixture(&registry, &image, "demo/busybox:1");
+    let issuer = registry.token_issuer().expect("issuer");
+    let before = issuer.tokens_issued();
+    let (dir, store) = temp_store();
+    let client = client_for(&registry, dir.path());
+    let error = client
+        .pull(&store, &reference, &Platform::new("linux", "amd64", None))
+        .await
+        .expect_err("the issuer wants the password, which is withheld");
+    let text = error.to_string();
+    assert!(
+        text.contains("credentials were not sent") && text.contains("another host"),
+        "{text}"
+    );
+    assert_eq!(issuer.tokens_issued(), before, "no token for the password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_are_cached_per_scope_and_fetched_again_when_expired() {
     let registry = Registry::builder()
         .token_auth(Some(Registry::test_credentials()))

@@ -49,6 +49,7 @@ pub struct RegistryBuilder {
     basic_auth: Option<Credentials>,
     token_auth: Option<Option<Credentials>>,
     token_lifetime: Option<u64>,
+    realm_host: Option<String>,
     tls: bool,
 }
 
@@ -70,6 +71,14 @@ impl RegistryBuilder {
     /// How long the issuer's tokens live (default 300 seconds).
     pub fn token_lifetime(mut self, seconds: u64) -> Self {
         self.token_lifetime = Some(seconds);
+        self
+    }
+
+    /// Names the token issuer by `host` in the registry's challenge (its
+    /// `realm`) instead of `127.0.0.1`: `localhost` reaches the same issuer
+    /// under another host name, as a token service on another host would.
+    pub fn token_realm_host(mut self, host: &str) -> Self {
+        self.realm_host = Some(host.to_owned());
         self
     }
 
@@ -119,7 +128,10 @@ impl RegistryBuilder {
             if let Some(issuer) = &issuer {
                 yaml.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                    issuer.realm(),
+                    match &self.realm_host {
+                        Some(host) => issuer.realm().replace("127.0.0.1", host),
+                        None => issuer.realm(),
+                    },
                     issuer.cert_path().display()
                 ));
             }

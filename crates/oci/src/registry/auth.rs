@@ -117,7 +117,49 @@ impl TokenCache {
     }
 }
 
+/// Whether a registry's stored credentials may go to the token service at
+/// `realm`, which the registry at `api_host` named in its challenge:
+/// over HTTPS, yes; over plain HTTP only on the registry's own host, and
+/// only where the registry itself may be spoken to in plain HTTP
+/// (`plain_allowed`: a loopback or insecure-marked registry). Otherwise the
+/// reason they are withheld.
+pub fn credentials_allowed_to(
+    realm: &str,
+    api_host: &str,
+    plain_allowed: bool,
+) -> std::result::Result<(), String> {
+    let url = reqwest::Url::parse(realm)
+        .map_err(|e| format!("its token service {realm:?} is not a URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let registry_host = if let Some(rest) = api_host.strip_prefix('[') {
+                rest.split(']').next().unwrap_or(rest)
+            } else {
+                api_host.rsplit_once(':').map_or(api_host, |(h, _)| h)
+            };
+            let realm_host = url.host_str().unwrap_or_default();
+            let realm_host = realm_host.trim_start_matches('[').trim_end_matches(']');
+            if realm_host != registry_host {
+                Err(format!(
+                    "its token service {realm} is plain HTTP on another host than the registry"
+                ))
+            } else if !plain_allowed {
+                Err(format!(
+                    "its token service {realm} is plain HTTP and the registry is neither loopback nor marked insecure"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        other => Err(format!(
+            "its token service {realm} uses the scheme {other:?}"
+        )),
+    }
+}
+
 /// Fetches a token from `realm` for `scopes` (space-separated in `scope`).
+/// `withheld` says why stored credentials were not sent, if they were not.
 pub async fn fetch_token(
     http: &reqwest::Client,
     registry: &str,
@@ -125,6 +167,7 @@ pub async fn fetch_token(
     service: Option<&str>,
     scope: &str,
     credential: Option<&Credential>,
+    withheld: Option<&str>,
 ) -> Result<(String, Duration)> {
     let mut query: Vec<(&str, &str)> = Vec::new();
     if let Some(service) = service {
@@ -145,17 +188,21 @@ pub async fn fetch_token(
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(Error::Unauthorized {
             host: registry.to_owned(),
-            reason: if credential.is_some() {
-                "wrong user name or password".to_owned()
-            } else {
-                "the registry needs credentials; run cctl login first".to_owned()
+            reason: match (credential, withheld) {
+                (Some(_), _) => "wrong user name or password".to_owned(),
+                (None, Some(why)) => format!("your credentials were not sent: {why}"),
+                (None, None) => "the registry needs credentials; run cctl login first".to_owned(),
             },
         });
     }
-    let body = response.text().await.map_err(|source| Error::Http {
-        url: realm.to_owned(),
-        source,
-    })?;
+    let body = crate::limits::read_body(
+        response,
+        crate::limits::MAX_TOKEN_ANSWER_BYTES,
+        "the token answer",
+        realm,
+    )
+    .await?;
+    let body = String::from_utf8_lossy(&body);
     if !status.is_success() {
         return Err(Error::Registry {
             method: "GET".to_owned(),
@@ -189,6 +236,38 @@ pub async fn fetch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_https_realms_and_to_plain_http_on_a_plain_registry_host_only() {
+        let allowed = |realm, host, plain| credentials_allowed_to(realm, host, plain).is_ok();
+        assert!(allowed(
+            "https://auth.example/token",
+            "registry.example",
+            false
+        ));
+        assert!(allowed(
+            "http://127.0.0.1:9000/token",
+            "127.0.0.1:5000",
+            true
+        ));
+        assert!(allowed("http://[::1]:9000/token", "[::1]:5000", true));
+        assert!(!allowed(
+            "http://evil.example/token",
+            "127.0.0.1:5000",
+            true
+        ));
+        assert!(!allowed(
+            "http://registry.example/token",
+            "registry.example",
+            false
+        ));
+        assert!(!allowed(
+            "ftp://registry.example/token",
+            "registry.example",
+            true
+        ));
+        assert!(!allowed("not a url", "registry.example", true));
+    }
 
     #[test]
     fn parses_bearer_and_basic_challenges() {

@@ -19,7 +19,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 
 use crate::progress::ProgressEvent;
-use crate::registry::auth::{Challenge, TokenCache, fetch_token};
+use crate::registry::auth::{Challenge, TokenCache, credentials_allowed_to, fetch_token};
 use crate::registry::config::ClientConfig;
 use crate::registry::credentials::Credential;
 use crate::{Error, Result, is_loopback_host};
@@ -302,7 +302,21 @@ impl RegistryClient {
                 let token = match cached {
                     Some(t) => t,
                     None => {
-                        let credential = self.credential(&target.registry)?;
+                        let mut credential = self.credential(&target.registry)?;
+                        let plain_allowed = is_loopback_host(&target.api_host)
+                            || self.is_insecure(&target.api_host);
+                        let withheld =
+                            match credentials_allowed_to(&realm, &target.api_host, plain_allowed) {
+                                Err(why) if credential.is_some() => {
+                                    tracing::warn!(
+                                        registry = %target.registry,
+                                        "credentials withheld from the token service: {why}"
+                                    );
+                                    credential = None;
+                                    Some(why)
+                                }
+                                _ => None,
+                            };
                         let (token, lifetime) = fetch_token(
                             self.http_for_url(&realm),
                             &target.registry,
@@ -310,6 +324,7 @@ impl RegistryClient {
                             service.as_deref(),
                             &target.scope,
                             credential.as_ref(),
+                            withheld.as_deref(),
                         )
                         .await?;
                         self.tokens
@@ -385,7 +400,7 @@ pub(crate) fn is_transient(error: &reqwest::Error) -> bool {
 /// An error for an unexpected answer, with the start of its body.
 pub(crate) async fn status_error(method: &str, url: &str, response: Response) -> Error {
     let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
+    let body = crate::limits::read_error_body(response).await;
     Error::Registry {
         method: method.to_owned(),
         url: url.to_owned(),

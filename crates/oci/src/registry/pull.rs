@@ -8,6 +8,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
+use crate::limits::{MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, read_body};
 use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
 use crate::media_type::{self, Kind};
 use crate::registry::blob::ExpectedDiffId;
@@ -89,14 +90,7 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
             .unwrap_or_default();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| Error::Http {
-                url: url.clone(),
-                source,
-            })?
-            .to_vec();
+        let bytes = read_body(response, MAX_MANIFEST_BYTES, "the manifest", &url).await?;
         let digest = match what.parse::<Digest>() {
             Ok(expected) => {
                 expected.verify(&bytes)?;
@@ -218,6 +212,12 @@ impl RegistryClient {
     ) -> Result<()> {
         let config_descriptor = manifest.config().clone();
         let config_digest = descriptor_digest(&config_descriptor)?;
+        if config_descriptor.size() > MAX_CONFIG_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("the image config {config_digest} of {reference}"),
+                limit: MAX_CONFIG_BYTES,
+            });
+        }
         let check = self.config.verify_diff_ids
             && matches!(
                 media_type::kind(config_descriptor.media_type().as_ref()),

@@ -28,10 +28,19 @@ impl RegistryClient {
                 return Err(status_error("GET", &url, response).await);
             }
             let next = next_link(&response).map(|l| absolute(&base, &l));
-            let json: serde_json::Value = response.json().await.map_err(|source| Error::Http {
-                url: url.clone(),
-                source,
-            })?;
+            let body = crate::limits::read_body(
+                response,
+                crate::limits::MAX_TAG_LIST_BYTES,
+                "the tag list",
+                &url,
+            )
+            .await?;
+            let json: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| Error::InvalidDocument {
+                    what: url.clone(),
+                    kind: "tag list",
+                    reason: e.to_string(),
+                })?;
             tags.extend(
                 json["tags"]
                     .as_array()

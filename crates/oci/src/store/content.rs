@@ -111,14 +111,17 @@ impl ContentStore {
         })
     }
 
-    /// Reads a whole stored blob (for manifests and configs).
+    /// Reads a whole stored blob (for manifests and configs), refusing one
+    /// larger than [`MAX_CONFIG_BYTES`](crate::limits::MAX_CONFIG_BYTES):
+    /// layers are opened with [`ContentStore::open_blob`] and streamed.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
         let path = self.blob_path(digest);
-        self.open_blob(digest)?
-            .read_to_end(&mut bytes)
-            .at("read", path)?;
-        Ok(bytes)
+        crate::limits::read_limited(
+            self.open_blob(digest)?,
+            crate::limits::MAX_CONFIG_BYTES,
+            &format!("the stored blob {digest} (read as a manifest or config)"),
+        )?
+        .at("read", path)
     }
 
     /// Stores `bytes`, checking them against `digest`.

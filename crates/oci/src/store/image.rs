@@ -8,7 +8,6 @@ use std::path::Path;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use serde_json::Value;
 
-use crate::error::IoContext;
 use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
 use crate::store::ContentStore;
 use crate::{Digest, Error, Platform, Result};
@@ -181,7 +180,8 @@ impl ImageStore {
     /// Reads `index.json` as JSON (unknown fields kept).
     pub(crate) fn read_index(&self) -> Result<Value> {
         let path = self.content.root().join("index.json");
-        let bytes = std::fs::read(&path).at("read", &path)?;
+        let bytes =
+            crate::limits::read_file(&path, crate::limits::MAX_JSON_FILE_BYTES, "the store's")?;
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidDocument {
             what: path.display().to_string(),
             kind: "image index",
