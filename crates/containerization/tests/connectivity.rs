@@ -4,7 +4,7 @@
 //! need a VM on the other side); the test runs in a namespace of its own.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -391,4 +391,196 @@ async fn a_flushed_ruleset_is_rebuilt_when_a_container_comes_or_goes() {
     manager.detach("flush", &two).await.unwrap();
     manager.remove("flush").await.unwrap();
     assert_eq!(snapshot(), before, "teardown left the host as it was");
+}
+
+/// Whether `argv` succeeds in `guest`.
+fn succeeds(guest: &NamedNetns, argv: &[&str]) -> bool {
+    guest.exec(argv).is_ok()
+}
+
+/// A Python program sending `text` in one UDP datagram to 127.0.0.1:`port`.
+fn udp_send(text: &str, port: &str) -> String {
+    format!(
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'{text}', ('127.0.0.1', {port}))"
+    )
+}
+
+/// Routes 127.0.0.0/8 from `guest` out of `device` to `via`, as a hostile
+/// guest or LAN neighbour would (its own loopback routes put aside).
+fn route_loopback_out(guest: &NamedNetns, device: &str, via: &str) {
+    guest
+        .exec(&["ip", "link", "set", "lo", "down"])
+        .expect("lo down");
+    for local in ["127.0.0.1", "127.0.0.0/8"] {
+        let _ = guest.exec(&["ip", "route", "del", "table", "local", "local", local]);
+    }
+    let setting = format!("echo 1 > /proc/sys/net/ipv4/conf/{device}/route_localnet");
+    guest.exec(&["sh", "-c", &setting]).expect("route_localnet");
+    guest
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.0/8",
+            "via",
+            via,
+            "dev",
+            device,
+        ])
+        .expect("loopback route");
+}
+
+#[tokio::test]
+async fn guests_cannot_spoof_cross_networks_or_reach_loopback_and_lan_cannot_reach_loopback_ports()
+{
+    enter_new_network_namespace().unwrap();
+    run("ip", &["link", "set", "lo", "up"]);
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager
+        .create("one", Some("10.78.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
+    manager
+        .create("two", Some("10.79.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
+    let guests = [
+        NamedNetns::new().unwrap(),
+        NamedNetns::new().unwrap(),
+        NamedNetns::new().unwrap(),
+    ];
+    let mut attachments = Vec::new();
+    for (i, (guest, network)) in guests.iter().zip(["one", "one", "two"]).enumerate() {
+        let ports: Vec<_> = if i == 0 {
+            vec![
+                "127.0.0.1:8082:80".parse().unwrap(),
+                "127.0.0.1:8083:81/udp".parse().unwrap(),
+            ]
+        } else {
+            vec![]
+        };
+        let file = guest.open().unwrap();
+        let attachment = manager
+            .attach(
+                network,
+                &format!("g{i}").parse().unwrap(),
+                Endpoint::Veth {
+                    namespace: file.as_fd(),
+                },
+                &ports,
+            )
+            .await
+            .unwrap();
+        configure(guest, &attachment);
+        attachments.push(attachment);
+    }
+    let [a, b, c] = &guests;
+    let a_ip = attachments[0].address.addr().to_string();
+    let b_dev = attachments[1].guest_device.clone().unwrap();
+    let ping = |from: &NamedNetns, extra: &[&str], to: &str| {
+        let mut argv = vec!["busybox", "ping", "-c", "1", "-W", "2"];
+        argv.extend_from_slice(extra);
+        argv.push(to);
+        succeeds(from, &argv)
+    };
+
+    let mut exposed = Vec::new();
+    // Its own addresses pass; another source address or MAC does not.
+    assert!(ping(b, &[], &a_ip), "b reaches a from its own address");
+    b.exec(&["ip", "addr", "add", "10.78.0.99/24", "dev", &b_dev])
+        .unwrap();
+    if ping(b, &["-I", "10.78.0.99"], &a_ip) {
+        exposed.push("a spoofed IPv4 source passed");
+    }
+    b.exec(&["ip", "addr", "del", "10.78.0.99/24", "dev", &b_dev])
+        .unwrap();
+    let own_mac = attachments[1].mac.to_string();
+    b.exec(&["ip", "link", "set", &b_dev, "address", "02:00:00:00:00:99"])
+        .unwrap();
+    b.exec(&["ip", "neigh", "flush", "all"]).unwrap();
+    if ping(b, &[], &a_ip) {
+        exposed.push("a spoofed MAC passed");
+    }
+    b.exec(&["ip", "link", "set", &b_dev, "address", &own_mac])
+        .unwrap();
+    b.exec(&["ip", "neigh", "flush", "all"]).unwrap();
+
+    // Networks are isolated from each other.
+    if ping(c, &[], &a_ip) {
+        exposed.push("network two reached network one");
+    }
+
+    // A guest cannot reach the host's loopback services. UDP shows it in one
+    // packet (a TCP answer from 127.0.0.1 could not leave by the bridge).
+    let service = UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+    service
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let port = service.local_addr().unwrap().port().to_string();
+    route_loopback_out(b, &b_dev, &attachments[1].gateway.to_string());
+    let _ = b.exec(&["python3", "-c", &udp_send("from-a-guest", &port)]);
+    let mut buf = [0u8; 64];
+    if service.recv(&mut buf).is_ok() {
+        exposed.push("a guest reached the host's 127.0.0.1");
+    }
+
+    // A LAN neighbour cannot reach a port published on 127.0.0.1, which the
+    // host itself reaches.
+    let script = state.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hello from a\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut web = a
+        .command("busybox")
+        .args(["nc", "-ll", "-p", "80", "-e"])
+        .arg(&script)
+        .spawn()
+        .unwrap();
+    assert_eq!(read_from("127.0.0.1:8082"), "hello from a\n");
+    web.kill().unwrap();
+    web.wait().unwrap();
+    let sink = a
+        .command("python3")
+        .args([
+            "-c",
+            "import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('0.0.0.0', 81))\n\
+             s.settimeout(6)\n\
+             print(s.recv(64))",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lan = NamedNetns::new().unwrap();
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "czlan0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "czlan1",
+            "netns",
+            lan.name(),
+        ],
+    );
+    run("ip", &["addr", "add", "192.168.79.1/24", "dev", "czlan0"]);
+    run("ip", &["link", "set", "czlan0", "up"]);
+    lan.exec(&["ip", "addr", "add", "192.168.79.2/24", "dev", "czlan1"])
+        .unwrap();
+    lan.exec(&["ip", "link", "set", "czlan1", "up"]).unwrap();
+    assert!(ping(&lan, &[], "192.168.79.1"), "the LAN link works");
+    route_loopback_out(&lan, "czlan1", "192.168.79.1");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = lan.exec(&["python3", "-c", &udp_send("from-the-lan", "8083")]);
+    let got = sink.wait_with_output().unwrap();
+    if String::from_utf8_lossy(&got.stdout).contains("from-the-lan") {
+        exposed.push("a LAN neighbour reached a port published on 127.0.0.1");
+    }
+    assert!(exposed.is_empty(), "{exposed:?}");
 }

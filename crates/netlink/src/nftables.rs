@@ -49,6 +49,8 @@ pub enum TableFamily {
     Ip6,
     /// `inet`: IPv4 and IPv6.
     Inet,
+    /// `bridge`: frames crossing a bridge.
+    Bridge,
 }
 
 impl TableFamily {
@@ -56,6 +58,7 @@ impl TableFamily {
         match self {
             Self::Inet => 1,
             Self::Ip => 2,
+            Self::Bridge => 7,
             Self::Ip6 => 10,
         }
     }

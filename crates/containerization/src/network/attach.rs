@@ -19,6 +19,7 @@ use containerization_netlink::{MacAddress, NetlinkError};
 use ipnet::{Ipv4Net, Ipv6Net};
 use sha2::{Digest, Sha256};
 
+use super::guard::{self, Guest};
 use super::tap_pool::{TAP_PREFIX, tap_name};
 use super::{Lease, NetworkManager, PublishedPort, nft};
 use crate::{ContainerId, Error, state_file};
@@ -69,6 +70,15 @@ fn names(container: &ContainerId) -> (String, MacAddress) {
     (hex, MacAddress::local_from_seed(seed))
 }
 
+/// What a lease lets its guest send from, when it has a device.
+fn guest_of(lease: &Lease) -> Option<Guest> {
+    Some(Guest {
+        device: lease.device.clone()?,
+        mac: names(&lease.container).1,
+        address: lease.address,
+    })
+}
+
 impl NetworkManager {
     /// Leases an address on `network` for `container`, gives it its device on
     /// the bridge and publishes `ports`. Nothing is left behind on error.
@@ -108,9 +118,20 @@ impl NetworkManager {
                     Some(guest)
                 }
             };
-            if !ports.is_empty()
-                && let Err(error) = self.publish(ports, lease.address)
-            {
+            let guest = Guest {
+                device: device.clone(),
+                mac,
+                address: lease.address,
+            };
+            let admitted = self.admit(&guest).and_then(|()| {
+                if ports.is_empty() {
+                    Ok(())
+                } else {
+                    self.publish(ports, lease.address)
+                }
+            });
+            if let Err(error) = admitted {
+                let _ = self.nftables().and_then(|s| guard::forbid(s, &guest));
                 self.return_device(&device).await?;
                 return Err(error);
             }
@@ -225,10 +246,29 @@ impl NetworkManager {
         }
     }
 
-    /// Unpublishes a lease's ports and returns its device; says whether the
-    /// table was missing and must be rebuilt once the lease is gone.
+    /// Lets a guest send from its addresses. When the table is missing it
+    /// is rebuilt from the leases on disk, which hold this guest already.
+    fn admit(&self, guest: &Guest) -> Result<(), Error> {
+        match self
+            .nftables()
+            .and_then(|socket| guard::admit(socket, guest))
+        {
+            Err(Error::Netlink(NetlinkError::NotFound { .. })) => self.sync_firewall(),
+            other => other,
+        }
+    }
+
+    /// Unpublishes a lease's ports, forbids its addresses and returns its
+    /// device; says whether the table was missing and must be rebuilt once
+    /// the lease is gone.
     async fn undo(&self, lease: &Lease) -> Result<bool, Error> {
         let mut rebuild = false;
+        if let Some(guest) = guest_of(lease) {
+            match guard::forbid(self.nftables()?, &guest) {
+                Err(Error::Netlink(NetlinkError::NotFound { .. })) => rebuild = true,
+                other => other?,
+            }
+        }
         if !lease.ports.is_empty() {
             match nft::unpublish(self.nftables()?, &lease.ports, lease.address) {
                 Err(Error::Netlink(NetlinkError::NotFound { .. })) => rebuild = true,
@@ -289,9 +329,11 @@ impl NetworkManager {
     pub(crate) fn sync_firewall(&self) -> Result<(), Error> {
         let networks = self.list()?;
         let mut ports = Vec::new();
+        let mut guests = Vec::new();
         for lease in self.all_leases()? {
             ports.extend(lease.ports.iter().map(|p| (*p, lease.address)));
+            guests.extend(guest_of(&lease));
         }
-        nft::apply(&nft::render(&networks, &ports))
+        nft::apply(&nft::render(&networks, &ports, &guests))
     }
 }

@@ -16,6 +16,7 @@
 
 mod attach;
 mod config;
+mod guard;
 mod ipam;
 mod manager;
 mod nft;

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 
 use containerization_netlink::{NftablesSocket, SetElementBatch, TableFamily};
 
+use super::guard::Guest;
 use super::{NetworkConfig, Protocol, PublishedPort};
 use crate::Error;
 
@@ -60,12 +61,17 @@ fn element_text(port: &PublishedPort, address: Ipv4Addr) -> String {
 }
 
 /// Renders the whole table for `networks` and the published `ports` (each
-/// with the container address it forwards to).
-pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Addr)]) -> String {
+/// with the container address it forwards to), and the `bridge` table that
+/// lets `guests` send only from their own addresses ([`super::guard`]).
+pub(crate) fn render(
+    networks: &[NetworkConfig],
+    ports: &[(PublishedPort, Ipv4Addr)],
+    guests: &[Guest],
+) -> String {
     // Creating then deleting makes the delete valid when the table is absent;
     // the `ip` table is the one earlier versions made.
     let mut text = String::new();
-    for family in ["ip", "inet"] {
+    for family in ["ip", "inet", "bridge"] {
         text.push_str(&format!(
             "table {family} {TABLE}\ndelete table {family} {TABLE}\n"
         ));
@@ -93,6 +99,16 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
         }
         text.push_str("\t}\n");
     }
+    // Packets for 127.0.0.0/8 that arrive on any interface but `lo` are
+    // dropped before conntrack and NAT: our bridges carry loopback sources
+    // (`route_localnet`, for ports published on 127.0.0.1), which would
+    // otherwise let a guest reach the host's loopback services
+    // (CVE-2020-8558), and the DNAT of a port published on 127.0.0.1 would
+    // let a LAN neighbour reach it (as Docker fixed in 28.0).
+    text.push_str(
+        "\tchain loopback_guard {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\
+         \t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop\n\t}\n",
+    );
     let dnat = "\t\tdnat ip to ip daddr . tcp dport map @published_tcp_at\n\
                 \t\tdnat ip to ip daddr . udp dport map @published_udp_at\n\
                 \t\tfib daddr type local dnat ip to tcp dport map @published_tcp\n\
@@ -124,6 +140,22 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
     text.push_str(
         "\t}\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n",
     );
+    // Networks are isolated from each other, as Docker's are: a packet from
+    // one bridge to another is dropped, unless it was sent to a published
+    // port (DNAT), which any client may reach.
+    let bridges: Vec<String> = networks
+        .iter()
+        .map(|n| format!("\"{}\"", n.bridge))
+        .collect();
+    if bridges.len() > 1 {
+        let all = bridges.join(", ");
+        text.push_str("\t\tct status dnat accept\n");
+        for bridge in &bridges {
+            text.push_str(&format!(
+                "\t\tiifname {bridge} oifname {{ {all} }} oifname != {bridge} drop\n"
+            ));
+        }
+    }
     for network in networks {
         let bridge = &network.bridge;
         text.push_str(&format!(
@@ -131,6 +163,7 @@ pub(crate) fn render(networks: &[NetworkConfig], ports: &[(PublishedPort, Ipv4Ad
         ));
     }
     text.push_str("\t}\n}\n");
+    text.push_str(&super::guard::render(guests));
     text
 }
 
@@ -200,9 +233,9 @@ mod tests {
     #[test]
     fn no_networks_means_no_table() {
         assert_eq!(
-            render(&[], &[]),
+            render(&[], &[], &[]),
             format!(
-                "table ip {TABLE}\ndelete table ip {TABLE}\ntable inet {TABLE}\ndelete table inet {TABLE}\n"
+                "table ip {TABLE}\ndelete table ip {TABLE}\ntable inet {TABLE}\ndelete table inet {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n"
             )
         );
     }
@@ -218,7 +251,7 @@ mod tests {
                 Ipv4Addr::new(10, 88, 0, 3),
             ),
         ];
-        let text = render(&[net], &ports);
+        let text = render(&[net], &ports, &[]);
         assert!(text.contains("ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 masquerade"));
         assert!(text.contains("ip6 saddr fd00:88::/64 ip6 daddr != fd00:88::/64 masquerade"));
         assert!(text.contains("elements = { 8080 : 10.88.0.2 . 80 }"));
