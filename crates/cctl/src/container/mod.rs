@@ -2,6 +2,7 @@
 //! `start`, `ls`, `logs`, `stop`, `kill`, `rm`, `exec`, `inspect`, `stats`.
 
 mod attach;
+mod flags;
 mod list;
 mod options;
 mod run;
