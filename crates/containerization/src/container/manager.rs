@@ -273,6 +273,8 @@ impl ContainerManager {
     /// Cleans up after containers whose owner died while they ran (a
     /// foreground `cctl run` that was killed, say): their network is
     /// released, their state says exited (137), and auto-remove ones go.
+    /// One container that cannot be cleaned up is logged and left for its
+    /// own commands to report: it never blocks commands on the others.
     pub async fn reap_stale(&self) -> Result<(), Error> {
         for (config, state) in self.inner.store.list()? {
             let stale = matches!(
@@ -281,9 +283,13 @@ impl ContainerManager {
             ) || state.owner_pid.is_some();
             // Running or not, a live owner is still in charge of it.
             if stale && !state.owner_pid.is_some_and(super::record::process_alive) {
-                LinuxContainer::new(Arc::clone(&self.inner), config)
+                let (id, name) = (config.id.clone(), config.name.clone());
+                let reaped = LinuxContainer::new(Arc::clone(&self.inner), config)
                     .reap_stale(137)
-                    .await?;
+                    .await;
+                if let Err(error) = reaped {
+                    tracing::warn!(%id, %name, %error, "cannot clean up after a dead owner");
+                }
             }
         }
         Ok(())

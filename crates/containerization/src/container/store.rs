@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::record::{ContainerConfig, ContainerState};
+use super::record::{ContainerConfig, ContainerState, NetworkMode};
 use crate::{ContainerId, Error, state_file};
 
 /// The folder of every container.
@@ -130,6 +130,19 @@ impl ContainerStore {
         Ok(all)
     }
 
+    /// The containers whose configuration names network `network`, as
+    /// `(id, name)`: a network they need to start.
+    pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|(config, _)| {
+                matches!(&config.network, NetworkMode::Network(name) if name == network)
+            })
+            .map(|(config, _)| (config.id, config.name))
+            .collect())
+    }
+
     /// The container a user means by `name_or_id`: a name, a full id, or a
     /// prefix of one id.
     pub fn lookup(&self, name_or_id: &str) -> Result<ContainerId, Error> {
@@ -186,7 +199,6 @@ pub(crate) fn new_id() -> Result<ContainerId, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::record::NetworkMode;
 
     fn config(id: &ContainerId, name: &str, created_ms: u64) -> ContainerConfig {
         ContainerConfig {

@@ -1,0 +1,63 @@
+//! Faults a container's records survive, through the real `cctl` binary and
+//! real state files: a network removed under a container, an owner PID that
+//! now names an unrelated process, a truncated `state.json` or
+//! `config.json`, an image removed under a container. None of these boots a
+//! VM: `create` makes the records, the faults are injected into them.
+
+mod support;
+
+use support::World;
+
+/// `cctl create --name NAME flags… IMAGE true`, asserting it worked; the id.
+fn create(world: &World, name: &str, flags: &[&str]) -> String {
+    let mut args = vec!["create", "--name", name];
+    args.extend_from_slice(flags);
+    args.push(&world.image);
+    args.push("true");
+    let ran = world.cctl(&args);
+    assert_eq!(ran.code, 0, "create {name}: {ran:?}");
+    ran.stdout.trim().to_owned()
+}
+
+#[test]
+fn a_removed_network_blocks_only_its_own_container() {
+    let world = World::new();
+    assert_eq!(world.cctl(&["network", "create", "n1"]).code, 0);
+    create(&world, "orphan", &["--network", "n1"]);
+    create(&world, "bystander", &["--network", "none"]);
+
+    let refused = world.cctl(&["network", "rm", "n1"]);
+    assert_ne!(refused.code, 0, "n1 is in use: {refused:?}");
+    assert!(
+        refused.stderr.contains("orphan") && refused.stderr.contains("-f"),
+        "the message names the container and the way out: {refused:?}"
+    );
+    let forced = world.cctl(&["network", "rm", "-f", "n1"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+
+    // Its network fails the start before a VM is needed: no vminitd either.
+    let start: support::Ran = world
+        .command(&["start", "orphan"])
+        .env("CZ_VMINITD", "/bin/true")
+        .output()
+        .expect("cctl runs")
+        .into();
+    assert_eq!(start.code, 125, "{start:?}");
+    assert!(start.stderr.contains("n1"), "{start:?}");
+
+    let listed = world.cctl(&["ls", "-a"]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(
+        listed.stdout.contains("orphan") && listed.stdout.contains("bystander"),
+        "{listed:?}"
+    );
+    create(&world, "newcomer", &["--network", "none"]);
+    for name in ["orphan", "bystander"] {
+        let removed = world.cctl(&["rm", name]);
+        assert_eq!(removed.code, 0, "rm {name}: {removed:?}");
+    }
+    let forced = world.cctl(&["rm", "-f", "newcomer"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert!(world.container_folders().is_empty());
+    assert_eq!(world.leases(), 0);
+}
