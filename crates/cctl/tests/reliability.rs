@@ -61,3 +61,52 @@ fn a_removed_network_blocks_only_its_own_container() {
     assert!(world.container_folders().is_empty());
     assert_eq!(world.leases(), 0);
 }
+
+/// Rewrites container `id`'s `state.json` through `change`.
+fn edit_state(world: &World, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let path = world.containers_dir().join(id).join("state.json");
+    let text = std::fs::read_to_string(&path).expect("state.json");
+    let mut state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+    change(&mut state);
+    std::fs::write(&path, serde_json::to_vec(&state).expect("JSON")).expect("write state");
+}
+
+#[test]
+fn a_reused_owner_pid_is_not_trusted_nor_signalled() {
+    let world = World::new();
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep");
+    let pid = stranger.id();
+    // Two records claim the stranger as their running owner: one without a
+    // start time (written before they were recorded, or forged), one whose
+    // start time is another process's (the PID was reused).
+    for (name, start) in [("nostart", None), ("reused", Some(1u64))] {
+        let id = create(&world, name, &["--network", "none"]);
+        edit_state(&world, &id, |state| {
+            state["status"] = "running".into();
+            state["owner_pid"] = pid.into();
+            state["owner_start"] = start.into();
+            state["started_ms"] = 1u64.into();
+        });
+    }
+
+    let running = world.cctl(&["ls"]);
+    assert_eq!(running.code, 0, "{running:?}");
+    assert!(!running.stdout.contains("Up"), "{running:?}");
+    assert!(!running.stdout.contains("nostart"), "{running:?}");
+    let all = world.cctl(&["ls", "-a"]);
+    assert!(all.stdout.contains("Exited (137)"), "{all:?}");
+
+    let stopped = world.cctl(&["stop", "-t", "1", "nostart"]);
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    let removed = world.cctl(&["rm", "-f", "nostart", "reused"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    assert!(
+        stranger.try_wait().expect("try_wait").is_none(),
+        "the unrelated process was signalled"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}

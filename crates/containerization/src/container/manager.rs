@@ -282,7 +282,7 @@ impl ContainerManager {
                 super::Status::Running | super::Status::Starting
             ) || state.owner_pid.is_some();
             // Running or not, a live owner is still in charge of it.
-            if stale && !state.owner_pid.is_some_and(super::record::process_alive) {
+            if stale && !state.owner_alive() {
                 let (id, name) = (config.id.clone(), config.name.clone());
                 let reaped = LinuxContainer::new(Arc::clone(&self.inner), config)
                     .reap_stale(137)

@@ -12,6 +12,7 @@
 mod linux_container;
 mod log;
 mod manager;
+mod owner;
 mod process;
 mod record;
 mod sandbox;
