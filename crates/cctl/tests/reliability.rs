@@ -110,3 +110,77 @@ fn a_reused_owner_pid_is_not_trusted_nor_signalled() {
     let _ = stranger.kill();
     let _ = stranger.wait();
 }
+
+/// Cuts the file `name` of container `id`'s folder to half its length.
+fn truncate(world: &World, id: &str, name: &str) {
+    let path = world.containers_dir().join(id).join(name);
+    let text = std::fs::read(&path).expect("record file");
+    std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
+}
+
+#[test]
+fn truncated_records_are_listed_dead_and_removed_with_what_they_held() {
+    let world = World::new();
+    assert_eq!(world.cctl(&["network", "create", "n1"]).code, 0);
+    let config_cut = create(&world, "configcut", &["--network", "n1"]);
+    let state_cut = create(&world, "statecut", &["--network", "n1"]);
+    let healthy = create(&world, "healthy", &["--network", "none"]);
+    // What a run would have held: a lease on n1 each, and a VM run folder.
+    let inspected = world.cctl(&["network", "inspect", "n1"]);
+    let network: serde_json::Value = serde_json::from_str(&inspected.stdout).expect("JSON");
+    let subnet = network["network"]["subnet"].as_str().expect("subnet");
+    let base = subnet.rsplit_once(".0/").expect("a /24").0;
+    let leases = serde_json::json!([
+        { "container": config_cut, "address": format!("{base}.10") },
+        { "container": state_cut, "address": format!("{base}.11") },
+    ]);
+    let lease_file = world.root.path().join("network/leases-n1.json");
+    std::fs::write(&lease_file, leases.to_string()).expect("leases");
+    assert_eq!(world.leases(), 2);
+    let run_dir = std::path::Path::new("/run/containerization/vm").join(&config_cut[..16]);
+    std::fs::create_dir_all(&run_dir).expect("run folder");
+
+    truncate(&world, &config_cut, "config.json");
+    truncate(&world, &state_cut, "state.json");
+
+    let listed = world.cctl(&["ls", "-a"]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let dead: Vec<&str> = listed
+        .stdout
+        .lines()
+        .filter(|l| l.contains("Dead"))
+        .collect();
+    assert_eq!(dead.len(), 2, "{listed:?}");
+    assert!(
+        dead.iter().any(|l| l.starts_with(&config_cut[..12])),
+        "{listed:?}"
+    );
+    assert!(dead.iter().any(|l| l.ends_with("statecut")), "{listed:?}");
+    assert!(listed.stdout.contains("healthy"), "{listed:?}");
+    let quiet = world.cctl(&["ls", "-aq"]);
+    assert_eq!(quiet.stdout.lines().count(), 3, "{quiet:?}");
+    let running = world.cctl(&["ls"]);
+    assert!(!running.stdout.contains("Dead"), "{running:?}");
+
+    for name in [config_cut.as_str(), "statecut"] {
+        let inspect = world.cctl(&["inspect", name]);
+        assert_eq!(inspect.code, 0, "{inspect:?}");
+        assert!(inspect.stdout.contains("\"dead\""), "{inspect:?}");
+        let logs = world.cctl(&["logs", name]);
+        assert_eq!(logs.code, 1, "{logs:?}");
+        assert!(
+            logs.stderr.contains("is dead") && logs.stderr.contains("cctl rm"),
+            "the way out is named: {logs:?}"
+        );
+    }
+
+    let removed = world.cctl(&["rm", &config_cut]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let forced = world.cctl(&["rm", "-f", "statecut"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert_eq!(world.container_folders(), [healthy]);
+    assert_eq!(world.leases(), 0, "their leases were released");
+    assert!(!run_dir.exists(), "the VM run folder went");
+    assert_eq!(world.cctl(&["rm", "healthy"]).code, 0);
+    assert_eq!(world.cctl(&["network", "rm", "n1"]).code, 0);
+}

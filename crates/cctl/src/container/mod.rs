@@ -199,7 +199,7 @@ impl ContainerCommand {
             }
             Self::Rm { force, containers } => {
                 for name in containers {
-                    manager.get(&name)?.delete(force).await?;
+                    manager.remove(&name, force).await?;
                     println!("{name}");
                 }
                 Ok(0)
