@@ -11,6 +11,7 @@
 
 mod container;
 mod image;
+mod image_in_use;
 mod kernel;
 mod login;
 mod network;

@@ -184,3 +184,38 @@ fn truncated_records_are_listed_dead_and_removed_with_what_they_held() {
     assert_eq!(world.cctl(&["rm", "healthy"]).code, 0);
     assert_eq!(world.cctl(&["network", "rm", "n1"]).code, 0);
 }
+
+#[test]
+fn image_rm_refuses_an_image_a_container_uses_unless_forced() {
+    let world = World::new();
+    let id = create(&world, "user", &["--network", "none"]);
+    let refused = world.cctl_on_host(&["image", "rm", &world.image]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("in use by container") && refused.stderr.contains(&id),
+        "{refused:?}"
+    );
+    let listed = world.cctl_on_host(&["image", "ls"]);
+    assert!(
+        listed.stdout.contains(&world.image),
+        "still there: {listed:?}"
+    );
+
+    // One of two names of the image may go: the other keeps it.
+    let alias = "localhost/alias:1";
+    assert_eq!(
+        world
+            .cctl_on_host(&["image", "tag", &world.image, alias])
+            .code,
+        0
+    );
+    assert_eq!(world.cctl_on_host(&["image", "rm", alias]).code, 0);
+
+    let forced = world.cctl_on_host(&["image", "rm", "-f", &world.image]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    let listed = world.cctl_on_host(&["image", "ls"]);
+    assert!(!listed.stdout.contains(&world.image), "{listed:?}");
+    let containers = world.cctl(&["ls", "-a"]);
+    assert!(containers.stdout.contains("user"), "{containers:?}");
+    assert_eq!(world.cctl(&["rm", "user"]).code, 0);
+}

@@ -213,6 +213,25 @@ impl ContainerStore {
             .collect())
     }
 
+    /// The containers made from image `name` (as the image store names it),
+    /// or from the manifest `digest`, as `(id, name)`; damaged ones too
+    /// where their configuration is readable.
+    pub fn using_image(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Vec<(ContainerId, String)>, Error> {
+        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|(config, _)| config)
+            .chain(damaged)
+            .filter(|config| config.image == name || config.manifest == digest)
+            .map(|config| (config.id, config.name))
+            .collect())
+    }
+
     /// The container a user means by `name_or_id`: a name, a full id, or a
     /// prefix of one id; damaged containers too, by id or by a name still
     /// readable.
