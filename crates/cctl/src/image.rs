@@ -103,6 +103,10 @@ pub enum ImageCommand {
     },
     /// Remove image names, then the blobs no image needs any more.
     Rm {
+        /// Remove the names even of images that containers were made from
+        /// (the containers keep their own root file systems).
+        #[arg(short, long)]
+        force: bool,
         /// The images.
         #[arg(required = true)]
         names: Vec<String>,
@@ -221,9 +225,12 @@ impl ImageCommand {
                 store.tag(&source, &target)?;
                 println!("{target}");
             }
-            Self::Rm { names } => {
+            Self::Rm { force, names } => {
                 for name in names {
                     let name = store_name(&store, &name);
+                    if !force {
+                        crate::image_in_use::refuse_if_in_use(root, &store, &name)?;
+                    }
                     store.untag(&name)?;
                     println!("untagged {name}");
                 }

@@ -11,6 +11,7 @@
 
 mod container;
 mod image;
+mod image_in_use;
 mod kernel;
 mod login;
 mod network;
@@ -56,8 +57,24 @@ enum Command {
     Container(container::ContainerCommand),
 }
 
+/// Docker's exit code for every error before a container runs, usage
+/// errors included (clap's own is 2).
+const USAGE_FAILED: u8 = 125;
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // `--help` and `--version` are "errors" to clap that print to
+            // standard output and succeed; real usage errors end with 125.
+            let _ = error.print();
+            return if error.use_stderr() {
+                std::process::ExitCode::from(USAGE_FAILED)
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
     if let Command::Container(command) = cli.command {
         // Container commands end with Docker's codes: the container's own,
         // 125 when the runtime fails, 126 or 127 when the program cannot run.

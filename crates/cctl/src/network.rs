@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::Context;
 use clap::Subcommand;
-use containerization::StateRoot;
 use containerization::network::NetworkManager;
+use containerization::{ContainerStore, StateRoot};
 use containerization_netlink::Netlink;
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -39,6 +39,11 @@ pub enum NetworkCommand {
     },
     /// Remove a network and its bridge (refused while containers use it).
     Rm {
+        /// Remove it although stopped containers are configured on it (they
+        /// cannot start until a network of that name exists again); running
+        /// ones still refuse it.
+        #[arg(short, long)]
+        force: bool,
         /// The networks' names.
         #[arg(required = true)]
         names: Vec<String>,
@@ -94,8 +99,28 @@ impl NetworkCommand {
                 let json = serde_json::json!({ "network": network, "leases": leases });
                 println!("{}", serde_json::to_string_pretty(&json)?);
             }
-            Self::Rm { names } => {
+            Self::Rm { force, names } => {
+                let containers =
+                    ContainerStore::new(root.path().join("containers"), root.run_dir());
                 for name in names {
+                    let users = containers.using_network(&name)?;
+                    if !force && !users.is_empty() {
+                        let users: Vec<String> = users
+                            .iter()
+                            .map(|(id, container)| {
+                                format!(
+                                    "{container} ({})",
+                                    id.as_str().get(..12).unwrap_or(id.as_str())
+                                )
+                            })
+                            .collect();
+                        anyhow::bail!(
+                            "network {name:?} is used by container {}; remove them first, \
+                             or remove it anyway with `cctl network rm -f {name}` (they \
+                             cannot start until it exists again)",
+                            users.join(", ")
+                        );
+                    }
                     manager.remove(&name).await?;
                     println!("{name}");
                 }

@@ -68,3 +68,42 @@ fn a_broken_kernel_entry_is_an_error_that_names_it() {
         "{stderr}"
     );
 }
+
+/// `cctl args…` with an empty state root: its exit code and standard error.
+fn code_of(args: &[&str]) -> (i32, String) {
+    let root = tempfile::tempdir().expect("state root");
+    let out = Command::new(env!("CARGO_BIN_EXE_cctl"))
+        .args(args)
+        .env("CZ_ROOT", root.path())
+        .output()
+        .expect("cctl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn usage_errors_exit_125_as_dockers_and_help_exits_0() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["run", "--bogus", "busybox"], "--bogus"),
+        (&["create", "-p", "99999:80", "busybox"], "99999"),
+        (&["run", "-p", "0", "busybox"], "\"0\""),
+        (&["run", "--memory", "-5m", "busybox"], "-5m"),
+        (&["run", "--memory=-5m", "busybox"], "positive"),
+        (&["run", "--cpus", "-1", "busybox"], "above 0"),
+        (&["create", "--cpus", "100000", "busybox"], "this host has"),
+        (&["image", "rm", "--bogus"], "--bogus"),
+    ];
+    for (args, says) in cases {
+        let (code, stderr) = code_of(args);
+        assert_eq!(code, 125, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should name {says}: {stderr}"
+        );
+    }
+    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
+        assert_eq!(code_of(args).0, 0, "{args:?}");
+    }
+}

@@ -127,6 +127,17 @@ pub enum Error {
     /// No container has that name or id.
     #[error("no such container: {0}")]
     ContainerNotFound(String),
+    /// A container's records cannot be read: it is listed as dead and can
+    /// only be removed.
+    #[error(
+        "container {id} is dead: {detail}; `cctl rm {id}` removes it and releases what it held"
+    )]
+    ContainerDamaged {
+        /// Its id.
+        id: String,
+        /// What is wrong with its records.
+        detail: String,
+    },
     /// A container of that name exists already.
     #[error("the container name {0:?} is already in use; remove it or choose another")]
     NameInUse(String),

@@ -25,9 +25,9 @@ mod state_root;
 
 pub use container::{
     ContainerConfig, ContainerManager, ContainerState, ContainerStore, CreateOptions,
-    DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, ExitStatus, LinuxContainer, LinuxProcess, LogReader,
-    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, log_tail,
-    parse_signal,
+    DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, DamagedContainer, ExitStatus, Found, LinuxContainer,
+    LinuxProcess, LogReader, LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status,
+    StdioConfig, log_tail, parse_signal,
 };
 pub use container_id::ContainerId;
 pub use error::Error;

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use containerization::{ContainerConfig, ContainerManager, ContainerState, Status};
+use containerization::{
+    ContainerConfig, ContainerManager, ContainerState, DamagedContainer, Found, Status,
+};
 use serde_json::json;
 
 /// `cctl ls`.
@@ -72,9 +74,18 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
         .into_iter()
         .filter(|(_, state)| args.all || state.is_running())
         .collect();
+    // Docker lists dead containers with --all only.
+    let damaged = if args.all {
+        manager.list_damaged()?
+    } else {
+        Vec::new()
+    };
     if args.quiet {
         for (config, _) in rows {
-            println!("{}", &config.id.as_str()[..12]);
+            println!("{}", short(config.id.as_str()));
+        }
+        for dead in damaged {
+            println!("{}", short(dead.id.as_str()));
         }
         return Ok(0);
     }
@@ -90,7 +101,7 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
         };
         println!(
             "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {}",
-            &config.id.as_str()[..12],
+            short(config.id.as_str()),
             config.image,
             command_text(&config),
             format!("{} ago", ago(config.created_ms)),
@@ -100,14 +111,54 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
             config.name
         );
     }
+    for dead in damaged {
+        let config = dead.config.as_ref();
+        println!(
+            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {}",
+            short(dead.id.as_str()),
+            config.map_or("?", |c| c.image.as_str()),
+            config.map(command_text).unwrap_or_default(),
+            config.map_or_else(String::new, |c| format!("{} ago", ago(c.created_ms))),
+            "Dead",
+            "",
+            "",
+            config.map_or("", |c| c.name.as_str())
+        );
+    }
     Ok(0)
+}
+
+/// The first 12 digits of an id, as Docker shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// What `inspect` says of a container whose records cannot be read.
+fn inspect_damaged(dead: &DamagedContainer) -> serde_json::Value {
+    json!({
+        "Id": dead.id,
+        "Name": dead.config.as_ref().map(|c| c.name.clone()),
+        "Image": dead.config.as_ref().map(|c| c.image.clone()),
+        "State": {
+            "Status": "dead",
+            "Running": false,
+            "Dead": true,
+            "Error": dead.problem,
+        },
+    })
 }
 
 /// Prints containers as Docker-like JSON.
 pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i32> {
     let mut all = Vec::new();
     for name in names {
-        let container = manager.get(name)?;
+        let container = match manager.find(name)? {
+            Found::Container(container) => container,
+            Found::Damaged(dead) => {
+                all.push(inspect_damaged(&dead));
+                continue;
+            }
+        };
         let config = container.config();
         let state = container.state()?;
         let alive = state.is_running();
@@ -205,7 +256,7 @@ pub async fn stats(
             };
             println!(
                 "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5}  {:>21}",
-                &container.id().as_str()[..12],
+                short(container.id().as_str()),
                 container.config().name,
                 cpu,
                 format!("{} / {limit}", crate::image::bytes(s.memory_current_bytes)),

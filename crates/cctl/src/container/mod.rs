@@ -2,6 +2,7 @@
 //! `start`, `ls`, `logs`, `stop`, `kill`, `rm`, `exec`, `inspect`, `stats`.
 
 mod attach;
+mod flags;
 mod list;
 mod options;
 mod run;
@@ -198,7 +199,7 @@ impl ContainerCommand {
             }
             Self::Rm { force, containers } => {
                 for name in containers {
-                    manager.get(&name)?.delete(force).await?;
+                    manager.remove(&name, force).await?;
                     println!("{name}");
                 }
                 Ok(0)

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use containerization::network::PublishedPort;
 use containerization::{CreateOptions, NetworkMode, StateRoot, spec};
 use containerization_oci::Reference;
 use containerization_oci::store::ImageStore;
 
+use super::flags::{PortFlag, parse_cpus, parse_memory};
 use crate::image::{PlatformOptions, RegistryOptions, progress::Progress, store_name};
 
 /// When to pull the image.
@@ -55,18 +55,19 @@ pub struct CreateArgs {
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// CPUs for the container (its VM gets as many whole CPUs).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_cpus, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// Memory limit, such as 512m or 1g (its VM gets this plus room for the
     /// guest kernel).
-    #[arg(short, long)]
-    pub memory: Option<String>,
+    #[arg(short, long, value_parser = parse_memory, allow_hyphen_values = true)]
+    pub memory: Option<u64>,
     /// The network: a name from `cctl network ls`, or none.
     #[arg(long)]
     pub network: Option<String>,
-    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp].
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], or
+    /// CONTAINER_PORT[/tcp|/udp] for a free host port.
     #[arg(short, long = "publish", value_name = "PORT")]
-    pub publish: Vec<PublishedPort>,
+    pub publish: Vec<PortFlag>,
     /// Mount the root file system read-only.
     #[arg(long)]
     pub read_only: bool,
@@ -97,7 +98,12 @@ impl CreateArgs {
     /// The container's options, the image pulled as the policy says.
     pub async fn options(&self, root: &StateRoot) -> anyhow::Result<CreateOptions> {
         let image = self.ensure_image(root).await?;
-        let memory_bytes = self.memory.as_deref().map(spec::parse_memory).transpose()?;
+        let memory_bytes = self.memory;
+        let ports = self
+            .publish
+            .iter()
+            .map(PortFlag::resolve)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let network = match self.network.as_deref() {
             None => None,
             Some("none") => Some(NetworkMode::None),
@@ -123,7 +129,7 @@ impl CreateArgs {
                 },
             },
             network,
-            ports: self.publish.clone(),
+            ports,
             dns: self.dns.clone(),
             kernel: self.kernel.clone(),
             auto_remove: self.rm,

@@ -12,8 +12,9 @@ use containerization_agent::{AgentClient, Connector, HybridVsockConnector};
 use containerization_vmm::{VirtualMachine, VsockEndpoint};
 
 use super::manager::Inner;
+use super::owner;
 use super::process::{ExitStatus, LinuxProcess, StdioConfig};
-use super::record::{ContainerConfig, ContainerState, Status, now_ms, process_alive};
+use super::record::{ContainerConfig, ContainerState, Status, now_ms};
 use super::sandbox::{self, BootContext, Sandbox};
 use crate::{ContainerId, Error, spec};
 
@@ -131,7 +132,7 @@ impl LinuxContainer {
         store.update(&id, |s| {
             *s = ContainerState::created();
             s.status = Status::Starting;
-            s.owner_pid = Some(std::process::id());
+            s.set_owner_to_this_process();
         })?;
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
         let networks = self.inner.networks().await;
@@ -249,6 +250,7 @@ impl LinuxContainer {
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
         store.update(&id, |s| {
             s.owner_pid = None;
+            s.owner_start = None;
             s.vsock = None;
             s.address = None;
             s.tap = None;
@@ -334,7 +336,7 @@ impl LinuxContainer {
                 Err(Error::ContainerNotFound(_)) => return Ok(true),
                 Err(error) => return Err(error),
             };
-            if state.owner_pid.is_none_or(|pid| !process_alive(pid)) {
+            if !state.owner_alive() {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -345,20 +347,26 @@ impl LinuxContainer {
     }
 
     /// Kills the process that owns the VM (QEMU dies with it) and cleans up
-    /// after it.
+    /// after it. Only a process proven to be the owner (its PID and start
+    /// time) is signalled.
     async fn kill_owner(&mut self) -> Result<(), Error> {
         let state = self.inner.store.state(&self.config.id)?;
         if let Some(pid) = state.owner_pid
             && pid != std::process::id()
-            && process_alive(pid)
-            && let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed())
         {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            for _ in 0..100 {
-                if !process_alive(pid.as_raw_nonzero().get().cast_unsigned()) {
-                    break;
+            match owner::kill(pid, state.owner_start) {
+                Ok(true) => {
+                    for _ in 0..100 {
+                        if !state.owner_alive() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(pid, %error, container = %self.config.id, "cannot kill its owner");
+                }
             }
         }
         self.reap_stale(137).await
@@ -373,7 +381,7 @@ impl LinuxContainer {
             Err(Error::ContainerNotFound(_)) => return Ok(()),
             Err(error) => return Err(error),
         };
-        if state.owner_pid.is_some_and(process_alive) {
+        if state.owner_alive() {
             return Ok(());
         }
         if matches!(state.status, Status::Running | Status::Starting) || state.owner_pid.is_some() {

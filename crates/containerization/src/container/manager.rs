@@ -11,7 +11,7 @@ use containerization_oci::{Digest, Platform};
 
 use super::record::{ContainerConfig, NetworkMode, now_ms};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
-use super::store::{ContainerStore, new_id};
+use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
 use crate::network::{NetworkManager, PublishedPort};
 use crate::rootfs::{RootfsCache, writable_clone};
@@ -75,6 +75,15 @@ impl Inner {
             .await
             .as_ref()
     }
+}
+
+/// What a name or id a user gave stands for.
+#[derive(Debug)]
+pub enum Found {
+    /// A container with readable records.
+    Container(Box<LinuxContainer>),
+    /// A container whose records cannot be read: it can only be removed.
+    Damaged(Box<DamagedContainer>),
 }
 
 /// Makes, finds and lists containers under one state root.
@@ -258,21 +267,57 @@ impl ContainerManager {
     }
 
     /// The container a user means by `name_or_id` (a name, an id or an id's
-    /// unique prefix).
+    /// unique prefix); a damaged one is [`Error::ContainerDamaged`].
     pub fn get(&self, name_or_id: &str) -> Result<LinuxContainer, Error> {
-        let id = self.inner.store.lookup(name_or_id)?;
-        let config = self.inner.store.config(&id)?;
-        Ok(LinuxContainer::new(Arc::clone(&self.inner), config))
+        match self.find(name_or_id)? {
+            Found::Container(container) => Ok(*container),
+            Found::Damaged(damaged) => Err(Error::ContainerDamaged {
+                id: damaged.id.to_string(),
+                detail: damaged.problem.clone(),
+            }),
+        }
     }
 
-    /// Every container with its state, oldest first.
+    /// The container a user means by `name_or_id`, sound or damaged.
+    pub fn find(&self, name_or_id: &str) -> Result<Found, Error> {
+        let id = self.inner.store.lookup(name_or_id)?;
+        match self.inner.store.record(&id) {
+            Record::Sound(config, _) => Ok(Found::Container(Box::new(LinuxContainer::new(
+                Arc::clone(&self.inner),
+                config,
+            )))),
+            Record::Damaged(damaged) => Ok(Found::Damaged(Box::new(damaged))),
+            Record::InFlux => Err(Error::ContainerNotFound(name_or_id.to_owned())),
+        }
+    }
+
+    /// Removes the container a user means by `name_or_id` (see
+    /// [`LinuxContainer::delete`]); a damaged one goes with what it held
+    /// released as far as can be known, its live owner killed only with
+    /// `force`.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+        match self.find(name_or_id)? {
+            Found::Container(container) => container.delete(force).await,
+            Found::Damaged(damaged) => super::damaged::remove(&self.inner, &damaged, force).await,
+        }
+    }
+
+    /// Every container with its state, oldest first (damaged ones are in
+    /// [`Self::list_damaged`]).
     pub fn list(&self) -> Result<Vec<(ContainerConfig, ContainerState)>, Error> {
         self.inner.store.list()
+    }
+
+    /// Every container whose records cannot be read (Docker's `Dead`).
+    pub fn list_damaged(&self) -> Result<Vec<DamagedContainer>, Error> {
+        self.inner.store.list_damaged()
     }
 
     /// Cleans up after containers whose owner died while they ran (a
     /// foreground `cctl run` that was killed, say): their network is
     /// released, their state says exited (137), and auto-remove ones go.
+    /// One container that cannot be cleaned up is logged and left for its
+    /// own commands to report: it never blocks commands on the others.
     pub async fn reap_stale(&self) -> Result<(), Error> {
         for (config, state) in self.inner.store.list()? {
             let stale = matches!(
@@ -280,10 +325,14 @@ impl ContainerManager {
                 super::Status::Running | super::Status::Starting
             ) || state.owner_pid.is_some();
             // Running or not, a live owner is still in charge of it.
-            if stale && !state.owner_pid.is_some_and(super::record::process_alive) {
-                LinuxContainer::new(Arc::clone(&self.inner), config)
+            if stale && !state.owner_alive() {
+                let (id, name) = (config.id.clone(), config.name.clone());
+                let reaped = LinuxContainer::new(Arc::clone(&self.inner), config)
                     .reap_stale(137)
-                    .await?;
+                    .await;
+                if let Err(error) = reaped {
+                    tracing::warn!(%id, %name, %error, "cannot clean up after a dead owner");
+                }
             }
         }
         Ok(())

@@ -7,11 +7,15 @@
 //!   and deletes one; [`LinuxProcess`] is one of its processes;
 //! - its configuration and state live under `containers/<id>/` and survive
 //!   the process that made them ([`ContainerStore`]); a detached container's
-//!   output goes to a log ([`LogWriter`], [`LogReader`]).
+//!   output goes to a log ([`LogWriter`], [`LogReader`]);
+//! - a container whose records cannot be read is listed as dead
+//!   ([`DamagedContainer`]) and can still be removed.
 
+mod damaged;
 mod linux_container;
 mod log;
 mod manager;
+mod owner;
 mod process;
 mod record;
 mod sandbox;
@@ -20,8 +24,8 @@ mod store;
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
 pub use manager::{
-    ContainerManager, CreateOptions, DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, parse_signal,
+    ContainerManager, CreateOptions, DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, Found, parse_signal,
 };
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub use record::{ContainerConfig, ContainerState, NetworkMode, Status};
-pub use store::ContainerStore;
+pub use store::{ContainerStore, DamagedContainer};

@@ -94,6 +94,11 @@ pub struct ContainerState {
     /// The host process that owns its VM while it runs (`cctl run`, or the
     /// monitor of a detached container).
     pub owner_pid: Option<u32>,
+    /// When that owner started (field 22 of `/proc/<pid>/stat`, clock ticks
+    /// since boot): the PID is the owner only while this matches, since PIDs
+    /// are reused. A record without it has no owner that can be trusted.
+    #[serde(default)]
+    pub owner_start: Option<u64>,
     /// The VM's hybrid vsock socket, through which any process reaches its
     /// agent, while it runs.
     pub vsock: Option<PathBuf>,
@@ -119,6 +124,7 @@ impl ContainerState {
         Self {
             status: Status::Created,
             owner_pid: None,
+            owner_start: None,
             vsock: None,
             address: None,
             tap: None,
@@ -132,19 +138,21 @@ impl ContainerState {
 
     /// Whether it runs now: its status says so and its owner lives.
     pub fn is_running(&self) -> bool {
-        matches!(self.status, Status::Running | Status::Starting)
-            && self.owner_pid.is_some_and(process_alive)
+        matches!(self.status, Status::Running | Status::Starting) && self.owner_alive()
     }
-}
 
-/// Whether process `pid` exists (and is not a zombie).
-pub(crate) fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
+    /// Whether its recorded owner still lives: the PID names a live process
+    /// that started when the owner did (a reused PID is not the owner).
+    pub fn owner_alive(&self) -> bool {
+        self.owner_pid
+            .is_some_and(|pid| super::owner::is_alive(pid, self.owner_start))
+    }
+
+    /// Records this process as its owner.
+    pub(crate) fn set_owner_to_this_process(&mut self) {
+        let pid = std::process::id();
+        self.owner_pid = Some(pid);
+        self.owner_start = super::owner::start_time(pid);
     }
 }
 
@@ -161,20 +169,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_process_is_alive_and_a_reaped_child_is_not() {
-        assert!(process_alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_alive(pid));
-    }
-
-    #[test]
     fn a_running_state_without_a_live_owner_is_not_running() {
         let mut state = ContainerState::created();
         state.status = Status::Running;
-        state.owner_pid = Some(std::process::id());
+        state.set_owner_to_this_process();
         assert!(state.is_running());
+        state.owner_start = state.owner_start.map(|start| start + 1);
+        assert!(!state.is_running(), "the PID now names another process");
         state.owner_pid = Some(u32::MAX - 1);
         assert!(!state.is_running());
     }

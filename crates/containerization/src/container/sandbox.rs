@@ -316,7 +316,7 @@ pub(crate) fn etc_mounts() -> serde_json::Value {
 }
 
 /// Releases what [`boot`] took on the host for `id` (the VM is stopped by
-/// its owner).
+/// its owner). A network removed meanwhile holds nothing of it any more.
 pub(crate) async fn release_network(
     networks: Option<&NetworkManager>,
     network: &NetworkMode,
@@ -324,7 +324,7 @@ pub(crate) async fn release_network(
 ) -> Result<(), Error> {
     if let (NetworkMode::Network(name), Some(networks)) = (network, networks) {
         match networks.detach(name, id).await {
-            Ok(()) | Err(Error::NotAttached { .. }) => {}
+            Ok(()) | Err(Error::NotAttached { .. } | Error::NetworkNotFound(_)) => {}
             Err(error) => return Err(error),
         }
     }

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::record::{ContainerConfig, ContainerState};
+use super::record::{ContainerConfig, ContainerState, NetworkMode};
 use crate::{ContainerId, Error, state_file};
 
 /// The folder of every container.
@@ -60,8 +60,13 @@ impl ContainerStore {
     /// Records a new container, refusing a name already taken.
     pub fn create(&self, config: &ContainerConfig) -> Result<(), Error> {
         let _lock = state_file::lock(&self.dir.join(".lock"))?;
-        for (existing, _) in self.list()? {
-            if existing.name == config.name {
+        for record in self.records()? {
+            let name = match &record {
+                Record::Sound(existing, _) => Some(&existing.name),
+                Record::Damaged(damaged) => damaged.config.as_ref().map(|c| &c.name),
+                Record::InFlux => None,
+            };
+            if name == Some(&config.name) {
                 return Err(Error::NameInUse(config.name.clone()));
             }
         }
@@ -104,9 +109,42 @@ impl ContainerStore {
         Ok(state)
     }
 
-    /// Every container, oldest first. Folders without a readable config
-    /// (being created or removed) are skipped.
-    pub fn list(&self) -> Result<Vec<(ContainerConfig, ContainerState)>, Error> {
+    /// What the folder of container `id` holds now.
+    pub(crate) fn record(&self, id: &ContainerId) -> Record {
+        let config = state_file::read_json::<ContainerConfig>(&self.config_path(id));
+        let state = state_file::read_json::<ContainerState>(&self.state_path(id));
+        if let (Ok(Some(config)), Ok(Some(state))) = (&config, &state) {
+            return Record::Sound(config.clone(), state.clone());
+        }
+        let missing = matches!(config, Ok(None)) || matches!(state, Ok(None));
+        let corrupt = config.is_err() || state.is_err();
+        if !self.dir(id).is_dir() || (missing && !corrupt && !self.settled(id)) {
+            return Record::InFlux;
+        }
+        let mut problems = Vec::new();
+        let config = readable(config, "config.json", &mut problems);
+        let state = readable(state, "state.json", &mut problems);
+        Record::Damaged(DamagedContainer {
+            id: id.clone(),
+            config,
+            state,
+            problem: problems.join("; "),
+        })
+    }
+
+    /// Whether container `id`'s folder has been left alone long enough that
+    /// a missing file is not one being written or removed right now.
+    fn settled(&self, id: &ContainerId) -> bool {
+        std::fs::metadata(self.dir(id))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > SETTLED)
+    }
+
+    /// Every container folder's record, oldest sound ones first, then the
+    /// damaged ones; folders being made or removed are skipped.
+    fn records(&self) -> Result<Vec<Record>, Error> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -122,30 +160,105 @@ impl ContainerStore {
             let Ok(id) = entry.file_name().to_string_lossy().parse::<ContainerId>() else {
                 continue;
             };
-            if let (Ok(config), Ok(state)) = (self.config(&id), self.state(&id)) {
-                all.push((config, state));
+            match self.record(&id) {
+                Record::InFlux => {}
+                record => all.push(record),
             }
         }
-        all.sort_by_key(|(config, _)| config.created_ms);
+        all.sort_by_key(|record| match record {
+            Record::Sound(config, _) => (0, config.created_ms),
+            _ => (1, 0),
+        });
         Ok(all)
     }
 
+    /// Every container, oldest first. Folders being made or removed, and
+    /// damaged ones ([`Self::list_damaged`]), are skipped.
+    pub fn list(&self) -> Result<Vec<(ContainerConfig, ContainerState)>, Error> {
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Sound(config, state) => Some((config, state)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every container whose records cannot be read (Docker's `Dead`).
+    pub fn list_damaged(&self) -> Result<Vec<DamagedContainer>, Error> {
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Damaged(damaged) => Some(damaged),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The containers whose configuration names network `network`, as
+    /// `(id, name)`: a network they need to start.
+    pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
+        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|(config, _)| config)
+            .chain(damaged)
+            .filter(
+                |config| matches!(&config.network, NetworkMode::Network(name) if name == network),
+            )
+            .map(|config| (config.id, config.name))
+            .collect())
+    }
+
+    /// The containers made from image `name` (as the image store names it),
+    /// or from the manifest `digest`, as `(id, name)`; damaged ones too
+    /// where their configuration is readable.
+    pub fn using_image(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Vec<(ContainerId, String)>, Error> {
+        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|(config, _)| config)
+            .chain(damaged)
+            .filter(|config| config.image == name || config.manifest == digest)
+            .map(|config| (config.id, config.name))
+            .collect())
+    }
+
     /// The container a user means by `name_or_id`: a name, a full id, or a
-    /// prefix of one id.
+    /// prefix of one id; damaged containers too, by id or by a name still
+    /// readable.
     pub fn lookup(&self, name_or_id: &str) -> Result<ContainerId, Error> {
-        let all = self.list()?;
-        if let Some((config, _)) = all
+        let all: Vec<(ContainerId, Option<String>)> = self
+            .records()?
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Sound(config, _) => Some((config.id, Some(config.name))),
+                Record::Damaged(damaged) => {
+                    Some((damaged.id, damaged.config.map(|config| config.name)))
+                }
+                Record::InFlux => None,
+            })
+            .collect();
+        if let Some((id, _)) = all
             .iter()
-            .find(|(c, _)| c.name == name_or_id || c.id.as_str() == name_or_id)
+            .find(|(id, name)| name.as_deref() == Some(name_or_id) || id.as_str() == name_or_id)
         {
-            return Ok(config.id.clone());
+            return Ok(id.clone());
         }
         let matches: Vec<_> = all
             .iter()
-            .filter(|(c, _)| !name_or_id.is_empty() && c.id.as_str().starts_with(name_or_id))
+            .filter(|(id, _)| !name_or_id.is_empty() && id.as_str().starts_with(name_or_id))
             .collect();
         match matches.as_slice() {
-            [(config, _)] => Ok(config.id.clone()),
+            [(id, _)] => Ok(id.clone()),
             [] => Err(Error::ContainerNotFound(name_or_id.to_owned())),
             _ => Err(Error::InvalidOption {
                 option: "container".to_owned(),
@@ -169,6 +282,58 @@ impl ContainerStore {
     }
 }
 
+/// How long a container folder with a missing file must be left alone before
+/// it counts as damaged rather than being made or removed.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a container's folder holds.
+pub(crate) enum Record {
+    /// A readable configuration and state.
+    Sound(ContainerConfig, ContainerState),
+    /// Records that cannot be read.
+    Damaged(DamagedContainer),
+    /// A folder being made or removed right now.
+    InFlux,
+}
+
+/// A container whose `config.json` or `state.json` cannot be read (truncated,
+/// say): listed as dead, and removable with what it held released as far as
+/// its readable parts tell.
+#[derive(Debug, Clone)]
+pub struct DamagedContainer {
+    /// Its id, from its folder's name.
+    pub id: ContainerId,
+    /// Its configuration, when that part is readable.
+    pub config: Option<ContainerConfig>,
+    /// Its state, when that part is readable.
+    pub state: Option<ContainerState>,
+    /// What cannot be read, and why.
+    pub problem: String,
+}
+
+/// The readable value of a record file, or why it is not.
+fn readable<T>(
+    read: Result<Option<T>, Error>,
+    file: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match read {
+        Ok(Some(value)) => Some(value),
+        Ok(None) => {
+            problems.push(format!("{file} is missing"));
+            None
+        }
+        Err(Error::CorruptState { detail, .. }) => {
+            problems.push(format!("{file} is corrupt ({detail})"));
+            None
+        }
+        Err(error) => {
+            problems.push(format!("{file} cannot be read ({error})"));
+            None
+        }
+    }
+}
+
 /// A new container id: 64 hexadecimal digits from the kernel's random source.
 pub(crate) fn new_id() -> Result<ContainerId, Error> {
     let path = Path::new("/dev/urandom");
@@ -186,7 +351,6 @@ pub(crate) fn new_id() -> Result<ContainerId, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::record::NetworkMode;
 
     fn config(id: &ContainerId, name: &str, created_ms: u64) -> ContainerConfig {
         ContainerConfig {
