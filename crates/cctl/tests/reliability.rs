@@ -219,3 +219,26 @@ fn image_rm_refuses_an_image_a_container_uses_unless_forced() {
     assert!(containers.stdout.contains("user"), "{containers:?}");
     assert_eq!(world.cctl(&["rm", "user"]).code, 0);
 }
+
+#[test]
+fn container_records_holding_secrets_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::MetadataExt;
+    let world = World::new();
+    let id = create(
+        &world,
+        "secretive",
+        &["--network", "none", "-e", "TOKEN=hunter2"],
+    );
+    let containers = world.root.path().join("containers");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&containers), 0o700, "containers/");
+    assert_eq!(mode(&containers.join(&id)), 0o700, "containers/<id>/");
+    for file in ["config.json", "state.json"] {
+        assert_eq!(mode(&containers.join(&id).join(file)), 0o600, "{file}");
+    }
+}

@@ -164,4 +164,19 @@ pub enum Error {
          x86_64-unknown-linux-musl`, copy it to {0}, or set CZ_VMINITD"
     )]
     MissingVminitd(std::path::PathBuf),
+    /// A folder this user must own alone belongs to someone else, or is not
+    /// a folder.
+    #[error(
+        "{path} is not a folder owned by you (uid {user}; it belongs to uid {owner}, or is a \
+         symlink or a file): another user may have made it to reach your containers; \
+         refusing to use it. Remove it, or set XDG_RUNTIME_DIR or CZ_ROOT elsewhere"
+    )]
+    NotOurFolder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This user.
+        user: u32,
+    },
 }

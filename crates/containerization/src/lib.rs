@@ -18,6 +18,7 @@ mod container;
 mod container_id;
 mod error;
 pub mod network;
+mod private_dir;
 pub mod rootfs;
 pub mod spec;
 mod state_file;

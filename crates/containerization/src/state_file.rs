@@ -1,6 +1,7 @@
 //! Writing state files so a crash never leaves half of one.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::Error;
@@ -31,7 +32,18 @@ fn write<T: serde::Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut file = std::fs::File::create(&temporary).map_err(io)?;
+    // Private: a container's config holds its environment (secrets too).
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::private_dir::PRIVATE_FILE)
+        .open(&temporary)
+        .map_err(io)?;
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+        crate::private_dir::PRIVATE_FILE,
+    ))
+    .map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
     if sync {
         file.sync_all().map_err(io)?;

@@ -142,8 +142,10 @@ impl LinuxContainer {
             networks,
             ready_timeout: self.inner.ready_timeout,
         };
-        let booted =
-            sandbox::boot(&context, &self.config, &store.disk(&id), &store.vm_dir(&id)).await;
+        let booted = match store.prepare_vm_dir(&id) {
+            Ok(vm_dir) => sandbox::boot(&context, &self.config, &store.disk(&id), &vm_dir).await,
+            Err(e) => Err(e),
+        };
         let sandbox = match booted {
             Ok(sandbox) => sandbox,
             Err(error) => {

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -30,6 +31,7 @@ impl LogWriter {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::private_dir::PRIVATE_FILE)
             .open(path)
             .map_err(|source| Error::Io {
                 path: path.to_path_buf(),

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::record::{ContainerConfig, ContainerState, NetworkMode};
+use crate::private_dir;
 use crate::{ContainerId, Error, state_file};
 
 /// The folder of every container.
@@ -49,6 +50,23 @@ impl ContainerStore {
         self.run_dir.join(short)
     }
 
+    /// Makes the VM's run folder, and the run folders above it, 0700 and
+    /// this user's, refusing any that another user owns: the agent's socket
+    /// gives root in the guest and QMP's root on the host.
+    pub fn prepare_vm_dir(&self, id: &ContainerId) -> Result<PathBuf, Error> {
+        if let Some(parent) = self.run_dir.parent()
+            && parent
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("containerization"))
+        {
+            private_dir::ensure(parent, private_dir::PRIVATE_DIR)?;
+        }
+        private_dir::ensure(&self.run_dir, private_dir::PRIVATE_DIR)?;
+        let dir = self.vm_dir(id);
+        private_dir::ensure(&dir, private_dir::PRIVATE_DIR)?;
+        Ok(dir)
+    }
+
     fn config_path(&self, id: &ContainerId) -> PathBuf {
         self.dir(id).join("config.json")
     }
@@ -70,11 +88,8 @@ impl ContainerStore {
                 return Err(Error::NameInUse(config.name.clone()));
             }
         }
-        let dir = self.dir(&config.id);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        private_dir::ensure(&self.dir, private_dir::PRIVATE_DIR)?;
+        private_dir::ensure(&self.dir(&config.id), private_dir::PRIVATE_DIR)?;
         state_file::write_json(&self.state_path(&config.id), &ContainerState::created())?;
         state_file::write_json(&self.config_path(&config.id), config)
     }
