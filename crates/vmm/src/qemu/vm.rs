@@ -5,6 +5,8 @@
 //! killed with SIGKILL, then waits until vminitd's agent answers. Stop asks
 //! the agent to shut the guest down, then QMP `quit`, then SIGKILL.
 
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -27,6 +29,9 @@ const HELPER_GUEST_CID: u32 = 3;
 
 /// How long each agent call but `wait` may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The name QEMU knows a migration's file descriptor by (`getfd`, `fd:`).
+const STATE_FD: &str = "cz-state";
 
 /// What marks a kernel panic on the console.
 const PANIC_MARK: &str = "Kernel panic - not syncing";
@@ -314,19 +319,31 @@ impl QemuVm {
     /// Loads a snapshot's device state into a VM started with
     /// `-incoming defer`; the guest runs on once it is in. Memory is not in
     /// the state (`x-ignore-shared`): it is the snapshot's memory file.
+    ///
+    /// The state file is opened here and handed to QEMU over QMP (`getfd`,
+    /// then `fd:` as the migration URI): QEMU runs no command to read it.
     fn load_state(&mut self, state: &Path) -> Result<(), VmmError> {
-        self.migrate(
-            "migrate-incoming",
-            format!("exec:cat '{}'", state.display()),
-        )?;
+        let file = std::fs::File::open(state).map_err(io_at(state))?;
+        self.migrate("migrate-incoming", STATE_FD, &file)?;
         Ok(())
     }
 
-    /// Runs `command` (`migrate` or `migrate-incoming`) on `uri` with
-    /// shared memory left out of the stream.
-    fn migrate(&mut self, command: &str, uri: String) -> Result<&mut Qmp, VmmError> {
+    /// Runs `command` (`migrate` or `migrate-incoming`) on `file`, passed to
+    /// QEMU as `name`, with shared memory left out of the stream.
+    fn migrate(
+        &mut self,
+        command: &str,
+        name: &str,
+        file: &std::fs::File,
+    ) -> Result<&mut Qmp, VmmError> {
         let qmp = self.qmp_for(command)?;
         qmp.execute("migrate-set-capabilities", Some(ignore_shared()))?;
+        qmp.execute_with_fd(
+            "getfd",
+            Some(serde_json::json!({ "fdname": name })),
+            file.as_fd(),
+        )?;
+        let uri = format!("fd:{name}");
         qmp.execute(command, Some(serde_json::json!({ "uri": uri })))?;
         Ok(qmp)
     }
@@ -354,7 +371,16 @@ impl QemuVm {
         // Let the guest see its host go and end the session.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let partial = state.with_extension("partial");
-        let qmp = self.migrate("migrate", format!("exec:cat > '{}'", partial.display()))?;
+        // The device state can hold guest secrets (device buffers, CPU
+        // registers): for the owner's eyes only.
+        let file = std::fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io_at(&partial))?;
+        let qmp = self.migrate("migrate", STATE_FD, &file)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let status = qmp.execute("query-migrate", None)?;
@@ -376,6 +402,9 @@ impl QemuVm {
                 _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
+        // QEMU wrote through its copy of the descriptor; ours reaches the
+        // same file, so the state is on disk before it is published.
+        file.sync_all().map_err(io_at(&partial))?;
         std::fs::rename(&partial, state).map_err(io_at(state))?;
         Ok(())
     }
