@@ -105,6 +105,16 @@ pub enum VmmError {
         /// The console's last lines.
         console: String,
     },
+    /// QEMU cannot confine itself: it was built without seccomp.
+    #[error(
+        "{qemu} was built without seccomp support and cannot run with -sandbox; \
+         install a QEMU built with seccomp (Debian's qemu-system-x86 is), or set \
+         CZ_QEMU_SANDBOX=off to run it unconfined"
+    )]
+    NoSandbox {
+        /// The QEMU binary.
+        qemu: PathBuf,
+    },
     /// The agent did not answer in time.
     #[error("the guest's agent did not answer within {timeout:?}\nlast console lines:\n{console}")]
     NotReady {

@@ -7,6 +7,10 @@
 //! - `-nodefaults -no-user-config`, and `-no-reboot`: the guest powers off by
 //!   rebooting, which makes QEMU exit.
 //! - Guest RAM in a shared memfd, which vhost-user devices need.
+//! - QEMU's seccomp sandbox, unless the configuration turns it off: QEMU
+//!   parses guest-controlled device state as root, and the filter takes
+//!   away what an exploit would want next (spawning a shell, changing
+//!   privileges, old system calls, CPU and scheduling control).
 //! - A kernel without ACPI (ours) finds virtio-mmio devices on its command
 //!   line, where QEMU puts them only with `acpi=off`; a stock kernel reads
 //!   the ACPI tables.
@@ -15,6 +19,12 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::{Accelerator, DiskFormat, Kernel, MemoryBacking, VmConfig, VsockBackend};
+
+/// QEMU's seccomp sandbox: its default deny list plus every optional one.
+/// `spawn=deny` is why templates pass a descriptor (`fd:`) to migration
+/// instead of an `exec:` command.
+pub(crate) const SANDBOX: &str =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 /// How the VM's vsock device is wired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +126,9 @@ pub(crate) fn qemu_args(
     };
     push(&["-object", &backend]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    if config.sandbox {
+        push(&["-sandbox", SANDBOX]);
+    }
     push(&["-serial", &format!("file:{}", console.display())]);
     push(&[
         "-qmp",

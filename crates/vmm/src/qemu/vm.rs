@@ -33,6 +33,9 @@ const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// The name QEMU knows a migration's file descriptor by (`getfd`, `fd:`).
 const STATE_FD: &str = "cz-state";
 
+/// What QEMU says when it was built without seccomp and is given `-sandbox`.
+const NO_SECCOMP_MARK: &str = "-sandbox support is not enabled";
+
 /// What marks a kernel panic on the console.
 const PANIC_MARK: &str = "Kernel panic - not syncing";
 
@@ -40,6 +43,8 @@ const PANIC_MARK: &str = "Kernel panic - not syncing";
 #[derive(Debug)]
 pub struct QemuVm {
     qemu: Child,
+    /// The QEMU binary, for errors.
+    program: PathBuf,
     helper: Option<Child>,
     /// The host end of the serial transport.
     proxy: Option<HostProxy>,
@@ -177,6 +182,9 @@ impl QemuVm {
             VsockEndpoint::Hybrid(_) => Some(endpoint.listen(READY_PORT)?),
             VsockEndpoint::Cid(_) => None,
         };
+        if !config.sandbox {
+            tracing::warn!("QEMU runs without its seccomp sandbox (CZ_QEMU_SANDBOX=off)");
+        }
         let console = config.console_path();
         let qmp_path = config.run_dir.join("qmp.sock");
         let stderr = config.run_dir.join("qemu.stderr");
@@ -202,6 +210,7 @@ impl QemuVm {
         };
         let mut vm = Self {
             qemu,
+            program: config.qemu.clone(),
             helper,
             proxy,
             _cid: cid,
@@ -243,6 +252,12 @@ impl QemuVm {
     /// The error for a QEMU that exited before the agent answered: a kernel
     /// panic quotes its line; otherwise QEMU's own errors and the console.
     fn exited_early(&self, status: ExitStatus) -> VmmError {
+        let stderr = tail(&self.stderr, 10);
+        if stderr.contains(NO_SECCOMP_MARK) {
+            return VmmError::NoSandbox {
+                qemu: self.program.clone(),
+            };
+        }
         let console = std::fs::read(&self.console).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
         if let Some(line) = console.lines().find(|l| l.contains(PANIC_MARK)) {
@@ -253,7 +268,7 @@ impl QemuVm {
         }
         VmmError::GuestExited {
             status: status.to_string(),
-            stderr: tail(&self.stderr, 10),
+            stderr,
             console: last_lines(&console, 20),
         }
     }
