@@ -115,6 +115,20 @@ pub enum VmmError {
         /// The QEMU binary.
         qemu: PathBuf,
     },
+    /// The VM's run folder belongs to another user (or is not a folder).
+    #[error(
+        "VM run folder {path} belongs to uid {owner}, not to this user (uid {user}), or is \
+         not a folder: another user may have made it first to reach the VM's sockets; \
+         remove it or choose another run folder"
+    )]
+    RunFolderNotOwned {
+        /// The folder.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user starting the VM.
+        user: u32,
+    },
     /// The agent did not answer in time.
     #[error("the guest's agent did not answer within {timeout:?}\nlast console lines:\n{console}")]
     NotReady {

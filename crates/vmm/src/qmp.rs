@@ -83,6 +83,13 @@ impl Qmp {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         };
+        Self::handshake(stream)
+    }
+
+    /// Does the handshake on a connected `stream`: QEMU's end of a socket
+    /// pair given to it as `-chardev socket,fd=N`, or a connection to its
+    /// QMP socket.
+    pub fn handshake(stream: UnixStream) -> Result<Self, VmmError> {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| qmp_error(format!("socket option: {e}")))?;

@@ -1,14 +1,16 @@
 //! QEMU confines itself: every VM's QEMU runs under its seccomp filter with
 //! no new privileges, its command line carries the full `-sandbox` deny
 //! list, and a QMP client can no longer make it run a command (`migrate`
-//! to an `exec:` URI, which ran a shell as root before).
+//! to an `exec:` URI, which ran a shell as root before). What else gives
+//! control of the VM is private: QMP has no socket path, and the run folder
+//! and everything in it are the owner's only.
 
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use containerization_vmm::{Hypervisor, Qemu};
+use containerization_vmm::{Hypervisor, Qemu, VirtualMachine};
 use support::{built_kernel, config, runtime};
 
 /// The value of `field` in `/proc/<pid>/status`.
@@ -92,5 +94,39 @@ fn a_qemu_without_seccomp_is_refused_with_an_error_that_says_so() {
             "{err}"
         );
         assert!(err.to_string().contains("CZ_QEMU_SANDBOX=off"), "{err}");
+    });
+}
+
+#[test]
+fn the_run_folder_is_private_and_holds_no_qmp_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("folder");
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).expect("run folder");
+    // A folder left open (by an older version, or a umask) is closed.
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let runtime = runtime();
+    runtime.block_on(async {
+        let config = config(built_kernel(), &run);
+        let mut vm = Qemu::default().start(&config).await.expect("start");
+        let mode = |name: &str| {
+            let meta = std::fs::metadata(run.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            meta.permissions().mode() & 0o777
+        };
+        assert_eq!(mode(""), 0o700, "the run folder");
+        for name in ["agent.pipe", "vsock.sock", "console.log", "qemu.stderr"] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+        let names: Vec<String> = std::fs::read_dir(&run)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("qmp")),
+            "a QMP socket in the run folder: {names:?}"
+        );
+        let status = vm.qmp().expect("qmp").status().expect("QMP answers");
+        assert!(status.running, "{status:?}");
+        vm.stop(support::STOP_TIMEOUT).await;
     });
 }

@@ -5,8 +5,9 @@
 //! killed with SIGKILL, then waits until vminitd's agent answers. Stop asks
 //! the agent to shut the guest down, then QMP `quit`, then SIGKILL.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
+use super::run_folder;
 use crate::error::io_at;
-use crate::supervise::spawn_owned;
+use crate::supervise::{inherit_fd, spawn_owned};
 use crate::{
     CidLease, HostListener, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend,
     VsockEndpoint,
@@ -117,6 +119,14 @@ fn start_helper(program: &Path, run_dir: &Path) -> Result<(Child, PathBuf), VmmE
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let private = run_folder::private_socket(&vhost_socket).and_then(|()| match hybrid.exists() {
+        true => run_folder::private_socket(&hybrid),
+        false => Ok(()),
+    });
+    if let Err(err) = private {
+        kill_and_reap(&mut helper);
+        return Err(err);
+    }
     Ok((helper, vhost_socket))
 }
 
@@ -142,7 +152,7 @@ impl QemuVm {
     /// [`VirtualMachine::agent`] is `None` for such a VM.
     pub fn launch(config: &VmConfig) -> Result<Self, VmmError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
+        run_folder::prepare(&config.run_dir)?;
         let hybrid = config.run_dir.join("vsock.sock");
         let pipe = config.run_dir.join("agent.pipe");
         let (mut helper, mut cid, mut proxy, mut vhost_socket) = (None, None, None, None);
@@ -168,6 +178,8 @@ impl QemuVm {
                     });
                 }
                 proxy = Some(HostProxy::bind(&pipe, &hybrid).map_err(io_at(&pipe))?);
+                run_folder::private_socket(&pipe)?;
+                run_folder::private_socket(&hybrid)?;
                 VsockEndpoint::Hybrid(hybrid)
             }
         };
@@ -186,17 +198,22 @@ impl QemuVm {
             tracing::warn!("QEMU runs without its seccomp sandbox (CZ_QEMU_SANDBOX=off)");
         }
         let console = config.console_path();
-        let qmp_path = config.run_dir.join("qmp.sock");
+        // QEMU keeps the mode of a console file that exists.
+        drop(run_folder::private_file(&console)?);
         let stderr = config.run_dir.join("qemu.stderr");
-        let _ = std::fs::remove_file(&qmp_path);
-        let stderr_file = std::fs::File::create(&stderr).map_err(io_at(&stderr))?;
+        let stderr_file = run_folder::private_file(&stderr)?;
+        let (qmp_stream, qemu_end) = UnixStream::pair().map_err(io_at(&config.run_dir))?;
         let mut command = Command::new(&config.qemu);
         command
-            .args(qemu_args(config, &device, &qmp_path, &console))
+            .args(qemu_args(config, &device, qemu_end.as_raw_fd(), &console))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr_file);
-        let qemu = match spawn_owned(command) {
+        inherit_fd(&mut command, qemu_end.as_fd());
+        let spawned = spawn_owned(command);
+        // QEMU has its copy; with ours closed, its exit closes the pair.
+        drop(qemu_end);
+        let qemu = match spawned {
             Ok(child) => child,
             Err(source) => {
                 if let Some(mut helper) = helper {
@@ -223,30 +240,27 @@ impl QemuVm {
             stderr,
             ready_after: Duration::ZERO,
         };
-        vm.qmp = Some(vm.connect_qmp()?);
+        vm.qmp = Some(vm.connect_qmp(qmp_stream)?);
         Ok(vm)
     }
 
-    fn connect_qmp(&mut self) -> Result<Qmp, VmmError> {
-        let path = self.stderr.with_file_name("qmp.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+    /// Greets QEMU's monitor on our end of the pair; a QEMU that failed to
+    /// start closes its end, and the error then says why it exited.
+    fn connect_qmp(&mut self, stream: UnixStream) -> Result<Qmp, VmmError> {
+        let err = match Qmp::handshake(stream) {
+            Ok(qmp) => return Ok(qmp),
+            Err(err) => err,
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
             if let Some(status) = self.try_exit() {
                 return Err(self.exited_early(status));
             }
-            if path.exists() {
-                return Qmp::connect(&path, Duration::from_secs(5));
-            }
-            if Instant::now() > deadline {
-                return Err(VmmError::Qmp {
-                    message: format!(
-                        "QEMU made no QMP socket within 10 s; its errors: {}",
-                        tail(&self.stderr, 10)
-                    ),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
         }
+        Err(VmmError::Qmp {
+            message: format!("{err}; QEMU's errors: {}", tail(&self.stderr, 10)),
+        })
     }
 
     /// The error for a QEMU that exited before the agent answered: a kernel
