@@ -105,6 +105,30 @@ pub enum VmmError {
         /// The console's last lines.
         console: String,
     },
+    /// QEMU cannot confine itself: it was built without seccomp.
+    #[error(
+        "{qemu} was built without seccomp support and cannot run with -sandbox; \
+         install a QEMU built with seccomp (Debian's qemu-system-x86 is), or set \
+         CZ_QEMU_SANDBOX=off to run it unconfined"
+    )]
+    NoSandbox {
+        /// The QEMU binary.
+        qemu: PathBuf,
+    },
+    /// The VM's run folder belongs to another user (or is not a folder).
+    #[error(
+        "VM run folder {path} belongs to uid {owner}, not to this user (uid {user}), or is \
+         not a folder: another user may have made it first to reach the VM's sockets; \
+         remove it or choose another run folder"
+    )]
+    RunFolderNotOwned {
+        /// The folder.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user starting the VM.
+        user: u32,
+    },
     /// The agent did not answer in time.
     #[error("the guest's agent did not answer within {timeout:?}\nlast console lines:\n{console}")]
     NotReady {

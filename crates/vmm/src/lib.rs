@@ -13,7 +13,9 @@
 //! - the **hypervisor seam** ([`Hypervisor`], [`VirtualMachine`]) and its
 //!   QEMU microvm back end ([`Qemu`]): start returns once the guest's agent
 //!   answers, stop is agent shutdown, then QMP `quit`, then SIGKILL; QEMU and
-//!   its helper die with their owner;
+//!   its helper die with their owner; QEMU runs under its seccomp sandbox
+//!   ([`VmConfig::sandbox`]), its QMP on a socket pair (no socket path),
+//!   its run folder private (0700, sockets and files 0600);
 //! - **agent transport** ([`VsockBackend`]): by default the serial transport
 //!   (yamux over a virtio-serial port, served as a hybrid vsock socket by a
 //!   task of the VM's owner); or the kernel's vhost-vsock with a CID per VM,
@@ -22,7 +24,9 @@
 //!   [`VmConfig::restore_from`], [`TemplateCache`]): a VM saved with its
 //!   memory in a shared file is restored copy-on-write from it, without
 //!   booting; the cache builds one per VM shape on first use;
-//! - **QMP** ([`Qmp`]): handshake, status, powerdown, quit, events.
+//! - **QMP** ([`Qmp`]): handshake, status, powerdown, quit, events, and
+//!   descriptors passed with a command (`getfd`), which templates migrate
+//!   through.
 //!
 //! ```
 //! use containerization_vmm::KernelCatalogue;

@@ -5,8 +5,16 @@
 //! are `{"return": …}` or `{"error": {"class", "desc"}}`; asynchronous
 //! events (`{"event": "SHUTDOWN", …}`) may arrive between them at any time,
 //! so they are kept aside for [`Qmp::wait_event`].
+//!
+//! A file descriptor travels with a command as `SCM_RIGHTS` ancillary data
+//! ([`Qmp::execute_with_fd`]): `getfd` names it inside QEMU, and `fd:<name>`
+//! migration URIs use it. That is how templates are saved and loaded without
+//! `exec:` URIs, which make QEMU run a shell command and which its seccomp
+//! sandbox (`spawn=deny`) forbids.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IoSlice, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,6 +55,17 @@ fn qmp_error(message: impl Into<String>) -> VmmError {
     }
 }
 
+/// One request as QMP wants it: a JSON object and a newline.
+fn request_line(command: &str, arguments: Option<Value>) -> String {
+    let mut request = json!({ "execute": command });
+    if let Some(arguments) = arguments {
+        request["arguments"] = arguments;
+    }
+    let mut line = request.to_string();
+    line.push('\n');
+    line
+}
+
 impl Qmp {
     /// Connects to the QMP socket at `path`, retrying until `timeout` while
     /// QEMU creates it, and does the handshake.
@@ -64,6 +83,13 @@ impl Qmp {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         };
+        Self::handshake(stream)
+    }
+
+    /// Does the handshake on a connected `stream`: QEMU's end of a socket
+    /// pair given to it as `-chardev socket,fd=N`, or a connection to its
+    /// QMP socket.
+    pub fn handshake(stream: UnixStream) -> Result<Self, VmmError> {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| qmp_error(format!("socket option: {e}")))?;
@@ -99,15 +125,61 @@ impl Qmp {
 
     /// Runs `command` with optional `arguments` and returns its `return` value.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, VmmError> {
-        let mut request = json!({ "execute": command });
-        if let Some(arguments) = arguments {
-            request["arguments"] = arguments;
-        }
-        let mut line = request.to_string();
-        line.push('\n');
+        let line = request_line(command, arguments);
         self.writer
             .write_all(line.as_bytes())
             .map_err(|e| qmp_error(format!("{command}: write: {e}")))?;
+        self.reply(command)
+    }
+
+    /// Runs `command` with `fd` passed along (`SCM_RIGHTS`), as `getfd` and
+    /// `add-fd` want; QEMU keeps its own copy, the caller keeps `fd`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), containerization_vmm::VmmError> {
+    /// # let mut qmp = containerization_vmm::Qmp::connect(
+    /// #     std::path::Path::new("/run/vm/qmp.sock"), std::time::Duration::from_secs(5))?;
+    /// use std::os::fd::AsFd;
+    /// let file = std::fs::File::create("/tmp/state").expect("state file");
+    /// let arguments = serde_json::json!({ "fdname": "state" });
+    /// qmp.execute_with_fd("getfd", Some(arguments), file.as_fd())?;
+    /// qmp.execute("migrate", Some(serde_json::json!({ "uri": "fd:state" })))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn execute_with_fd(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: BorrowedFd<'_>,
+    ) -> Result<Value, VmmError> {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        let line = request_line(command, arguments);
+        let fds = [fd];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(qmp_error(format!(
+                "{command}: no room for a file descriptor in the control message"
+            )));
+        }
+        // The descriptor rides on the first byte; the rest follows plainly.
+        let bytes = line.as_bytes();
+        let sent = rustix::net::sendmsg(
+            &self.writer,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .map_err(|e| qmp_error(format!("{command}: sendmsg: {e}")))?;
+        self.writer
+            .write_all(&bytes[sent..])
+            .map_err(|e| qmp_error(format!("{command}: write: {e}")))?;
+        self.reply(command)
+    }
+
+    /// Reads until the reply to `command`, keeping events aside.
+    fn reply(&mut self, command: &str) -> Result<Value, VmmError> {
         loop {
             let message = self.read_message()?;
             if let Some(name) = message.get("event").and_then(Value::as_str) {

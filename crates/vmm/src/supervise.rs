@@ -11,6 +11,7 @@
 //! signals (Ctrl-C, Ctrl-\) reach only the owner, which decides what the
 //! guest gets: before, a Ctrl-C meant for a container killed its QEMU.
 
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::mpsc::{Sender, channel};
@@ -58,4 +59,23 @@ pub(crate) fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
     answer
         .recv()
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+}
+
+/// Lets the child of `command` inherit `fd` under its own number: the
+/// close-on-exec flag is cleared in the child only, between fork and exec,
+/// so no other child (the spawner forks them all) gets it. `fd` must stay
+/// open until `command` is spawned.
+pub(crate) fn inherit_fd(command: &mut Command, fd: BorrowedFd<'_>) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl(2) is async-signal-safe, and the closure touches no
+    // memory of the parent beyond the copied number.
+    unsafe {
+        command.pre_exec(move || {
+            // SAFETY: the caller keeps `fd` open until the spawn returns, so
+            // `raw` is open in the forked child.
+            let fd = BorrowedFd::borrow_raw(raw);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
 }

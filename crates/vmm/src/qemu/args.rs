@@ -7,14 +7,27 @@
 //! - `-nodefaults -no-user-config`, and `-no-reboot`: the guest powers off by
 //!   rebooting, which makes QEMU exit.
 //! - Guest RAM in a shared memfd, which vhost-user devices need.
+//! - QEMU's seccomp sandbox, unless the configuration turns it off: QEMU
+//!   parses guest-controlled device state as root, and the filter takes
+//!   away what an exploit would want next (spawning a shell, changing
+//!   privileges, old system calls, CPU and scheduling control).
+//! - QMP on a socket pair whose other end only the owner holds, not on a
+//!   socket path.
 //! - A kernel without ACPI (ours) finds virtio-mmio devices on its command
 //!   line, where QEMU puts them only with `acpi=off`; a stock kernel reads
 //!   the ACPI tables.
 
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use crate::{Accelerator, DiskFormat, Kernel, MemoryBacking, VmConfig, VsockBackend};
+
+/// QEMU's seccomp sandbox: its default deny list plus every optional one.
+/// `spawn=deny` is why templates pass a descriptor (`fd:`) to migration
+/// instead of an `exec:` command.
+pub(crate) const SANDBOX: &str =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 /// How the VM's vsock device is wired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +97,12 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
     words.join(" ")
 }
 
-/// The arguments after the QEMU binary.
+/// The arguments after the QEMU binary. `qmp` is QEMU's end of the socket
+/// pair its monitor speaks on (inherited by QEMU under that number).
 pub(crate) fn qemu_args(
     config: &VmConfig,
     vsock: &VsockDevice<'_>,
-    qmp: &Path,
+    qmp: RawFd,
     console: &Path,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
@@ -116,11 +130,14 @@ pub(crate) fn qemu_args(
     };
     push(&["-object", &backend]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    if config.sandbox {
+        push(&["-sandbox", SANDBOX]);
+    }
     push(&["-serial", &format!("file:{}", console.display())]);
-    push(&[
-        "-qmp",
-        &format!("unix:{},server=on,wait=off", qmp.display()),
-    ]);
+    // QMP on an inherited, already connected socket: there is no socket
+    // path anyone else could connect to, and QMP is root on the host.
+    push(&["-chardev", &format!("socket,id=qmp0,fd={qmp}")]);
+    push(&["-mon", "chardev=qmp0,mode=control"]);
     push(&["-kernel", &config.kernel.image().to_string_lossy()]);
     push(&["-initrd", &config.initramfs.to_string_lossy()]);
     push(&["-append", &kernel_cmdline(config)]);

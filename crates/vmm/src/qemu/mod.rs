@@ -3,6 +3,7 @@
 //! vhost-vsock.
 
 mod args;
+mod run_folder;
 mod vm;
 
 use std::time::Duration;

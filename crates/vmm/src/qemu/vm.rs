@@ -5,6 +5,9 @@
 //! killed with SIGKILL, then waits until vminitd's agent answers. Stop asks
 //! the agent to shut the guest down, then QMP `quit`, then SIGKILL.
 
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -14,8 +17,9 @@ use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
+use super::run_folder;
 use crate::error::io_at;
-use crate::supervise::spawn_owned;
+use crate::supervise::{inherit_fd, spawn_owned};
 use crate::{
     CidLease, HostListener, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend,
     VsockEndpoint,
@@ -28,6 +32,12 @@ const HELPER_GUEST_CID: u32 = 3;
 /// How long each agent call but `wait` may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The name QEMU knows a migration's file descriptor by (`getfd`, `fd:`).
+const STATE_FD: &str = "cz-state";
+
+/// What QEMU says when it was built without seccomp and is given `-sandbox`.
+const NO_SECCOMP_MARK: &str = "-sandbox support is not enabled";
+
 /// What marks a kernel panic on the console.
 const PANIC_MARK: &str = "Kernel panic - not syncing";
 
@@ -35,6 +45,8 @@ const PANIC_MARK: &str = "Kernel panic - not syncing";
 #[derive(Debug)]
 pub struct QemuVm {
     qemu: Child,
+    /// The QEMU binary, for errors.
+    program: PathBuf,
     helper: Option<Child>,
     /// The host end of the serial transport.
     proxy: Option<HostProxy>,
@@ -107,6 +119,14 @@ fn start_helper(program: &Path, run_dir: &Path) -> Result<(Child, PathBuf), VmmE
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let private = run_folder::private_socket(&vhost_socket).and_then(|()| match hybrid.exists() {
+        true => run_folder::private_socket(&hybrid),
+        false => Ok(()),
+    });
+    if let Err(err) = private {
+        kill_and_reap(&mut helper);
+        return Err(err);
+    }
     Ok((helper, vhost_socket))
 }
 
@@ -132,7 +152,7 @@ impl QemuVm {
     /// [`VirtualMachine::agent`] is `None` for such a VM.
     pub fn launch(config: &VmConfig) -> Result<Self, VmmError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.run_dir).map_err(io_at(&config.run_dir))?;
+        run_folder::prepare(&config.run_dir)?;
         let hybrid = config.run_dir.join("vsock.sock");
         let pipe = config.run_dir.join("agent.pipe");
         let (mut helper, mut cid, mut proxy, mut vhost_socket) = (None, None, None, None);
@@ -158,6 +178,8 @@ impl QemuVm {
                     });
                 }
                 proxy = Some(HostProxy::bind(&pipe, &hybrid).map_err(io_at(&pipe))?);
+                run_folder::private_socket(&pipe)?;
+                run_folder::private_socket(&hybrid)?;
                 VsockEndpoint::Hybrid(hybrid)
             }
         };
@@ -172,18 +194,26 @@ impl QemuVm {
             VsockEndpoint::Hybrid(_) => Some(endpoint.listen(READY_PORT)?),
             VsockEndpoint::Cid(_) => None,
         };
+        if !config.sandbox {
+            tracing::warn!("QEMU runs without its seccomp sandbox (CZ_QEMU_SANDBOX=off)");
+        }
         let console = config.console_path();
-        let qmp_path = config.run_dir.join("qmp.sock");
+        // QEMU keeps the mode of a console file that exists.
+        drop(run_folder::private_file(&console)?);
         let stderr = config.run_dir.join("qemu.stderr");
-        let _ = std::fs::remove_file(&qmp_path);
-        let stderr_file = std::fs::File::create(&stderr).map_err(io_at(&stderr))?;
+        let stderr_file = run_folder::private_file(&stderr)?;
+        let (qmp_stream, qemu_end) = UnixStream::pair().map_err(io_at(&config.run_dir))?;
         let mut command = Command::new(&config.qemu);
         command
-            .args(qemu_args(config, &device, &qmp_path, &console))
+            .args(qemu_args(config, &device, qemu_end.as_raw_fd(), &console))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr_file);
-        let qemu = match spawn_owned(command) {
+        inherit_fd(&mut command, qemu_end.as_fd());
+        let spawned = spawn_owned(command);
+        // QEMU has its copy; with ours closed, its exit closes the pair.
+        drop(qemu_end);
+        let qemu = match spawned {
             Ok(child) => child,
             Err(source) => {
                 if let Some(mut helper) = helper {
@@ -197,6 +227,7 @@ impl QemuVm {
         };
         let mut vm = Self {
             qemu,
+            program: config.qemu.clone(),
             helper,
             proxy,
             _cid: cid,
@@ -209,35 +240,38 @@ impl QemuVm {
             stderr,
             ready_after: Duration::ZERO,
         };
-        vm.qmp = Some(vm.connect_qmp()?);
+        vm.qmp = Some(vm.connect_qmp(qmp_stream)?);
         Ok(vm)
     }
 
-    fn connect_qmp(&mut self) -> Result<Qmp, VmmError> {
-        let path = self.stderr.with_file_name("qmp.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+    /// Greets QEMU's monitor on our end of the pair; a QEMU that failed to
+    /// start closes its end, and the error then says why it exited.
+    fn connect_qmp(&mut self, stream: UnixStream) -> Result<Qmp, VmmError> {
+        let err = match Qmp::handshake(stream) {
+            Ok(qmp) => return Ok(qmp),
+            Err(err) => err,
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
             if let Some(status) = self.try_exit() {
                 return Err(self.exited_early(status));
             }
-            if path.exists() {
-                return Qmp::connect(&path, Duration::from_secs(5));
-            }
-            if Instant::now() > deadline {
-                return Err(VmmError::Qmp {
-                    message: format!(
-                        "QEMU made no QMP socket within 10 s; its errors: {}",
-                        tail(&self.stderr, 10)
-                    ),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
         }
+        Err(VmmError::Qmp {
+            message: format!("{err}; QEMU's errors: {}", tail(&self.stderr, 10)),
+        })
     }
 
     /// The error for a QEMU that exited before the agent answered: a kernel
     /// panic quotes its line; otherwise QEMU's own errors and the console.
     fn exited_early(&self, status: ExitStatus) -> VmmError {
+        let stderr = tail(&self.stderr, 10);
+        if stderr.contains(NO_SECCOMP_MARK) {
+            return VmmError::NoSandbox {
+                qemu: self.program.clone(),
+            };
+        }
         let console = std::fs::read(&self.console).unwrap_or_default();
         let console = String::from_utf8_lossy(&console);
         if let Some(line) = console.lines().find(|l| l.contains(PANIC_MARK)) {
@@ -248,7 +282,7 @@ impl QemuVm {
         }
         VmmError::GuestExited {
             status: status.to_string(),
-            stderr: tail(&self.stderr, 10),
+            stderr,
             console: last_lines(&console, 20),
         }
     }
@@ -314,19 +348,31 @@ impl QemuVm {
     /// Loads a snapshot's device state into a VM started with
     /// `-incoming defer`; the guest runs on once it is in. Memory is not in
     /// the state (`x-ignore-shared`): it is the snapshot's memory file.
+    ///
+    /// The state file is opened here and handed to QEMU over QMP (`getfd`,
+    /// then `fd:` as the migration URI): QEMU runs no command to read it.
     fn load_state(&mut self, state: &Path) -> Result<(), VmmError> {
-        self.migrate(
-            "migrate-incoming",
-            format!("exec:cat '{}'", state.display()),
-        )?;
+        let file = std::fs::File::open(state).map_err(io_at(state))?;
+        self.migrate("migrate-incoming", STATE_FD, &file)?;
         Ok(())
     }
 
-    /// Runs `command` (`migrate` or `migrate-incoming`) on `uri` with
-    /// shared memory left out of the stream.
-    fn migrate(&mut self, command: &str, uri: String) -> Result<&mut Qmp, VmmError> {
+    /// Runs `command` (`migrate` or `migrate-incoming`) on `file`, passed to
+    /// QEMU as `name`, with shared memory left out of the stream.
+    fn migrate(
+        &mut self,
+        command: &str,
+        name: &str,
+        file: &std::fs::File,
+    ) -> Result<&mut Qmp, VmmError> {
         let qmp = self.qmp_for(command)?;
         qmp.execute("migrate-set-capabilities", Some(ignore_shared()))?;
+        qmp.execute_with_fd(
+            "getfd",
+            Some(serde_json::json!({ "fdname": name })),
+            file.as_fd(),
+        )?;
+        let uri = format!("fd:{name}");
         qmp.execute(command, Some(serde_json::json!({ "uri": uri })))?;
         Ok(qmp)
     }
@@ -354,7 +400,16 @@ impl QemuVm {
         // Let the guest see its host go and end the session.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let partial = state.with_extension("partial");
-        let qmp = self.migrate("migrate", format!("exec:cat > '{}'", partial.display()))?;
+        // The device state can hold guest secrets (device buffers, CPU
+        // registers): for the owner's eyes only.
+        let file = std::fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io_at(&partial))?;
+        let qmp = self.migrate("migrate", STATE_FD, &file)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let status = qmp.execute("query-migrate", None)?;
@@ -376,6 +431,9 @@ impl QemuVm {
                 _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
+        // QEMU wrote through its copy of the descriptor; ours reaches the
+        // same file, so the state is on disk before it is published.
+        file.sync_all().map_err(io_at(&partial))?;
         std::fs::rename(&partial, state).map_err(io_at(state))?;
         Ok(())
     }
