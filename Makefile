@@ -39,8 +39,9 @@ demo: setup kernel
 fmt:
 	cargo fmt --all
 
-## Run each fuzz target of crates/oci for a short time (needs nightly and cargo-fuzz).
+## Run each fuzz target (crates/oci/fuzz: references, manifests, the host unpack and the ext4
+## writer's layers) for a short time (needs nightly and cargo-fuzz).
 fuzz-smoke:
-	cd crates/oci/fuzz && for target in reference manifest unpack; do \
+	cd crates/oci/fuzz && for target in reference manifest unpack ext4_layers; do \
 	  cargo +nightly fuzz run $$target -- -max_total_time=$${FUZZ_SECONDS:-20} || exit 1; \
 	done
