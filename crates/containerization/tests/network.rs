@@ -143,3 +143,41 @@ async fn networks_are_created_refused_and_removed_cleanly() {
     assert_eq!(snapshot(), before, "teardown left the host as it was");
     assert!(manager.list().unwrap().is_empty());
 }
+
+/// IPv4 and IPv6 forwarding, as `/proc/sys` has them.
+fn forwarding() -> [String; 2] {
+    [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ]
+    .map(|path| std::fs::read_to_string(path).expect("forwarding setting"))
+}
+
+#[tokio::test]
+async fn removing_the_last_network_leaves_ip_forwarding_on() {
+    enter_new_network_namespace().unwrap();
+    assert_eq!(
+        forwarding(),
+        ["0\n", "0\n"],
+        "a new namespace forwards nothing"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager
+        .create_with_ipv6(
+            "fwd",
+            Some("10.72.0.0/24".parse().unwrap()),
+            None,
+            Some(("fd00:72::/64".parse().unwrap(), None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forwarding(), ["1\n", "1\n"]);
+    manager.remove("fwd").await.unwrap();
+    assert_eq!(
+        forwarding(),
+        ["1\n", "1\n"],
+        "another runtime's bridge may still need forwarding"
+    );
+    assert!(!state.path().join("host.json").exists());
+}

@@ -173,11 +173,11 @@ impl NetworkManager {
                 self.netlink
                     .add_address(&bridge, IpNet::V6(address6))
                     .await?;
-                sysctl::enable_forwarding6(&self.dir)?;
+                sysctl::enable_forwarding6()?;
             }
             self.netlink.set_up(&bridge).await?;
             sysctl::allow_localnet(&config.bridge)?;
-            sysctl::enable_forwarding(&self.dir)?;
+            sysctl::enable_forwarding()?;
             state_file::write_json(&self.file(name), &config)?;
             self.sync_firewall()
         };
@@ -186,9 +186,6 @@ impl NetworkManager {
             let _ = self.netlink.delete_link(&bridge).await;
             let _ = std::fs::remove_file(self.file(name));
             let _ = self.sync_firewall();
-            if self.list().is_ok_and(|n| n.is_empty()) {
-                let _ = sysctl::restore_forwarding(&self.dir);
-            }
             return Err(error);
         }
         Ok(config)
@@ -262,8 +259,9 @@ impl NetworkManager {
         let file = self.file(name);
         std::fs::remove_file(&file).map_err(|source| Error::Io { path: file, source })?;
         self.sync_firewall()?;
+        // IP forwarding stays on: another runtime's bridge may need it.
         if self.list()?.is_empty() {
-            sysctl::restore_forwarding(&self.dir)?;
+            sysctl::forget_saved_forwarding(&self.dir)?;
         }
         Ok(())
     }
