@@ -14,6 +14,7 @@
 //!   its own elements of the published-port maps; and IP forwarding, turned
 //!   on and left on (other runtimes' bridges may need it).
 
+mod address_pool;
 mod attach;
 mod config;
 mod guard;
