@@ -16,7 +16,9 @@ pub enum NetworkCommand {
     Create {
         /// The network's name (1 to 12 of a-z, 0-9, '-', '_').
         name: String,
-        /// Its subnet, such as 10.89.0.0/24; a free /24 of 10.88.0.0/16 by default.
+        /// Its subnet, such as 10.89.0.0/24; by default a /24 that no host route,
+        /// interface or network overlaps, from 172.18.0.0/15, 172.20.0.0/14,
+        /// 172.24.0.0/13, then 192.168.0.0/16.
         #[arg(long)]
         subnet: Option<Ipv4Net>,
         /// The host's address on it; the subnet's first address by default.

@@ -40,7 +40,7 @@ fn network_create_ls_inspect_rm() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("auto           cz-auto          10.88.0.0/24       10.88.0.1"),
+        stdout.contains("auto           cz-auto          172.18.0.0/24      172.18.0.1"),
         "{stdout}"
     );
     assert!(

@@ -1,5 +1,6 @@
 //! Containers on a network reach each other, the host and the outside through
-//! NAT, and are reached through published ports; teardown restores the host.
+//! NAT, and are reached through published ports; teardown restores the host
+//! (but IP forwarding, which stays on: `network.rs` checks it).
 //! Network namespaces stand in for VMs (veth endpoints instead of taps, which
 //! need a VM on the other side); the test runs in a namespace of its own.
 
@@ -26,14 +27,14 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("text")
 }
 
-/// Links, addresses, routes, the ruleset and IP forwarding.
+/// Links, addresses, routes and the ruleset. Not IP forwarding: the first
+/// network turns it on for good (another runtime's bridge may need it).
 fn snapshot() -> Vec<String> {
     vec![
         run("ip", &["-j", "link", "show"]),
         run("ip", &["-j", "addr", "show"]),
         run("ip", &["-j", "route", "show"]),
         run("nft", &["-j", "list", "ruleset"]),
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward"),
     ]
 }
 
@@ -583,4 +584,87 @@ async fn guests_cannot_spoof_cross_networks_or_reach_loopback_and_lan_cannot_rea
         exposed.push("a LAN neighbour reached a port published on 127.0.0.1");
     }
     assert!(exposed.is_empty(), "{exposed:?}");
+}
+
+#[tokio::test]
+async fn publishing_a_port_a_host_program_holds_is_refused_and_changes_nothing() {
+    enter_new_network_namespace().unwrap();
+    run("ip", &["link", "set", "lo", "up"]);
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    let network = manager
+        .create("busy", Some("10.76.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
+    // A TCP server on loopback only, a UDP one on every address.
+    let tcp = TcpListener::bind("127.0.0.1:8090").unwrap();
+    let udp = UdpSocket::bind("0.0.0.0:8091").unwrap();
+    let guest = NamedNetns::new().unwrap();
+    let file = guest.open().unwrap();
+    // A new bridge without ports loses its carrier a moment later.
+    let start = Instant::now();
+    while !run("ip", &["link", "show", "cz-busy"]).contains("NO-CARRIER") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the bridge keeps its carrier"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let unchanged = snapshot();
+    for (published, taken) in [
+        ("8090:80", "0.0.0.0:8090/tcp"),
+        ("127.0.0.1:8091:53/udp", "127.0.0.1:8091/udp"),
+    ] {
+        let err = manager
+            .attach(
+                "busy",
+                &"web".parse().unwrap(),
+                Endpoint::Veth {
+                    namespace: file.as_fd(),
+                },
+                &["8089:80".parse().unwrap(), published.parse().unwrap()],
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidPort(_)), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(taken) && message.contains("address already in use"),
+            "{message}"
+        );
+        assert_eq!(snapshot(), unchanged, "{published} changed the host");
+        assert!(manager.ipam(&network).unwrap().leases().unwrap().is_empty());
+    }
+
+    // The host's programs keep their ports.
+    let client = std::thread::spawn(|| TcpStream::connect("127.0.0.1:8090").unwrap());
+    tcp.accept().unwrap();
+    client.join().unwrap();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"still mine", "127.0.0.1:8091")
+        .unwrap();
+    let mut buffer = [0; 16];
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (length, _) = udp.recv_from(&mut buffer).unwrap();
+    assert_eq!(&buffer[..length], b"still mine");
+
+    // A free port is still published.
+    let attachment = manager
+        .attach(
+            "busy",
+            &"web".parse().unwrap(),
+            Endpoint::Veth {
+                namespace: file.as_fd(),
+            },
+            &["8092:80".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(attachment.ports.len(), 1);
+    manager
+        .detach("busy", &"web".parse().unwrap())
+        .await
+        .unwrap();
+    manager.remove("busy").await.unwrap();
 }

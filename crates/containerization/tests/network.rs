@@ -1,6 +1,7 @@
 //! Named networks against the real kernel, in a network namespace of the
-//! test's own: creation, subnet choice, refusals that change nothing, and a
-//! teardown that leaves links, addresses and routes as they were.
+//! test's own: creation, subnet choice from the default address pools around
+//! what the host uses, refusals that change nothing, a teardown that leaves
+//! links, addresses and routes as they were, and IP forwarding left on.
 
 use containerization::network::NetworkManager;
 use containerization::{ContainerId, Error};
@@ -46,7 +47,7 @@ async fn networks_are_created_refused_and_removed_cleanly() {
     enter_new_network_namespace().unwrap();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
-    // A host route the default subnet must avoid.
+    // A host route a subnet asked for must not overlap.
     ip(&[
         "link", "add", "czdummy", "type", "veth", "peer", "name", "czdummyp",
     ]);
@@ -70,11 +71,7 @@ async fn networks_are_created_refused_and_removed_cleanly() {
     assert!(shown.contains(r#""UP""#), "{shown}");
 
     let picked = manager.create("auto", None, None).await.unwrap();
-    assert_eq!(
-        picked.subnet.to_string(),
-        "10.88.1.0/24",
-        "10.88.0.0/24 is routed already"
-    );
+    assert_eq!(picked.subnet.to_string(), "172.18.0.0/24");
 
     let unchanged = snapshot();
     let refusals = [
@@ -142,4 +139,84 @@ async fn networks_are_created_refused_and_removed_cleanly() {
     ));
     assert_eq!(snapshot(), before, "teardown left the host as it was");
     assert!(manager.list().unwrap().is_empty());
+}
+
+/// IPv4 and IPv6 forwarding, as `/proc/sys` has them.
+fn forwarding() -> [String; 2] {
+    [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ]
+    .map(|path| std::fs::read_to_string(path).expect("forwarding setting"))
+}
+
+#[tokio::test]
+async fn removing_the_last_network_leaves_ip_forwarding_on() {
+    enter_new_network_namespace().unwrap();
+    assert_eq!(
+        forwarding(),
+        ["0\n", "0\n"],
+        "a new namespace forwards nothing"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+    manager
+        .create_with_ipv6(
+            "fwd",
+            Some("10.72.0.0/24".parse().unwrap()),
+            None,
+            Some(("fd00:72::/64".parse().unwrap(), None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forwarding(), ["1\n", "1\n"]);
+    manager.remove("fwd").await.unwrap();
+    assert_eq!(
+        forwarding(),
+        ["1\n", "1\n"],
+        "another runtime's bridge may still need forwarding"
+    );
+    assert!(!state.path().join("host.json").exists());
+}
+
+#[tokio::test]
+async fn a_network_without_a_subnet_avoids_host_routes_and_addresses_and_other_runtimes() {
+    enter_new_network_namespace().unwrap();
+    // Podman's default network, as `cni-podman0` has it.
+    ip(&["link", "add", "cni-podman0", "type", "bridge"]);
+    ip(&["addr", "add", "10.88.0.1/16", "dev", "cni-podman0"]);
+    ip(&["link", "set", "cni-podman0", "up"]);
+    // The first candidate /24 is an address on a link that is down (no
+    // route), the second is routed.
+    ip(&[
+        "link", "add", "czdown", "type", "veth", "peer", "name", "czdownp",
+    ]);
+    ip(&["addr", "add", "172.18.0.7/24", "dev", "czdown"]);
+    ip(&[
+        "link", "add", "czup", "type", "veth", "peer", "name", "czupp",
+    ]);
+    ip(&["link", "set", "czup", "up"]);
+    ip(&["route", "add", "172.18.1.0/24", "dev", "czup"]);
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
+
+    let first = manager.create("first", None, None).await.unwrap();
+    assert_eq!(first.subnet.to_string(), "172.18.2.0/24");
+    let second = manager.create("second", None, None).await.unwrap();
+    assert_eq!(second.subnet.to_string(), "172.18.3.0/24");
+
+    // The first pool (172.18.0.0/15) filled up: the next one is used.
+    ip(&["route", "add", "172.18.0.0/15", "dev", "czup"]);
+    let third = manager.create("third", None, None).await.unwrap();
+    assert_eq!(third.subnet.to_string(), "172.20.0.0/24");
+
+    // Every pool covered: the way out is named.
+    ip(&["route", "add", "172.16.0.0/12", "dev", "czup"]);
+    ip(&["route", "add", "192.168.0.0/16", "dev", "czup"]);
+    let err = manager.create("fourth", None, None).await.unwrap_err();
+    assert!(err.to_string().contains("--subnet"), "{err}");
+
+    for name in ["first", "second", "third"] {
+        manager.remove(name).await.unwrap();
+    }
 }

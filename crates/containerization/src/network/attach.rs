@@ -93,6 +93,9 @@ impl NetworkManager {
         let config = self.get(network)?;
         if !ports.is_empty() {
             self.check_ports_free(container, ports)?;
+            for port in ports {
+                port.check_host_port_free()?;
+            }
         }
         let ipam = self.ipam(&config)?;
         let (hash, mac) = names(container);

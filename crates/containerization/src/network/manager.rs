@@ -4,8 +4,9 @@
 //! `network/networks/<name>.json`. Every change holds the lock
 //! `network/networks.lock`, so two `cctl` processes cannot create the same
 //! network or pick the same subnet. A subnet must not overlap any route the
-//! host has (checked through netlink) nor another network's; without one, the
-//! first free /24 of 10.88.0.0/16 is taken. A network may also have an IPv6
+//! host has nor any interface's address (checked through netlink) nor another
+//! network's; without one, the first free /24 of the default address pools
+//! is taken ([`super::address_pool`]). A network may also have an IPv6
 //! subnet, checked the same way against IPv6 routes and networks.
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use containerization_netlink::{Netlink, NetlinkError, NftablesSocket};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::address_pool::{DEFAULT_ADDRESS_POOLS, overlaps, overlaps6, pick_subnet};
 use super::config::check_name;
 use super::{Ipam, NetworkConfig, sysctl};
 use crate::{Error, state_file};
@@ -28,11 +30,6 @@ fn bridge_mac(name: &str) -> containerization_netlink::MacAddress {
     seed.copy_from_slice(&hash[..6]);
     containerization_netlink::MacAddress::local_from_seed(seed)
 }
-
-/// Where subnets are picked from when none is given.
-const DEFAULT_POOL: &str = "10.88.0.0/16";
-/// The size of a picked subnet.
-const DEFAULT_PREFIX: u8 = 24;
 
 /// The host's named networks.
 #[derive(Debug, Clone)]
@@ -125,7 +122,9 @@ impl NetworkManager {
                 }
                 config
             }
-            None => NetworkConfig::new(name, pick_subnet(&taken)?, gateway)?,
+            None => {
+                NetworkConfig::new(name, pick_subnet(&DEFAULT_ADDRESS_POOLS, &taken)?, gateway)?
+            }
         };
         let config = match ipv6 {
             None => config,
@@ -173,11 +172,11 @@ impl NetworkManager {
                 self.netlink
                     .add_address(&bridge, IpNet::V6(address6))
                     .await?;
-                sysctl::enable_forwarding6(&self.dir)?;
+                sysctl::enable_forwarding6()?;
             }
             self.netlink.set_up(&bridge).await?;
             sysctl::allow_localnet(&config.bridge)?;
-            sysctl::enable_forwarding(&self.dir)?;
+            sysctl::enable_forwarding()?;
             state_file::write_json(&self.file(name), &config)?;
             self.sync_firewall()
         };
@@ -186,9 +185,6 @@ impl NetworkManager {
             let _ = self.netlink.delete_link(&bridge).await;
             let _ = std::fs::remove_file(self.file(name));
             let _ = self.sync_firewall();
-            if self.list().is_ok_and(|n| n.is_empty()) {
-                let _ = sysctl::restore_forwarding(&self.dir);
-            }
             return Err(error);
         }
         Ok(config)
@@ -262,14 +258,15 @@ impl NetworkManager {
         let file = self.file(name);
         std::fs::remove_file(&file).map_err(|source| Error::Io { path: file, source })?;
         self.sync_firewall()?;
+        // IP forwarding stays on: another runtime's bridge may need it.
         if self.list()?.is_empty() {
-            sysctl::restore_forwarding(&self.dir)?;
+            sysctl::forget_saved_forwarding(&self.dir)?;
         }
         Ok(())
     }
 
     /// The IPv4 subnets in use, each with a description for messages: the
-    /// host's routes and the other networks.
+    /// other networks, the host's routes and its interfaces' addresses.
     async fn taken_subnets(&self) -> Result<Vec<(Ipv4Net, String)>, Error> {
         let names: HashMap<u32, String> = self
             .netlink
@@ -300,6 +297,18 @@ impl NetworkManager {
                     IpNet::V6(_) => None,
                 }),
         );
+        // An interface's address counts too: a link that is down has no route.
+        let addresses = self.netlink.addresses(None).await?;
+        taken.extend(addresses.into_iter().filter_map(|a| match a.address {
+            IpNet::V4(address) => {
+                let device = names.get(&a.link_index).map_or("", String::as_str);
+                Some((
+                    address.trunc(),
+                    format!("the address {address} on {device}"),
+                ))
+            }
+            IpNet::V6(_) => None,
+        }));
         Ok(taken)
     }
 
@@ -327,50 +336,5 @@ impl NetworkManager {
             }
         }
         Ok(taken)
-    }
-}
-
-fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// The first /24 of the pool that nothing uses.
-fn pick_subnet(taken: &[(Ipv4Net, String)]) -> Result<Ipv4Net, Error> {
-    let pool: Ipv4Net = DEFAULT_POOL
-        .parse()
-        .map_err(|e| Error::InvalidNetwork(format!("{DEFAULT_POOL}: {e}")))?;
-    pool.subnets(DEFAULT_PREFIX)
-        .map_err(|e| Error::InvalidNetwork(e.to_string()))?
-        .find(|candidate| taken.iter().all(|(net, _)| !overlaps(net, candidate)))
-        .ok_or_else(|| {
-            Error::InvalidNetwork(format!(
-                "every /{DEFAULT_PREFIX} of {DEFAULT_POOL} is in use; pass --subnet"
-            ))
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn picking_skips_taken_and_overlapping_subnets() {
-        let taken = vec![
-            ("10.88.0.0/24".parse().unwrap(), "a".to_owned()),
-            ("10.88.1.128/25".parse().unwrap(), "b".to_owned()),
-            ("10.88.2.0/23".parse().unwrap(), "c".to_owned()),
-        ];
-        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "10.88.4.0/24");
-        let all = vec![("10.0.0.0/8".parse().unwrap(), "big".to_owned())];
-        assert!(
-            pick_subnet(&all)
-                .unwrap_err()
-                .to_string()
-                .contains("--subnet")
-        );
     }
 }

@@ -11,9 +11,10 @@
 //! - egress NAT (IPv4, and IPv6 for a network with an IPv6 subnet) and port
 //!   forwarding in one nftables table owned by the project: rewritten whole
 //!   when a network comes or goes, while a container only adds and deletes
-//!   its own elements of the published-port maps; and IP forwarding, restored
-//!   when the last network goes.
+//!   its own elements of the published-port maps; and IP forwarding, turned
+//!   on and left on (other runtimes' bridges may need it).
 
+mod address_pool;
 mod attach;
 mod config;
 mod guard;

@@ -1,7 +1,8 @@
 //! Published ports: `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`, as Docker writes them.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,47 @@ impl PublishedPort {
         self.protocol == other.protocol
             && self.host_port == other.host_port
             && (self.host_ip.is_none() || other.host_ip.is_none() || self.host_ip == other.host_ip)
+    }
+
+    /// Refuses the port if a program on the host has it bound already
+    /// ("address already in use"), as Docker does: the DNAT rules would take
+    /// the host's own connections to that port away from the program.
+    ///
+    /// The check binds the host address (`0.0.0.0` when none is given) and
+    /// port with the publication's protocol, in the calling thread's network
+    /// namespace, and closes the socket at once. Keeping the socket open for
+    /// as long as the port is published, as Docker's proxy does, would also
+    /// stop a program that starts listening later; but the socket would have
+    /// to travel with the attachment into the process that owns the VM, and
+    /// a publication outlives that process when it dies (until the lease is
+    /// reclaimed), so the guarantee would still have a hole. The check
+    /// refuses what the user can act on, a port already taken, with nothing
+    /// to keep.
+    ///
+    /// A TCP bind uses `SO_REUSEADDR` (the standard library sets it), so only
+    /// a listening socket refuses it, never connections still in TIME_WAIT;
+    /// the socket listens for the instant it exists, and a connection that
+    /// arrives in that instant is reset. A UDP bind does not, so any bound
+    /// socket refuses it. Other errors (an address not on this host, a port
+    /// below 1024 without the right to bind it) say nothing about the port
+    /// being taken, and leave the publication to the DNAT rules as before.
+    pub(crate) fn check_host_port_free(&self) -> Result<(), Error> {
+        let address = (
+            self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            self.host_port,
+        );
+        let bound = match self.protocol {
+            Protocol::Tcp => TcpListener::bind(address).map(drop),
+            Protocol::Udp => UdpSocket::bind(address).map(drop),
+        };
+        match bound {
+            Err(e) if e.kind() == ErrorKind::AddrInUse => Err(Error::InvalidPort(format!(
+                "{self}: host port {}:{}/{} is taken: address already in use; stop the \
+                 program listening on it or publish another host port",
+                address.0, address.1, self.protocol
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
