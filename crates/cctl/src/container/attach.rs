@@ -80,50 +80,20 @@ pub async fn attach(process: &mut LinuxProcess, options: Attach) -> anyhow::Resu
             let _ = input.shutdown().await;
         });
     }
-    // A reader of our output that goes away (`cctl run … | head -1`) is
-    // told here, and the container's writer gets SIGPIPE, as it would
-    // writing to a closed pipe on the host.
-    let (reader_gone, mut gone) = tokio::sync::mpsc::channel::<()>(2);
-    let out = stdout.map(|s| {
-        tokio::spawn(pump(
-            s,
-            tokio::io::stdout(),
-            log.clone(),
-            LogStream::Stdout,
-            Some(reader_gone.clone()),
-        ))
-    });
-    let err = stderr.map(|s| {
-        tokio::spawn(pump(
-            s,
-            tokio::io::stderr(),
-            log.clone(),
-            LogStream::Stderr,
-            Some(reader_gone.clone()),
-        ))
-    });
-    drop(reader_gone);
+    let out =
+        stdout.map(|s| tokio::spawn(pump(s, tokio::io::stdout(), log.clone(), LogStream::Stdout)));
+    let err =
+        stderr.map(|s| tokio::spawn(pump(s, tokio::io::stderr(), log.clone(), LogStream::Stderr)));
     let forwarding = forward_signals(process, options.tty, keys_to_container);
-    tokio::pin!(forwarding);
-    let mut told = false;
-    let status = loop {
-        tokio::select! {
-            status = process.wait() => break status?,
-            never = &mut forwarding => match never {},
-            Some(()) = gone.recv(), if !told => {
-                told = true;
-                let _ = process.kill(SIGPIPE).await;
-            }
-        }
+    let status = tokio::select! {
+        status = process.wait() => status?,
+        never = forwarding => match never {},
     };
     for pump in [out, err].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
     }
     Ok(status)
 }
-
-/// The signal a writer to a closed pipe gets.
-const SIGPIPE: i32 = 13;
 
 /// What a signal to `cctl` becomes.
 #[derive(Clone, Copy)]
@@ -184,14 +154,12 @@ async fn next_signal(streams: &mut [(tokio::signal::unix::Signal, Forward)]) -> 
     .await
 }
 
-/// Copies `from` to `to` (flushing as it goes) and into `log`; when `to`
-/// can no longer be written (its reader went away), says so on `gone`.
+/// Copies `from` to `to` (flushing as it goes) and into `log`.
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     log: Option<Arc<Mutex<LogWriter>>>,
     stream: LogStream,
-    gone: Option<tokio::sync::mpsc::Sender<()>>,
 ) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -205,9 +173,6 @@ async fn pump(
             let _ = log.write(stream, &buffer[..n]);
         }
         if to.write_all(&buffer[..n]).await.is_err() || to.flush().await.is_err() {
-            if let Some(gone) = &gone {
-                let _ = gone.send(()).await;
-            }
             break;
         }
     }
@@ -224,7 +189,6 @@ pub async fn log_only(process: &mut LinuxProcess, log: LogWriter) {
             tokio::io::sink(),
             Some(log.clone()),
             LogStream::Stdout,
-            None,
         ))
     });
     let err = streams.stderr.map(|s| {
@@ -233,7 +197,6 @@ pub async fn log_only(process: &mut LinuxProcess, log: LogWriter) {
             tokio::io::sink(),
             Some(log.clone()),
             LogStream::Stderr,
-            None,
         ))
     });
     for pump in [out, err].into_iter().flatten() {
