@@ -9,6 +9,7 @@
 //! and exit codes (`cctl run`, `create`, `start`, `ls`, `logs`, `stop`,
 //! `kill`, `rm`, `exec`, `inspect`, `stats`).
 
+mod clock;
 mod container;
 mod image;
 mod image_in_use;

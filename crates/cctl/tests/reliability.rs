@@ -242,3 +242,35 @@ fn container_records_holding_secrets_are_readable_by_their_owner_only() {
         assert_eq!(mode(&containers.join(&id).join(file)), 0o600, "{file}");
     }
 }
+
+#[test]
+fn inspect_gives_dockers_hostname_and_rfc_3339_times() {
+    let world = World::new();
+    let id = create(&world, "named", &["--network", "none"]);
+    let ran = world.cctl(&["inspect", "named"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let all: serde_json::Value = serde_json::from_str(&ran.stdout).expect("JSON");
+    let inspected = &all[0];
+    assert_eq!(inspected["Config"]["Hostname"], id[..12], "{inspected}");
+    let created = inspected["Created"].as_str().expect("a string");
+    assert!(
+        created.len() == 24 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{created}"
+    );
+    assert_eq!(inspected["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+}
+
+#[test]
+fn run_it_without_a_terminal_says_so_and_exits_1_as_docker() {
+    let world = World::new();
+    let mut args = vec!["run", "--rm", "-it", "--network", "none"];
+    args.push(&world.image);
+    args.push("true");
+    let ran = world.cctl_with_input(&args, b"\n");
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stderr.contains("the input device is not a TTY"),
+        "{ran:?}"
+    );
+    assert!(world.container_folders().is_empty(), "nothing was created");
+}

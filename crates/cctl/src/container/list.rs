@@ -166,7 +166,7 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
         all.push(json!({
             "Id": config.id,
             "Name": config.name,
-            "Created": config.created_ms,
+            "Created": crate::clock::rfc3339_millis(Some(config.created_ms)),
             "Image": config.image,
             "ImageManifest": config.manifest,
             "State": {
@@ -178,8 +178,8 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
                 "OOMKilled": state.oom_killed,
                 "ExitCode": state.exit_code,
                 "Error": state.error,
-                "StartedAt": state.started_ms,
-                "FinishedAt": state.finished_ms,
+                "StartedAt": crate::clock::rfc3339_millis(state.started_ms),
+                "FinishedAt": crate::clock::rfc3339_millis(state.finished_ms),
                 "OwnerPid": state.owner_pid,
             },
             "Config": {

@@ -74,7 +74,7 @@ pub struct CreateArgs {
     /// A DNS server for the container (instead of the host's).
     #[arg(long)]
     pub dns: Vec<IpAddr>,
-    /// The container's hostname (its name by default).
+    /// The container's hostname (the first 12 digits of its id by default).
     #[arg(long)]
     pub hostname: Option<String>,
     /// The guest kernel, by catalogue name (`cctl kernel ls`).

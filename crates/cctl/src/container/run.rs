@@ -48,6 +48,16 @@ pub async fn create(manager: &ContainerManager, args: &CreateArgs) -> anyhow::Re
 
 /// Runs a container in the foreground or, with `-d`, under a monitor.
 pub async fn run(manager: &ContainerManager, args: &RunArgs) -> anyhow::Result<i32> {
+    // `-it` asks for this terminal's keys; without a terminal there are
+    // none to give. Docker refuses with these words and exit code 1.
+    if !args.detach
+        && args.create.tty
+        && args.create.interactive
+        && !rustix::termios::isatty(std::io::stdin())
+    {
+        eprintln!("cctl: the input device is not a TTY");
+        return Ok(1);
+    }
     let options = args.create.options(manager.root()).await?;
     let mut container = manager.create(options).await?;
     if args.detach {

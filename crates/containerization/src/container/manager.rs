@@ -33,7 +33,8 @@ pub struct CreateOptions {
     pub platform: Option<Platform>,
     /// A unique name; `None` gives the first 12 digits of the id.
     pub name: Option<String>,
-    /// The process and its limits (an empty hostname takes the name).
+    /// The process and its limits (an empty hostname takes the first 12
+    /// digits of the id, as Docker's does).
     pub container: spec::ContainerOptions,
     /// Its network: `None` is [`DEFAULT_NETWORK`].
     pub network: Option<NetworkMode>,
@@ -180,8 +181,10 @@ impl ContainerManager {
             None => id.as_str()[..12].to_owned(),
         };
         let mut container_options = options.container.clone();
+        // Docker's default hostname: the first 12 characters of the id,
+        // whatever the name.
         if container_options.hostname.is_empty() {
-            container_options.hostname = hostname_from(&name);
+            container_options.hostname = id.as_str()[..12].to_owned();
         }
         let vm_memory_mib = match container_options.memory_bytes {
             Some(bytes) => u32::try_from((bytes >> 20) + VM_OVERHEAD_MIB)
@@ -391,20 +394,6 @@ fn check_name(name: &str) -> Result<String, Error> {
     }
 }
 
-/// A hostname from a container name: 63 characters at most, no `_` or `.`.
-fn hostname_from(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect()
-}
-
 /// A signal by name (`SIGTERM`, `TERM`) or number.
 pub fn parse_signal(text: &str) -> Result<i32, Error> {
     const NAMES: [(&str, i32); 17] = [
@@ -457,10 +446,9 @@ mod tests {
     }
 
     #[test]
-    fn names_follow_dockers_rule_and_hostnames_are_cleaned() {
+    fn names_follow_dockers_rule() {
         assert!(check_name("web_1.a-b").is_ok());
         assert!(check_name("-web").is_err());
         assert!(check_name("a/b").is_err());
-        assert_eq!(hostname_from("web_1.x"), "web-1-x");
     }
 }

@@ -1,0 +1,52 @@
+//! Times as people and Docker's tools read them.
+
+/// A UTC civil time: year, month, day, hour, minute, second.
+pub type Civil = (i64, i64, i64, i64, i64, i64);
+
+/// The UTC civil time `seconds` after the Unix epoch.
+pub fn civil(seconds: i64) -> Civil {
+    let days = seconds.div_euclid(86_400);
+    let rest = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// RFC 3339 in UTC with milliseconds, as `docker inspect` prints times;
+/// Docker's zero time for a time that never was.
+pub fn rfc3339_millis(ms: Option<u64>) -> String {
+    let Some(ms) = ms.filter(|ms| *ms > 0) else {
+        return "0001-01-01T00:00:00Z".to_owned();
+    };
+    let seconds = i64::try_from(ms / 1000).unwrap_or(i64::MAX / 2);
+    let (y, mo, d, h, mi, s) = civil(seconds);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc_3339() {
+        assert_eq!(rfc3339_millis(Some(0)), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339_millis(None), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339_millis(Some(1)), "1970-01-01T00:00:00.001Z");
+        // 2024-02-29T23:59:59.999Z, a leap day.
+        assert_eq!(
+            rfc3339_millis(Some(1_709_251_199_999)),
+            "2024-02-29T23:59:59.999Z"
+        );
+    }
+}
