@@ -139,6 +139,8 @@ fn init_tracing() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: never escape codes in a log file.
+        .with_ansi(rustix::termios::isatty(std::io::stderr()))
         .init();
 }
 

@@ -172,7 +172,8 @@ impl ContainerCommand {
             Self::Start { containers } => {
                 for name in containers {
                     let container = manager.get(&name)?;
-                    run::start_detached(&container).await?;
+                    // Docker echoes each container as it was named.
+                    run::start_detached(&container, &name).await?;
                 }
                 Ok(0)
             }

@@ -61,7 +61,7 @@ pub async fn run(manager: &ContainerManager, args: &RunArgs) -> anyhow::Result<i
     let options = args.create.options(manager.root()).await?;
     let mut container = manager.create(options).await?;
     if args.detach {
-        return start_detached(&container).await;
+        return start_detached(&container, container.id().as_str()).await;
     }
     foreground(&mut container, &args.create).await
 }
@@ -91,7 +91,7 @@ async fn foreground(container: &mut LinuxContainer, args: &CreateArgs) -> anyhow
 
 /// Starts `container` under a monitor process and returns once it runs (or
 /// failed to start, with its exit code).
-pub async fn start_detached(container: &LinuxContainer) -> anyhow::Result<i32> {
+pub async fn start_detached(container: &LinuxContainer, shown: &str) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("cannot find cctl's own path")?;
     let monitor_log = container.log_path().with_file_name("monitor.log");
     let stderr = std::fs::File::create(&monitor_log)
@@ -115,7 +115,7 @@ pub async fn start_detached(container: &LinuxContainer) -> anyhow::Result<i32> {
             containerization::Status::Running
                 if state.started_ms.is_some() && state.started_ms != before.started_ms =>
             {
-                println!("{}", container.id());
+                println!("{shown}");
                 return Ok(0);
             }
             containerization::Status::Exited
