@@ -25,6 +25,12 @@
 //! sent before the hello. When the host closes the pipe, the session ends
 //! and the guest waits for the next host: that is how a VM snapshotted
 //! without a host connection takes a new one after it is restored.
+//!
+//! A host peer that half-closes its socket ends the guest's reads (FIN); one
+//! that closes it entirely resets the stream, so the guest's writes fail as
+//! a pipe's do when its reader is gone ([`host_peer`]).
+
+mod host_peer;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,6 +47,7 @@ use tokio_stream::StreamExt;
 use tokio_yamux::{Config, Control, Session, StreamHandle};
 
 use crate::transport::{AGENT_PORT, HybridVsockConnector, READY_PORT};
+use host_peer::HostPeer;
 
 /// The name of the virtio-serial port that carries the serial transport.
 pub const SERIAL_PORT_NAME: &str = "cz.agent";
@@ -243,22 +250,20 @@ async fn forward_client(mut client: UnixStream, mut control: Control) {
     let Ok(mut stream) = control.open_stream().await else {
         return;
     };
-    answer_then_splice(&mut stream, &line, &mut client).await;
+    answer_then_splice(&mut stream, &line, client).await;
 }
 
-/// Writes `line` to `first`, then copies both ways between it and `second`
-/// until both directions end.
-async fn answer_then_splice<A, B>(first: &mut A, line: &str, second: &mut B)
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    if first
+/// Writes `line` to `stream`, then copies both ways between it and the host
+/// peer `host` until both directions end, or until one fails: the caller's
+/// drop of `stream` then resets it (see [`host_peer`]).
+async fn answer_then_splice(stream: &mut StreamHandle, line: &str, host: UnixStream) {
+    if stream
         .write_all(format!("{line}\n").as_bytes())
         .await
         .is_ok()
     {
-        let _ = tokio::io::copy_bidirectional(first, second).await;
+        let mut host = HostPeer::new(host);
+        let _ = tokio::io::copy_bidirectional(stream, &mut host).await;
     }
 }
 
@@ -271,11 +276,11 @@ async fn forward_from_guest(mut stream: StreamHandle, targets: HybridVsockConnec
     let Some(port) = connect_port(&line) else {
         return;
     };
-    let Ok(mut target) = UnixStream::connect(targets.host_listener_path(port)).await else {
+    let Ok(target) = UnixStream::connect(targets.host_listener_path(port)).await else {
         tracing::debug!("serial transport: nothing listens on host port {port}");
         return;
     };
-    answer_then_splice(&mut stream, &format!("OK {port}"), &mut target).await;
+    answer_then_splice(&mut stream, &format!("OK {port}"), target).await;
 }
 
 /// Opens streams from the guest to host ports over the current session.
@@ -482,6 +487,78 @@ mod tests {
 
         let err = joined.dialer.dial(5001).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    /// A stream the guest dialed to a fresh host listener on `port` once its
+    /// session runs (its ready call came), and the host's end of it.
+    async fn dialed_pair(joined: &Joined, port: u32) -> (StreamHandle, UnixStream) {
+        let _ready_call = joined.ready.accept().await.unwrap();
+        let connector = HybridVsockConnector::new(&joined.hybrid);
+        let listener = UnixListener::bind(connector.host_listener_path(port)).unwrap();
+        let dialed = joined.dialer.dial(port).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (dialed, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_host_reader_that_closes_its_socket_fails_the_guests_writes() {
+        let joined = joined(b"").await;
+        let (mut dialed, mut accepted) = dialed_pair(&joined, 5002).await;
+        dialed.write_all(b"y\n").await.unwrap();
+        let mut got = [0u8; 2];
+        accepted.read_exact(&mut got).await.unwrap();
+        drop(accepted);
+        // Far more than the stream's window: without a reset the writer
+        // would wait for window updates that never come.
+        let chunk = vec![b'y'; 64 * 1024];
+        let writing = async {
+            loop {
+                if let Err(err) = dialed.write_all(&chunk).await {
+                    return err;
+                }
+            }
+        };
+        let err = tokio::time::timeout(Duration::from_secs(10), writing)
+            .await
+            .expect("the guest's writes fail once the host reader is gone");
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_host_half_close_is_end_of_file_and_the_guest_may_still_write() {
+        let joined = joined(b"").await;
+        let (mut dialed, mut accepted) = dialed_pair(&joined, 5003).await;
+        accepted.write_all(b"input").await.unwrap();
+        accepted.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        dialed.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"input");
+        dialed.write_all(b"output").await.unwrap();
+        dialed.shutdown().await.unwrap();
+        let mut back = String::new();
+        accepted.read_to_string(&mut back).await.unwrap();
+        assert_eq!(back, "output");
+    }
+
+    #[tokio::test]
+    async fn what_a_host_writes_before_closing_its_socket_arrives_first() {
+        let joined = joined(b"").await;
+        let (mut dialed, mut accepted) = dialed_pair(&joined, 5004).await;
+        let input = vec![b'i'; 600 * 1024];
+        let writer = tokio::spawn(async move {
+            accepted.write_all(&input).await.unwrap();
+            accepted.shutdown().await.unwrap();
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match dialed.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        writer.await.unwrap();
+        assert_eq!(got.len(), 600 * 1024);
     }
 
     #[tokio::test]

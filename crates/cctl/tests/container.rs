@@ -25,7 +25,61 @@ fn exit_codes_are_the_containers_or_dockers() {
     assert!(missing.stderr.contains("no-such-program"), "{missing:?}");
     let not_executable = world.run(&[], &["/etc/passwd"]);
     assert_eq!(not_executable.code, 126, "{not_executable:?}");
+    // `cctl run --rm IMAGE yes | head -1` ends: the reader's going resets
+    // the container's stream, and its writes fail. `yes` is its namespace's
+    // init, whose default-action SIGPIPE the kernel drops, so it dies of the
+    // write error instead: busybox's `yes` exits 1, as under Docker (141
+    // would need a writer that is not the init).
+    let yes = until_the_reader_leaves(&world, &["yes"]);
+    assert_eq!(yes.code, 1, "{yes:?}");
+    // A slow writer too, whose stream sits idle when the reader goes (the
+    // host saw the close before any write failed, and only half-closed the
+    // stream: the writer went on forever). Its `echo` fails, ending the loop.
+    let slow = until_the_reader_leaves(&world, &["sh", "-c", "while echo y; do sleep 1; done"]);
+    assert!(slow.stderr.contains("Broken pipe"), "{slow:?}");
     assert!(world.container_folders().is_empty(), "--rm left state");
+}
+
+/// `cctl run --rm IMAGE args… | head -1`: reads one line, closes the reader
+/// and waits for the run to end (a hang detector, not a timing check).
+fn until_the_reader_leaves(world: &World, args: &[&str]) -> support::Ran {
+    use std::io::{BufRead, BufReader, Read};
+    let mut command = vec!["run", "--rm", &world.image];
+    command.extend_from_slice(args);
+    let mut child = world
+        .command(&command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cctl runs");
+    let mut first = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    stdout.read_line(&mut first).expect("a first line");
+    assert_eq!(first, "y\n");
+    drop(stdout);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cctl") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cctl run … {args:?} ran on for 60 s after its reader closed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    support::Ran {
+        code: status.code().unwrap_or(-1),
+        stdout: first,
+        stderr,
+    }
 }
 
 #[test]

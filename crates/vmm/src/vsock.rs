@@ -28,6 +28,9 @@ use containerization_agent::{BoxedStream, Connector, HybridVsockConnector, Vsock
 use crate::VmmError;
 use crate::error::io_at;
 
+mod guest_stream;
+use guest_stream::GuestStream;
+
 /// The first CID a guest may have (0–2 are reserved for the hypervisor, the
 /// loopback and the host).
 pub const FIRST_GUEST_CID: u32 = 3;
@@ -152,7 +155,7 @@ impl HostListener {
             HostListener::Unix(listener, path) => listener
                 .accept()
                 .await
-                .map(|(stream, _)| Box::new(stream) as BoxedStream)
+                .map(|(stream, _)| Box::new(GuestStream(stream)) as BoxedStream)
                 .map_err(io_at(path)),
         }
     }
