@@ -51,7 +51,9 @@ fn hostile_images_pulled_with_unpack_and_made_into_rootfs_images_end_as_the_tabl
             ],
         );
         if stderr.contains('\u{1b}') {
-            fail(format!("pull --unpack: colour codes in a piped stderr: {stderr:?}"));
+            fail(format!(
+                "pull --unpack: colour codes in a piped stderr: {stderr:?}"
+            ));
         }
         match (&case.outcome, ok) {
             (Outcome::Refused(text), false) if stderr.contains(text) => {}
