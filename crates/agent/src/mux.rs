@@ -210,6 +210,9 @@ async fn run_host(pipe: UnixListener, clients: UnixListener, hybrid: PathBuf) {
     let control = session.control();
     let accepting = tokio::spawn(async move {
         while let Ok((client, _)) = clients.accept().await {
+            if !peer_may_connect(&client) {
+                continue;
+            }
             tokio::spawn(forward_client(client, control.clone()));
         }
     });
@@ -219,6 +222,29 @@ async fn run_host(pipe: UnixListener, clients: UnixListener, hybrid: PathBuf) {
     }
     accepting.abort();
     tracing::debug!("serial transport: session over");
+}
+
+/// Whether the process at the other end of a host client's connection may
+/// reach the guest: this user or root (`SO_PEERCRED`). The agent runs as
+/// root in the guest, so a connection from anyone else is closed unserved,
+/// whatever the socket's folder and mode allow.
+fn peer_may_connect(client: &UnixStream) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    match client.peer_cred() {
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => true,
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = ?cred.pid(),
+                "serial transport: refused a connection from another user"
+            );
+            false
+        }
+        Err(err) => {
+            tracing::warn!("serial transport: refused a connection of unknown origin: {err}");
+            false
+        }
+    }
 }
 
 /// Reads until [`MUX_HELLO`] has gone by.
@@ -454,6 +480,48 @@ mod tests {
         served.write_all(b"pong").await.unwrap();
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_client_of_another_user_is_refused_whatever_the_socket_allows() {
+        if !rustix::process::geteuid().is_root() {
+            return; // only root can connect as another user here
+        }
+        let joined = joined(b"").await;
+        // As if the folder and socket modes had been opened to everyone.
+        for path in [joined._dir.path(), joined.hybrid.as_path()] {
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                .unwrap();
+        }
+        let program = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.connect({:?})\n\
+             s.settimeout(5)\n\
+             try:\n\
+             \x20   s.sendall(b'CONNECT {AGENT_PORT}\\n')\n\
+             \x20   print(repr(s.recv(64)))\n\
+             except OSError:\n\
+             \x20   print(repr(b''))",
+            joined.hybrid.display().to_string()
+        );
+        let out = tokio::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c", &program])
+            .output()
+            .await
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.trim() == "b''",
+            "another user's CONNECT was answered: {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // This user is still served.
+        HybridVsockConnector::new(&joined.hybrid)
+            .connect(AGENT_PORT)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
