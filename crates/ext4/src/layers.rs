@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use crate::layer_budget::{Budget, Capped};
 use crate::metadata::{DeviceNumber, Metadata, Timestamp, Xattr};
-use crate::writer::{Special, display, split_entry};
+use crate::writer::{Special, display, split_path};
 use crate::{Error, Formatter, Result};
 
 const WHITEOUT: &[u8] = b".wh.";
@@ -198,7 +198,7 @@ impl Formatter {
             path: display(&path),
             reason,
         };
-        let names = match split_entry(&path) {
+        let names = match split_path(&path) {
             Ok(names) => names,
             Err(Error::InvalidPath { reason, .. }) => return Err(refuse(reason)),
             Err(e) => return Err(e),
@@ -273,7 +273,7 @@ impl Formatter {
                     .ok_or_else(|| refuse("a hard link without a target"))?;
                 // The target is resolved as an entry path is: in the image
                 // root, no `..`, its last name not followed.
-                let target = match split_entry(&target) {
+                let target = match split_path(&target) {
                     Ok(names) if !names.is_empty() => names.join(&b'/'),
                     Ok(_) => return Err(refuse("its link target is the image root, not a file")),
                     Err(Error::InvalidPath {

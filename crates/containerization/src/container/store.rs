@@ -50,9 +50,10 @@ impl ContainerStore {
         self.run_dir.join(short)
     }
 
-    /// Makes the VM's run folder, and the run folders above it, 0700 and
-    /// this user's, refusing any that another user owns: the agent's socket
-    /// gives root in the guest and QMP's root on the host.
+    /// Makes the run folders above the VM's own 0700 and this user's,
+    /// refusing any that another user owns (one who owned a parent could
+    /// swap the VM's folder); the VM's folder itself the vmm makes and
+    /// checks when it starts the VM. Returns the VM's folder.
     pub fn prepare_vm_dir(&self, id: &ContainerId) -> Result<PathBuf, Error> {
         if let Some(parent) = self.run_dir.parent()
             && parent
@@ -62,9 +63,7 @@ impl ContainerStore {
             private_dir::ensure(parent, private_dir::PRIVATE_DIR)?;
         }
         private_dir::ensure(&self.run_dir, private_dir::PRIVATE_DIR)?;
-        let dir = self.vm_dir(id);
-        private_dir::ensure(&dir, private_dir::PRIVATE_DIR)?;
-        Ok(dir)
+        Ok(self.vm_dir(id))
     }
 
     fn config_path(&self, id: &ContainerId) -> PathBuf {
@@ -212,20 +211,29 @@ impl ContainerStore {
             .collect())
     }
 
-    /// The containers whose configuration names network `network`, as
-    /// `(id, name)`: a network they need to start.
-    pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
+    /// The containers, damaged ones too where their configuration is
+    /// readable, whose configuration `wanted` accepts, as `(id, name)`.
+    fn configs_where(
+        &self,
+        wanted: impl Fn(&ContainerConfig) -> bool,
+    ) -> Result<Vec<(ContainerId, String)>, Error> {
         let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
         Ok(self
             .list()?
             .into_iter()
             .map(|(config, _)| config)
             .chain(damaged)
-            .filter(
-                |config| matches!(&config.network, NetworkMode::Network(name) if name == network),
-            )
+            .filter(|config| wanted(config))
             .map(|config| (config.id, config.name))
             .collect())
+    }
+
+    /// The containers whose configuration names network `network`, as
+    /// `(id, name)`: a network they need to start.
+    pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
+        self.configs_where(
+            |config| matches!(&config.network, NetworkMode::Network(name) if name == network),
+        )
     }
 
     /// The containers made from image `name` (as the image store names it),
@@ -236,15 +244,7 @@ impl ContainerStore {
         name: &str,
         digest: &str,
     ) -> Result<Vec<(ContainerId, String)>, Error> {
-        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
-        Ok(self
-            .list()?
-            .into_iter()
-            .map(|(config, _)| config)
-            .chain(damaged)
-            .filter(|config| config.image == name || config.manifest == digest)
-            .map(|config| (config.id, config.name))
-            .collect())
+        self.configs_where(|config| config.image == name || config.manifest == digest)
     }
 
     /// The container a user means by `name_or_id`: a name, a full id, or a

@@ -7,8 +7,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::resolve::{Stop, Walk, split_entry};
-use super::tree::{Body, Node};
+use super::resolve::{Stop, Walk};
+use super::tree::{Body, Node, split_path};
 use super::{Formatter, display};
 use crate::format::extent::Extent;
 use crate::format::{LINK_MAX, ROOT_INODE};
@@ -36,7 +36,7 @@ impl Formatter {
     /// Creates the directory `path`, or gives an existing one `meta`.
     pub fn create_dir(&mut self, path: impl AsRef<Path>, meta: &Metadata) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let Some((name, parents)) = names.split_last() else {
             let layer = self.layer;
             if let Some(root) = self.tree.get_mut(ROOT_INODE) {
@@ -70,7 +70,7 @@ impl Formatter {
         data: &mut dyn Read,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let mut extents = Vec::new();
         let size = match self.write_stream(path, data, 0, &mut extents) {
@@ -93,7 +93,7 @@ impl Formatter {
         file: &File,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let mut extents = Vec::new();
         let size = match self.write_host_file(path, file, &mut extents) {
@@ -122,7 +122,7 @@ impl Formatter {
                 reason: "a symlink target must be shorter than a block (4095 bytes with 4 KiB blocks)",
             });
         }
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         self.attach(path, dir, name, meta, Body::Symlink(target.into()))
             .map(|_| ())
@@ -136,7 +136,7 @@ impl Formatter {
         special: Special,
     ) -> Result<()> {
         let path = bytes(path.as_ref());
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, meta)?;
         let body = match special {
             Special::CharDevice(dev) => Body::CharDevice(dev),
@@ -155,7 +155,7 @@ impl Formatter {
     ) -> Result<()> {
         let path = bytes(path.as_ref());
         let target = bytes(target.as_ref());
-        let target_names = split_entry(target)?;
+        let target_names = split_path(target)?;
         let ino = self
             .tree
             .lookup(target, &target_names)?
@@ -178,7 +178,7 @@ impl Formatter {
         }
         let meta = node.meta.clone();
         let links = node.links;
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let (dir, name) = self.parent_for_entry(path, &names, &meta)?;
         let existing = self.tree.child(dir, name);
         if existing == Some(ino) {
@@ -212,7 +212,7 @@ impl Formatter {
     /// Removes `path` and everything below it; false when it did not exist.
     pub fn remove(&mut self, path: impl AsRef<Path>) -> Result<bool> {
         let path = bytes(path.as_ref());
-        let names = split_entry(path)?;
+        let names = split_path(path)?;
         let Some((name, parents)) = names.split_last() else {
             return Ok(false);
         };
@@ -229,7 +229,7 @@ impl Formatter {
     /// True when `path` names an entry (its last name not followed).
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
         let path = bytes(path.as_ref());
-        split_entry(path)
+        split_path(path)
             .ok()
             .and_then(|names| self.tree.lookup(path, &names).ok().flatten())
             .is_some()
@@ -238,7 +238,7 @@ impl Formatter {
     /// Removes what lower layers put under the directory `path` (an opaque
     /// directory), keeping what the current layer added.
     pub(crate) fn clear_lower(&mut self, path: &[u8]) -> Result<()> {
-        let Some(dir) = self.tree.lookup_dir(path, &split_entry(path)?)? else {
+        let Some(dir) = self.tree.lookup_dir(path, &split_path(path)?)? else {
             return Ok(());
         };
         let mut freed = Vec::new();

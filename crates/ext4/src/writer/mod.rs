@@ -26,7 +26,6 @@ mod tree;
 use std::path::{Path, PathBuf};
 
 pub use entries::Special;
-pub(crate) use resolve::split_entry;
 pub(crate) use tree::{display, split_path};
 
 use crate::format::group_has_superblock;

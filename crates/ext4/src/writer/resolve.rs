@@ -21,55 +21,12 @@
 use std::borrow::Cow;
 
 use super::display;
-use super::tree::{Body, Tree};
-use crate::format::{NAME_MAX, ROOT_INODE};
+use super::tree::{Body, Tree, check_name};
+use crate::format::ROOT_INODE;
 use crate::{Error, Result};
 
 /// Symlinks one path may go through, as Linux allows.
 pub(crate) const SYMLINK_BUDGET: u32 = 40;
-
-/// Splits an entry path (or a hard link's target) into its names. A leading
-/// `/`, empty names and `.` are dropped; names over 255 bytes, NUL bytes and
-/// any `..` are refused, as the host-side unpacker and Docker refuse them:
-/// an entry names a place in the image, it does not climb to one. (`..` in a
-/// symlink's target is another matter: see the module documentation.)
-pub(crate) fn split_entry(path: &[u8]) -> Result<Vec<&[u8]>> {
-    let mut names = Vec::new();
-    for name in path.split(|&b| b == b'/') {
-        match name {
-            b"" | b"." => {}
-            b".." => {
-                return Err(Error::InvalidPath {
-                    path: display(path),
-                    reason: "it has a '..' component",
-                });
-            }
-            _ => {
-                check_name(path, name)?;
-                names.push(name);
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// Refuses a name ext4 cannot store.
-fn check_name(path: &[u8], name: &[u8]) -> Result<()> {
-    if name.len() > NAME_MAX {
-        return Err(Error::NameTooLong {
-            path: display(path),
-            name: name.to_vec(),
-            len: name.len(),
-        });
-    }
-    if name.contains(&0) {
-        return Err(Error::InvalidPath {
-            path: display(path),
-            reason: "it contains a NUL byte",
-        });
-    }
-    Ok(())
-}
 
 /// Where a [`Walk`] stopped.
 pub(crate) enum Stop<'p> {
@@ -186,15 +143,15 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
-    use super::split_entry;
+    use super::super::split_path;
 
     #[test]
     fn entry_paths_drop_dots_and_refuse_dotdot() {
-        let names = split_entry(b"/./a//b/").expect("splits");
+        let names = split_path(b"/./a//b/").expect("splits");
         assert_eq!(names, [&b"a"[..], b"b"]);
-        assert!(split_entry(b"a/..").is_err());
-        assert!(split_entry(b"../a").is_err());
-        assert!(split_entry(b"a/b\0c").is_err());
-        assert_eq!(split_entry(b"/").expect("the root"), Vec::<&[u8]>::new());
+        assert!(split_path(b"a/..").is_err());
+        assert!(split_path(b"../a").is_err());
+        assert!(split_path(b"a/b\0c").is_err());
+        assert_eq!(split_path(b"/").expect("the root"), Vec::<&[u8]>::new());
     }
 }

@@ -60,8 +60,11 @@ pub(crate) struct Tree {
     spare: Vec<u32>,
 }
 
-/// Splits `path` into its names: leading `/` and `.` parts are dropped,
-/// `..` and names over 255 bytes are refused.
+/// Splits `path` (an entry path, a hard link's target, or a path to look
+/// up) into its names: leading `/` and `.` parts are dropped; `..`, names
+/// over 255 bytes and NUL bytes are refused, as the host-side unpacker and
+/// Docker refuse them: an entry names a place in the image, it does not
+/// climb to one. (`..` in a symlink's target is resolved: see `resolve`.)
 pub(crate) fn split_path(path: &[u8]) -> Result<Vec<&[u8]>> {
     let mut names = Vec::new();
     for name in path.split(|&b| b == b'/') {
@@ -70,26 +73,34 @@ pub(crate) fn split_path(path: &[u8]) -> Result<Vec<&[u8]>> {
             b".." => {
                 return Err(Error::InvalidPath {
                     path: display(path),
-                    reason: "it contains `..`",
+                    reason: "it has a '..' component",
                 });
             }
-            _ if name.len() > NAME_MAX => {
-                return Err(Error::NameTooLong {
-                    path: display(path),
-                    name: name.to_vec(),
-                    len: name.len(),
-                });
+            _ => {
+                check_name(path, name)?;
+                names.push(name);
             }
-            _ if name.contains(&0) => {
-                return Err(Error::InvalidPath {
-                    path: display(path),
-                    reason: "it contains a NUL byte",
-                });
-            }
-            _ => names.push(name),
         }
     }
     Ok(names)
+}
+
+/// Refuses a name ext4 cannot store: over 255 bytes, or with a NUL byte.
+pub(crate) fn check_name(path: &[u8], name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong {
+            path: display(path),
+            name: name.to_vec(),
+            len: name.len(),
+        });
+    }
+    if name.contains(&0) {
+        return Err(Error::InvalidPath {
+            path: display(path),
+            reason: "it contains a NUL byte",
+        });
+    }
+    Ok(())
 }
 
 /// A path as a `PathBuf` for error messages.
