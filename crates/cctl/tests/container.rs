@@ -230,9 +230,15 @@ fn containers_reach_each_other_the_host_and_published_ports() {
     let ping = world.cctl(&["exec", "a", "ping", "-c", "1", "-W", "5", &b]);
     assert_eq!(ping.code, 0, "a pings b: {ping:?}");
     // The gateway is the bridge's address in the namespace; a TCP server there.
+    let network = world.cctl(&["network", "inspect", "default"]);
+    let bridge: serde_json::Value = serde_json::from_str(&network.stdout).expect("network JSON");
+    let bridge = bridge["network"]["bridge"]
+        .as_str()
+        .expect("a bridge")
+        .to_owned();
     let gateway = world
         .netns
-        .exec(&["ip", "-4", "-o", "addr", "show", "cz-default"])
+        .exec(&["ip", "-4", "-o", "addr", "show", &bridge])
         .expect("bridge address");
     let gateway = gateway
         .split_whitespace()

@@ -12,7 +12,7 @@ use containerization_vmm::KernelCatalogue;
 use crate::Error;
 
 /// The folder for root when `CZ_ROOT` is unset.
-const SYSTEM_ROOT: &str = "/var/lib/containerization";
+pub(crate) const SYSTEM_ROOT: &str = "/var/lib/containerization";
 
 /// The project's state folder and the well-known places inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -203,14 +203,17 @@ async fn a_tap_per_vm_comes_from_the_pool_with_a_mac_other_than_the_guests() {
     let before = snapshot();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
-    manager.create("vms", None, None).await.unwrap();
+    let vms = manager.create("vms", None, None).await.unwrap();
     let id: ContainerId = "vm-1".parse().unwrap();
     let first = manager
         .attach("vms", &id, Endpoint::Tap, &["8080:80".parse().unwrap()])
         .await
         .unwrap();
     let details = run("ip", &["-d", "-j", "link", "show", &first.device]);
-    assert!(details.contains(r#""master":"cz-vms""#), "{details}");
+    assert!(
+        details.contains(&format!(r#""master":"{}""#, vms.bridge)),
+        "{details}"
+    );
     assert!(details.contains(r#""type":"tap""#), "{details}");
     // The guest's NIC has the container's MAC; the tap must not, or the
     // bridge would keep the guest's frames for itself.
@@ -225,7 +228,10 @@ async fn a_tap_per_vm_comes_from_the_pool_with_a_mac_other_than_the_guests() {
     // port is no longer published.
     manager.detach("vms", &id).await.unwrap();
     let details = run("ip", &["-d", "-j", "link", "show", &first.device]);
-    assert!(details.contains(r#""master":"cz-vms""#), "{details}");
+    assert!(
+        details.contains(&format!(r#""master":"{}""#, vms.bridge)),
+        "{details}"
+    );
     assert!(!run("nft", &["list", "ruleset"]).contains("8080 :"));
     let other: ContainerId = "vm-2".parse().unwrap();
     let second = manager
@@ -258,7 +264,7 @@ async fn a_pooled_tap_still_held_open_is_replaced_not_handed_out() {
     let before = snapshot();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
-    manager.create("held", None, None).await.unwrap();
+    let held = manager.create("held", None, None).await.unwrap();
     let (old, new): (ContainerId, ContainerId) =
         ("old-vm".parse().unwrap(), "new-vm".parse().unwrap());
     let first = manager
@@ -307,7 +313,10 @@ async fn a_pooled_tap_still_held_open_is_replaced_not_handed_out() {
     );
     assert_ne!(index_of(&second.device), first_index, "but a new tap");
     let details = run("ip", &["-d", "-j", "link", "show", &second.device]);
-    assert!(details.contains(r#""master":"cz-held""#), "{details}");
+    assert!(
+        details.contains(&format!(r#""master":"{}""#, held.bridge)),
+        "{details}"
+    );
     drop(vm.stdin.take());
     vm.wait().unwrap();
 
@@ -322,7 +331,7 @@ async fn reclaiming_a_dead_vms_lease_unpublishes_its_ports_and_keeps_its_tap_poo
     let before = snapshot();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
-    manager.create("stale", None, None).await.unwrap();
+    let stale = manager.create("stale", None, None).await.unwrap();
     let (dead, alive): (ContainerId, ContainerId) =
         ("dead".parse().unwrap(), "alive".parse().unwrap());
     let gone = manager
@@ -345,7 +354,10 @@ async fn reclaiming_a_dead_vms_lease_unpublishes_its_ports_and_keeps_its_tap_poo
     assert!(!ruleset.contains("9090 :"), "{ruleset}");
     assert!(ruleset.contains("9091 :"), "{ruleset}");
     let details = run("ip", &["-d", "-j", "link", "show", &gone.device]);
-    assert!(details.contains(r#""master":"cz-stale""#), "{details}");
+    assert!(
+        details.contains(&format!(r#""master":"{}""#, stale.bridge)),
+        "{details}"
+    );
     // Its port can be published again.
     let again = manager
         .attach("stale", &dead, Endpoint::Tap, &["9090:90".parse().unwrap()])
@@ -446,13 +458,30 @@ async fn guests_cannot_spoof_cross_networks_or_reach_loopback_and_lan_cannot_rea
         .create("two", Some("10.79.0.0/24".parse().unwrap()), None)
         .await
         .unwrap();
+    // A second state root on the same host, with its own network.
+    let other_state = tempfile::tempdir().unwrap();
+    let other_root = NetworkManager::new(other_state.path(), Netlink::connect().unwrap());
+    let three = other_root
+        .create("three", Some("10.80.0.0/24".parse().unwrap()), None)
+        .await
+        .unwrap();
     let guests = [
+        NamedNetns::new().unwrap(),
         NamedNetns::new().unwrap(),
         NamedNetns::new().unwrap(),
         NamedNetns::new().unwrap(),
     ];
     let mut attachments = Vec::new();
-    for (i, (guest, network)) in guests.iter().zip(["one", "one", "two"]).enumerate() {
+    for (i, (guest, network)) in guests
+        .iter()
+        .zip(["one", "one", "two", "three"])
+        .enumerate()
+    {
+        let manager = if network == "three" {
+            &other_root
+        } else {
+            &manager
+        };
         let ports: Vec<_> = if i == 0 {
             vec![
                 "127.0.0.1:8082:80".parse().unwrap(),
@@ -476,7 +505,7 @@ async fn guests_cannot_spoof_cross_networks_or_reach_loopback_and_lan_cannot_rea
         configure(guest, &attachment);
         attachments.push(attachment);
     }
-    let [a, b, c] = &guests;
+    let [a, b, c, d] = &guests;
     let a_ip = attachments[0].address.addr().to_string();
     let b_dev = attachments[1].guest_device.clone().unwrap();
     let ping = |from: &NamedNetns, extra: &[&str], to: &str| {
@@ -510,6 +539,18 @@ async fn guests_cannot_spoof_cross_networks_or_reach_loopback_and_lan_cannot_rea
     // Networks are isolated from each other.
     if ping(c, &[], &a_ip) {
         exposed.push("network two reached network one");
+    }
+    // Another state root's guests pass this root's guard on their own
+    // network, and reach none of this root's networks, nor it theirs.
+    assert!(
+        ping(d, &[], &three.gateway.to_string()),
+        "a guest of the other root reaches its gateway"
+    );
+    if ping(d, &[], &a_ip) {
+        exposed.push("another state root's network reached network one");
+    }
+    if ping(a, &[], &attachments[3].address.addr().to_string()) {
+        exposed.push("network one reached another state root's network");
     }
 
     // A guest cannot reach the host's loopback services. UDP shows it in one
@@ -603,7 +644,7 @@ async fn publishing_a_port_a_host_program_holds_is_refused_and_changes_nothing()
     let file = guest.open().unwrap();
     // A new bridge without ports loses its carrier a moment later.
     let start = Instant::now();
-    while !run("ip", &["link", "show", "cz-busy"]).contains("NO-CARRIER") {
+    while !run("ip", &["link", "show", &network.bridge]).contains("NO-CARRIER") {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "the bridge keeps its carrier"

@@ -90,7 +90,7 @@ async fn containers_ping_each_other_and_the_host_over_ipv6_and_teardown_restores
         .await
         .unwrap();
     assert_eq!(network.gateway6, Some("fd00:79::1".parse().unwrap()));
-    let bridge = run("ip", &["-j", "addr", "show", "cz-six"]);
+    let bridge = run("ip", &["-j", "addr", "show", &network.bridge]);
     assert!(
         bridge.contains(r#""local":"fd00:79::1","prefixlen":64"#),
         "{bridge}"

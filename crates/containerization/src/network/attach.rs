@@ -4,8 +4,8 @@
 //! A VM gets a persistent tap device from the network's pool
 //! ([`super::tap_pool`]), with its MAC set; a container that runs in a network
 //! namespace instead (and the tests' stand-in guests) gets a veth pair
-//! `czv<hash>`/`czp<hash>` whose `czp` end moves into the namespace. The hash
-//! is of the container id, so veth names and the MAC address are stable for a
+//! `czv<root tag><hash>`/`czp<root tag><hash>` whose `czp` end moves into
+//! the namespace ([`super::host_names`]). The hash is of the container id, so veth names and the MAC address are stable for a
 //! container and differ between containers.
 //!
 //! Attaching writes the lease once (address, device, ports) and adds only the
@@ -20,7 +20,6 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use sha2::{Digest, Sha256};
 
 use super::guard::{self, Guest};
-use super::tap_pool::{TAP_PREFIX, tap_name};
 use super::{Lease, NetworkManager, PublishedPort, nft};
 use crate::{ContainerId, Error, state_file};
 
@@ -102,8 +101,8 @@ impl NetworkManager {
         let lease = ipam.lease_with(
             container,
             |address| match endpoint {
-                Endpoint::Tap => tap_name(&config.name, address),
-                Endpoint::Veth { .. } => format!("czv{hash}"),
+                Endpoint::Tap => self.names.tap(&config.name, address),
+                Endpoint::Veth { .. } => self.names.veth_pair(&hash).0,
             },
             ports,
         )?;
@@ -115,7 +114,7 @@ impl NetworkManager {
                     None
                 }
                 Endpoint::Veth { namespace } => {
-                    let guest = format!("czp{hash}");
+                    let guest = self.names.veth_pair(&hash).1;
                     self.make_veth(&device, &guest, mac, &config.bridge, namespace)
                         .await?;
                     Some(guest)
@@ -134,7 +133,9 @@ impl NetworkManager {
                 }
             });
             if let Err(error) = admitted {
-                let _ = self.nftables().and_then(|s| guard::forbid(s, &guest));
+                let _ = self
+                    .nftables()
+                    .and_then(|s| guard::forbid(s, &self.names.table(), &guest));
                 self.return_device(&device).await?;
                 return Err(error);
             }
@@ -242,7 +243,7 @@ impl NetworkManager {
     fn publish(&self, ports: &[PublishedPort], address: Ipv4Addr) -> Result<(), Error> {
         match self
             .nftables()
-            .and_then(|socket| nft::publish(socket, ports, address))
+            .and_then(|socket| nft::publish(socket, &self.names.table(), ports, address))
         {
             Err(Error::Netlink(NetlinkError::NotFound { .. })) => self.sync_firewall(),
             other => other,
@@ -254,7 +255,7 @@ impl NetworkManager {
     fn admit(&self, guest: &Guest) -> Result<(), Error> {
         match self
             .nftables()
-            .and_then(|socket| guard::admit(socket, guest))
+            .and_then(|socket| guard::admit(socket, &self.names.table(), guest))
         {
             Err(Error::Netlink(NetlinkError::NotFound { .. })) => self.sync_firewall(),
             other => other,
@@ -267,13 +268,18 @@ impl NetworkManager {
     async fn undo(&self, lease: &Lease) -> Result<bool, Error> {
         let mut rebuild = false;
         if let Some(guest) = guest_of(lease) {
-            match guard::forbid(self.nftables()?, &guest) {
+            match guard::forbid(self.nftables()?, &self.names.table(), &guest) {
                 Err(Error::Netlink(NetlinkError::NotFound { .. })) => rebuild = true,
                 other => other?,
             }
         }
         if !lease.ports.is_empty() {
-            match nft::unpublish(self.nftables()?, &lease.ports, lease.address) {
+            match nft::unpublish(
+                self.nftables()?,
+                &self.names.table(),
+                &lease.ports,
+                lease.address,
+            ) {
                 Err(Error::Netlink(NetlinkError::NotFound { .. })) => rebuild = true,
                 other => other?,
             }
@@ -312,7 +318,7 @@ impl NetworkManager {
     /// Gives back a container's host-side device: a tap stays in the pool,
     /// a veth is deleted.
     async fn return_device(&self, name: &str) -> Result<(), Error> {
-        if name.starts_with(TAP_PREFIX) {
+        if name.starts_with(&self.names.tap_prefix()) {
             return Ok(());
         }
         self.delete_device(name).await
@@ -337,6 +343,6 @@ impl NetworkManager {
             ports.extend(lease.ports.iter().map(|p| (*p, lease.address)));
             guests.extend(guest_of(&lease));
         }
-        nft::apply(&nft::render(&networks, &ports, &guests))
+        nft::apply(&nft::render(&self.names, &networks, &ports, &guests))
     }
 }

@@ -1,8 +1,8 @@
 //! Frames from a guest carry only the guest's own addresses.
 //!
 //! A `bridge` family table of the same name as the `inet` one filters every
-//! frame entering a bridge from a guest's host-side device (taps `czt*`,
-//! veths `czv*`): an IPv4 packet must come from the MAC and address the
+//! frame entering one of the root's bridges from a guest's host-side device
+//! (its taps `czt<tag>*`, veths `czv<tag>*`): an IPv4 packet must come from the MAC and address the
 //! guest was given on that device, an ARP message must claim them, and IPv6
 //! must come from the guest's MAC; anything else from a guest is dropped. So
 //! one container cannot pass as another, or as the gateway, on its network.
@@ -15,10 +15,9 @@ use std::net::Ipv4Addr;
 
 use containerization_netlink::{MacAddress, NftablesSocket, SetElementBatch, TableFamily};
 
+use super::host_names::HostNames;
 use crate::Error;
 
-/// The table's name (the `inet` table has the same).
-const TABLE: &str = "containerization";
 /// Linux's `IFNAMSIZ`: an interface name's field in a set key.
 const IFNAMSIZ: usize = 16;
 
@@ -34,8 +33,9 @@ pub(crate) struct Guest {
 }
 
 /// The table for `guests`, in nft's language.
-pub(crate) fn render(guests: &[Guest]) -> String {
-    let mut text = format!("table bridge {TABLE} {{\n");
+/// Frames from other roots' guests pass: their own root's table filters them.
+pub(crate) fn render(names: &HostNames, guests: &[Guest]) -> String {
+    let mut text = format!("table bridge {} {{\n", names.table());
     let triples: Vec<String> = guests
         .iter()
         .map(|g| format!("\"{}\" . {} . {}", g.device, g.mac, g.address))
@@ -54,9 +54,14 @@ pub(crate) fn render(guests: &[Guest]) -> String {
         }
         text.push_str("\t}\n");
     }
+    text.push_str(&format!(
+        "\tchain prerouting {{\n\t\ttype filter hook prerouting priority -200; policy accept;\n\
+         \t\tiifname != \"{}*\" iifname != \"{}*\" accept\n",
+        names.tap_prefix(),
+        names.veth_prefix()
+    ));
     text.push_str(
-        "\tchain prerouting {\n\t\ttype filter hook prerouting priority -200; policy accept;\n\
-         \t\tiifname != \"czt*\" iifname != \"czv*\" accept\n\
+        "
          \t\tether type ip iifname . ether saddr . ip saddr @guests accept\n\
          \t\tether type arp iifname . ether saddr . arp saddr ip @guests iifname . arp saddr ether @guest_macs accept\n\
          \t\tether type ip6 iifname . ether saddr @guest_macs accept\n\
@@ -86,18 +91,18 @@ fn keys(guest: &Guest) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Lets `guest` send from its addresses on its device.
-pub(crate) fn admit(socket: &NftablesSocket, guest: &Guest) -> Result<(), Error> {
+pub(crate) fn admit(socket: &NftablesSocket, table: &str, guest: &Guest) -> Result<(), Error> {
     let (triple, pair) = keys(guest);
-    let mut batch = SetElementBatch::new(TableFamily::Bridge, TABLE);
+    let mut batch = SetElementBatch::new(TableFamily::Bridge, table);
     batch.add("guests", &triple, None);
     batch.add("guest_macs", &pair, None);
     Ok(socket.commit(&batch)?)
 }
 
 /// Takes back what [`admit`] allowed, present or not.
-pub(crate) fn forbid(socket: &NftablesSocket, guest: &Guest) -> Result<(), Error> {
+pub(crate) fn forbid(socket: &NftablesSocket, table: &str, guest: &Guest) -> Result<(), Error> {
     let (triple, pair) = keys(guest);
-    let mut batch = SetElementBatch::new(TableFamily::Bridge, TABLE);
+    let mut batch = SetElementBatch::new(TableFamily::Bridge, table);
     batch.add("guests", &triple, None);
     batch.delete("guests", &triple);
     batch.add("guest_macs", &pair, None);
@@ -121,7 +126,9 @@ mod tests {
         assert_eq!(&pair[..7], b"czt0123");
         assert_eq!(&pair[16..], [2, 1, 2, 3, 4, 5, 0, 0]);
         assert_eq!(&triple[24..], [10, 0, 0, 2]);
-        let text = render(&[guest]);
+        let names =
+            HostNames::for_network_dir(std::path::Path::new("/var/lib/containerization/network"));
+        let text = render(&names, &[guest]);
         assert!(
             text.contains("\"czt0123\" . 02:01:02:03:04:05 . 10.0.0.2"),
             "{text}"

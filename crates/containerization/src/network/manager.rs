@@ -1,6 +1,8 @@
 //! Creating, listing and removing named networks.
 //!
-//! A network is a bridge `cz-<name>` holding the gateway address, and a file
+//! A network is a bridge holding the gateway address (`cz-<name>` in the
+//! system root, a name hashed from the root's path elsewhere: see
+//! [`super::host_names`]), and a file
 //! `network/networks/<name>.json`. Every change holds the lock
 //! `network/networks.lock`, so two `cctl` processes cannot create the same
 //! network or pick the same subnet. A subnet must not overlap any route the
@@ -19,23 +21,17 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::address_pool::{DEFAULT_ADDRESS_POOLS, overlaps, overlaps6, pick_subnet};
 use super::config::check_name;
+use super::host_names::HostNames;
 use super::{Ipam, NetworkConfig, sysctl};
 use crate::{Error, state_file};
-
-/// The fixed, locally administered MAC of network `name`'s bridge.
-fn bridge_mac(name: &str) -> containerization_netlink::MacAddress {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(format!("bridge/{name}").as_bytes());
-    let mut seed = [0u8; 6];
-    seed.copy_from_slice(&hash[..6]);
-    containerization_netlink::MacAddress::local_from_seed(seed)
-}
 
 /// The host's named networks.
 #[derive(Debug, Clone)]
 pub struct NetworkManager {
     dir: PathBuf,
     pub(super) netlink: Netlink,
+    /// What this state root calls its bridges, taps and tables.
+    pub(super) names: HostNames,
     /// The nfnetlink socket for published-port changes, opened on first use
     /// and kept: closing it after a change waits for an RCU grace period.
     nftables: Arc<OnceLock<NftablesSocket>>,
@@ -45,8 +41,10 @@ impl NetworkManager {
     /// Networks whose state lives in `dir` (the state root's `network/`
     /// folder), changed through `netlink`.
     pub fn new(dir: impl Into<PathBuf>, netlink: Netlink) -> Self {
+        let dir = dir.into();
         Self {
-            dir: dir.into(),
+            names: HostNames::for_network_dir(&dir),
+            dir,
             netlink,
             nftables: Arc::default(),
         }
@@ -126,6 +124,10 @@ impl NetworkManager {
                 NetworkConfig::new(name, pick_subnet(&DEFAULT_ADDRESS_POOLS, &taken)?, gateway)?
             }
         };
+        let config = NetworkConfig {
+            bridge: self.names.bridge(name),
+            ..config
+        };
         let config = match ipv6 {
             None => config,
             Some((subnet6, gateway6)) => {
@@ -163,7 +165,7 @@ impl NetworkManager {
             // its ports, so the gateway's MAC would change under the guests
             // as taps come and go: it gets a fixed one.
             self.netlink
-                .set_mac(&bridge, bridge_mac(&config.name))
+                .set_mac(&bridge, self.names.bridge_mac(&config.name))
                 .await?;
             self.netlink.add_address(&bridge, address).await?;
             if let (Some(subnet6), Some(gateway6)) = (config.subnet6, config.gateway6) {

@@ -18,6 +18,7 @@ mod address_pool;
 mod attach;
 mod config;
 mod guard;
+mod host_names;
 mod ipam;
 mod manager;
 mod nft;

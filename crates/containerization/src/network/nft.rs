@@ -1,4 +1,7 @@
-//! The project's one nftables table: egress NAT and published ports.
+//! A state root's nftables table: egress NAT and published ports.
+//!
+//! Each state root has its own table ([`super::host_names`]), named
+//! `containerization` in the system root, so roots never rewrite each other's.
 //!
 //! There is no well-kept nftables crate under a licence this project can use
 //! (`rustables` is GPL-3.0; `nftnl` binds the C library). So the table is
@@ -19,11 +22,9 @@ use std::process::{Command, Stdio};
 use containerization_netlink::{NftablesSocket, SetElementBatch, TableFamily};
 
 use super::guard::Guest;
+use super::host_names::HostNames;
 use super::{NetworkConfig, Protocol, PublishedPort};
 use crate::Error;
-
-/// The table's name; its family is `inet`, for IPv4 and IPv6.
-const TABLE: &str = "containerization";
 
 /// The map holding `port`: by protocol, and whether it names a host address.
 fn map_name(port: &PublishedPort) -> &'static str {
@@ -64,22 +65,24 @@ fn element_text(port: &PublishedPort, address: Ipv4Addr) -> String {
 /// with the container address it forwards to), and the `bridge` table that
 /// lets `guests` send only from their own addresses ([`super::guard`]).
 pub(crate) fn render(
+    names: &HostNames,
     networks: &[NetworkConfig],
     ports: &[(PublishedPort, Ipv4Addr)],
     guests: &[Guest],
 ) -> String {
     // Creating then deleting makes the delete valid when the table is absent;
     // the `ip` table is the one earlier versions made.
+    let table = names.table();
     let mut text = String::new();
     for family in ["ip", "inet", "bridge"] {
         text.push_str(&format!(
-            "table {family} {TABLE}\ndelete table {family} {TABLE}\n"
+            "table {family} {table}\ndelete table {family} {table}\n"
         ));
     }
     if networks.is_empty() {
         return text;
     }
-    text.push_str(&format!("table inet {TABLE} {{\n"));
+    text.push_str(&format!("table inet {table} {{\n"));
     for (name, key) in [
         ("published_tcp", "inet_service"),
         ("published_udp", "inet_service"),
@@ -142,19 +145,14 @@ pub(crate) fn render(
     );
     // Networks are isolated from each other, as Docker's are: a packet from
     // one bridge to another is dropped, unless it was sent to a published
-    // port (DNAT), which any client may reach.
-    let bridges: Vec<String> = networks
-        .iter()
-        .map(|n| format!("\"{}\"", n.bridge))
-        .collect();
-    if bridges.len() > 1 {
-        let all = bridges.join(", ");
-        text.push_str("\t\tct status dnat accept\n");
-        for bridge in &bridges {
-            text.push_str(&format!(
-                "\t\tiifname {bridge} oifname {{ {all} }} oifname != {bridge} drop\n"
-            ));
-        }
+    // port (DNAT), which any client may reach. Every root's bridges start
+    // with `cz`, so this root's guests reach no other root's networks either.
+    text.push_str("\t\tct status dnat accept\n");
+    for network in networks {
+        let bridge = &network.bridge;
+        text.push_str(&format!(
+            "\t\tiifname \"{bridge}\" oifname \"cz*\" oifname != \"{bridge}\" drop\n"
+        ));
     }
     for network in networks {
         let bridge = &network.bridge;
@@ -163,7 +161,7 @@ pub(crate) fn render(
         ));
     }
     text.push_str("\t}\n}\n");
-    text.push_str(&super::guard::render(guests));
+    text.push_str(&super::guard::render(names, guests));
     text
 }
 
@@ -171,10 +169,11 @@ pub(crate) fn render(
 /// already changes nothing.
 pub(crate) fn publish(
     socket: &NftablesSocket,
+    table: &str,
     ports: &[PublishedPort],
     address: Ipv4Addr,
 ) -> Result<(), Error> {
-    let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
+    let mut batch = SetElementBatch::new(TableFamily::Inet, table);
     for port in ports {
         let (key, data) = element(port, address);
         batch.add(map_name(port), &key, Some(&data));
@@ -186,10 +185,11 @@ pub(crate) fn publish(
 /// each is added (a no-op when there) then deleted, in one transaction.
 pub(crate) fn unpublish(
     socket: &NftablesSocket,
+    table: &str,
     ports: &[PublishedPort],
     address: Ipv4Addr,
 ) -> Result<(), Error> {
-    let mut batch = SetElementBatch::new(TableFamily::Inet, TABLE);
+    let mut batch = SetElementBatch::new(TableFamily::Inet, table);
     for port in ports {
         let (key, data) = element(port, address);
         batch.add(map_name(port), &key, Some(&data));
@@ -230,10 +230,16 @@ pub(crate) fn apply(ruleset: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    const TABLE: &str = "containerization";
+
+    fn system_root() -> HostNames {
+        HostNames::for_network_dir(std::path::Path::new("/var/lib/containerization/network"))
+    }
+
     #[test]
     fn no_networks_means_no_table() {
         assert_eq!(
-            render(&[], &[], &[]),
+            render(&system_root(), &[], &[], &[]),
             format!(
                 "table ip {TABLE}\ndelete table ip {TABLE}\ntable inet {TABLE}\ndelete table inet {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n"
             )
@@ -251,7 +257,7 @@ mod tests {
                 Ipv4Addr::new(10, 88, 0, 3),
             ),
         ];
-        let text = render(&[net], &ports, &[]);
+        let text = render(&system_root(), &[net], &ports, &[]);
         assert!(text.contains("ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 masquerade"));
         assert!(text.contains("ip6 saddr fd00:88::/64 ip6 daddr != fd00:88::/64 masquerade"));
         assert!(text.contains("elements = { 8080 : 10.88.0.2 . 80 }"));

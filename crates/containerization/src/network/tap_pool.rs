@@ -4,8 +4,8 @@
 //! (`unregister_netdevice`), which costs more than everything else a
 //! container's network setup and teardown do together. So a tap is not
 //! deleted when its container goes: it stays on the bridge, named after the
-//! address it serves (`czt` and 12 hex digits of a hash of the network and
-//! the address), and the next container leasing that address takes it. The
+//! address it serves (`czt`, the state root's tag and 8 hex digits of a hash
+//! of the network and the address), and the next container leasing that address takes it. The
 //! pool fills lazily, one tap per address ever leased at once, and the taps
 //! go when the network is removed.
 //!
@@ -14,23 +14,10 @@
 //! take frames for the guest as its own (a local forwarding entry) and never
 //! pass them from one container to another.
 
-use std::net::Ipv4Addr;
-
 use containerization_netlink::{Link, NetlinkError};
-use sha2::{Digest, Sha256};
 
 use super::NetworkManager;
 use crate::Error;
-
-/// The prefix of every tap name.
-pub(super) const TAP_PREFIX: &str = "czt";
-
-/// The name of the pooled tap serving `address` on `network`.
-pub(super) fn tap_name(network: &str, address: Ipv4Addr) -> String {
-    let hash = Sha256::digest(format!("{network}/{address}").as_bytes());
-    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{TAP_PREFIX}{hex}")
-}
 
 impl NetworkManager {
     /// Hands out tap `name` on `bridge`: the pooled one, or a new one that
@@ -68,7 +55,8 @@ impl NetworkManager {
     /// Deletes the pooled taps on `bridge` (for a network being removed).
     pub(super) async fn delete_pooled_taps(&self, bridge: &Link) -> Result<(), Error> {
         for link in self.netlink.links().await? {
-            if link.master == Some(bridge.index) && link.name.starts_with(TAP_PREFIX) {
+            if link.master == Some(bridge.index) && link.name.starts_with(&self.names.tap_prefix())
+            {
                 match self.netlink.delete_link(&link).await {
                     Ok(()) | Err(NetlinkError::NotFound { .. }) => {}
                     Err(other) => return Err(other.into()),
@@ -76,20 +64,5 @@ impl NetworkManager {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tap_names_fit_and_differ_by_network_and_address() {
-        let a = tap_name("web", Ipv4Addr::new(10, 0, 0, 2));
-        assert_eq!(a.len(), 15);
-        assert!(a.starts_with(TAP_PREFIX));
-        assert_eq!(a, tap_name("web", Ipv4Addr::new(10, 0, 0, 2)));
-        assert_ne!(a, tap_name("web", Ipv4Addr::new(10, 0, 0, 3)));
-        assert_ne!(a, tap_name("db", Ipv4Addr::new(10, 0, 0, 2)));
     }
 }
