@@ -136,7 +136,8 @@ pub enum ImageCommand {
         #[arg(short, long)]
         input: PathBuf,
     },
-    /// Remove blobs no image needs, and report the store's usage.
+    /// Remove blobs no image needs and root file systems no image or
+    /// container needs, and report the store's usage.
     Prune,
 }
 
@@ -235,10 +236,12 @@ impl ImageCommand {
                     println!("untagged {name}");
                 }
                 let report = store.prune()?;
+                let rootfs = collect_rootfs(root, &report)?;
                 println!(
-                    "removed {} blobs, {} freed",
+                    "removed {} blobs and {} root file systems, {} freed",
                     report.removed.len(),
-                    bytes(report.freed_bytes)
+                    rootfs.removed.len(),
+                    bytes(report.freed_bytes + rootfs.freed_bytes)
                 );
             }
             Self::Inspect {
@@ -286,11 +289,13 @@ impl ImageCommand {
             }
             Self::Prune => {
                 let report = store.prune()?;
+                let rootfs = collect_rootfs(root, &report)?;
                 let usage = store.usage()?;
                 println!(
-                    "removed {} blobs, {} freed; {} images, {} blobs, {} in use",
+                    "removed {} blobs and {} root file systems, {} freed; {} images, {} blobs, {} in use",
                     report.removed.len(),
-                    bytes(report.freed_bytes),
+                    rootfs.removed.len(),
+                    bytes(report.freed_bytes + rootfs.freed_bytes),
                     usage.images,
                     usage.blobs,
                     bytes(usage.bytes)
@@ -299,6 +304,22 @@ impl ImageCommand {
         }
         Ok(())
     }
+}
+
+/// After the store's collection (`report`), removes the root file systems no
+/// image or container needs any more, and half-built ones; warns about
+/// images that cannot be read, whose blobs and bases were all kept.
+fn collect_rootfs(
+    root: &StateRoot,
+    report: &containerization_oci::store::PruneReport,
+) -> anyhow::Result<containerization::rootfs::RootfsCollection> {
+    for why in &report.kept_because {
+        eprintln!(
+            "cctl: warning: no blob was removed, because an image cannot be read: {why}; \
+             pull it again or remove it"
+        );
+    }
+    Ok(containerization::rootfs::collect_unused(root, true)?.unwrap_or_default())
 }
 
 /// The store's name for what the user typed: the normalised reference when

@@ -65,20 +65,14 @@ fn a_removed_network_blocks_only_its_own_container() {
 /// Rewrites container `id`'s `state.json` through `change`.
 fn edit_state(world: &World, id: &str, change: impl FnOnce(&mut serde_json::Value)) {
     let path = world.containers_dir().join(id).join("state.json");
-    let text = std::fs::read_to_string(&path).expect("state.json");
-    let mut state: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
-    change(&mut state);
-    std::fs::write(&path, serde_json::to_vec(&state).expect("JSON")).expect("write state");
+    containerization_testkit::edit_json(&path, change).expect("edit state.json");
 }
 
 #[test]
 fn a_reused_owner_pid_is_not_trusted_nor_signalled() {
     let world = World::new();
-    let mut stranger = std::process::Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("sleep");
-    let pid = stranger.id();
+    let mut stranger = containerization_testkit::Stranger::start().expect("a stranger");
+    let pid = stranger.pid();
     // Two records claim the stranger as their running owner: one without a
     // start time (written before they were recorded, or forged), one whose
     // start time is another process's (the PID was reused).
@@ -103,19 +97,13 @@ fn a_reused_owner_pid_is_not_trusted_nor_signalled() {
     assert_eq!(stopped.code, 0, "{stopped:?}");
     let removed = world.cctl(&["rm", "-f", "nostart", "reused"]);
     assert_eq!(removed.code, 0, "{removed:?}");
-    assert!(
-        stranger.try_wait().expect("try_wait").is_none(),
-        "the unrelated process was signalled"
-    );
-    let _ = stranger.kill();
-    let _ = stranger.wait();
+    assert!(stranger.alive(), "the unrelated process was signalled");
 }
 
 /// Cuts the file `name` of container `id`'s folder to half its length.
 fn truncate(world: &World, id: &str, name: &str) {
     let path = world.containers_dir().join(id).join(name);
-    let text = std::fs::read(&path).expect("record file");
-    std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
+    containerization_testkit::truncate_half(&path).expect("truncate");
 }
 
 #[test]

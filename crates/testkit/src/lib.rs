@@ -18,6 +18,9 @@
 //! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
 //! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
 //!   for each networking test, and stand-in guests.
+//! - fault injection ([`corrupt_blob`], [`truncate_half`], [`edit_json`],
+//!   [`Stranger`], [`SmallTmpfs`] and [`fill`]): damaged blobs and records, a
+//!   reused PID, a full disk.
 //!
 //! ```no_run
 //! use containerization_testkit::{fixture, Fixture, Registry};
@@ -35,6 +38,7 @@ mod cache;
 mod command;
 mod debian;
 mod error;
+mod faults;
 mod fixtures;
 mod hostile;
 mod netns;
@@ -47,6 +51,7 @@ mod token;
 
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
+pub use faults::{SmallTmpfs, Stranger, blob_path, corrupt_blob, edit_json, fill, truncate_half};
 pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
 pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases, hostile_image};
 pub use netns::{NamedNetns, enter_new_network_namespace};

@@ -158,6 +158,9 @@ impl ContainerManager {
     /// starts with [`LinuxContainer::start`].
     pub async fn create(&self, options: CreateOptions) -> Result<LinuxContainer, Error> {
         let images = ImageStore::open(self.inner.root.path())?;
+        // The image's blobs stay until its base is built, whatever an
+        // `image rm` running meanwhile does (its collection waits).
+        let hold = images.content().hold_off_gc()?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let resolved = images.resolve(&options.image, &platform)?;
         let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
@@ -167,7 +170,18 @@ impl ContainerManager {
             .iter()
             .map(|layer| {
                 let digest: Digest = layer.digest().to_string().parse()?;
-                Ok(images.content().blob_path(&digest))
+                let path = images.content().blob_path(&digest);
+                if !self.inner.rootfs.path(&manifest).exists() && !path.exists() {
+                    return Err(Error::Rootfs {
+                        image: options.image.clone(),
+                        detail: format!(
+                            "its layer {digest} is missing from the image store: pull the \
+                             image again (`cctl image pull {}`)",
+                            options.image
+                        ),
+                    });
+                }
+                Ok(path)
             })
             .collect::<Result<_, Error>>()?;
         let network = match &options.network {
@@ -252,6 +266,8 @@ impl ContainerManager {
                 detail: e.to_string(),
             })??;
         self.inner.store.create(&config)?;
+        // The record names the manifest now, which keeps its base.
+        drop(hold);
         let disk = self.inner.store.disk(&id);
         let made = if config.read_only {
             std::os::unix::fs::symlink(&base, &disk).map_err(|source| Error::Io {

@@ -285,15 +285,57 @@ impl ContainerStore {
         }
     }
 
-    /// Removes container `id`'s folder and VM run folder.
+    /// The disk of every container folder, whatever state its records are
+    /// in (being made, damaged): what keeps bases in use.
+    pub fn all_disks(&self) -> Result<Vec<PathBuf>, Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        Ok(entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.path().join("disk"))
+            .collect())
+    }
+
+    /// The manifest digest of every container whose configuration can be
+    /// read, damaged ones too.
+    pub fn manifests_in_use(&self) -> Result<Vec<String>, Error> {
+        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|(config, _)| config)
+            .chain(damaged)
+            .map(|config| config.manifest)
+            .collect())
+    }
+
+    /// Removes container `id`'s folder and VM run folder, then the base it
+    /// was the last user of, if its image is gone too (unless images are
+    /// being pulled at that moment: `cctl image prune` takes it then).
     pub fn remove(&self, id: &ContainerId) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(self.vm_dir(id));
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io { path: dir, source }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { path: dir, source }),
         }
+        if let Some(root) = self.dir.parent() {
+            let root = crate::StateRoot::new(root);
+            if let Err(error) = crate::rootfs::collect_unused(&root, false) {
+                tracing::warn!(%error, "cannot remove the root file systems no one uses");
+            }
+        }
+        Ok(())
     }
 }
 

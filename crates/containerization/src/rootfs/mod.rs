@@ -7,7 +7,8 @@
 //! its own writable disk made from the base in constant time: a reflink
 //! copy where the host file system shares extents, otherwise a qcow2
 //! overlay whose backing file is the base. Bases are never modified, so
-//! any number of containers share one.
+//! any number of containers share one. [`collect_unused`] removes the bases
+//! no image and no container uses any more, and what killed builds left.
 //!
 //! ```no_run
 //! use containerization::rootfs::{RootfsCache, writable_clone};
@@ -25,8 +26,10 @@
 mod build;
 mod cache;
 mod clone;
+mod collect;
 mod lock;
 mod qcow2;
 
 pub use cache::{CachedBase, RootfsCache};
 pub use clone::{CloneKind, writable_clone};
+pub use collect::{RootfsCollection, RootfsUsage, collect_unused, usage};

@@ -156,6 +156,30 @@ impl Overlay {
     }
 }
 
+/// The backing file an overlay names, or `None` when `file` is no qcow2
+/// overlay with one (a reflinked copy, another format, a short file).
+pub(crate) fn backing_file(file: &mut impl std::io::Read) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut header = vec![0u8; CLUSTER_SIZE as usize];
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    header.truncate(filled);
+    if header.get(..4)? != MAGIC {
+        return None;
+    }
+    let offset = usize::try_from(u64::from_be_bytes(header.get(8..16)?.try_into().ok()?)).ok()?;
+    let len = usize::try_from(u32::from_be_bytes(header.get(16..20)?.try_into().ok()?)).ok()?;
+    let name = header.get(offset..offset.checked_add(len)?)?;
+    (offset != 0 && !name.is_empty())
+        .then(|| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name)))
+}
+
 fn put32(buf: &mut Vec<u8>, value: u32) {
     buf.extend_from_slice(&value.to_be_bytes());
 }
@@ -199,6 +223,17 @@ mod tests {
         let len = be32(h, 16) as usize;
         assert_eq!(&h[offset..offset + len], b"/srv/cz/rootfs/base.ext4");
         assert_eq!(overlay.len(), 4 * CLUSTER_SIZE);
+    }
+
+    #[test]
+    fn the_backing_file_is_read_back() {
+        let overlay = Overlay::new(b"/srv/cz/rootfs/base.ext4", 4 << 30).expect("overlay");
+        assert_eq!(
+            super::backing_file(&mut &overlay.header[..]),
+            Some("/srv/cz/rootfs/base.ext4".into())
+        );
+        assert_eq!(super::backing_file(&mut &b"not a qcow2 file"[..]), None);
+        assert_eq!(super::backing_file(&mut &overlay.header[..30]), None);
     }
 
     #[test]

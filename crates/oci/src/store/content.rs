@@ -182,6 +182,19 @@ impl ContentStore {
         FileLock::shared(&self.gc_lock_path())
     }
 
+    /// Waits until no one writes to the store or holds it off garbage
+    /// collection ([`Self::hold_off_gc`]), and keeps them waiting until the
+    /// returned lock is dropped: for collections outside the store, such as
+    /// the root file systems built from its images.
+    pub fn exclude_writers(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.gc_lock_path())
+    }
+
+    /// [`Self::exclude_writers`] if no one writes now, else `None` at once.
+    pub fn try_exclude_writers(&self) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.gc_lock_path())
+    }
+
     /// The lock garbage collection takes exclusively and writers take shared.
     pub(crate) fn gc_lock_path(&self) -> PathBuf {
         self.ingest.join("gc.lock")

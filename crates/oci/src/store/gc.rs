@@ -4,7 +4,12 @@
 //! manifests, and from manifests to configs and layers) is kept; the rest is
 //! removed. Collection holds the GC lock exclusively, and every ingest holds it
 //! shared, so a blob that a running pull has just written but not yet named is
-//! never collected.
+//! never collected; so does a container being made from an image
+//! ([`ImageStore::hold`]), until its root file system is built.
+//!
+//! A manifest or index that cannot be read (damaged, missing) might reference
+//! any blob: while one is named, collection removes no blob at all and says
+//! which image to repair, instead of guessing.
 
 use std::collections::BTreeSet;
 
@@ -13,8 +18,31 @@ use rustix::fs::FlockOperation;
 use crate::error::IoContext;
 use crate::manifest::{Document, parse_document};
 use crate::store::ImageStore;
-use crate::store::lock::{FileLock, open_lock_file};
+use crate::store::lock::open_lock_file;
 use crate::{Digest, Result};
+
+/// What garbage collection may not remove: the blobs named images reach
+/// (indexes, manifests, configs, layers).
+#[derive(Debug, Clone, Default)]
+pub struct Reachable {
+    /// The blobs images reach.
+    seen: BTreeSet<Digest>,
+    /// The documents that could not be read: they might reach any blob.
+    unreadable: Vec<String>,
+}
+
+impl Reachable {
+    /// Whether `digest` must be kept: an image reaches it, or a document
+    /// that cannot be read might.
+    pub fn keeps(&self, digest: &Digest) -> bool {
+        !self.unreadable.is_empty() || self.seen.contains(digest)
+    }
+
+    /// The documents that could not be read, each naming its image and why.
+    pub fn unreadable(&self) -> &[String] {
+        &self.unreadable
+    }
+}
 
 /// What [`ImageStore::prune`] removed.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -23,6 +51,9 @@ pub struct PruneReport {
     pub removed: Vec<Digest>,
     /// Bytes freed (blobs and abandoned ingest files).
     pub freed_bytes: u64,
+    /// Why blobs were kept although no readable image reaches them: the
+    /// documents that could not be read, each naming its image and the cause.
+    pub kept_because: Vec<String>,
 }
 
 /// How much the store holds.
@@ -43,12 +74,15 @@ pub struct Usage {
 impl ImageStore {
     /// Removes every blob no image reaches, and abandoned ingest files.
     pub fn prune(&self) -> Result<PruneReport> {
-        let _gc = FileLock::exclusive(&self.content().gc_lock_path())?;
+        let _gc = self.content().exclude_writers()?;
         let _index = self.content().index_lock()?;
         let reachable = self.reachable()?;
-        let mut report = PruneReport::default();
+        let mut report = PruneReport {
+            kept_because: reachable.unreadable.clone(),
+            ..PruneReport::default()
+        };
         for (digest, size) in self.all_blobs()? {
-            if !reachable.contains(&digest) {
+            if !reachable.keeps(&digest) {
                 let path = self.content().blob_path(&digest);
                 std::fs::remove_file(&path).at("remove", &path)?;
                 self.content().forget_sources(&digest);
@@ -86,7 +120,7 @@ impl ImageStore {
         for (digest, size) in self.all_blobs()? {
             usage.blobs += 1;
             usage.bytes += size;
-            if !reachable.contains(&digest) {
+            if !reachable.keeps(&digest) {
                 usage.unreachable_blobs += 1;
                 usage.unreachable_bytes += size;
             }
@@ -94,43 +128,63 @@ impl ImageStore {
         Ok(usage)
     }
 
-    /// Every blob some `index.json` entry reaches.
-    fn reachable(&self) -> Result<BTreeSet<Digest>> {
+    /// Every blob some `index.json` entry reaches, and the documents on the
+    /// way that could not be read.
+    pub fn reachable(&self) -> Result<Reachable> {
         let index = self.read_index()?;
         let mut seen = BTreeSet::new();
-        let mut todo: Vec<(Digest, String)> = Vec::new();
+        let mut unreadable = Vec::new();
+        // (digest, media type, the image's name)
+        let mut todo: Vec<(Digest, String, String)> = Vec::new();
         for entry in index["manifests"].as_array().into_iter().flatten() {
-            if let (Some(d), Some(m)) = (entry["digest"].as_str(), entry["mediaType"].as_str())
-                && let Ok(d) = d.parse()
-            {
-                todo.push((d, m.to_owned()));
+            let name = entry["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap_or("an unnamed image");
+            match (entry["digest"].as_str(), entry["mediaType"].as_str()) {
+                (Some(d), Some(m)) if d.parse::<Digest>().is_ok() => {
+                    if let Ok(d) = d.parse() {
+                        todo.push((d, m.to_owned(), name.to_owned()));
+                    }
+                }
+                _ => unreadable.push(format!(
+                    "the index.json entry of {name} has no valid digest or media type"
+                )),
             }
         }
-        while let Some((digest, media_type)) = todo.pop() {
-            if !seen.insert(digest.clone()) || !self.content().contains(&digest) {
+        while let Some((digest, media_type, name)) = todo.pop() {
+            if !seen.insert(digest.clone()) {
                 continue;
             }
-            let bytes = self.content().read_blob(&digest)?;
+            let bytes = match self.content().read_blob(&digest) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    unreadable.push(format!("{name}: {digest} cannot be read ({error})"));
+                    continue;
+                }
+            };
             match parse_document(&bytes, &media_type, &digest.to_string()) {
                 Ok(Document::Index(index)) => {
                     for m in index.manifests() {
-                        if let Ok(d) = Digest::try_from(m.digest()) {
-                            todo.push((d, m.media_type().to_string()));
+                        match Digest::try_from(m.digest()) {
+                            Ok(d) => todo.push((d, m.media_type().to_string(), name.clone())),
+                            Err(error) => unreadable.push(format!("{name}: {error}")),
                         }
                     }
                 }
                 Ok(Document::Manifest(manifest)) => {
                     for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
-                        if let Ok(d) = Digest::try_from(d.digest()) {
-                            seen.insert(d);
+                        match Digest::try_from(d.digest()) {
+                            Ok(d) => {
+                                seen.insert(d);
+                            }
+                            Err(error) => unreadable.push(format!("{name}: {error}")),
                         }
                     }
                 }
-                // An entry we cannot read keeps only itself.
-                Err(_) => {}
+                Err(error) => unreadable.push(format!("{name}: {digest} is damaged ({error})")),
             }
         }
-        Ok(seen)
+        Ok(Reachable { seen, unreadable })
     }
 
     /// Every blob in `blobs/`, with its size.

@@ -22,6 +22,16 @@ impl FileLock {
         Self::take(path, FlockOperation::LockExclusive)
     }
 
+    /// An exclusive lock on `path` if no one holds it now, creating the file.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        let file = open_lock_file(path)?;
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(errno) => Err(errno).at("lock", path),
+        }
+    }
+
     /// Waits for a shared lock on `path`, creating the file.
     pub fn shared(path: &Path) -> Result<Self> {
         Self::take(path, FlockOperation::LockShared)

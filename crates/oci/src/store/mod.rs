@@ -8,7 +8,7 @@ mod lock;
 mod sources;
 
 pub use content::{ContentStore, Ingest, IngestStart, digest_of};
-pub use gc::{PruneReport, Usage};
+pub use gc::{PruneReport, Reachable, Usage};
 pub use image::{Image, ImageStore, REF_NAME, ResolvedImage};
 pub use lock::FileLock;
 pub use sources::BlobSource;

@@ -1,4 +1,8 @@
-//! `cctl system …`: what this machine offers the project.
+//! `cctl system …`: what this machine offers the project, what the state
+//! root holds (`df`) and removing what nothing uses (`prune`).
+
+mod df;
+mod prune;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +16,19 @@ pub enum SystemCommand {
     Info,
     /// Say which accelerator, vsock back end and kernel VMs will use, and why.
     Check,
+    /// Show the disk space images, containers and root file systems take,
+    /// and what `cctl system prune` would free.
+    Df,
+    /// Remove stopped containers, networks no container uses, and the
+    /// blobs and root file systems no image or container needs.
+    Prune {
+        /// Remove images no container was made from too.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 impl SystemCommand {
@@ -20,6 +37,8 @@ impl SystemCommand {
         match self {
             Self::Info => info(root),
             Self::Check => check(root),
+            Self::Df => df::df(root),
+            Self::Prune { all, force } => prune::prune(root, all, force),
         }
     }
 }
