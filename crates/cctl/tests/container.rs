@@ -139,11 +139,18 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
         (0, "data\n"),
         "{piped:?}"
     );
-    // A pseudo-terminal drives `cctl run -t` through script(1).
+    // A pseudo-terminal drives `cctl run -t` and `cctl exec -t` through
+    // script(1). The terminal is opened in the container's own devpts, so
+    // the container can name it and its /dev/pts lists it (Podman:
+    // `/dev/pts/0`); an exec's is in the same devpts as the container's.
+    world.detach("shell", &["-t"], &["sh"]);
+    let cctl = env!("CARGO_BIN_EXE_cctl");
+    let probe =
+        "test -t 0 && test -t 1 && echo is-a-tty; echo name=$(tty); echo pts=$(ls /dev/pts)";
     let inner = format!(
-        "{} run --rm -t {} sh -c 'test -t 0 && test -t 1 && echo is-a-tty; stty size'",
-        env!("CARGO_BIN_EXE_cctl"),
-        world.image
+        "{cctl} run --rm -t {image} sh -c 'echo run:; {probe}; stty size'; \
+         {cctl} exec -t shell sh -c 'echo exec:; {probe}'",
+        image = world.image
     );
     let mut command = world.netns.command("script");
     command
@@ -153,13 +160,26 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
         .env("LINES", "30")
         .stdin(Stdio::null());
     let out = command.output().expect("script runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success(),
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("is-a-tty"), "{stdout}");
+    let (run, exec) = stdout.split_once("exec:").expect("both ran");
+    assert!(run.contains("is-a-tty"), "{stdout}");
+    assert!(
+        run.contains("name=/dev/pts/0\npts=0 ptmx\n"),
+        "run -t: {stdout}"
+    );
+    // The container's first process has /dev/pts/0; the exec gets the next.
+    assert!(exec.contains("is-a-tty"), "{stdout}");
+    assert!(
+        exec.contains("name=/dev/pts/1\npts=0 1 ptmx\n"),
+        "exec -t: {stdout}"
+    );
+    let rm = world.cctl(&["rm", "-f", "shell"]);
+    assert_eq!(rm.code, 0, "{rm:?}");
 }
 
 #[test]
