@@ -38,6 +38,7 @@ fn exit_codes_are_the_containers_or_dockers() {
     let slow = until_the_reader_leaves(&world, &["sh", "-c", "while echo y; do sleep 1; done"]);
     assert!(slow.stderr.contains("Broken pipe"), "{slow:?}");
     assert!(world.container_folders().is_empty(), "--rm left state");
+    assert_eq!(world.leases(), 0, "each run released its lease");
 }
 
 /// `cctl run --rm IMAGE args… | head -1`: reads one line, closes the reader
@@ -432,8 +433,16 @@ fn detached_containers_log_exec_stop_and_remove() {
     world.assert_taps_idle();
 }
 
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds fit")
+}
+
 #[test]
-fn sigkill_of_a_foreground_run_takes_its_vm() {
+fn sigkill_of_a_foreground_run_takes_its_vm_and_dates_its_end() {
     let world = World::new();
     let mut child = world
         .command(&["run", "--name", "victim", &world.image, "sleep", "300"])
@@ -454,6 +463,7 @@ fn sigkill_of_a_foreground_run_takes_its_vm() {
     let short = &id[..16];
     assert!(!qemu_with(short).is_empty(), "its QEMU runs");
     // `ip netns exec` executes cctl in its own process: this is cctl.
+    let killed = now_ms();
     child.kill().expect("SIGKILL cctl run");
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -461,8 +471,21 @@ fn sigkill_of_a_foreground_run_takes_its_vm() {
         assert!(Instant::now() < deadline, "QEMU outlived cctl run");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // No command runs for a while; the next one notices the dead owner. The
+    // container ended when its owner (and its VM) died, not when noticed.
+    std::thread::sleep(Duration::from_secs(4));
     let state = world.inspect("victim");
     assert_eq!(state["State"]["Running"], false, "{state}");
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(world.containers_dir().join(&id).join("state.json"))
+            .expect("state.json"),
+    )
+    .expect("state JSON");
+    let finished = recorded["finished_ms"].as_u64().expect("an end time");
+    assert!(
+        finished.abs_diff(killed) <= 2000,
+        "ended at {finished}; its owner was killed at {killed}"
+    );
     assert_eq!(world.cctl(&["rm", "victim"]).code, 0);
     assert_eq!(world.leases(), 0);
 }
