@@ -38,6 +38,7 @@ fn exit_codes_are_the_containers_or_dockers() {
     let slow = until_the_reader_leaves(&world, &["sh", "-c", "while echo y; do sleep 1; done"]);
     assert!(slow.stderr.contains("Broken pipe"), "{slow:?}");
     assert!(world.container_folders().is_empty(), "--rm left state");
+    assert_eq!(world.leases(), 0, "each run released its lease");
 }
 
 /// `cctl run --rm IMAGE args… | head -1`: reads one line, closes the reader
@@ -139,11 +140,18 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
         (0, "data\n"),
         "{piped:?}"
     );
-    // A pseudo-terminal drives `cctl run -t` through script(1).
+    // A pseudo-terminal drives `cctl run -t` and `cctl exec -t` through
+    // script(1). The terminal is opened in the container's own devpts, so
+    // the container can name it and its /dev/pts lists it (Podman:
+    // `/dev/pts/0`); an exec's is in the same devpts as the container's.
+    world.detach("shell", &["-t"], &["sh"]);
+    let cctl = env!("CARGO_BIN_EXE_cctl");
+    let probe =
+        "test -t 0 && test -t 1 && echo is-a-tty; echo name=$(tty); echo pts=$(ls /dev/pts)";
     let inner = format!(
-        "{} run --rm -t {} sh -c 'test -t 0 && test -t 1 && echo is-a-tty; stty size'",
-        env!("CARGO_BIN_EXE_cctl"),
-        world.image
+        "{cctl} run --rm -t {image} sh -c 'echo run:; {probe}; stty size'; \
+         {cctl} exec -t shell sh -c 'echo exec:; {probe}'",
+        image = world.image
     );
     let mut command = world.netns.command("script");
     command
@@ -153,13 +161,26 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
         .env("LINES", "30")
         .stdin(Stdio::null());
     let out = command.output().expect("script runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success(),
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("is-a-tty"), "{stdout}");
+    let (run, exec) = stdout.split_once("exec:").expect("both ran");
+    assert!(run.contains("is-a-tty"), "{stdout}");
+    assert!(
+        run.contains("name=/dev/pts/0\npts=0 ptmx\n"),
+        "run -t: {stdout}"
+    );
+    // The container's first process has /dev/pts/0; the exec gets the next.
+    assert!(exec.contains("is-a-tty"), "{stdout}");
+    assert!(
+        exec.contains("name=/dev/pts/1\npts=0 1 ptmx\n"),
+        "exec -t: {stdout}"
+    );
+    let rm = world.cctl(&["rm", "-f", "shell"]);
+    assert_eq!(rm.code, 0, "{rm:?}");
 }
 
 #[test]
@@ -418,8 +439,16 @@ fn detached_containers_log_exec_stop_and_remove() {
     world.assert_taps_idle();
 }
 
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds fit")
+}
+
 #[test]
-fn sigkill_of_a_foreground_run_takes_its_vm() {
+fn sigkill_of_a_foreground_run_takes_its_vm_and_dates_its_end() {
     let world = World::new();
     let mut child = world
         .command(&["run", "--name", "victim", &world.image, "sleep", "300"])
@@ -440,6 +469,7 @@ fn sigkill_of_a_foreground_run_takes_its_vm() {
     let short = &id[..16];
     assert!(!qemu_with(short).is_empty(), "its QEMU runs");
     // `ip netns exec` executes cctl in its own process: this is cctl.
+    let killed = now_ms();
     child.kill().expect("SIGKILL cctl run");
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -447,8 +477,21 @@ fn sigkill_of_a_foreground_run_takes_its_vm() {
         assert!(Instant::now() < deadline, "QEMU outlived cctl run");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // No command runs for a while; the next one notices the dead owner. The
+    // container ended when its owner (and its VM) died, not when noticed.
+    std::thread::sleep(Duration::from_secs(4));
     let state = world.inspect("victim");
     assert_eq!(state["State"]["Running"], false, "{state}");
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(world.containers_dir().join(&id).join("state.json"))
+            .expect("state.json"),
+    )
+    .expect("state JSON");
+    let finished = recorded["finished_ms"].as_u64().expect("an end time");
+    assert!(
+        finished.abs_diff(killed) <= 2000,
+        "ended at {finished}; its owner was killed at {killed}"
+    );
     assert_eq!(world.cctl(&["rm", "victim"]).code, 0);
     assert_eq!(world.leases(), 0);
 }

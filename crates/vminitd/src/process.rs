@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use crate::launcher::cgroups::{self, Cgroups};
-use crate::pty::{self, Pty};
+use crate::pty::{self, Terminal};
 use crate::reaper::{Exit, Reaper};
 use crate::stdio;
 
@@ -45,7 +45,8 @@ enum State {
 struct Entry {
     request: CreateProcessRequest,
     state: State,
-    pty: Option<Pty>,
+    /// Its terminal, when it asked for one.
+    terminal: Option<Terminal>,
     /// A handle on the stdin socket, to close the process's input on request.
     stdin_handle: Option<OwnedFd>,
     /// A container's spec and rootfs, or the container an exec joins.
@@ -110,7 +111,10 @@ impl Processes {
         }
         let stdio = request.stdio.clone().unwrap_or_default();
         let id = request.id.clone();
-        let (stdin, stdout, stderr, pty) = tokio::task::spawn_blocking(move || {
+        // A container's process gets its terminal from the launcher, in the
+        // container's devpts; a process in the guest gets one here.
+        let in_container = isolation.is_some();
+        let (stdin, stdout, stderr, terminal) = tokio::task::spawn_blocking(move || {
             let connect = |endpoint: &Option<_>| match endpoint {
                 Some(endpoint) => stdio::connect(endpoint),
                 None => Ok(None),
@@ -118,12 +122,13 @@ impl Processes {
             let stdin = connect(&stdio.stdin)?;
             let stdout = connect(&stdio.stdout)?;
             let stderr = connect(&stdio.stderr)?;
-            let pty = if stdio.terminal {
-                Some(pty::open(stdio.rows.max(1), stdio.columns.max(1))?)
-            } else {
-                None
+            let (rows, columns) = (stdio.rows.max(1), stdio.columns.max(1));
+            let terminal = match (stdio.terminal, in_container) {
+                (false, _) => None,
+                (true, true) => Some(Terminal::Pending { rows, columns }),
+                (true, false) => Some(Terminal::Open(pty::open(rows, columns)?)),
             };
-            Ok::<_, std::io::Error>((stdin, stdout, stderr, pty))
+            Ok::<_, std::io::Error>((stdin, stdout, stderr, terminal))
         })
         .await
         .map_err(|err| Status::internal(err.to_string()))?
@@ -153,7 +158,7 @@ impl Processes {
                     stdout,
                     stderr,
                 },
-                pty,
+                terminal,
                 stdin_handle,
                 isolation,
                 cgroup: None,
@@ -240,14 +245,14 @@ impl Processes {
 
     /// Resizes the process's terminal.
     pub(crate) fn resize(&self, id: &str, rows: u32, columns: u32) -> Result<(), Status> {
-        let table = lock(&self.table);
+        let mut table = lock(&self.table);
         let entry = table
-            .get(id)
+            .get_mut(id)
             .ok_or_else(|| Status::not_found(format!("no process {id}")))?;
-        let pty = entry.pty.as_ref().ok_or_else(|| {
+        let terminal = entry.terminal.as_mut().ok_or_else(|| {
             Status::failed_precondition(format!("process {id} has no terminal to resize"))
         })?;
-        pty::resize(&pty.primary, rows, columns).map_err(internal)
+        terminal.resize(rows, columns).map_err(internal)
     }
 
     /// Forgets an ended (or never started) process.

@@ -3,6 +3,14 @@
 //! The process gets the terminal's secondary end as stdin, stdout and stderr
 //! and as its controlling terminal. vminitd relays the primary end to the
 //! host's streams with one thread per direction.
+//!
+//! Where the terminal is opened matters: a terminal lives in one `devpts`
+//! instance, and a process can name it (`tty`, `ps`, `/dev/pts/N`) only when
+//! that instance is the one mounted on its `/dev/pts`. A process in the
+//! guest itself gets one from vminitd's `devpts` ([`open`]); a container
+//! mounts a `devpts` of its own, so the launcher's last stage opens the
+//! terminal there ([`open_in_container`]) and passes the primary end back,
+//! as runc does.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -18,7 +26,68 @@ pub(crate) struct Pty {
     pub(crate) secondary: Option<OwnedFd>,
 }
 
-/// Opens a terminal of `rows` × `columns`.
+/// A process's terminal, from its creation to its end.
+pub(crate) enum Terminal {
+    /// To be opened by the launcher inside the container, with this size.
+    Pending {
+        /// Lines.
+        rows: u32,
+        /// Characters per line.
+        columns: u32,
+    },
+    /// Open.
+    Open(Pty),
+}
+
+impl Terminal {
+    /// Resizes the open terminal, or sets the size a pending one will get.
+    pub(crate) fn resize(&mut self, rows: u32, columns: u32) -> std::io::Result<()> {
+        match self {
+            Terminal::Pending {
+                rows: pending_rows,
+                columns: pending_columns,
+            } => {
+                (*pending_rows, *pending_columns) = (rows, columns);
+                Ok(())
+            }
+            Terminal::Open(pty) => resize(&pty.primary, rows, columns),
+        }
+    }
+
+    /// Takes the primary end the launcher opened; a size set meanwhile is
+    /// applied to it.
+    pub(crate) fn opened(&mut self, primary: OwnedFd) -> std::io::Result<&Pty> {
+        if let Terminal::Pending { rows, columns } = *self {
+            resize(&primary, rows, columns)?;
+        }
+        *self = Terminal::Open(Pty {
+            primary,
+            secondary: None,
+        });
+        match self {
+            Terminal::Open(pty) => Ok(pty),
+            Terminal::Pending { .. } => Err(std::io::Error::other("terminal not open")),
+        }
+    }
+
+    /// The open terminal, if it is.
+    pub(crate) fn pty(&self) -> Option<&Pty> {
+        match self {
+            Terminal::Open(pty) => Some(pty),
+            Terminal::Pending { .. } => None,
+        }
+    }
+
+    /// The open terminal, mutably, if it is.
+    pub(crate) fn pty_mut(&mut self) -> Option<&mut Pty> {
+        match self {
+            Terminal::Open(pty) => Some(pty),
+            Terminal::Pending { .. } => None,
+        }
+    }
+}
+
+/// Opens a terminal of `rows` × `columns` in vminitd's own `devpts`.
 pub(crate) fn open(rows: u32, columns: u32) -> std::io::Result<Pty> {
     let primary = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&primary)?;
@@ -34,6 +103,38 @@ pub(crate) fn open(rows: u32, columns: u32) -> std::io::Result<Pty> {
         primary,
         secondary: Some(secondary),
     })
+}
+
+/// Opens a terminal of `rows` × `columns` in the `devpts` on this process's
+/// `/dev/pts` (through `/dev/ptmx`, a link to `pts/ptmx`), makes its
+/// secondary end this process's stdin, stdout, stderr and controlling
+/// terminal, and returns the primary end (close-on-exec). For the launcher's
+/// last stage, inside the container's mount namespace and a new session.
+pub(crate) fn open_in_container(rows: u32, columns: u32) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let primary = rustix::fs::open(
+        "/dev/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| {
+        std::io::Error::new(
+            std::io::Error::from(errno).kind(),
+            format!("open /dev/ptmx (is devpts mounted on the container's /dev/pts?): {errno}"),
+        )
+    })?;
+    unlockpt(&primary)?;
+    // The secondary end of this very terminal, found from the primary end
+    // rather than by a path another mount could shadow.
+    let secondary =
+        rustix::pty::ioctl_tiocgptpeer(&primary, OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+    resize(&primary, rows, columns)?;
+    rustix::stdio::dup2_stdin(&secondary)?;
+    rustix::stdio::dup2_stdout(&secondary)?;
+    rustix::stdio::dup2_stderr(&secondary)?;
+    drop(secondary);
+    rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+    Ok(primary)
 }
 
 /// Sets the terminal's size; the process gets SIGWINCH.

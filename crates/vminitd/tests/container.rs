@@ -212,7 +212,7 @@ async fn terminal_is_a_tty_and_resizes() {
     s["process"]["args"] = json!([
         "sh",
         "-c",
-        "test -t 0 && echo tty; stty size; read line; stty size"
+        "test -t 0 && echo tty; echo name=$(tty); ls -1 /dev/pts; stty size; read line; stty size"
     ]);
     let mut io = create(&agent, container_request("tty", &s, &rootfs), true).await;
     agent.client.start_process("tty").await.unwrap();
@@ -223,6 +223,10 @@ async fn terminal_is_a_tty_and_resizes() {
     io.stdout.read_to_end(&mut rest).await.unwrap();
     seen.push_str(&String::from_utf8_lossy(&rest));
     assert!(seen.contains("tty\r\n"), "{seen:?}");
+    // The terminal is in the container's own devpts: it can name it, and
+    // its /dev/pts lists it (it held only ptmx when vminitd's devpts had it).
+    assert!(seen.contains("name=/dev/pts/0\r\n"), "{seen:?}");
+    assert!(seen.contains("\r\n0\r\nptmx\r\n"), "{seen:?}");
     assert!(seen.contains("40 100"), "{seen:?}");
     let status = agent.client.wait_process("tty").await.unwrap();
     assert_eq!(status.exit_code, Some(0));
@@ -259,7 +263,7 @@ async fn exec_joins_the_running_containers_namespaces() {
     assert_eq!(out.code, Some(0));
     // An exec with a terminal gets one as its controlling terminal.
     let process = json!({
-        "args": ["sh", "-c", "test -t 0 && echo tty; echo $$"],
+        "args": ["sh", "-c", "test -t 0 && echo tty; echo $$; tty; ls -1 /dev/pts"],
         "cwd": "/",
         "user": {"uid": 0, "gid": 0},
         "terminal": true
@@ -280,6 +284,8 @@ async fn exec_joins_the_running_containers_namespaces() {
     assert!(text.starts_with("tty\r\n"), "{text:?}");
     // Not PID 1: that is the container's own process.
     assert!(!text.contains("\n1\r"), "{text:?}");
+    // Its terminal is in the container's devpts (the container has none).
+    assert!(text.contains("\n/dev/pts/0\r\n0\r\nptmx\r\n"), "{text:?}");
     let status = agent.client.wait_process("exec-tty").await.unwrap();
     assert_eq!(status.exit_code, Some(0));
     agent.client.kill_process("box", 9).await.unwrap();

@@ -232,8 +232,16 @@ pub async fn stats(
             .map(|name| manager.get(name))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let mut previous: Vec<Option<(u64, std::time::Instant)>> = vec![None; containers.len()];
+    // CPU % is a rate: the CPU time used between two samples over the time
+    // between them (100% is one whole CPU, as Docker shows it). The first
+    // table, `--no-stream`'s only one, needs a sample taken before it too.
+    let mut previous = Vec::with_capacity(containers.len());
+    for container in &containers {
+        let s = container.statistics().await?;
+        previous.push((s.cpu_usage_usec, std::time::Instant::now()));
+    }
     loop {
+        tokio::time::sleep(SAMPLE_INTERVAL).await;
         println!(
             "{:<12}  {:<20}  {:>7}  {:>22}  {:>5}  {:>21}",
             "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O"
@@ -241,14 +249,8 @@ pub async fn stats(
         for (container, last) in containers.iter().zip(previous.iter_mut()) {
             let s = container.statistics().await?;
             let now = std::time::Instant::now();
-            let cpu = match last {
-                Some((usec, at)) => {
-                    let wall = now.duration_since(*at).as_micros().max(1) as f64;
-                    100.0 * (s.cpu_usage_usec.saturating_sub(*usec)) as f64 / wall
-                }
-                None => 0.0,
-            };
-            *last = Some((s.cpu_usage_usec, now));
+            let cpu = cpu_percent(*last, (s.cpu_usage_usec, now));
+            *last = (s.cpu_usage_usec, now);
             let limit = if s.memory_limit_bytes == 0 || s.memory_limit_bytes == u64::MAX {
                 "-".to_owned()
             } else {
@@ -271,6 +273,18 @@ pub async fn stats(
         if once {
             return Ok(0);
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// How long `stats` waits between two samples of a container.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The CPU use between two samples of (CPU microseconds, when), in percent
+/// of one CPU.
+fn cpu_percent(
+    (before_usec, before): (u64, std::time::Instant),
+    (after_usec, after): (u64, std::time::Instant),
+) -> f64 {
+    let wall = after.duration_since(before).as_micros().max(1) as f64;
+    100.0 * after_usec.saturating_sub(before_usec) as f64 / wall
 }

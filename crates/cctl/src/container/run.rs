@@ -159,9 +159,47 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
         stderr: true,
         terminal: container.config().terminal.then_some((24, 80)),
     };
+    let watched = termination_signals();
     let mut process = container.start(stdio).await?;
     let log = LogWriter::open(&container.log_path())?;
-    log_only(&mut process, log).await;
+    // Told to go (SIGTERM, SIGINT, SIGHUP: a shutdown, a kill), the monitor
+    // does not just die, which would take the VM down with it and leave the
+    // exit unrecorded and the lease held until another command noticed: it
+    // kills the container and records the end on its way out.
+    tokio::select! {
+        () = log_only(&mut process, log) => {}
+        signal = told_to_go(watched) => {
+            tracing::debug!(signal, "the monitor was told to go: killing its container");
+            let _ = container.kill(9).await;
+        }
+    }
     let status = container.wait().await?;
     Ok(status.code)
+}
+
+/// Watches SIGTERM, SIGINT and SIGHUP (from the moment it is made: one that
+/// comes while the container boots is kept) and returns the first to come.
+async fn told_to_go(mut watched: Vec<(tokio::signal::unix::Signal, i32)>) -> i32 {
+    std::future::poll_fn(|cx| {
+        for (stream, number) in &mut watched {
+            if stream.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*number);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// The streams [`told_to_go`] watches, with their numbers.
+fn termination_signals() -> Vec<(tokio::signal::unix::Signal, i32)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    [
+        (SignalKind::terminate(), 15),
+        (SignalKind::interrupt(), 2),
+        (SignalKind::hangup(), 1),
+    ]
+    .into_iter()
+    .filter_map(|(kind, number)| Some((signal(kind).ok()?, number)))
+    .collect()
 }

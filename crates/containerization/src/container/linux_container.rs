@@ -69,6 +69,8 @@ pub struct LinuxContainer {
     inner: Arc<Inner>,
     config: ContainerConfig,
     sandbox: Option<Sandbox>,
+    /// While this process owns the VM: its beat, for a death to be dated.
+    heartbeat: Option<owner::Heartbeat>,
     agent: tokio::sync::OnceCell<AgentClient>,
 }
 
@@ -88,6 +90,7 @@ impl LinuxContainer {
             inner,
             config,
             sandbox: None,
+            heartbeat: None,
             agent: tokio::sync::OnceCell::new(),
         }
     }
@@ -134,6 +137,13 @@ impl LinuxContainer {
             s.status = Status::Starting;
             s.set_owner_to_this_process();
         })?;
+        self.heartbeat = match owner::Heartbeat::start(store.heartbeat(&id)) {
+            Ok(beat) => Some(beat),
+            Err(error) => {
+                tracing::warn!(%error, "no heartbeat: a death of this process would be dated late");
+                None
+            }
+        };
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
         let networks = self.inner.networks().await;
         let context = BootContext {
@@ -149,7 +159,8 @@ impl LinuxContainer {
         let sandbox = match booted {
             Ok(sandbox) => sandbox,
             Err(error) => {
-                self.finish(None, Some(error.to_string()), 125).await?;
+                self.finish(None, Some(error.to_string()), 125, now_ms())
+                    .await?;
                 return Err(error);
             }
         };
@@ -185,7 +196,8 @@ impl LinuxContainer {
                     Error::CommandNotRunnable(_) => 126,
                     _ => 125,
                 };
-                self.finish(None, Some(error.to_string()), code).await?;
+                self.finish(None, Some(error.to_string()), code, now_ms())
+                    .await?;
                 Err(error)
             }
         }
@@ -198,14 +210,17 @@ impl LinuxContainer {
         if let Some(sandbox) = &self.sandbox {
             let init = LinuxProcess::attach(sandbox.agent.clone(), INIT_ID);
             let status = init.wait().await;
+            // It ended when the wait returned, not when the VM is down.
+            let ended = now_ms();
             let status = match status {
                 Ok(status) => status,
                 Err(error) => {
-                    self.finish(None, Some(error.to_string()), 255).await?;
+                    self.finish(None, Some(error.to_string()), 255, ended)
+                        .await?;
                     return Err(error);
                 }
             };
-            self.finish(Some(status), None, status.code).await?;
+            self.finish(Some(status), None, status.code, ended).await?;
             return Ok(status);
         }
         loop {
@@ -221,19 +236,21 @@ impl LinuxContainer {
         }
     }
 
-    /// Records how the container ended and takes down what it used.
+    /// Records how the container ended (at `ended_ms`, ms since the Unix
+    /// epoch) and takes down what it used.
     async fn finish(
         &mut self,
         status: Option<ExitStatus>,
         error: Option<String>,
         code: i32,
+        ended_ms: u64,
     ) -> Result<(), Error> {
         let id = self.config.id.clone();
         tracing::debug!(code, "container ended; taking it down");
         let store = self.inner.store.clone();
         store.update(&id, |s| {
             s.status = Status::Exited;
-            s.finished_ms = Some(now_ms());
+            s.finished_ms = Some(ended_ms);
             s.exit_code = Some(code);
             s.oom_killed = status.is_some_and(|st| st.oom_killed);
             s.error = error;
@@ -250,6 +267,8 @@ impl LinuxContainer {
         let networks = self.inner.networks().await;
         sandbox::release_network(networks, &self.config.network, &id).await?;
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
+        self.heartbeat = None;
+        let _ = std::fs::remove_file(store.heartbeat(&id));
         store.update(&id, |s| {
             s.owner_pid = None;
             s.owner_start = None;
@@ -387,7 +406,12 @@ impl LinuxContainer {
             return Ok(());
         }
         if matches!(state.status, Status::Running | Status::Starting) || state.owner_pid.is_some() {
-            self.finish(None, Some("its owner process died".to_owned()), code)
+            // Its VM died with the owner, whose last beat dates that closer
+            // than now (a container whose owner beat no more than now).
+            let now = now_ms();
+            let ended = owner::last_beat_ms(&self.inner.store.heartbeat(&self.config.id))
+                .map_or(now, |beat| beat.min(now));
+            self.finish(None, Some("its owner process died".to_owned()), code, ended)
                 .await?;
         }
         Ok(())

@@ -43,6 +43,12 @@ impl ContainerStore {
         self.dir(id).join("output.log")
     }
 
+    /// The file whose modification time its owner sets while it lives (see
+    /// [`super::owner::Heartbeat`]).
+    pub fn heartbeat(&self, id: &ContainerId) -> PathBuf {
+        self.dir(id).join("owner.alive")
+    }
+
     /// The VM's run folder: sockets, QMP, console log. Named by the first 16
     /// digits of the id to keep socket paths short.
     pub fn vm_dir(&self, id: &ContainerId) -> PathBuf {

@@ -2,12 +2,16 @@
 //!
 //! One `socketpair(2)`: vminitd keeps one end, the launcher gets the other
 //! (its number is passed on the launcher's command line, never assumed).
-//! Each message is a little-endian `u32` length and that many bytes of JSON.
+//! Each message is a little-endian `u32` length and that many bytes of JSON;
+//! a message that carries a descriptor ([`Message::Terminal`]) sends it with
+//! its first byte (`SCM_RIGHTS`), in the same `sendmsg(2)`, so the launcher's
+//! two stages writing at once can never separate the two.
 //! The launcher's end is close-on-exec in the last stage, so end of file
 //! after [`Message::Registered`] means the container process is running.
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +39,31 @@ pub(crate) enum Message {
     /// launcher → vminitd: something was skipped on purpose; vminitd logs it
     /// (the launcher's own standard streams belong to the container).
     Warning(String),
+    /// launcher → vminitd: the primary end of the process's terminal, opened
+    /// in the container's own `devpts` (the process has the secondary end).
+    Terminal {
+        /// The descriptor, passed beside the message; `None` only when it
+        /// did not arrive.
+        #[serde(skip)]
+        primary: Option<OwnedFd>,
+    },
+}
+
+impl Message {
+    /// The descriptor that travels with this message, if any.
+    fn descriptor(&self) -> Option<&OwnedFd> {
+        match self {
+            Message::Terminal { primary } => primary.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Gives the message the descriptor that arrived with it.
+    fn attach(&mut self, fd: OwnedFd) {
+        if let Message::Terminal { primary } = self {
+            *primary = Some(fd);
+        }
+    }
 }
 
 /// What to start.
@@ -44,11 +73,20 @@ pub(crate) struct LaunchConfig {
     pub(crate) spec: oci_spec::runtime::Spec,
     /// A new container, or a process joining a running one.
     pub(crate) target: Target,
-    /// Whether the process's standard streams are a terminal to make the
-    /// controlling one.
-    pub(crate) terminal: bool,
+    /// A terminal of this size for the process, opened in the container's
+    /// `devpts` by the last stage; `None`: the streams vminitd passed.
+    pub(crate) terminal: Option<TerminalSize>,
     /// The cgroup (a folder of the cgroup2 hierarchy) to join, if any.
     pub(crate) cgroup: Option<PathBuf>,
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct TerminalSize {
+    /// Lines.
+    pub(crate) rows: u32,
+    /// Characters per line.
+    pub(crate) columns: u32,
 }
 
 /// A new container or an existing one.
@@ -167,16 +205,57 @@ impl Channel {
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&len.to_le_bytes());
         frame.extend_from_slice(&body);
-        self.stream.write_all(&frame)
+        let Some(fd) = message.descriptor() else {
+            return self.stream.write_all(&frame);
+        };
+        let fds = [fd.as_fd()];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(std::io::Error::other("no room for the descriptor"));
+        }
+        // The descriptor goes with the first byte; the rest follows as usual.
+        let sent = rustix::net::sendmsg(
+            &self.stream,
+            &[IoSlice::new(&frame)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        )?;
+        self.stream.write_all(&frame[sent..])
     }
 
     /// Receives one message; `None` at end of file.
     pub(crate) fn receive(&mut self) -> std::io::Result<Option<Message>> {
         let mut len = [0u8; 4];
-        match self.stream.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(err) => return Err(err),
+        let mut fd = None;
+        let mut filled = 0;
+        // The length is read with recvmsg(2): a descriptor arrives with the
+        // first byte of the message it belongs to.
+        while filled < len.len() {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+            let got = match rustix::net::recvmsg(
+                &self.stream,
+                &mut [IoSliceMut::new(&mut len[filled..])],
+                &mut control,
+                rustix::net::RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(got) => got,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            };
+            for message in control.drain() {
+                if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = message {
+                    for received in fds {
+                        fd.get_or_insert(received);
+                    }
+                }
+            }
+            match got.bytes {
+                0 if filled == 0 => return Ok(None),
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => filled += n,
+            }
         }
         let len = u32::from_le_bytes(len);
         if len > MAX_MESSAGE {
@@ -186,9 +265,11 @@ impl Channel {
         }
         let mut body = vec![0u8; len as usize];
         self.stream.read_exact(&mut body)?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(std::io::Error::other)
+        let mut message: Message = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+        if let Some(fd) = fd {
+            message.attach(fd);
+        }
+        Ok(Some(message))
     }
 }
 
@@ -206,5 +287,31 @@ mod tests {
             Some(Message::Started { pid: 42 })
         ));
         assert!(b.receive().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_terminal_message_carries_its_descriptor() {
+        let (mut a, mut b) = Channel::pair().unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        a.send(&Message::Warning("before".into())).unwrap();
+        a.send(&Message::Terminal {
+            primary: Some(OwnedFd::from(theirs)),
+        })
+        .unwrap();
+        a.send(&Message::Started { pid: 7 }).unwrap();
+        assert!(matches!(b.receive().unwrap(), Some(Message::Warning(w)) if w == "before"));
+        let Some(Message::Terminal { primary: Some(fd) }) = b.receive().unwrap() else {
+            panic!("no descriptor arrived");
+        };
+        // The descriptor is the other end of `ours`: what is written there
+        // comes out here.
+        ours.write_all(b"hi").unwrap();
+        let mut got = [0u8; 2];
+        UnixStream::from(fd).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+        assert!(matches!(
+            b.receive().unwrap(),
+            Some(Message::Started { pid: 7 })
+        ));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The order matters: mounts and `pivot_root` first (they need the old
 //! root); hostname and sysctls (they write through `/proc`); masked and
-//! read-only paths (after the sysctls, which they would block); rlimits; the
+//! read-only paths (after the sysctls, which they would block); the terminal
+//! (in the container's `devpts`, which only then is its `/dev/pts`); rlimits; the
 //! bounding set and the seccomp filter while still root with every
 //! capability; then the user change, the remaining capability sets, the
 //! working folder, the umask and `no_new_privs`; exec last. A failure is
@@ -20,6 +21,7 @@ use super::caps::CapabilitySets;
 use super::channel::{Channel, Failure, FailureKind, LaunchConfig, Message, Target};
 use super::user::{self, Identity};
 use super::{mounts, namespaces, paths, rlimits, seccomp};
+use crate::pty;
 
 /// The search path a process gets when its environment sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,10 +42,6 @@ fn setup_and_exec(config: &LaunchConfig, channel: &mut Channel) -> Result<Infall
         .ok_or_else(|| Failure::new(FailureKind::InvalidArgument, "spec has no process"))?;
     // A session of its own; the terminal, if any, becomes its controlling one.
     rustix::process::setsid().map_err(|e| Failure::io("setsid", &e.into()))?;
-    if config.terminal {
-        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())
-            .map_err(|e| Failure::io("make the terminal the controlling one", &e.into()))?;
-    }
     if let Target::Create { rootfs } = &config.target {
         for warning in mounts::enter_rootfs(spec, rootfs)? {
             let _ = channel.send(&Message::Warning(warning));
@@ -57,6 +55,18 @@ fn setup_and_exec(config: &LaunchConfig, channel: &mut Channel) -> Result<Infall
         apply_sysctls(spec)?;
         paths::apply(spec)?;
         mounts::finish_root(spec)?;
+    }
+    // In the container's mount namespace now (its own, or the one an exec
+    // joined): the terminal is opened in its devpts, so the process can name
+    // it, and vminitd gets the primary end.
+    if let Some(size) = config.terminal {
+        let primary = pty::open_in_container(size.rows, size.columns)
+            .map_err(|e| Failure::io("open the process's terminal", &e))?;
+        channel
+            .send(&Message::Terminal {
+                primary: Some(primary),
+            })
+            .map_err(|e| Failure::io("pass the terminal to vminitd", &e))?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     let identity = user::resolve(

@@ -16,8 +16,10 @@
 //!    vminitd's reaper has registered it (so an exit is never reaped as an
 //!    unknown orphan), and exits.
 //! 3. the child ([`init`]): mounts, `pivot_root`, hostname, sysctls, masked
-//!    paths, rlimits, capabilities, seccomp, user, then exec. Success closes
-//!    the channel (close-on-exec); failure sends the reason.
+//!    paths, the terminal (opened in the container's `devpts`, its primary
+//!    end sent back over the channel), rlimits, capabilities, seccomp, user,
+//!    then exec. Success closes the channel (close-on-exec); failure sends
+//!    the reason.
 
 mod caps;
 pub(crate) mod cgroups;
@@ -38,7 +40,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use channel::{Channel, Message};
-pub(crate) use channel::{Failure, FailureKind, LaunchConfig, Target, describe_errno};
+pub(crate) use channel::{
+    Failure, FailureKind, LaunchConfig, Target, TerminalSize, describe_errno,
+};
 use tokio::sync::watch;
 
 use crate::reaper::{Exit, Reaper};
@@ -55,6 +59,8 @@ pub(crate) struct Launched {
     pub(crate) pid: u32,
     /// Its exit, from the reaper.
     pub(crate) exit: watch::Receiver<Option<Exit>>,
+    /// The primary end of its terminal, when it asked for one.
+    pub(crate) terminal: Option<OwnedFd>,
 }
 
 /// Starts `config`'s process with `stdio` as its standard streams.
@@ -65,6 +71,7 @@ pub(crate) fn launch(
     reaper: &Reaper,
 ) -> Result<Launched, Failure> {
     let other = |what: &str, err: std::io::Error| Failure::io(what, &err);
+    let wants_terminal = config.terminal.is_some();
     let began = std::time::Instant::now();
     let (mut ours, theirs) =
         Channel::pair().map_err(|e| other("create the launcher channel", e))?;
@@ -100,6 +107,7 @@ pub(crate) fn launch(
     ours.send(&Message::Launch(Box::new(config)))
         .map_err(|e| other("send the launch to the launcher", e))?;
     let mut started = None;
+    let mut terminal = None;
     loop {
         let message = ours
             .receive()
@@ -109,12 +117,21 @@ pub(crate) fn launch(
                 tracing::debug!(after = ?began.elapsed(), pid, "launcher started the process");
                 let pid = pid.cast_unsigned();
                 let exit = reaper.lock().register(pid);
-                started = Some(Launched { pid, exit });
+                started = Some((pid, exit));
                 // The launcher may be gone already when the process failed;
                 // its failure message is then still to be read.
                 let _ = ours.send(&Message::Registered);
             }
             Some(Message::Warning(warning)) => tracing::warn!("launcher: {warning}"),
+            // The process's stage may send it before the launcher's `Started`.
+            Some(Message::Terminal { primary }) => {
+                terminal = Some(primary.ok_or_else(|| {
+                    Failure::new(
+                        FailureKind::Other,
+                        "the launcher's terminal message came without its descriptor",
+                    )
+                })?);
+            }
             Some(Message::Failed(failure)) => return Err(failure),
             Some(other) => {
                 return Err(Failure::new(
@@ -124,11 +141,22 @@ pub(crate) fn launch(
             }
             None => {
                 tracing::debug!(after = ?began.elapsed(), "launcher done (process executed)");
-                return started.ok_or_else(|| {
+                let (pid, exit) = started.ok_or_else(|| {
                     Failure::new(
                         FailureKind::Other,
                         "the launcher ended without starting the process",
                     )
+                })?;
+                if wants_terminal && terminal.is_none() {
+                    return Err(Failure::new(
+                        FailureKind::Other,
+                        "the launcher started the process without its terminal",
+                    ));
+                }
+                return Ok(Launched {
+                    pid,
+                    exit,
+                    terminal,
                 });
             }
         }

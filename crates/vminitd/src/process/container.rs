@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use super::{Entry, Processes, State, already_started, internal, lock};
-use crate::launcher::{self, Failure, FailureKind, LaunchConfig, Target, spec};
-use crate::pty;
+use crate::launcher::{self, Failure, FailureKind, LaunchConfig, Target, TerminalSize, spec};
+use crate::pty::{self, Terminal};
 
 /// What a container process or an exec runs in.
 pub(super) enum Isolation {
@@ -106,30 +106,34 @@ impl Processes {
             else {
                 return Err(already_started(id));
             };
-            // With a terminal, the process gets its secondary end and
-            // vminitd relays the primary end to the host's streams.
-            let (stdio, relay) = match &entry.pty {
-                Some(pty) => {
-                    let secondary = pty
-                        .secondary
-                        .as_ref()
-                        .ok_or_else(|| Status::internal("terminal already handed out"))?;
-                    let dup = || secondary.try_clone().map(Stdio::from).map_err(internal);
-                    (
-                        [dup()?, dup()?, dup()?],
-                        Some((stdin.take(), stdout.take())),
-                    )
-                }
+            // With a terminal, the launcher gives the process one in the
+            // container's devpts and vminitd relays its primary end to the
+            // host's streams.
+            let (stdio, relay) = match &entry.terminal {
+                Some(_) => (
+                    [Stdio::null(), Stdio::null(), Stdio::null()],
+                    Some((stdin.take(), stdout.take())),
+                ),
                 None => (
                     [stdin.take(), stdout.take(), stderr.take()]
                         .map(|fd| fd.map_or_else(Stdio::null, Stdio::from)),
                     None,
                 ),
             };
+            let terminal = match &entry.terminal {
+                Some(Terminal::Pending { rows, columns }) => Some(TerminalSize {
+                    rows: *rows,
+                    columns: *columns,
+                }),
+                Some(Terminal::Open(_)) => {
+                    return Err(Status::internal("terminal already handed out"));
+                }
+                None => None,
+            };
             let config = LaunchConfig {
                 spec,
                 target,
-                terminal: entry.pty.is_some(),
+                terminal,
                 cgroup: cgroup.clone(),
             };
             entry.cgroup = cgroup;
@@ -149,15 +153,13 @@ impl Processes {
             Ok(launched) => launched,
             Err(failure) => {
                 entry.state = State::Failed;
-                entry.pty = None;
+                entry.terminal = None;
                 return Err(status(id, failure));
             }
         };
-        let drained = match (entry.pty.as_mut(), relay) {
-            (Some(pty), Some((input, output))) => {
-                // Our copy of the secondary end must go for the relay to see
-                // the end of the output.
-                pty.secondary = None;
+        let drained = match (entry.terminal.as_mut(), relay, launched.terminal) {
+            (Some(terminal), Some((input, output)), Some(primary)) => {
+                let pty = terminal.opened(primary).map_err(internal)?;
                 pty::relay(&pty.primary, input, output).map_err(internal)?
             }
             _ => watch::channel(true).1,

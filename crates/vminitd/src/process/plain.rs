@@ -9,7 +9,7 @@ use tonic::Status;
 
 use super::{DEFAULT_PATH, Processes, State, already_started, internal, lock};
 use crate::launcher::describe_errno;
-use crate::pty;
+use crate::pty::{self, Terminal};
 
 impl Processes {
     /// Starts a process that runs in the guest itself.
@@ -51,7 +51,7 @@ impl Processes {
                 command.env(key, value);
             }
         }
-        let (drained, relay) = match &entry.pty {
+        let (drained, relay) = match entry.terminal.as_ref().and_then(Terminal::pty) {
             Some(pty) => {
                 let secondary = pty
                     .secondary
@@ -96,14 +96,18 @@ impl Processes {
         drop(guard);
         // The child holds its own copies; ours would keep the streams open.
         drop(command);
-        let drained = match (drained, relay, &entry.pty) {
+        let drained = match (
+            drained,
+            relay,
+            entry.terminal.as_ref().and_then(Terminal::pty),
+        ) {
             (Some(drained), _, _) => drained,
             (None, Some((input, output)), Some(pty)) => {
                 pty::relay(&pty.primary, input, output).map_err(internal)?
             }
             _ => return Err(Status::internal("terminal state is inconsistent")),
         };
-        if let Some(pty) = entry.pty.as_mut() {
+        if let Some(pty) = entry.terminal.as_mut().and_then(Terminal::pty_mut) {
             // Close our copy of the secondary end so the relay sees the end.
             pty.secondary = None;
         }
