@@ -279,7 +279,11 @@ impl ImageCommand {
                 let names: Vec<String> = names.iter().map(|n| store_name(&store, n)).collect();
                 let file = std::fs::File::create(&output)
                     .with_context(|| format!("cannot create {}", output.display()))?;
-                archive::save(&store, &names, std::io::BufWriter::new(file))?;
+                if let Err(error) = archive::save(&store, &names, std::io::BufWriter::new(file)) {
+                    // No half archive is left to be loaded elsewhere.
+                    let _ = std::fs::remove_file(&output);
+                    return Err(error.into());
+                }
                 println!("saved {} image(s) to {}", names.len(), output.display());
             }
             Self::Load { input } => {

@@ -16,6 +16,7 @@ mod image_in_use;
 mod kernel;
 mod login;
 mod network;
+mod report;
 mod rootfs;
 mod system;
 mod vm;
@@ -88,7 +89,7 @@ fn main() -> std::process::ExitCode {
         {
             Ok(code) => code,
             Err(error) => {
-                eprintln!("cctl: {error:#}");
+                eprintln!("cctl: {}", report::one_line(&error));
                 match error.downcast_ref::<container::ExitWith>() {
                     Some(container::ExitWith(code, _)) => *code,
                     None if failed == container::RUNTIME_FAILED => container::exit_code_of(&error),
@@ -103,7 +104,7 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             // The message and its causes on one line, as the container
             // commands print them; no backtrace even with RUST_BACKTRACE set.
-            eprintln!("cctl: {error:#}");
+            eprintln!("cctl: {}", report::one_line(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -119,10 +119,12 @@ fn env_workdir_user_and_entrypoint_are_honoured() {
         &[
             "sh",
             "-c",
-            "grep nameserver /etc/resolv.conf; grep -c localhost /etc/hosts",
+            "grep nameserver /etc/resolv.conf; grep -c localhost /etc/hosts; \
+             grep -c ip6- /etc/hosts",
         ],
     );
-    assert_eq!(dns.stdout, "nameserver 192.0.2.53\n2\n", "{dns:?}");
+    // Docker's /etc/hosts: the two localhost lines and four IPv6 names.
+    assert_eq!(dns.stdout, "nameserver 192.0.2.53\n2\n5\n", "{dns:?}");
     let entry = world.run(&["--entrypoint", "echo"], &["replaced"]);
     assert_eq!(
         (entry.code, entry.stdout.as_str()),

@@ -262,3 +262,32 @@ fn run_it_without_a_terminal_says_so_and_exits_1_as_docker() {
     );
     assert!(world.container_folders().is_empty(), "nothing was created");
 }
+
+#[test]
+fn a_platform_mismatch_warns_and_a_missing_env_file_is_said_once() {
+    let world = World::new();
+    let created = world.cctl(&[
+        "create",
+        "--platform",
+        "linux/arm64",
+        "--network",
+        "none",
+        &world.image,
+        "true",
+    ]);
+    assert_eq!(created.code, 0, "Docker runs what it has: {created:?}");
+    assert!(
+        created.stderr.contains(
+            "the image's platform (linux/amd64) does not match the requested platform (linux/arm64"
+        ),
+        "{created:?}"
+    );
+    let missing = world.cctl(&["create", "--env-file", "/no/such/env", &world.image, "true"]);
+    assert_eq!(missing.code, 125, "{missing:?}");
+    assert_eq!(
+        missing.stderr.matches("No such file or directory").count(),
+        1,
+        "the cause is said once: {missing:?}"
+    );
+    assert!(missing.stderr.contains("/no/such/env"), "{missing:?}");
+}

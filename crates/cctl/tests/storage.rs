@@ -219,3 +219,60 @@ fn a_container_from_an_image_missing_a_layer_names_it_and_the_way_out() {
     );
     assert!(world.container_folders().is_empty(), "nothing was left");
 }
+
+#[test]
+fn damaged_blobs_are_named_where_they_are_read_and_never_exported() {
+    let world = World::new();
+    let inspected = world.cctl(&["image", "inspect", &world.image]);
+    let image: serde_json::Value = serde_json::from_str(&inspected.stdout).expect("JSON");
+    let config = image["manifest"]["config"]["digest"]
+        .as_str()
+        .expect("config")
+        .to_owned();
+    let layer = image["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .expect("layer")
+        .to_owned();
+    let manifest = image["manifestDigest"]
+        .as_str()
+        .expect("manifest")
+        .to_owned();
+
+    // A damaged layer: the archive is refused and not left behind.
+    corrupt_blob(world.root.path(), &layer).expect("corrupt the layer");
+    let archive = world.root.path().join("out.tar");
+    let saved = world.cctl(&[
+        "image",
+        "save",
+        &world.image,
+        "-o",
+        archive.to_str().expect("utf-8"),
+    ]);
+    assert_ne!(saved.code, 0, "{saved:?}");
+    assert!(
+        saved.stderr.contains(&layer) && saved.stderr.contains("damaged"),
+        "{saved:?}"
+    );
+    assert!(!archive.exists(), "no half archive is left");
+
+    // A damaged config: named, with the way out, before anything runs (it
+    // was exit 127, "exec sh: not found in PATH").
+    corrupt_blob(world.root.path(), &config).expect("corrupt the config");
+    let created = world.cctl(&["create", "--network", "none", &world.image, "true"]);
+    assert_eq!(created.code, 125, "{created:?}");
+    assert!(
+        created.stderr.contains(&config)
+            && created.stderr.contains("damaged")
+            && created.stderr.contains("pull"),
+        "{created:?}"
+    );
+
+    // A damaged manifest: named as damaged (it was "missing field `config`").
+    corrupt_blob(world.root.path(), &manifest).expect("corrupt the manifest");
+    let inspected = world.cctl(&["image", "inspect", &world.image]);
+    assert_ne!(inspected.code, 0, "{inspected:?}");
+    assert!(
+        inspected.stderr.contains(&manifest) && inspected.stderr.contains("damaged"),
+        "{inspected:?}"
+    );
+}

@@ -160,10 +160,17 @@ pub enum Error {
     CommandNotRunnable(String),
     /// The static vminitd for the guest is nowhere to be found.
     #[error(
-        "no static vminitd: build it with `cargo build -p vminitd --target \
-         x86_64-unknown-linux-musl`, copy it to {0}, or set CZ_VMINITD"
+        "no static vminitd: build it with `{build}` and copy \
+         target/x86_64-unknown-linux-musl/{profile}/vminitd to {installed}, or set CZ_VMINITD"
     )]
-    MissingVminitd(std::path::PathBuf),
+    MissingVminitd {
+        /// Where an installed one would be (`tools/bin/vminitd`).
+        installed: std::path::PathBuf,
+        /// The cargo command that builds one of this program's profile.
+        build: &'static str,
+        /// That profile: `release` or `debug`.
+        profile: &'static str,
+    },
     /// A folder this user must own alone belongs to someone else, or is not
     /// a folder.
     #[error(

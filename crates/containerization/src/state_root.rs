@@ -72,7 +72,24 @@ impl StateRoot {
                 }
             }
         }
-        Err(Error::MissingVminitd(installed))
+        // The advice matches this program: a release cctl is told of the
+        // release build.
+        let (build, profile) = if cfg!(debug_assertions) {
+            (
+                "cargo build -p vminitd --target x86_64-unknown-linux-musl",
+                "debug",
+            )
+        } else {
+            (
+                "cargo build --release -p vminitd --target x86_64-unknown-linux-musl",
+                "release",
+            )
+        };
+        Err(Error::MissingVminitd {
+            installed,
+            build,
+            profile,
+        })
     }
 
     /// The state root this process should use, from `CZ_ROOT`, the effective

@@ -61,9 +61,24 @@ pub fn save(store: &ImageStore, names: &[String], writer: impl Write) -> Result<
     for digest in &blobs {
         let path = store.content().blob_path(digest);
         let name = format!("blobs/{}/{}", digest.algorithm().name(), digest.hex());
-        let mut file = File::open(&path).at("open", &path)?;
-        tar.append_file(&name, &mut file)
+        let file = File::open(&path).at("open", &path)?;
+        let size = file.metadata().at("stat", &path)?.len();
+        // Checked as it is copied: a damaged blob never leaves the store.
+        let mut reader = crate::digest::HashingReader::new(file, digest.algorithm());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o444);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, &name, &mut reader)
             .at("write to the archive", &path)?;
+        let actual = reader.finish();
+        if &actual != digest {
+            return Err(Error::DamagedBlob {
+                digest: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
     }
     tar.into_inner()
         .and_then(|mut w| w.flush())

@@ -256,3 +256,33 @@ mod tests {
         assert!(h.verify(&d).is_ok());
     }
 }
+
+/// A reader that hashes what is read through it.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R> HashingReader<R> {
+    /// Reads `inner`, hashing with `algorithm`.
+    pub fn new(inner: R, algorithm: Algorithm) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::new(algorithm),
+        }
+    }
+
+    /// The digest of everything read.
+    pub fn finish(self) -> Digest {
+        self.hasher.finish()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}

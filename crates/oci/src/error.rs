@@ -39,6 +39,18 @@ pub enum Error {
         /// The digest of the bytes received.
         actual: String,
     },
+    /// A stored blob whose bytes no longer hash to its name: the disk or
+    /// someone changed it after it was checked and stored.
+    #[error(
+        "the stored blob {digest} is damaged: its bytes hash to {actual}; remove the image \
+         that holds it and pull or load it again"
+    )]
+    DamagedBlob {
+        /// The blob.
+        digest: String,
+        /// The digest of its bytes now.
+        actual: String,
+    },
     /// A blob whose length differs from its descriptor.
     #[error("blob {digest} is {actual} bytes long but its descriptor says {expected}")]
     SizeMismatch {

@@ -7,12 +7,12 @@
 //!   stale owner, a forged status);
 //! - [`Stranger`]: an unrelated live process whose PID a record can claim,
 //!   as after a reboot or PID reuse;
-//! - [`SmallTmpfs`]: a small file system to fill (root only), for a state
-//!   root on a full disk.
+//! - [`SmallDisk`]: a small ext4 file system to fill (root only), for a
+//!   state root on a full disk.
 //!
 //! ```no_run
 //! # fn main() -> containerization_testkit::Result<()> {
-//! let disk = containerization_testkit::SmallTmpfs::mount(64 << 20)?;
+//! let disk = containerization_testkit::SmallDisk::mount(64 << 20)?;
 //! containerization_testkit::fill(disk.path())?;
 //! # Ok(())
 //! # }
@@ -110,26 +110,43 @@ impl Drop for Stranger {
     }
 }
 
-/// A tmpfs of a given size mounted on a folder of its own (root only),
-/// unmounted when dropped: a disk to fill.
+/// A small ext4 file system of its own, on a loop device over a sparse
+/// image file (root only), unmounted and removed when dropped: a disk to
+/// fill. ext4, not tmpfs: on tmpfs even a read of a hole in a mapped file
+/// takes space, which a real disk does not (a VM's memory file is one).
 #[derive(Debug)]
-pub struct SmallTmpfs {
+pub struct SmallDisk {
     dir: tempfile::TempDir,
+    image: tempfile::TempPath,
 }
 
-impl SmallTmpfs {
-    /// Mounts a tmpfs of `bytes` bytes.
+impl SmallDisk {
+    /// Makes and mounts a file system of `bytes` bytes.
     pub fn mount(bytes: u64) -> Result<Self> {
+        let image = tempfile::Builder::new()
+            .prefix("cz-small-disk-")
+            .suffix(".ext4")
+            .tempfile_in("/var/tmp")
+            .map_err(io("create an image in", Path::new("/var/tmp")))?
+            .into_temp_path();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .map_err(io("open", &image))?;
+        file.set_len(bytes).map_err(io("size", &image))?;
+        drop(file);
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0"])
+            .arg(&image))?;
         let dir = tempfile::Builder::new()
             .prefix("cz-small-disk-")
             .tempdir()
             .map_err(io("create a folder in", &std::env::temp_dir()))?;
         run(Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={bytes},mode=0755"))
-            .arg("tmpfs")
+            .args(["-o", "loop"])
+            .arg(&image)
             .arg(dir.path()))?;
-        Ok(Self { dir })
+        Ok(Self { dir, image })
     }
 
     /// Where it is mounted.
@@ -138,12 +155,13 @@ impl SmallTmpfs {
     }
 }
 
-impl Drop for SmallTmpfs {
+impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount")
             .arg("-l")
             .arg(self.dir.path())
             .status();
+        let _ = std::fs::remove_file(&self.image);
     }
 }
 

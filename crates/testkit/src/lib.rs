@@ -19,7 +19,7 @@
 //! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
 //!   for each networking test, and stand-in guests.
 //! - fault injection ([`corrupt_blob`], [`truncate_half`], [`edit_json`],
-//!   [`Stranger`], [`SmallTmpfs`] and [`fill`]): damaged blobs and records, a
+//!   [`Stranger`], [`SmallDisk`] and [`fill`]): damaged blobs and records, a
 //!   reused PID, a full disk.
 //!
 //! ```no_run
@@ -51,7 +51,7 @@ mod token;
 
 pub use debian::debian_rootfs;
 pub use error::{Error, Result};
-pub use faults::{SmallTmpfs, Stranger, blob_path, corrupt_blob, edit_json, fill, truncate_half};
+pub use faults::{SmallDisk, Stranger, blob_path, corrupt_blob, edit_json, fill, truncate_half};
 pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
 pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases, hostile_image};
 pub use netns::{NamedNetns, enter_new_network_namespace};

@@ -35,7 +35,15 @@ pub(crate) fn resolv_conf(request: &ConfigureDnsRequest) -> Result<String, Statu
 pub(crate) fn hosts(request: &ConfigureHostsRequest) -> Result<String, Status> {
     let mut text = String::new();
     if request.localhost {
-        text.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        // Docker's lines, IPv6 names included.
+        text.push_str(
+            "127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\n\
+             ff00::0\tip6-mcastprefix\n\
+             ff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n",
+        );
     }
     for entry in &request.entries {
         entry.ip.parse::<IpAddr>().map_err(|_| {
@@ -116,7 +124,11 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!(text.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(text.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost"));
+        assert!(
+            text.contains("\nff02::2\tip6-allrouters\n"),
+            "Docker's IPv6 names: {text}"
+        );
         assert!(text.ends_with("10.0.0.2\tbox box.local\n"));
     }
 }

@@ -70,7 +70,7 @@ pub enum VmmError {
     },
     /// The static vminitd binary is missing.
     #[error(
-        "cannot read vminitd at {path}: {source}; build it with `cargo build -p vminitd --target x86_64-unknown-linux-musl`"
+        "cannot read vminitd at {path}: {source}; build it with `cargo build --release -p vminitd --target x86_64-unknown-linux-musl` (or without --release, for a debug build)"
     )]
     MissingVminitd {
         /// Where it was looked for.

@@ -38,10 +38,16 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A world whose state root is a new folder in `parent` (a small file
+    /// system to fill, say).
+    pub fn new_in(parent: &Path) -> Self {
         let netns = NamedNetns::new().expect("network namespace");
         let root = tempfile::Builder::new()
             .prefix("cz-containers-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("state root");
         let real = state_root();
         for shared in ["kernels", "tools", "initramfs"] {
@@ -93,6 +99,29 @@ impl World {
     /// Runs `cctl args…` and collects what it printed.
     pub fn cctl(&self, args: &[&str]) -> Ran {
         self.command(args).output().expect("cctl runs").into()
+    }
+
+    /// Runs `cctl args…`, killed after `seconds` (then its code is -1 and
+    /// its stderr ends with "killed after N s").
+    pub fn cctl_within(&self, seconds: u64, args: &[&str]) -> Ran {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cctl runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while child.try_wait().expect("try_wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let mut ran: Ran = child.wait_with_output().expect("cctl ends").into();
+                ran.code = -1;
+                ran.stderr.push_str(&format!("\nkilled after {seconds} s"));
+                return ran;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("cctl ends").into()
     }
 
     /// Runs `cctl args…` with `input` on standard input.

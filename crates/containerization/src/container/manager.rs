@@ -163,6 +163,21 @@ impl ContainerManager {
         let hold = images.content().hold_off_gc()?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let resolved = images.resolve(&options.image, &platform)?;
+        if options.platform.is_some() {
+            let actual = Platform::new(
+                &resolved.config.os().to_string(),
+                &resolved.config.architecture().to_string(),
+                resolved.config.variant().as_deref(),
+            );
+            if !platform.runs(&actual) {
+                // Docker warns and runs what it has.
+                tracing::warn!(
+                    "the image's platform ({actual}) does not match the requested platform \
+                     ({platform}): {} is used as it is",
+                    options.image
+                );
+            }
+        }
         let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
         let layers: Vec<PathBuf> = resolved
             .manifest

@@ -138,11 +138,23 @@ fn build_once(
         label: "rootfs".to_owned(),
         ..FormatOptions::default()
     };
-    // `action` says what failed, `advice` what to do about it.
+    // `action` says what failed, `advice` what to do about it. The host's
+    // disk filling up is said as such, whatever was being done.
+    let folder = partial.parent().unwrap_or(partial).display().to_string();
     let failed = |action: String, advice: &'static str| {
+        let folder = folder.clone();
         move |error: containerization_ext4::Error| match error {
             containerization_ext4::Error::OutOfSpace { .. }
             | containerization_ext4::Error::OutOfInodes { .. } => Attempt::TooSmall,
+            containerization_ext4::Error::Io { ref source, .. } if host_disk_full(source) => {
+                Attempt::Failed(Error::Rootfs {
+                    image: image.to_owned(),
+                    detail: format!(
+                        "{action}: {error}; the disk holding {folder} is full: free space \
+                         (`cctl system prune` removes what nothing uses) and try again"
+                    ),
+                })
+            }
             error => Attempt::Failed(Error::Rootfs {
                 image: image.to_owned(),
                 detail: format!("{action}: {error}{advice}"),
@@ -166,6 +178,14 @@ fn build_once(
     formatter
         .finish()
         .map_err(failed(format!("cannot write {}", partial.display()), ""))
+}
+
+/// Whether `error` says the host's disk (or the user's quota) is full.
+fn host_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(code) if code == Errno::NOSPC.raw_os_error() || code == Errno::DQUOT.raw_os_error()
+    )
 }
 
 /// Makes the whole image at `partial` read-only and moves it to `target`,

@@ -114,14 +114,25 @@ impl ContentStore {
     /// Reads a whole stored blob (for manifests and configs), refusing one
     /// larger than [`MAX_CONFIG_BYTES`](crate::limits::MAX_CONFIG_BYTES):
     /// layers are opened with [`ContentStore::open_blob`] and streamed.
+    ///
+    /// The bytes are checked against the digest where they are read: a
+    /// damaged blob is [`Error::DamagedBlob`], never a puzzling parse error.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.blob_path(digest);
-        crate::limits::read_limited(
+        let bytes = crate::limits::read_limited(
             self.open_blob(digest)?,
             crate::limits::MAX_CONFIG_BYTES,
             &format!("the stored blob {digest} (read as a manifest or config)"),
         )?
-        .at("read", path)
+        .at("read", path)?;
+        let actual = digest.same_algorithm_of(&bytes);
+        if &actual != digest {
+            return Err(Error::DamagedBlob {
+                digest: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Stores `bytes`, checking them against `digest`.

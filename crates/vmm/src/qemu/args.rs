@@ -174,8 +174,11 @@ pub(crate) fn qemu_args(
             DiskFormat::Raw => "raw",
             DiskFormat::Qcow2 => "qcow2",
         };
+        // An error writing or reading the image (the host's disk is full)
+        // goes to the guest as an I/O error; QEMU's default pauses the whole
+        // VM on a full disk, and every command on the container would hang.
         let mut drive = format!(
-            "id=disk{i},file={},format={format},if=none,cache={}",
+            "id=disk{i},file={},format={format},if=none,cache={},werror=report,rerror=report",
             disk.path.display(),
             disk.cache
         );
