@@ -630,6 +630,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn several_mib_in_window_sized_frames_arrive_whole_and_in_order() {
+        let joined = joined(b"").await;
+        let (mut dialed, mut accepted) = dialed_pair(&joined, 5005).await;
+        // As vminitd splices a process's output: a socket pair copied into
+        // the stream 256 KiB at a time, each read a frame as large as the
+        // stream's window. (The copy also reads the stream: a yamux stream
+        // only ever written is not woken by window updates.)
+        let (mut process, mut ours) = UnixStream::pair().unwrap();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut ours,
+                &mut dialed,
+                256 * 1024,
+                64 * 1024,
+            )
+            .await;
+        });
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            process.write_all(&sent).await.unwrap();
+            process.shutdown().await.unwrap();
+            process
+        });
+        let mut got = Vec::with_capacity(data.len());
+        tokio::time::timeout(Duration::from_secs(60), accepted.read_to_end(&mut got))
+            .await
+            .expect("8 MiB within a minute")
+            .unwrap();
+        drop(writer.await.unwrap());
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "the bytes arrived out of order or changed");
+    }
+
+    #[tokio::test]
     async fn dialing_without_a_host_says_so() {
         let err = GuestDialer::new().dial(5000).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotConnected);

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,9 @@ pub(crate) fn dialer() -> Option<&'static GuestDialer> {
 static DIALER: OnceLock<GuestDialer> = OnceLock::new();
 
 /// The opened port.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SerialPort {
-    fd: Arc<AsyncFd<OwnedFd>>,
+    fd: OwnedFd,
     path: PathBuf,
 }
 
@@ -61,6 +61,50 @@ fn find_port(name: &str) -> io::Result<PathBuf> {
     }
 }
 
+/// Whether a host holds the other end of `port`: it polls writable, not
+/// hung up.
+fn host_connected(port: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        port,
+        rustix::event::PollFlags::OUT,
+    )];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(_) => {
+            let events = fds[0].revents();
+            events.contains(rustix::event::PollFlags::OUT)
+                && !events.contains(rustix::event::PollFlags::HUP)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Blocks until a host connects to `port`. While none is, the port polls
+/// hung up, so a level-triggered wait would return at once: an
+/// edge-triggered epoll reports the port's state when it is added, then
+/// only the port's next wake-ups, one of which is the host's arrival.
+fn wait_for_host(port: &OwnedFd) -> io::Result<()> {
+    use rustix::event::epoll;
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    epoll::add(
+        &epoll,
+        port,
+        epoll::EventData::new_u64(0),
+        epoll::EventFlags::OUT | epoll::EventFlags::ET,
+    )?;
+    let mut events = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 1];
+    while !host_connected(port) {
+        match epoll::wait(&epoll, &mut events[..], None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
 impl SerialPort {
     /// Finds and opens the `cz.agent` port.
     pub(crate) fn open() -> io::Result<Self> {
@@ -71,13 +115,7 @@ impl SerialPort {
             rustix::fs::Mode::empty(),
         )
         .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
-        // SAFETY: `fd` is an open descriptor the `AsyncFd` owns from here on,
-        // and an `OwnedFd` always returns the same descriptor.
-        let fd = unsafe { AsyncFd::register(fd) }?;
-        Ok(Self {
-            fd: Arc::new(fd),
-            path,
-        })
+        Ok(Self { fd, path })
     }
 
     /// The device node.
@@ -85,45 +123,10 @@ impl SerialPort {
         &self.path
     }
 
-    /// Whether a host holds the other end: the port polls writable, not hung
-    /// up.
-    fn host_connected(&self) -> bool {
-        let mut fds = [rustix::event::PollFd::new(
-            self.fd.get_ref(),
-            rustix::event::PollFlags::OUT,
-        )];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        match rustix::event::poll(&mut fds, Some(&zero)) {
-            Ok(_) => {
-                let events = fds[0].revents();
-                events.contains(rustix::event::PollFlags::OUT)
-                    && !events.contains(rustix::event::PollFlags::HUP)
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Waits until a host connects. While none is, the port polls hung up;
-    /// the epoll registration is edge-triggered, so after clearing that the
-    /// next wake-up is the host's arrival.
-    async fn wait_for_host(&self) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            if self.host_connected() {
-                guard.retain_ready();
-                return Ok(());
-            }
-            guard.clear_ready();
-        }
-    }
-
     /// Drops what a previous host left unread.
     fn drain(&self) {
         let mut buf = [0u8; 4096];
-        while let Ok(n) = rustix::io::read(self.fd.get_ref(), &mut buf) {
+        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
             if n == 0 {
                 break;
             }
@@ -135,20 +138,42 @@ impl SerialPort {
     pub(crate) async fn serve(self, agent: mpsc::Sender<MuxStream>) {
         let dialer = DIALER.get_or_init(GuestDialer::new);
         loop {
-            if let Err(err) = self.wait_for_host().await {
+            if let Err(err) = self.next_session(&agent, dialer).await {
                 tracing::error!("serial transport: {}: {err}", self.path.display());
                 return;
             }
-            self.drain();
-            tracing::debug!("serial transport: host connected");
-            guest_session(PortIo(self.fd.clone()), agent.clone(), dialer).await;
-            tracing::debug!("serial transport: host gone");
         }
+    }
+
+    /// Waits for a host, then serves its session until it goes away.
+    ///
+    /// Each session registers the port with the runtime afresh (a duplicate
+    /// descriptor, deregistered when the session ends): tokio keeps a hang-up
+    /// as a final state of a registration, so a registration that saw one
+    /// host leave would poll ready forever for the next, and its session
+    /// would spin (a whole CPU, in every VM restored from a template).
+    async fn next_session(
+        &self,
+        agent: &mpsc::Sender<MuxStream>,
+        dialer: &GuestDialer,
+    ) -> io::Result<()> {
+        let waiting = self.fd.try_clone()?;
+        tokio::task::spawn_blocking(move || wait_for_host(&waiting))
+            .await
+            .map_err(io::Error::other)??;
+        self.drain();
+        // SAFETY: the duplicate is an open descriptor the `AsyncFd` owns from
+        // here on, and an `OwnedFd` always returns the same descriptor.
+        let session_fd = unsafe { AsyncFd::register(self.fd.try_clone()?) }?;
+        tracing::debug!("serial transport: host connected");
+        guest_session(PortIo(session_fd), agent.clone(), dialer).await;
+        tracing::debug!("serial transport: host gone");
+        Ok(())
     }
 }
 
 /// The port as an async byte stream, for one session.
-struct PortIo(Arc<AsyncFd<OwnedFd>>);
+struct PortIo(AsyncFd<OwnedFd>);
 
 impl AsyncRead for PortIo {
     fn poll_read(
@@ -199,6 +224,15 @@ impl AsyncWrite for PortIo {
     }
 }
 
+/// The most of a process's output read at once, and so the largest yamux
+/// frame it becomes. tokio's default, 8 KiB, made a frame, a port write and
+/// a wake-up of the session per 8 KiB; at 256 KiB a GiB from `dd bs=64k`
+/// crossed about twice as fast under TCG (`bench/agent`).
+const PROCESS_TO_HOST_CHUNK: usize = 256 * 1024;
+
+/// The most input given to a process at once.
+const HOST_TO_PROCESS_CHUNK: usize = 64 * 1024;
+
 /// Dials host port `port` over the serial transport and returns one end of
 /// a socket pair whose other end vminitd copies to and from the stream: a
 /// process's standard stream must be a descriptor. Blocking: call from a
@@ -213,7 +247,13 @@ pub(crate) fn dial_as_socket(dialer: &GuestDialer, port: u32) -> io::Result<Owne
         let Ok(mut ours) = tokio::net::UnixStream::from_std(ours) else {
             return;
         };
-        let _ = tokio::io::copy_bidirectional(&mut ours, &mut stream).await;
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut ours,
+            &mut stream,
+            PROCESS_TO_HOST_CHUNK,
+            HOST_TO_PROCESS_CHUNK,
+        )
+        .await;
     });
     Ok(OwnedFd::from(theirs))
 }

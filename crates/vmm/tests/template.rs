@@ -33,6 +33,14 @@ fn marked_disk(dir: &Path, marker: &str) -> std::path::PathBuf {
     image
 }
 
+/// Exits 0 when the guest's CPU was idle at least half of a second's
+/// ticks (`/proc/stat`'s first line: user nice system idle iowait irq
+/// softirq steal).
+const MOSTLY_IDLE: &str = "ticks() { set -- $(head -1 /proc/stat); \
+     echo $(($2 + $3 + $4 + $5 + $6 + $7 + $8 + $9)) $5; }; \
+     set -- $(ticks); sleep 1; set -- $(ticks) $1 $2; \
+     test $((2 * ($2 - $4))) -ge $(($1 - $3))";
+
 fn template_config(run_dir: &Path, disk: &Path, memory: &Path, shared: bool) -> VmConfig {
     let mut config = config(built_kernel(), run_dir);
     assert_eq!(config.vsock, VsockBackend::Serial, "the default transport");
@@ -89,6 +97,11 @@ fn a_template_restores_twice_with_its_own_disks_and_private_memory() {
                 guest_sh(agent, "mark", &check).await,
                 0,
                 "{name}: its own disk"
+            );
+            assert_eq!(
+                guest_sh(agent, "idle", MOSTLY_IDLE).await,
+                0,
+                "{name}: a restored guest with nothing to do keeps its CPU busy"
             );
         }
         let (_, two) = &restored[1];
