@@ -547,7 +547,10 @@ fn an_oom_kill_exits_137_and_inspect_says_so() {
         "dd",
         "if=/dev/zero",
         "of=/dev/null",
-        "bs=200M",
+        // One allocation larger than the 256 MiB VMs once were: the guest
+        // kernel's overcommit heuristic refused it ("dd: out of memory",
+        // exit 1); Docker's host lets it reach the cgroup limit.
+        "bs=300M",
         "count=1",
     ]);
     assert_eq!(ran.code, 137, "{ran:?}");
@@ -555,6 +558,46 @@ fn an_oom_kill_exits_137_and_inspect_says_so() {
     assert_eq!(state["State"]["OOMKilled"], true, "{state}");
     assert_eq!(state["State"]["ExitCode"], 137, "{state}");
     assert_eq!(world.cctl(&["rm", "hog"]).code, 0);
+}
+
+/// `MemTotal` of the host, in bytes.
+fn host_memory_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .expect("MemTotal in /proc/meminfo")
+        * 1024
+}
+
+#[test]
+fn a_container_sees_every_cpu_has_room_and_dockers_limits() {
+    let world = World::new();
+    // One VM: CPUs, the highest CPU number the kernel supports, the process
+    // and open-file limits, then one 400 MiB buffer (busybox `dd` allocates
+    // its block at once and fills it).
+    let ran = world.run(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "nproc; cat /sys/devices/system/cpu/kernel_max; ulimit -u; ulimit -n; \
+             dd if=/dev/zero of=/dev/null bs=400M count=1 2>&1 && echo allocated",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    let host_cpus = std::thread::available_parallelism().unwrap().get();
+    let kernel_cpus = lines[1].parse::<usize>().unwrap() + 1;
+    assert_eq!(
+        lines[0],
+        host_cpus.min(kernel_cpus).to_string(),
+        "every host CPU, as Docker shows: {ran:?}"
+    );
+    assert_eq!(lines[2], "unlimited", "Docker's RLIMIT_NPROC: {ran:?}");
+    assert_eq!(lines[3], "1048576", "Docker's RLIMIT_NOFILE: {ran:?}");
+    assert_eq!(lines.last(), Some(&"allocated"), "{ran:?}");
 }
 
 #[test]
@@ -578,6 +621,15 @@ fn bad_input_exits_125_with_a_clear_error() {
     let memory = world.run(&["--memory", "1k"], &["true"]);
     assert_eq!(memory.code, 125, "{memory:?}");
     assert!(memory.stderr.contains("memory"), "{memory:?}");
+    // More than the host has: its VM could not boot (Docker accepts it).
+    let host_gib = host_memory_bytes() >> 30;
+    let beyond = format!("{}g", host_gib + 2);
+    let huge = world.run(&["--memory", &beyond], &["true"]);
+    assert_eq!(huge.code, 125, "{huge:?}");
+    assert!(
+        huge.stderr.contains(&format!("this host has {host_gib}.")),
+        "names the host's memory: {huge:?}"
+    );
     let nothing = world.cctl(&["logs", "nosuch"]);
     assert_eq!(
         nothing.code, 1,

@@ -17,6 +17,7 @@
 mod container;
 mod container_id;
 mod error;
+pub mod host;
 pub mod network;
 mod private_dir;
 pub mod rootfs;
@@ -26,9 +27,9 @@ mod state_root;
 
 pub use container::{
     ContainerConfig, ContainerManager, ContainerState, ContainerStore, CreateOptions,
-    DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, DamagedContainer, ExitStatus, Found, LinuxContainer,
-    LinuxProcess, LogReader, LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status,
-    StdioConfig, log_tail, parse_signal,
+    DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer, LinuxProcess, LogReader,
+    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, log_tail,
+    parse_signal,
 };
 pub use container_id::ContainerId;
 pub use error::Error;

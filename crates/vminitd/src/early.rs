@@ -89,23 +89,43 @@ pub(crate) fn setup() {
     if let Err(err) = std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx") {
         eprintln!("vminitd: cannot link /dev/ptmx to pts/ptmx: {err}");
     }
-    raise_open_file_limit();
+    raise_limits();
 }
 
-/// Raises `RLIMIT_NOFILE` to its hard maximum (containers inherit it).
-fn raise_open_file_limit() {
+/// Sets the limits every container inherits to the ones Docker's containers
+/// get from its daemon (whose systemd unit says `LimitNOFILE=infinity`,
+/// `LimitNPROC=infinity`): open files at the kernel's ceiling
+/// (`fs.nr_open`, 1048576), processes unlimited. The guest kernel's own
+/// default for processes is half its thread maximum, which follows the
+/// VM's memory (917 in 256 MiB).
+fn raise_limits() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(1 << 20);
-    let limit = Rlimit {
-        current: Some(nr_open),
-        maximum: Some(nr_open),
-    };
-    if let Err(err) = setrlimit(Resource::Nofile, limit) {
-        let now = getrlimit(Resource::Nofile);
-        eprintln!("vminitd: cannot raise the open-file limit to {nr_open}: {err} (it is {now:?})");
+    let limits = [
+        (
+            Resource::Nofile,
+            Rlimit {
+                current: Some(nr_open),
+                maximum: Some(nr_open),
+            },
+        ),
+        // `None` is RLIM_INFINITY.
+        (
+            Resource::Nproc,
+            Rlimit {
+                current: None,
+                maximum: None,
+            },
+        ),
+    ];
+    for (resource, limit) in limits {
+        if let Err(err) = setrlimit(resource, limit) {
+            let now = getrlimit(resource);
+            eprintln!("vminitd: cannot set {resource:?} to {limit:?}: {err} (it is {now:?})");
+        }
     }
 }
 

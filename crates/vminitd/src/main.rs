@@ -3,8 +3,9 @@
 //! As PID 1 in a VM it first moves itself from the initramfs onto a tmpfs
 //! ([`switch_root`]), so `/` is a real mount the launcher can `pivot_root`
 //! away from; then it mounts the early file systems, loads the kernel modules
-//! the initramfs carries (in `modules.dep` order), raises `RLIMIT_NOFILE`,
-//! brings up `lo`, reaps every zombie and serves the sandbox protocol
+//! the initramfs carries (in `modules.dep` order), sets the `RLIMIT_NOFILE`
+//! and `RLIMIT_NPROC` Docker's containers get, brings up `lo`, reaps every
+//! zombie and serves the sandbox protocol
 //! (`containerization-agent`) on the serial port `cz.agent` ([`serial`]) or
 //! vsock port 1024, as the kernel command line says. The shutdown call and
 //! SIGTERM sync, unmount and power the VM off.

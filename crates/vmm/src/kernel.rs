@@ -121,6 +121,16 @@ impl Kernel {
         let path = self.dir.join("config");
         path.is_file().then_some(path)
     }
+
+    /// The most CPUs the kernel brings up (`CONFIG_NR_CPUS`), when its
+    /// configuration says; vCPUs beyond it would only cost the host threads.
+    pub fn max_cpus(&self) -> Option<u32> {
+        let config = std::fs::read_to_string(self.config()?).ok()?;
+        config
+            .lines()
+            .find_map(|line| line.strip_prefix("CONFIG_NR_CPUS="))
+            .and_then(|n| n.trim().parse().ok())
+    }
 }
 
 /// Reads the first bytes of `path` and tells a bzImage from an ELF `vmlinux`.
@@ -174,6 +184,19 @@ mod tests {
         );
         assert_eq!(kernel.modules_dir(), Some(entry.join("modules")));
         assert_eq!(kernel.config(), None);
+        assert_eq!(kernel.max_cpus(), None);
+    }
+
+    #[test]
+    fn max_cpus_is_the_configs_nr_cpus() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("vmlinux"), b"\x7fELF\x02\x01\x01").unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            "CONFIG_SMP=y\nCONFIG_NR_CPUS=16\n",
+        )
+        .unwrap();
+        assert_eq!(Kernel::open(dir.path()).unwrap().max_cpus(), Some(16));
     }
 
     #[test]

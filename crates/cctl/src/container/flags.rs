@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::str::FromStr;
 
 use anyhow::Context;
+use containerization::host::HostResources;
 use containerization::network::{Protocol, PublishedPort};
 use containerization::spec;
 
@@ -16,7 +17,7 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a number of CPUs, such as 1 or 1.5"))?;
-    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let host = HostResources::detect().cpus;
     if !cpus.is_finite() || cpus <= 0.0 {
         return Err(format!(
             "{text:?}: the number of CPUs must be above 0 (this host has {host})"
@@ -30,14 +31,19 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
     Ok(cpus)
 }
 
-/// `--memory`: a size such as 512m or 1g, in bytes (0 means no limit).
+/// `--memory`: a size such as 512m or 1g, in bytes (0 means no limit), at
+/// most this host's memory (a container's VM cannot be given more).
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     if text.trim_start().starts_with('-') {
         return Err(format!(
             "{text:?}: a memory limit must be positive, such as 512m or 1g"
         ));
     }
-    spec::parse_memory(text.trim()).map_err(|e| e.to_string())
+    let bytes = spec::parse_memory(text.trim()).map_err(|e| e.to_string())?;
+    HostResources::detect()
+        .check_memory_limit(bytes)
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(bytes)
 }
 
 /// A `--publish` flag: a full publication, or only a container port whose
@@ -127,6 +133,10 @@ mod tests {
         assert!(parse_memory("-5m").is_err());
         assert!(parse_memory("lots").is_err());
         assert_eq!(parse_memory("2m").unwrap(), 2 << 20);
+        let host = HostResources::detect().memory_bytes;
+        let too_much = format!("{}", host + 1);
+        let err = parse_memory(&too_much).unwrap_err();
+        assert!(err.contains("this host has"), "{err}");
     }
 
     #[test]

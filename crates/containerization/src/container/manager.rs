@@ -13,16 +13,13 @@ use super::record::{ContainerConfig, NetworkMode, now_ms};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
+use crate::host::HostResources;
 use crate::network::{NetworkManager, PublishedPort};
 use crate::rootfs::{RootfsCache, writable_clone};
 use crate::{Error, StateRoot, spec};
 
 /// The network containers join when none is named.
 pub const DEFAULT_NETWORK: &str = "default";
-/// Memory of a VM whose container has no memory limit, in MiB.
-pub const DEFAULT_VM_MEMORY_MIB: u32 = 256;
-/// Memory a VM gets beyond its container's limit, in MiB (kernel, vminitd).
-const VM_OVERHEAD_MIB: u64 = 128;
 
 /// What a new container is made from.
 #[derive(Debug, Clone, Default)]
@@ -215,25 +212,26 @@ impl ContainerManager {
         if container_options.hostname.is_empty() {
             container_options.hostname = id.as_str()[..12].to_owned();
         }
-        let vm_memory_mib = match container_options.memory_bytes {
-            Some(bytes) => u32::try_from((bytes >> 20) + VM_OVERHEAD_MIB)
-                .unwrap_or(u32::MAX)
-                .max(DEFAULT_VM_MEMORY_MIB),
-            None => DEFAULT_VM_MEMORY_MIB,
-        };
+        let host = HostResources::detect();
+        let vm_memory_mib =
+            host.vm_memory_mib(container_options.memory_bytes)
+                .map_err(|detail| Error::InvalidOption {
+                    option: "--memory".to_owned(),
+                    detail,
+                })?;
         let vcpus = match container_options.cpus {
             Some(cpus) => {
-                let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let wanted = cpus.ceil().max(1.0) as usize;
-                if wanted > available {
+                let wanted = cpus.ceil().max(1.0) as u32;
+                if wanted > host.cpus {
                     return Err(Error::InvalidOption {
                         option: "--cpus".to_owned(),
-                        detail: format!("{cpus} asked for, but this host has {available} CPUs"),
+                        detail: format!("{cpus} asked for, but this host has {} CPUs", host.cpus),
                     });
                 }
-                u32::try_from(wanted).unwrap_or(1)
+                wanted
             }
-            None => 1,
+            // Docker shows a container every CPU of its host.
+            None => host.default_vcpus(),
         };
         let host_env = |key: &str| std::env::var(key).ok();
         let runtime = spec::container_spec(&resolved.config, &container_options, &host_env)?;

@@ -23,9 +23,7 @@ mod store;
 
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
-pub use manager::{
-    ContainerManager, CreateOptions, DEFAULT_NETWORK, DEFAULT_VM_MEMORY_MIB, Found, parse_signal,
-};
+pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub use record::{ContainerConfig, ContainerState, NetworkMode, Status};
 pub use store::{ContainerStore, DamagedContainer};

@@ -114,7 +114,14 @@ async fn start_vm(
     )?;
     let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
     let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
-    vm_config.cpus = config.vcpus;
+    // vCPUs beyond what the kernel brings up would only cost host threads.
+    vm_config.cpus = match vm_config.kernel.max_cpus() {
+        Some(max) if max < config.vcpus => {
+            tracing::debug!(wanted = config.vcpus, max, "kernel brings up fewer CPUs");
+            max.max(1)
+        }
+        _ => config.vcpus,
+    };
     // `CZ_GUEST_LOG=debug` (a tracing filter) turns up vminitd's log in the
     // VM's console log.
     if let Ok(filter) = std::env::var("CZ_GUEST_LOG")
