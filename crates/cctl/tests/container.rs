@@ -120,11 +120,12 @@ fn env_workdir_user_and_entrypoint_are_honoured() {
             "sh",
             "-c",
             "grep nameserver /etc/resolv.conf; grep -c localhost /etc/hosts; \
-             grep -c ip6- /etc/hosts",
+             grep -c ip6- /etc/hosts; ls /sys/class/net",
         ],
     );
-    // Docker's /etc/hosts: the two localhost lines and four IPv6 names.
-    assert_eq!(dns.stdout, "nameserver 192.0.2.53\n2\n5\n", "{dns:?}");
+    // Docker's /etc/hosts: the two localhost lines and four IPv6 names; and
+    // without a network, only `lo` (no `sit0` tunnel device).
+    assert_eq!(dns.stdout, "nameserver 192.0.2.53\n2\n5\nlo\n", "{dns:?}");
     let entry = world.run(&["--entrypoint", "echo"], &["replaced"]);
     assert_eq!(
         (entry.code, entry.stdout.as_str()),

@@ -90,6 +90,20 @@ pub(crate) fn setup() {
         eprintln!("vminitd: cannot link /dev/ptmx to pts/ptmx: {err}");
     }
     raise_limits();
+    quiet_console();
+}
+
+/// Once the guest is up, only emergencies and alerts (a panic, an oops) reach
+/// the serial console; the rest stays in the kernel's log (`dmesg`). A
+/// container must not be able to slow its whole VM by making the kernel
+/// print: under TCG every console byte is a trap, and a root file system
+/// that turned read-only on a full host disk prints an error per write.
+fn quiet_console() {
+    // console_loglevel 2: levels 0 and 1 print; the other three fields are
+    // the kernel's defaults.
+    if let Err(err) = std::fs::write("/proc/sys/kernel/printk", "2 4 1 7") {
+        eprintln!("vminitd: cannot quiet the console: {err}");
+    }
 }
 
 /// Sets the limits every container inherits to the ones Docker's containers

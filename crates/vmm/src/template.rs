@@ -145,16 +145,16 @@ impl TemplateCache {
         let template = self.dir.join(&key);
         let mut origin = Origin::Restored;
         if !template.join("state").is_file() {
-            std::fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
-            let lock = self.dir.join(format!("{key}.lock"));
-            let _held = tokio::task::spawn_blocking(move || lock_file(&lock))
-                .await
-                .map_err(|e| VmmError::InvalidConfig {
-                    message: format!("template lock: {e}"),
-                })??;
-            if !template.join("state").is_file() {
-                self.build(qemu, config, &key).await?;
-                origin = Origin::BuiltAndRestored;
+            // A template that cannot be made (a full disk, say) costs this
+            // VM its fast start, never its start.
+            match self.build_once(qemu, config, &key, &template).await {
+                Ok(true) => origin = Origin::BuiltAndRestored,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!("cannot make a VM template, booting without one: {err}");
+                    let _ = std::fs::remove_dir_all(self.dir.join(format!("{key}.partial")));
+                    return Ok((qemu.start(config).await?, Origin::Booted));
+                }
             }
         }
         let _ = std::fs::write(template.join("used"), b"");
@@ -178,6 +178,29 @@ impl TemplateCache {
                 Ok((qemu.start(config).await?, Origin::Booted))
             }
         }
+    }
+
+    /// Builds the template `key` at `template` under its lock, unless another
+    /// process did meanwhile; whether this one built it.
+    async fn build_once(
+        &self,
+        qemu: &Qemu,
+        config: &VmConfig,
+        key: &str,
+        template: &Path,
+    ) -> Result<bool, VmmError> {
+        std::fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
+        let lock = self.dir.join(format!("{key}.lock"));
+        let _held = tokio::task::spawn_blocking(move || lock_file(&lock))
+            .await
+            .map_err(|e| VmmError::InvalidConfig {
+                message: format!("template lock: {e}"),
+            })??;
+        if template.join("state").is_file() {
+            return Ok(false);
+        }
+        self.build(qemu, config, key).await?;
+        Ok(true)
     }
 
     /// Boots `config` with its memory in a shared file, saves it, stops it

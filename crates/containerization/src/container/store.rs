@@ -95,8 +95,9 @@ impl ContainerStore {
         }
         private_dir::ensure(&self.dir, private_dir::PRIVATE_DIR)?;
         private_dir::ensure(&self.dir(&config.id), private_dir::PRIVATE_DIR)?;
-        let written = state_file::write_json(&self.state_path(&config.id), &ContainerState::created())
-            .and_then(|()| state_file::write_json(&self.config_path(&config.id), config));
+        let written =
+            state_file::write_json(&self.state_path(&config.id), &ContainerState::created())
+                .and_then(|()| state_file::write_json(&self.config_path(&config.id), config));
         if written.is_err() {
             // A full disk, say: no half record is left to be listed as dead.
             let _ = std::fs::remove_dir_all(self.dir(&config.id));
