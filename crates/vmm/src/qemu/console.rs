@@ -38,9 +38,17 @@ impl ConsoleCap {
         let spawned = std::thread::Builder::new()
             .name("console-cap".to_owned())
             .spawn(move || {
+                let mut warned = false;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                    if let Err(err) = cut(&path, max_bytes) {
-                        tracing::warn!("cannot cap the console log {}: {err}", path.display());
+                    match cut(&path, max_bytes) {
+                        Ok(_) => warned = false,
+                        // Moved away (a template's folder renamed): nothing to cap.
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(err) if !warned => {
+                            warned = true;
+                            tracing::warn!("cannot cap the console log {}: {err}", path.display());
+                        }
+                        Err(_) => {}
                     }
                 }
             });
