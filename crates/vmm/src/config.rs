@@ -162,6 +162,10 @@ pub struct VmConfig {
     pub run_dir: PathBuf,
     /// Where the serial console goes; `run_dir/console.log` when unset.
     pub console_log: Option<PathBuf>,
+    /// The size past which the console log is cut (it lies in RAM under
+    /// `/run`): its first quarter (the boot) and last half stay, with a line
+    /// marking the cut between them. 1 MiB unless set; at least 4 KiB.
+    pub console_max_bytes: u64,
     /// The accelerator.
     pub accel: Accelerator,
     /// The `qemu-system-x86_64` binary.
@@ -180,6 +184,9 @@ pub struct VmConfig {
     /// [`VmmError::NoSandbox`] rather than run unconfined.
     pub sandbox: bool,
 }
+
+/// The default of [`VmConfig::console_max_bytes`].
+pub const DEFAULT_CONSOLE_MAX_BYTES: u64 = 1024 * 1024;
 
 /// Whether QEMU is sandboxed by default: yes, unless `CZ_QEMU_SANDBOX=off`.
 fn sandbox_by_default() -> bool {
@@ -208,6 +215,7 @@ impl VmConfig {
             balloon: true,
             run_dir: run_dir.into(),
             console_log: None,
+            console_max_bytes: DEFAULT_CONSOLE_MAX_BYTES,
             accel: Accelerator::detect_and_log(),
             qemu: PathBuf::from("qemu-system-x86_64"),
             memory: MemoryBacking::Memfd,
@@ -227,6 +235,12 @@ impl VmConfig {
     /// field and the value.
     pub fn validate(&self) -> Result<(), VmmError> {
         let invalid = |message: String| Err(VmmError::InvalidConfig { message });
+        if self.console_max_bytes < 4096 {
+            return invalid(format!(
+                "console_max_bytes is {}; the console log needs at least 4096 bytes",
+                self.console_max_bytes
+            ));
+        }
         if !(1..=64).contains(&self.cpus) {
             return invalid(format!("cpus must be 1 to 64, not {}", self.cpus));
         }

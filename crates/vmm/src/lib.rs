@@ -60,7 +60,8 @@ pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
 pub use catalogue_edit::{NewKernel, image_release};
 pub use config::{
-    CacheMode, DiskConfig, DiskFormat, MIN_MEMORY_MIB, MemoryBacking, NicConfig, VmConfig,
+    CacheMode, DEFAULT_CONSOLE_MAX_BYTES, DiskConfig, DiskFormat, MIN_MEMORY_MIB, MemoryBacking,
+    NicConfig, VmConfig,
 };
 pub use containerization_netlink::MacAddress;
 pub use error::VmmError;

@@ -133,6 +133,10 @@ fn bad_config_is_refused_before_anything_starts() {
     let err = start(&cfg).expect_err("16 MiB").to_string();
     assert!(err.contains("16 MiB is too little"), "{err}");
     cfg.memory_mib = 256;
+    cfg.console_max_bytes = 100;
+    let err = start(&cfg).expect_err("a 100-byte console").to_string();
+    assert!(err.contains("console_max_bytes is 100"), "{err}");
+    cfg.console_max_bytes = containerization_vmm::DEFAULT_CONSOLE_MAX_BYTES;
     cfg.disks = vec![containerization_vmm::DiskConfig::new(
         "/nonexistent/disk.img",
     )];

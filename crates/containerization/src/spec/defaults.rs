@@ -108,6 +108,9 @@ pub(crate) fn masked_paths() -> Vec<String> {
         "/proc/scsi",
         "/sys/firmware",
         "/sys/devices/virtual/powercap",
+        // The guest's virtio-serial ports (the agent's among them); vminitd
+        // also hides each port's folder under /sys/devices.
+        "/sys/class/virtio-ports",
     ]
     .map(str::to_owned)
     .to_vec()
@@ -140,7 +143,13 @@ mod tests {
     #[test]
     fn dockers_masked_and_readonly_paths() {
         let masked = masked_paths();
-        for path in ["/proc/kcore", "/proc/keys", "/sys/firmware", "/proc/scsi"] {
+        for path in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/sys/firmware",
+            "/proc/scsi",
+            "/sys/class/virtio-ports",
+        ] {
             assert!(masked.iter().any(|p| p == path), "{path}");
         }
         assert!(readonly_paths().iter().any(|p| p == "/proc/sys"));

@@ -7,6 +7,10 @@
 //! gives each container a child group. A limit whose controller is missing is
 //! skipped with a warning naming it: a host whose controllers sit in cgroup v1
 //! still runs containers, only without those limits.
+//!
+//! Every container group also gets the device rules of [`super::devices`]
+//! (a BPF program: cgroup v2 has no `devices.allow`); a group that cannot
+//! get them is refused, as the container would reach every guest device.
 
 use std::path::{Path, PathBuf};
 
@@ -85,8 +89,8 @@ impl Cgroups {
         }
     }
 
-    /// Makes the group of container `id` and writes its limits; `None` when
-    /// there is no cgroup2 hierarchy.
+    /// Makes the group of container `id`, writes its limits and attaches
+    /// the default device rules; `None` when there is no cgroup2 hierarchy.
     pub(crate) fn create(
         &self,
         id: &str,
@@ -98,6 +102,7 @@ impl Cgroups {
         let group = parent.join(id.replace('/', "_"));
         std::fs::create_dir_all(&group)
             .map_err(|err| format!("cannot create cgroup {}: {err}", group.display()))?;
+        super::devices::restrict(&group).map_err(|err| format!("container {id}: {err}"))?;
         if let Some(resources) = resources {
             for (controller, file, value) in limits(resources) {
                 if !self.controllers.iter().any(|c| c == controller) {

@@ -24,6 +24,7 @@
 mod caps;
 pub(crate) mod cgroups;
 mod channel;
+mod devices;
 mod init;
 mod mounts;
 mod namespaces;

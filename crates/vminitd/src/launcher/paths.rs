@@ -4,8 +4,15 @@
 //! Applied after the sysctls (which write through `/proc/sys`) and before the
 //! user change (which drops the rights these mounts need). The defaults, used
 //! when the spec lists none, are the usual ones of OCI runtimes.
+//!
+//! Whatever the spec lists, the guest's virtio-serial ports are hidden too:
+//! the agent's port (`cz.agent`) is vminitd's line to the host, and its
+//! sysfs folders name it. The device cgroup already refuses to open it;
+//! masking `/sys/class/virtio-ports` and each port's `virtio-ports` folder
+//! under `/sys/devices` (where it lies depends on the VM's machine, so it is
+//! found here, in the guest) keeps even its name out of the container.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use rustix::mount::MountFlags;
@@ -26,6 +33,9 @@ const DEFAULT_MASKED: [&str; 11] = [
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
+
+/// The class folder of virtio-serial ports.
+const VIRTIO_PORTS: &str = "/sys/class/virtio-ports";
 
 /// Read-only in the container when the spec lists none.
 const DEFAULT_READONLY: [&str; 6] = [
@@ -52,7 +62,28 @@ pub(crate) fn apply(spec: &Spec) -> Result<(), Failure> {
     for path in &masked {
         mask(Path::new(path))?;
     }
+    for path in virtio_port_folders() {
+        mask(&path)?;
+    }
     Ok(())
+}
+
+/// Where the container's `/sys` shows the guest's virtio-serial ports: the
+/// class folder and the `virtio-ports` folder of each port's device.
+fn virtio_port_folders() -> Vec<PathBuf> {
+    let class = Path::new(VIRTIO_PORTS);
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(class)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|port| std::fs::canonicalize(port.path()).ok())
+        .filter_map(|port| port.parent().map(Path::to_path_buf))
+        .filter(|folder| folder.starts_with("/sys/devices"))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    folders.push(class.to_path_buf());
+    folders
 }
 
 /// A folder gets an empty read-only tmpfs over it, a file `/dev/null`.

@@ -133,7 +133,16 @@ pub(crate) fn qemu_args(
     if config.sandbox {
         push(&["-sandbox", SANDBOX]);
     }
-    push(&["-serial", &format!("file:{}", console.display())]);
+    // Appended (O_APPEND), so the owner can cut the file under its cap
+    // while QEMU writes (see `console`).
+    push(&[
+        "-chardev",
+        &format!(
+            "file,id=console0,path={},append=on",
+            super::console::option_value(console)
+        ),
+    ]);
+    push(&["-serial", "chardev:console0"]);
     // QMP on an inherited, already connected socket: there is no socket
     // path anyone else could connect to, and QMP is root on the host.
     push(&["-chardev", &format!("socket,id=qmp0,fd={qmp}")]);

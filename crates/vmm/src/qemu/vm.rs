@@ -17,6 +17,7 @@ use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
+use super::console::ConsoleCap;
 use super::run_folder;
 use crate::error::io_at;
 use crate::supervise::{inherit_fd, spawn_owned};
@@ -57,6 +58,8 @@ pub struct QemuVm {
     qmp: Option<Qmp>,
     agent: Option<AgentClient>,
     console: PathBuf,
+    /// Keeps `console` under its size cap while the VM lives.
+    _console_cap: ConsoleCap,
     stderr: PathBuf,
     ready_after: Duration,
 }
@@ -236,6 +239,7 @@ impl QemuVm {
             ready,
             qmp: None,
             agent: None,
+            _console_cap: ConsoleCap::watch(console.clone(), config.console_max_bytes),
             console,
             stderr,
             ready_after: Duration::ZERO,
