@@ -3,6 +3,7 @@
 //! vhost-vsock.
 
 mod args;
+mod jail;
 mod run_folder;
 mod vm;
 
