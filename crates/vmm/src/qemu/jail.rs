@@ -339,3 +339,34 @@ impl Jail {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_backing_file_is_found_beside_its_overlay_and_a_raw_image_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("base")).unwrap();
+        let base = dir.path().join("base/disk.raw");
+        std::fs::write(&base, vec![0u8; 1 << 20]).unwrap();
+        let overlay = dir.path().join("overlay.qcow2");
+        let made = Command::new("qemu-img")
+            .args([
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                "base/disk.raw",
+            ])
+            .arg(&overlay)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(backing_file(&overlay).unwrap(), Some(base.clone()));
+        assert_eq!(backing_file(&base).unwrap(), None);
+    }
+}
