@@ -183,6 +183,15 @@ pub struct VmConfig {
     /// environment; a QEMU built without seccomp then fails to start with
     /// [`VmmError::NoSandbox`] rather than run unconfined.
     pub sandbox: bool,
+    /// Start QEMU in a mount namespace of its own that shows only this
+    /// VM's files (see the `qemu::jail` module), when the caller is root.
+    /// On unless `CZ_QEMU_JAIL=off` is in the environment.
+    pub jail: bool,
+}
+
+/// Whether QEMU is jailed by default: yes, unless `CZ_QEMU_JAIL=off`.
+fn jail_by_default() -> bool {
+    std::env::var("CZ_QEMU_JAIL").as_deref() != Ok("off")
 }
 
 /// The default of [`VmConfig::console_max_bytes`].
@@ -221,6 +230,7 @@ impl VmConfig {
             memory: MemoryBacking::Memfd,
             restore_from: None,
             sandbox: sandbox_by_default(),
+            jail: jail_by_default(),
         }
     }
 

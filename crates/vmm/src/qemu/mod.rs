@@ -4,6 +4,7 @@
 
 mod args;
 mod console;
+mod jail;
 mod run_folder;
 mod vm;
 

@@ -7,7 +7,9 @@
 //! user starting the VM (one another user made first, say under a shared
 //! `/tmp`, is refused), the files in it are 0600, and the sockets are
 //! chmod-ed 0600 once bound (the folder already keeps others out in
-//! between). QMP has no socket here at all: it is a socket pair.
+//! between). QMP has no socket here at all: it is a socket pair. The empty
+//! `jail/` folder is where QEMU's own root is mounted in its mount namespace
+//! (see `jail`); on the host it stays empty.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;

@@ -18,6 +18,7 @@ use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
 use super::console::ConsoleCap;
+use super::jail::Jail;
 use super::run_folder;
 use crate::error::io_at;
 use crate::supervise::{inherit_fd, spawn_owned};
@@ -213,6 +214,15 @@ impl QemuVm {
             .stdout(Stdio::null())
             .stderr(stderr_file);
         inherit_fd(&mut command, qemu_end.as_fd());
+        match (config.jail, rustix::process::geteuid().is_root()) {
+            (true, true) => Jail::plan(config, &device, &console)?.install(&mut command),
+            (true, false) => {
+                tracing::debug!("not root: QEMU runs in the host's mount namespace")
+            }
+            (false, _) => {
+                tracing::warn!("QEMU sees the host's files (CZ_QEMU_JAIL=off)")
+            }
+        }
         let spawned = spawn_owned(command);
         // QEMU has its copy; with ours closed, its exit closes the pair.
         drop(qemu_end);
