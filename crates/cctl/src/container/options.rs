@@ -142,7 +142,18 @@ impl CreateArgs {
         let store = ImageStore::open(root.path()).context("cannot open the image store")?;
         let name = store_name(&store, &self.image);
         let platform = self.platform.platform()?;
-        let have = store.resolve(&name, &platform).is_ok();
+        // Only an image the store lacks (wholly, for this platform, or a blob
+        // of it) is pulled: a damaged one is left for `create` to name, since
+        // a pull would keep its damaged blobs.
+        let have = match store.resolve(&name, &platform) {
+            Ok(_) => true,
+            Err(
+                containerization_oci::Error::ImageNotFound(_)
+                | containerization_oci::Error::PlatformNotFound { .. }
+                | containerization_oci::Error::BlobNotFound(_),
+            ) => false,
+            Err(_) => true,
+        };
         let pull = match self.pull {
             PullPolicy::Always => true,
             PullPolicy::Missing => !have,
