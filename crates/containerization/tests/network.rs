@@ -156,11 +156,15 @@ fn forwarding() -> [String; 2] {
 #[tokio::test]
 async fn removing_the_last_network_leaves_ip_forwarding_on() {
     enter_new_network_namespace().unwrap();
-    assert_eq!(
-        forwarding(),
-        ["0\n", "0\n"],
-        "a new namespace forwards nothing"
-    );
+    // A new namespace may start forwarding already (some kernels copy the
+    // host's IPv4 setting, which Podman turns on): start from off.
+    for path in [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ] {
+        std::fs::write(path, "0").expect("turn forwarding off");
+    }
+    assert_eq!(forwarding(), ["0\n", "0\n"]);
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path(), Netlink::connect().unwrap());
     manager
