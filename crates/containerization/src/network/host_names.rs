@@ -41,8 +41,9 @@ pub(crate) struct HostNames {
 impl HostNames {
     /// The names of the root whose `network/` folder is `network_dir`.
     pub(crate) fn for_network_dir(network_dir: &Path) -> Self {
-        // The same folder reached by two spellings is one root.
-        let dir = std::fs::canonicalize(network_dir).unwrap_or_else(|_| network_dir.to_path_buf());
+        // The same folder reached by two spellings is one root, whether it
+        // exists yet or not.
+        let dir = canonical(network_dir);
         let hash = Sha256::digest(dir.as_os_str().as_encoded_bytes());
         let system = dir == Path::new(SYSTEM_ROOT).join("network");
         Self {
@@ -117,6 +118,27 @@ impl HostNames {
     }
 }
 
+/// `path` with its longest existing ancestor resolved (symlinks, `..`), the
+/// rest appended as given: the same answer before and after the folder is
+/// made.
+fn canonical(path: &Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut current = absolute.as_path();
+    loop {
+        if let Ok(resolved) = std::fs::canonicalize(current) {
+            return rest.iter().rev().fold(resolved, |p, name| p.join(name));
+        }
+        match (current.parent(), current.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                current = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -130,6 +152,21 @@ mod tests {
         let names = HostNames::for_network_dir(&Path::new(SYSTEM_ROOT).join("network"));
         assert_eq!(names.bridge("web"), "cz-web");
         assert_eq!(names.table(), "containerization");
+    }
+
+    #[test]
+    fn a_root_has_the_same_names_before_and_after_its_folder_is_made() {
+        let parent = tempfile::tempdir().unwrap();
+        let link = parent.path().join("link");
+        std::os::unix::fs::symlink(parent.path(), &link).unwrap();
+        let through_link = link.join("root/network");
+        let before = HostNames::for_network_dir(&through_link);
+        std::fs::create_dir_all(parent.path().join("root/network")).unwrap();
+        assert_eq!(HostNames::for_network_dir(&through_link), before);
+        assert_eq!(
+            HostNames::for_network_dir(&parent.path().join("root/network")),
+            before
+        );
     }
 
     #[test]
