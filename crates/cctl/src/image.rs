@@ -313,7 +313,7 @@ impl ImageCommand {
 /// After the store's collection (`report`), removes the root file systems no
 /// image or container needs any more, and half-built ones; warns about
 /// images that cannot be read, whose blobs and bases were all kept.
-fn collect_rootfs(
+pub(crate) fn collect_rootfs(
     root: &StateRoot,
     report: &containerization_oci::store::PruneReport,
 ) -> anyhow::Result<containerization::rootfs::RootfsCollection> {
@@ -366,20 +366,7 @@ pub fn client(
 }
 
 /// A size for people: 1.2 MiB.
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
+pub use containerization::host::human_size as bytes;
 
 /// Whether standard error is a terminal (bars) or not (plain lines).
 pub fn interactive() -> bool {

@@ -113,8 +113,14 @@ fn mem_total_bytes(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// `bytes` in the largest binary unit that keeps one decimal (`23.4 GiB`).
-fn human_size(bytes: u64) -> String {
+/// `bytes` in the largest binary unit that keeps one decimal (`23.4 GiB`),
+/// as every size the project shows people is written.
+///
+/// ```
+/// assert_eq!(containerization::host::human_size(1536), "1.5 KiB");
+/// assert_eq!(containerization::host::human_size(512), "512 B");
+/// ```
+pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

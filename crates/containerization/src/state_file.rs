@@ -66,7 +66,7 @@ fn write<T: serde::Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), 
 }
 
 /// Whether `error` says the disk (or the user's quota) is full.
-fn is_out_of_space(error: &std::io::Error) -> bool {
+pub(crate) fn is_out_of_space(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error()

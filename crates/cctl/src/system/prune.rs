@@ -89,17 +89,13 @@ pub fn prune(root: &StateRoot, all: bool, force: bool) -> anyhow::Result<()> {
     let report = store.prune()?;
     removed.extend(report.removed.iter().map(|d| format!("deleted: {d}")));
     freed += report.freed_bytes;
-    for why in &report.kept_because {
-        eprintln!("cctl: warning: blobs kept, an image cannot be read: {why}");
-    }
     section("Deleted Images", &removed);
 
-    if let Some(rootfs) = containerization::rootfs::collect_unused(root, true)? {
-        freed += rootfs.freed_bytes;
-        let mut removed: Vec<String> = rootfs.removed.iter().map(|d| d.to_string()).collect();
-        removed.extend(rootfs.temporaries.iter().map(|p| p.display().to_string()));
-        section("Deleted Root File Systems", &removed);
-    }
+    let rootfs = crate::image::collect_rootfs(root, &report)?;
+    freed += rootfs.freed_bytes;
+    let mut removed: Vec<String> = rootfs.removed.iter().map(|d| d.to_string()).collect();
+    removed.extend(rootfs.temporaries.iter().map(|p| p.display().to_string()));
+    section("Deleted Root File Systems", &removed);
     println!("Total reclaimed space: {}", bytes(freed));
     if failures.is_empty() {
         Ok(())

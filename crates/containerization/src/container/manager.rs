@@ -176,6 +176,8 @@ impl ContainerManager {
             }
         }
         let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
+        // A layer is read only to build the base, when it is not built yet.
+        let base_built = self.inner.rootfs.path(&manifest).exists();
         let layers: Vec<PathBuf> = resolved
             .manifest
             .layers()
@@ -183,7 +185,7 @@ impl ContainerManager {
             .map(|layer| {
                 let digest: Digest = layer.digest().to_string().parse()?;
                 let path = images.content().blob_path(&digest);
-                if !self.inner.rootfs.path(&manifest).exists() && !path.exists() {
+                if !base_built && !path.exists() {
                     return Err(Error::Rootfs {
                         image: options.image.clone(),
                         detail: format!(

@@ -171,18 +171,8 @@ impl ContainerStore {
     /// Every container folder's record, oldest sound ones first, then the
     /// damaged ones; folders being made or removed are skipped.
     fn records(&self) -> Result<Vec<Record>, Error> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
         let mut all = Vec::new();
-        for entry in entries.flatten() {
+        for entry in self.entries()? {
             let Ok(id) = entry.file_name().to_string_lossy().parse::<ContainerId>() else {
                 continue;
             };
@@ -223,18 +213,41 @@ impl ContainerStore {
             .collect())
     }
 
+    /// The entries of the containers' folder; none before it exists.
+    fn entries(&self) -> Result<Vec<std::fs::DirEntry>, Error> {
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => Ok(entries.flatten().collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(Error::Io {
+                path: self.dir.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The configuration of every container whose configuration can be
+    /// read, damaged ones too, oldest sound ones first.
+    fn readable_configs(&self) -> Result<Vec<ContainerConfig>, Error> {
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Sound(config, _) => Some(config),
+                Record::Damaged(damaged) => damaged.config,
+                Record::InFlux => None,
+            })
+            .collect())
+    }
+
     /// The containers, damaged ones too where their configuration is
     /// readable, whose configuration `wanted` accepts, as `(id, name)`.
     fn configs_where(
         &self,
         wanted: impl Fn(&ContainerConfig) -> bool,
     ) -> Result<Vec<(ContainerId, String)>, Error> {
-        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
         Ok(self
-            .list()?
+            .readable_configs()?
             .into_iter()
-            .map(|(config, _)| config)
-            .chain(damaged)
             .filter(|config| wanted(config))
             .map(|config| (config.id, config.name))
             .collect())
@@ -300,18 +313,9 @@ impl ContainerStore {
     /// The disk of every container folder, whatever state its records are
     /// in (being made, damaged): what keeps bases in use.
     pub fn all_disks(&self) -> Result<Vec<PathBuf>, Error> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
-        Ok(entries
-            .flatten()
+        Ok(self
+            .entries()?
+            .into_iter()
             .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
             .map(|entry| entry.path().join("disk"))
             .collect())
@@ -320,12 +324,9 @@ impl ContainerStore {
     /// The manifest digest of every container whose configuration can be
     /// read, damaged ones too.
     pub fn manifests_in_use(&self) -> Result<Vec<String>, Error> {
-        let damaged = self.list_damaged()?.into_iter().filter_map(|d| d.config);
         Ok(self
-            .list()?
+            .readable_configs()?
             .into_iter()
-            .map(|(config, _)| config)
-            .chain(damaged)
             .map(|config| config.manifest)
             .collect())
     }

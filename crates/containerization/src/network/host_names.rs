@@ -56,10 +56,7 @@ impl HostNames {
     pub(crate) fn bridge(&self, name: &str) -> String {
         match &self.tag {
             None => format!("cz-{name}"),
-            Some(tag) => format!(
-                "{BRIDGE_PREFIX}{}",
-                self.hash(&format!("bridge/{tag}/{name}"))
-            ),
+            Some(tag) => format!("{BRIDGE_PREFIX}{}", hash12(&format!("bridge/{tag}/{name}"))),
         }
     }
 
@@ -80,7 +77,7 @@ impl HostNames {
         format!(
             "{}{}",
             self.tap_prefix(),
-            &self.hash(&format!("{network}/{address}"))[..8]
+            &hash12(&format!("{network}/{address}"))[..8]
         )
     }
 
@@ -111,11 +108,11 @@ impl HostNames {
             Some(tag) => format!("{TABLE}_{tag}"),
         }
     }
+}
 
-    /// 12 hex digits of a hash of `input`.
-    fn hash(&self, input: &str) -> String {
-        hex(&Sha256::digest(input.as_bytes())[..6])
-    }
+/// 12 hex digits of a hash of `input`.
+fn hash12(input: &str) -> String {
+    hex(&Sha256::digest(input.as_bytes())[..6])
 }
 
 /// `path` with its longest existing ancestor resolved (symlinks, `..`), the

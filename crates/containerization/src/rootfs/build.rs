@@ -146,7 +146,9 @@ fn build_once(
         move |error: containerization_ext4::Error| match error {
             containerization_ext4::Error::OutOfSpace { .. }
             | containerization_ext4::Error::OutOfInodes { .. } => Attempt::TooSmall,
-            containerization_ext4::Error::Io { ref source, .. } if host_disk_full(source) => {
+            containerization_ext4::Error::Io { ref source, .. }
+                if crate::state_file::is_out_of_space(source) =>
+            {
                 Attempt::Failed(Error::Rootfs {
                     image: image.to_owned(),
                     detail: format!(
@@ -178,14 +180,6 @@ fn build_once(
     formatter
         .finish()
         .map_err(failed(format!("cannot write {}", partial.display()), ""))
-}
-
-/// Whether `error` says the host's disk (or the user's quota) is full.
-fn host_disk_full(error: &std::io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(code) if code == Errno::NOSPC.raw_os_error() || code == Errno::DQUOT.raw_os_error()
-    )
 }
 
 /// Makes the whole image at `partial` read-only and moves it to `target`,

@@ -32,8 +32,6 @@ pub struct RootfsCollection {
     pub temporaries: Vec<PathBuf>,
     /// Bytes of disk freed.
     pub freed_bytes: u64,
-    /// Why every base was kept, when a stored image cannot be read.
-    pub kept_because: Vec<String>,
 }
 
 /// Removes from `root`'s `rootfs/` the bases no image and no container uses,
@@ -54,12 +52,8 @@ pub fn collect_unused(root: &StateRoot, wait: bool) -> Result<Option<RootfsColle
             None => return Ok(None),
         }
     };
-    let (bases, kept_because) = classify(root, &cache, &images)?;
-    let mut collection = RootfsCollection {
-        kept_because,
-        ..RootfsCollection::default()
-    };
-    for (base, user) in bases {
+    let mut collection = RootfsCollection::default();
+    for (base, user) in classify(root, &cache, &images)? {
         if user != BaseUser::Nobody {
             continue;
         }
@@ -104,9 +98,8 @@ pub fn usage(root: &StateRoot) -> Result<RootfsUsage, Error> {
         return Ok(RootfsUsage::default());
     }
     let images = ImageStore::open(root.path())?;
-    let (bases, _) = classify(root, &cache, &images)?;
     let mut usage = RootfsUsage::default();
-    for (base, user) in bases {
+    for (base, user) in classify(root, &cache, &images)? {
         usage.bases += 1;
         usage.bytes += base.allocated;
         match user {
@@ -133,13 +126,13 @@ pub fn usage(root: &StateRoot) -> Result<RootfsUsage, Error> {
 /// A base and who keeps it.
 type Classified = (super::CachedBase, BaseUser);
 
-/// Every base with who keeps it, and why every base is kept when a stored
-/// image cannot be read.
+/// Every base with who keeps it (an image the store cannot read keeps every
+/// base: the store's collection reports it).
 fn classify(
     root: &StateRoot,
     cache: &RootfsCache,
     images: &ImageStore,
-) -> Result<(Vec<Classified>, Vec<String>), Error> {
+) -> Result<Vec<Classified>, Error> {
     let reachable = images.reachable()?;
     let containers = ContainerStore::new(root.path().join("containers"), root.run_dir());
     let mut used_paths = HashSet::new();
@@ -166,7 +159,7 @@ fn classify(
             (base, user)
         })
         .collect();
-    Ok((bases, reachable.unreadable().to_vec()))
+    Ok(bases)
 }
 
 /// A half-built base or an ext4 writer's temporary file.

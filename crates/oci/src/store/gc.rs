@@ -37,11 +37,6 @@ impl Reachable {
     pub fn keeps(&self, digest: &Digest) -> bool {
         !self.unreadable.is_empty() || self.seen.contains(digest)
     }
-
-    /// The documents that could not be read, each naming its image and why.
-    pub fn unreadable(&self) -> &[String] {
-        &self.unreadable
-    }
 }
 
 /// What [`ImageStore::prune`] removed.
@@ -140,12 +135,11 @@ impl ImageStore {
             let name = entry["annotations"]["org.opencontainers.image.ref.name"]
                 .as_str()
                 .unwrap_or("an unnamed image");
-            match (entry["digest"].as_str(), entry["mediaType"].as_str()) {
-                (Some(d), Some(m)) if d.parse::<Digest>().is_ok() => {
-                    if let Ok(d) = d.parse() {
-                        todo.push((d, m.to_owned(), name.to_owned()));
-                    }
-                }
+            let digest = entry["digest"]
+                .as_str()
+                .and_then(|d| d.parse::<Digest>().ok());
+            match (digest, entry["mediaType"].as_str()) {
+                (Some(d), Some(m)) => todo.push((d, m.to_owned(), name.to_owned())),
                 _ => unreadable.push(format!(
                     "the index.json entry of {name} has no valid digest or media type"
                 )),
