@@ -133,16 +133,18 @@ impl tonic::transport::server::Connected for MuxStream {
 
 /// The host end of the serial transport, run as a task of its owner.
 ///
-/// It listens on `pipe` for the VM's serial port (QEMU's chardev connects
-/// there) and on `hybrid` for clients, exactly as `vhost-device-vsock`
-/// serves its unix socket. Dropping it ends the session and removes both
-/// sockets.
+/// The VM's serial port reaches it over a socket pair: [`HostProxy::pair`]
+/// returns the other end, which QEMU inherits as its chardev's descriptor
+/// (`-chardev socket,fd=N`), so there is no socket path the VM's side could
+/// be reached by. Clients connect on `hybrid`, exactly as `vhost-device-vsock`
+/// serves its unix socket. Dropping it ends the session and removes
+/// `hybrid`.
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
 /// use containerization_agent::{Connector, HybridVsockConnector, mux::HostProxy};
-/// let proxy = HostProxy::bind("/run/vm/agent.pipe", "/run/vm/vsock.sock")?;
-/// // … start QEMU with a virtio-serial port whose chardev connects to the pipe …
+/// let (proxy, vm_end) = HostProxy::pair("/run/vm/vsock.sock")?;
+/// // … start QEMU with a virtio-serial port whose chardev is `vm_end` …
 /// let connector: std::sync::Arc<dyn Connector> =
 ///     std::sync::Arc::new(HybridVsockConnector::new("/run/vm/vsock.sock"));
 /// # Ok(())
@@ -151,30 +153,27 @@ impl tonic::transport::server::Connected for MuxStream {
 #[derive(Debug)]
 pub struct HostProxy {
     task: JoinHandle<()>,
-    paths: [PathBuf; 2],
+    hybrid: PathBuf,
 }
 
 impl HostProxy {
-    /// Binds both sockets (replacing stale files) and starts serving. Must be
-    /// called within a tokio runtime.
-    pub fn bind(pipe: impl AsRef<Path>, hybrid: impl AsRef<Path>) -> io::Result<Self> {
-        let (pipe, hybrid) = (pipe.as_ref().to_path_buf(), hybrid.as_ref().to_path_buf());
-        let bind = |path: &Path| {
-            let _ = std::fs::remove_file(path);
-            UnixListener::bind(path).map_err(|err| {
-                io::Error::new(
-                    err.kind(),
-                    format!("cannot listen on {}: {err}", path.display()),
-                )
-            })
-        };
-        let pipe_listener = bind(&pipe)?;
-        let clients = bind(&hybrid)?;
-        let task = tokio::spawn(run_host(pipe_listener, clients, hybrid.clone()));
-        Ok(Self {
-            task,
-            paths: [pipe, hybrid],
-        })
+    /// Binds `hybrid` (replacing a stale file), makes the socket pair and
+    /// starts serving; returns the VM's end of the pair, a blocking socket
+    /// with close-on-exec set. Must be called within a tokio runtime.
+    pub fn pair(hybrid: impl AsRef<Path>) -> io::Result<(Self, std::os::unix::net::UnixStream)> {
+        let hybrid = hybrid.as_ref().to_path_buf();
+        let _ = std::fs::remove_file(&hybrid);
+        let clients = UnixListener::bind(&hybrid).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot listen on {}: {err}", hybrid.display()),
+            )
+        })?;
+        let (ours, vm_end) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        let ours = UnixStream::from_std(ours)?;
+        let task = tokio::spawn(run_host(ours, clients, hybrid.clone()));
+        Ok((Self { task, hybrid }, vm_end))
     }
 
     /// Whether the session is over (the VM closed its end, or it failed).
@@ -186,22 +185,12 @@ impl HostProxy {
 impl Drop for HostProxy {
     fn drop(&mut self) {
         self.task.abort();
-        for path in &self.paths {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_file(&self.hybrid);
     }
 }
 
-/// Waits for the VM, finds the hello, then serves one session.
-async fn run_host(pipe: UnixListener, clients: UnixListener, hybrid: PathBuf) {
-    let mut conn = match pipe.accept().await {
-        Ok((conn, _)) => conn,
-        Err(err) => {
-            tracing::warn!("serial transport: accepting the VM's pipe failed: {err}");
-            return;
-        }
-    };
-    drop(pipe);
+/// Finds the VM's hello on `conn`, then serves one session.
+async fn run_host(mut conn: UnixStream, clients: UnixListener, hybrid: PathBuf) {
     if let Err(err) = skip_to_hello(&mut conn).await {
         tracing::debug!("serial transport: the VM closed its pipe before the hello: {err}");
         return;
@@ -444,14 +433,14 @@ mod tests {
 
     async fn joined(stale: &[u8]) -> Joined {
         let dir = tempfile::tempdir().unwrap();
-        let pipe = dir.path().join("agent.pipe");
         let hybrid = dir.path().join("vsock.sock");
-        let proxy = HostProxy::bind(&pipe, &hybrid).unwrap();
+        let (proxy, vm_end) = HostProxy::pair(&hybrid).unwrap();
         // The guest's ready call goes out as soon as the session starts.
         let ready =
             UnixListener::bind(HybridVsockConnector::new(&hybrid).host_listener_path(READY_PORT))
                 .unwrap();
-        let mut guest_end = UnixStream::connect(&pipe).await.unwrap();
+        vm_end.set_nonblocking(true).unwrap();
+        let mut guest_end = UnixStream::from_std(vm_end).unwrap();
         guest_end.write_all(stale).await.unwrap();
         let (tx, rx) = mpsc::channel(4);
         let dialer = GuestDialer::new();

@@ -49,3 +49,4 @@ pub use link::Link;
 pub use mac::MacAddress;
 pub use nftables::{NftablesSocket, SetElementBatch, TableFamily};
 pub use route::Route;
+pub use tap::open_tap;

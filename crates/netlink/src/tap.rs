@@ -5,7 +5,7 @@
 //! `ip tuntap add` does. The device outlives the file descriptor and is removed
 //! like any link, with [`Netlink::delete_link`].
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 
 use rustix::ioctl::{IntegerSetter, Setter, ioctl, opcode};
 
@@ -28,6 +28,61 @@ const TUNSETIFF: rustix::ioctl::Opcode = opcode::write::<i32>(b'T', 202);
 const TUNSETPERSIST: rustix::ioctl::Opcode = opcode::write::<i32>(b'T', 203);
 const TUNSETOWNER: rustix::ioctl::Opcode = opcode::write::<i32>(b'T', 204);
 
+/// Opens `/dev/net/tun` and attaches it to the tap device `name` (no packet
+/// information header, virtio-net header enabled), creating a transient
+/// device when none of that name exists.
+fn attach(name: &str) -> Result<File, NetlinkError> {
+    check_name(name)?;
+    let tun = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|source| NetlinkError::Io {
+            what: format!("tap device {name}: cannot open /dev/net/tun"),
+            source,
+        })?;
+    let mut request = TunRequest {
+        name: [0; 16],
+        flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR,
+        _pad: [0; 22],
+    };
+    request.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads a `struct ifreq`, whose layout TunRequest
+    // reproduces (16-byte name, short flags, padding to 40 bytes); the
+    // name is NUL-terminated because check_name keeps it under 16 bytes.
+    unsafe { ioctl(&tun, Setter::<TUNSETIFF, TunRequest>::new(request)) }
+        .map_err(|e| NetlinkError::from_io(format!("tap device {name}"), e.into()))?;
+    Ok(tun)
+}
+
+/// Opens a queue of the existing tap device `name`, as QEMU's `-netdev tap`
+/// would: the descriptor can be handed to QEMU (`-netdev tap,fd=N`), so
+/// QEMU itself needs neither `/dev/net/tun` nor `CAP_NET_ADMIN`. Opening a
+/// persistent tap needs `CAP_NET_ADMIN` or the tap's owner's uid; a name
+/// that is no device is refused rather than created.
+///
+/// ```no_run
+/// let queue = containerization_netlink::open_tap("cz-tap0")?;
+/// # Ok::<(), containerization_netlink::NetlinkError>(())
+/// ```
+pub fn open_tap(name: &str) -> Result<File, NetlinkError> {
+    check_name(name)?;
+    // Asked of this thread's network namespace (`/sys/class/net` shows the
+    // one sysfs was mounted in).
+    let probe = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .map_err(|e| NetlinkError::from_io(format!("tap device {name}"), e.into()))?;
+    if rustix::net::netdevice::name_to_index(&probe, name).is_err() {
+        return Err(NetlinkError::NotFound {
+            what: format!("tap device {name}"),
+        });
+    }
+    attach(name)
+}
+
 impl Netlink {
     /// Creates a persistent tap device `name` (no packet information header,
     /// virtio-net header enabled), owned by `owner` when given, and returns it.
@@ -40,25 +95,7 @@ impl Netlink {
             return Err(NetlinkError::AlreadyExists { what });
         }
         let io = |source| NetlinkError::from_io(what.clone(), source);
-        let tun = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/net/tun")
-            .map_err(|source| NetlinkError::Io {
-                what: format!("{what}: cannot open /dev/net/tun"),
-                source,
-            })?;
-        let mut request = TunRequest {
-            name: [0; 16],
-            flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR,
-            _pad: [0; 22],
-        };
-        request.name[..name.len()].copy_from_slice(name.as_bytes());
-        // SAFETY: TUNSETIFF reads a `struct ifreq`, whose layout TunRequest
-        // reproduces (16-byte name, short flags, padding to 40 bytes); the
-        // name is NUL-terminated because check_name keeps it under 16 bytes.
-        unsafe { ioctl(&tun, Setter::<TUNSETIFF, TunRequest>::new(request)) }
-            .map_err(|e| io(e.into()))?;
+        let tun = attach(name)?;
         if let Some(uid) = owner {
             // SAFETY: TUNSETOWNER takes the owner's uid as an integer argument.
             unsafe { ioctl(&tun, IntegerSetter::<TUNSETOWNER>::new_usize(uid as usize)) }

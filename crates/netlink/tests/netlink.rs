@@ -157,6 +157,13 @@ async fn persistent_tap_outlives_its_descriptor_and_joins_a_bridge() {
 
     let err = nl.create_tap("cztap0", None).await.unwrap_err();
     assert!(matches!(err, NetlinkError::AlreadyExists { .. }), "{err}");
+    // A queue opened for QEMU attaches to the device and does not end it.
+    let queue = containerization_netlink::open_tap("cztap0").expect("a queue");
+    drop(queue);
+    assert!(nl.link_by_name("cztap0").await.is_ok(), "the tap went");
+    let err = containerization_netlink::open_tap("cztap9").unwrap_err();
+    assert!(matches!(err, NetlinkError::NotFound { .. }), "{err}");
+    assert!(nl.link_by_name("cztap9").await.is_err(), "a tap was made");
     nl.delete_link(&tap).await.unwrap();
     assert!(nl.link_by_name("cztap0").await.is_err());
 }

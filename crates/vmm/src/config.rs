@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use containerization_netlink::MacAddress;
 
-use crate::{Accelerator, Kernel, VmmError, VsockBackend};
+use crate::{Accelerator, Kernel, QemuUsers, VmmError, VsockBackend};
 
 /// The smallest guest memory that boots vminitd with either kernel.
 pub const MIN_MEMORY_MIB: u32 = 64;
@@ -187,6 +187,21 @@ pub struct VmConfig {
     /// VM's files (see the `qemu::jail` module), when the caller is root.
     /// On unless `CZ_QEMU_JAIL=off` is in the environment.
     pub jail: bool,
+    /// The unprivileged users QEMU runs as inside its jail, when the caller
+    /// is root (see [`QemuUsers`]): by default this host's `cz-qemu`
+    /// account and its `/etc/subuid` range, unless `CZ_QEMU_USER=off` is in
+    /// the environment; `None` runs QEMU as the caller.
+    pub qemu_users: Option<QemuUsers>,
+}
+
+/// QEMU's users by default: this host's `cz-qemu` account, for a root
+/// caller, unless `CZ_QEMU_USER=off`.
+fn qemu_users_by_default() -> Option<QemuUsers> {
+    let off = std::env::var("CZ_QEMU_USER").as_deref() == Ok("off");
+    match off || !rustix::process::geteuid().is_root() {
+        true => None,
+        false => QemuUsers::from_system(),
+    }
 }
 
 /// Whether QEMU is jailed by default: yes, unless `CZ_QEMU_JAIL=off`.
@@ -231,6 +246,7 @@ impl VmConfig {
             restore_from: None,
             sandbox: sandbox_by_default(),
             jail: jail_by_default(),
+            qemu_users: qemu_users_by_default(),
         }
     }
 

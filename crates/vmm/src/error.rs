@@ -62,6 +62,22 @@ pub enum VmmError {
         #[source]
         source: std::io::Error,
     },
+    /// QEMU could not be confined: its mount namespace (or its user) could
+    /// not be set up between fork and exec.
+    #[error(
+        "cannot start {program} in its own mount namespace{}: {source}; \
+         CZ_QEMU_JAIL=off starts it unconfined",
+        if *user { " as its own user" } else { "" }
+    )]
+    Confine {
+        /// The program.
+        program: PathBuf,
+        /// Whether it was also to become its unprivileged user.
+        user: bool,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The vsock helper exited or never created its socket.
     #[error("{program} did not create its socket within 5 s")]
     HelperFailed {

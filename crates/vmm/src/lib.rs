@@ -15,7 +15,10 @@
 //!   answers, stop is agent shutdown, then QMP `quit`, then SIGKILL; QEMU and
 //!   its helper die with their owner; QEMU runs under its seccomp sandbox
 //!   ([`VmConfig::sandbox`]), its QMP on a socket pair (no socket path),
-//!   its run folder private (0700, sockets and files 0600);
+//!   its run folder private (0700, sockets and files 0600); started by
+//!   root, in a mount namespace that shows it only its own files
+//!   ([`VmConfig::jail`]) and as an unprivileged uid of its own
+//!   ([`QemuUsers`]), handed its disks, taps and sockets as descriptors;
 //! - **agent transport** ([`VsockBackend`]): by default the serial transport
 //!   (yamux over a virtio-serial port, served as a hybrid vsock socket by a
 //!   task of the VM's owner); or the kernel's vhost-vsock with a CID per VM,
@@ -50,6 +53,7 @@ mod floor;
 mod hypervisor;
 mod initramfs;
 mod kernel;
+mod lease;
 mod qemu;
 mod qmp;
 mod supervise;
@@ -69,7 +73,7 @@ pub use floor::{floor_initramfs, poweroff_init};
 pub use hypervisor::{Hypervisor, StopOutcome, VirtualMachine};
 pub use initramfs::{WANTED_MODULES, build_initramfs};
 pub use kernel::{Kernel, KernelImageFormat};
-pub use qemu::{Qemu, QemuVm};
+pub use qemu::{Qemu, QemuUsers, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};
 pub use template::{Origin, TemplateCache};
 pub use vsock::{CidLease, FIRST_GUEST_CID, HostListener, VsockBackend, VsockEndpoint};

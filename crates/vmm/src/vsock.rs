@@ -19,7 +19,6 @@
 //! migration), it lets a VM be snapshotted and restored.
 //! `CZ_AGENT_TRANSPORT=vsock` chooses vsock instead.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use containerization_agent::{BoxedStream, Connector, HybridVsockConnector, Vsock
 
 use crate::VmmError;
 use crate::error::io_at;
+use crate::lease::NumberLease;
 
 mod guest_stream;
 use guest_stream::GuestStream;
@@ -171,32 +171,12 @@ impl Drop for HostListener {
 
 /// An exclusive claim on a guest CID, held as long as the value lives.
 #[derive(Debug)]
-pub struct CidLease {
-    cid: u32,
-    _lock: File,
-}
+pub struct CidLease(NumberLease);
 
 impl CidLease {
     /// Claims the lowest free CID, using lock files in `dir`.
     pub fn acquire(dir: &Path) -> Result<Self, VmmError> {
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        for cid in FIRST_GUEST_CID..FIRST_GUEST_CID + 65_536 {
-            let path = dir.join(format!("{cid}.lock"));
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io_at(&path))?;
-            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(Self { cid, _lock: file }),
-                Err(rustix::io::Errno::WOULDBLOCK) => continue,
-                Err(err) => return Err(io_at(&path)(err.into())),
-            }
-        }
-        Err(VmmError::InvalidConfig {
-            message: format!("no free vsock CID: every lock in {} is held", dir.display()),
-        })
+        NumberLease::acquire(dir, FIRST_GUEST_CID..FIRST_GUEST_CID + 65_536, "vsock CID").map(Self)
     }
 
     /// The folder of CID locks shared by every process on this host.
@@ -210,7 +190,7 @@ impl CidLease {
 
     /// The claimed CID.
     pub fn cid(&self) -> u32 {
-        self.cid
+        self.0.number()
     }
 }
 

@@ -1,8 +1,10 @@
 //! QEMU runs in a mount namespace that shows it its own VM's files only:
-//! its disk and the base the disk's qcow2 overlay names, the kernel, the
-//! initramfs, its run folder, QEMU's own `/usr`; not another container's
-//! folder, not `/root`, `/home` or `/etc`. Seen from the host through
-//! `/proc/<qemu>/root`, which is QEMU's own view of the file system.
+//! the kernel, the initramfs, QEMU's own `/usr`; its disk and the base the
+//! disk's qcow2 overlay names are descriptors handed to it, not paths; not
+//! its run folder, not another container's folder, not `/root`, `/home` or
+//! `/etc`. Seen from the host through `/proc/<qemu>/root`, which is QEMU's
+//! own view of the file system. Within it, QEMU runs as an unprivileged
+//! uid of its own, with no capabilities.
 
 mod support;
 
@@ -50,15 +52,22 @@ fn qemu_sees_its_own_disk_and_base_but_not_other_containers_or_root() {
         config.disks.push(DiskConfig::new(&overlay));
         let mut vm = Qemu::default().start(&config).await.expect("start");
         let pid = vm.pid();
-        for visible in [&overlay, &base, config.kernel.image(), &config.initramfs] {
+        for visible in [config.kernel.image(), &config.initramfs] {
             assert!(
                 seen_by(pid, visible).is_file(),
                 "{} hidden",
                 visible.display()
             );
         }
-        assert!(seen_by(pid, &config.run_dir).is_dir(), "run folder hidden");
-        for hidden in [&secret, &other, &rootfs.join("tree")] {
+        let run_dir = &config.run_dir;
+        for hidden in [
+            &secret,
+            &other,
+            &rootfs.join("tree"),
+            &overlay,
+            &base,
+            run_dir,
+        ] {
             assert!(
                 !seen_by(pid, hidden).exists(),
                 "QEMU sees {}",
@@ -81,5 +90,74 @@ fn qemu_sees_its_own_disk_and_base_but_not_other_containers_or_root() {
         let script = "grep -q 'hello from the host' /mnt/hello.txt && echo hi > /mnt/w && sync";
         assert_eq!(guest_sh(&agent, "rw", script).await, 0, "{script}");
         vm.stop(support::STOP_TIMEOUT).await;
+    });
+}
+
+/// A line of `/proc/<pid>/status`, after its `key:`.
+fn status_field(pid: u32, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in the status"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn each_qemu_runs_as_its_own_unprivileged_uid_without_capabilities() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: QEMU's users need root");
+        return;
+    }
+    let users = containerization_vmm::QemuUsers::from_system()
+        .expect("the cz-qemu account: run scripts/setup");
+    let dir = tempfile::tempdir().expect("folder");
+    let base = support::busybox_disk(dir.path());
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut vms = Vec::new();
+        for name in ["a", "b"] {
+            let mut config = config(built_kernel(), &dir.path().join(name));
+            assert_eq!(config.qemu_users.as_ref(), Some(&users), "on by default");
+            // The base is root's and only root's: QEMU reads it through the
+            // descriptor it is handed, never by name.
+            let disk = dir.path().join(format!("{name}.raw"));
+            std::fs::copy(&base, &disk).expect("copy");
+            std::fs::set_permissions(&disk, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            config.disks.push(DiskConfig::new(&disk));
+            vms.push(Qemu::default().start(&config).await.expect("start"));
+        }
+        let mut uids = Vec::new();
+        for vm in &vms {
+            let pid = vm.pid();
+            let uid = status_field(pid, "Uid");
+            let gid = status_field(pid, "Gid");
+            let first: u32 = uid.split(' ').next().unwrap().parse().unwrap();
+            assert!(first != 0, "QEMU runs as root: {uid}");
+            assert_eq!(
+                uid,
+                vec![first.to_string(); 4].join(" "),
+                "real, effective, saved, fs"
+            );
+            assert_eq!(gid, vec![users.gid().to_string(); 4].join(" "));
+            assert_eq!(status_field(pid, "Groups"), "", "no supplementary groups");
+            assert_eq!(status_field(pid, "CapEff"), "0000000000000000");
+            assert_eq!(status_field(pid, "CapPrm"), "0000000000000000");
+            assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+            uids.push(first);
+        }
+        assert_ne!(uids[0], uids[1], "two VMs share a uid");
+        // Each guest still uses its disk, opened for it.
+        for vm in &vms {
+            let agent = vm.agent().expect("agent").clone();
+            mount_vda(&agent, false).await;
+            assert_eq!(guest_sh(&agent, "rw", "echo hi > /mnt/w && sync").await, 0);
+        }
+        for mut vm in vms {
+            vm.stop(support::STOP_TIMEOUT).await;
+        }
     });
 }

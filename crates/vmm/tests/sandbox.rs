@@ -114,7 +114,7 @@ fn the_run_folder_is_private_and_holds_no_qmp_socket() {
             meta.permissions().mode() & 0o777
         };
         assert_eq!(mode(""), 0o700, "the run folder");
-        for name in ["agent.pipe", "vsock.sock", "console.log", "qemu.stderr"] {
+        for name in ["vsock.sock", "console.log", "qemu.stderr"] {
             assert_eq!(mode(name), 0o600, "{name}");
         }
         let names: Vec<String> = std::fs::read_dir(&run)

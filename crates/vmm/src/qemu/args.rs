@@ -11,16 +11,19 @@
 //!   parses guest-controlled device state as root, and the filter takes
 //!   away what an exploit would want next (spawning a shell, changing
 //!   privileges, old system calls, CPU and scheduling control).
-//! - QMP on a socket pair whose other end only the owner holds, not on a
-//!   socket path.
+//! - QEMU opens by name only the kernel, the initramfs and a memory file:
+//!   disks, the console log, taps, the agent's and QMP's sockets and the
+//!   vhost device are descriptors its owner opened (see `handoff`), QMP
+//!   and the agent's serial port on socket pairs whose other ends only the
+//!   owner holds.
 //! - A kernel without ACPI (ours) finds virtio-mmio devices on its command
 //!   line, where QEMU puts them only with `acpi=off`; a stock kernel reads
 //!   the ACPI tables.
 
 use std::ffi::OsString;
-use std::os::fd::RawFd;
-use std::path::Path;
 
+use super::console::option_value;
+use super::handoff::Handoff;
 use crate::{Accelerator, DiskFormat, Kernel, MemoryBacking, VmConfig, VsockBackend};
 
 /// QEMU's seccomp sandbox: its default deny list plus every optional one.
@@ -31,14 +34,15 @@ pub(crate) const SANDBOX: &str =
 
 /// How the VM's vsock device is wired.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum VsockDevice<'a> {
-    /// `vhost-vsock-device` with this guest CID (the host kernel's back end).
+pub(crate) enum VsockDevice {
+    /// `vhost-vsock-device` with this guest CID (the host kernel's back
+    /// end), on the handed-off `/dev/vhost-vsock`.
     Kernel { cid: u32 },
-    /// `vhost-user-vsock-device` on this vhost-user socket.
-    VhostUser { socket: &'a Path },
-    /// No vsock: a virtio-serial port named `cz.agent` whose chardev
-    /// connects to this unix socket (the host proxy listens there).
-    Serial { pipe: &'a Path },
+    /// `vhost-user-vsock-device` on the handed-off connection to the helper.
+    VhostUser,
+    /// No vsock: a virtio-serial port named `cz.agent` whose chardev is the
+    /// handed-off end of the host proxy's socket pair.
+    Serial,
 }
 
 /// The host's TSC frequency in kHz, from `/proc/cpuinfo`.
@@ -97,16 +101,18 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
     words.join(" ")
 }
 
-/// The arguments after the QEMU binary. `qmp` is QEMU's end of the socket
-/// pair its monitor speaks on (inherited by QEMU under that number).
+/// The arguments after the QEMU binary; `handoff` holds the numbers of the
+/// descriptors QEMU inherits.
 pub(crate) fn qemu_args(
     config: &VmConfig,
-    vsock: &VsockDevice<'_>,
-    qmp: RawFd,
-    console: &Path,
+    vsock: &VsockDevice,
+    handoff: &Handoff,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |words: &[&str]| args.extend(words.iter().map(OsString::from));
+    for (fd, set) in &handoff.add_fds {
+        push(&["-add-fd", &format!("fd={fd},set={set}")]);
+    }
     let memory = format!("{}M", config.memory_mib);
     let mut machine = match config.accel {
         Accelerator::Tcg => "microvm,pit=on,pic=on,rtc=on,memory-backend=mem".to_owned(),
@@ -124,7 +130,7 @@ pub(crate) fn qemu_args(
         MemoryBacking::Memfd => format!("memory-backend-memfd,id=mem,size={memory},share=on"),
         MemoryBacking::File { path, shared } => format!(
             "memory-backend-file,id=mem,size={memory},mem-path={},share={}",
-            path.display(),
+            option_value(path),
             if *shared { "on" } else { "off" }
         ),
     };
@@ -138,34 +144,33 @@ pub(crate) fn qemu_args(
     push(&[
         "-chardev",
         &format!(
-            "file,id=console0,path={},append=on",
-            super::console::option_value(console)
+            "file,id=console0,path=/dev/fdset/{},append=on",
+            handoff.console_set
         ),
     ]);
     push(&["-serial", "chardev:console0"]);
     // QMP on an inherited, already connected socket: there is no socket
     // path anyone else could connect to, and QMP is root on the host.
-    push(&["-chardev", &format!("socket,id=qmp0,fd={qmp}")]);
+    push(&["-chardev", &format!("socket,id=qmp0,fd={}", handoff.qmp)]);
     push(&["-mon", "chardev=qmp0,mode=control"]);
     push(&["-kernel", &config.kernel.image().to_string_lossy()]);
     push(&["-initrd", &config.initramfs.to_string_lossy()]);
     push(&["-append", &kernel_cmdline(config)]);
+    let agent = handoff.agent.unwrap_or(-1);
     match vsock {
         VsockDevice::Kernel { cid } => {
-            push(&["-device", &format!("vhost-vsock-device,guest-cid={cid}")]);
+            let mut device = format!("vhost-vsock-device,guest-cid={cid}");
+            if let Some(fd) = handoff.vhost {
+                device.push_str(&format!(",vhostfd={fd}"));
+            }
+            push(&["-device", &device]);
         }
-        VsockDevice::VhostUser { socket } => {
-            push(&[
-                "-chardev",
-                &format!("socket,id=vsock0,path={}", socket.display()),
-            ]);
+        VsockDevice::VhostUser => {
+            push(&["-chardev", &format!("socket,id=vsock0,fd={agent}")]);
             push(&["-device", "vhost-user-vsock-device,chardev=vsock0"]);
         }
-        VsockDevice::Serial { pipe } => {
-            push(&[
-                "-chardev",
-                &format!("socket,id=agent0,path={}", pipe.display()),
-            ]);
+        VsockDevice::Serial => {
+            push(&["-chardev", &format!("socket,id=agent0,fd={agent}")]);
             // Two ports: 0 is the console's, 1 ours. Every port costs the
             // guest two virtqueues, and the default is 31.
             push(&["-device", "virtio-serial-device,max_ports=2"]);
@@ -178,7 +183,7 @@ pub(crate) fn qemu_args(
             ]);
         }
     }
-    for (i, disk) in config.disks.iter().enumerate() {
+    for (i, (disk, fds)) in config.disks.iter().zip(&handoff.disks).enumerate() {
         let format = match disk.format {
             DiskFormat::Raw => "raw",
             DiskFormat::Qcow2 => "qcow2",
@@ -187,10 +192,14 @@ pub(crate) fn qemu_args(
         // goes to the guest as an I/O error; QEMU's default pauses the whole
         // VM on a full disk, and every command on the container would hang.
         let mut drive = format!(
-            "id=disk{i},file={},format={format},if=none,cache={},werror=report,rerror=report",
-            disk.path.display(),
-            disk.cache
+            "id=disk{i},file=/dev/fdset/{},format={format},if=none,cache={},werror=report,rerror=report",
+            fds.set, disk.cache
         );
+        if let Some(set) = fds.backing_set {
+            // The overlay names its base by path, which QEMU would resolve
+            // against `/dev/fdset/`; the base's format stays the header's.
+            drive.push_str(&format!(",backing.file.filename=/dev/fdset/{set}"));
+        }
         if disk.read_only {
             drive.push_str(",readonly=on");
         }
@@ -200,11 +209,8 @@ pub(crate) fn qemu_args(
         push(&["-drive", &drive]);
         push(&["-device", &format!("virtio-blk-device,drive=disk{i}")]);
     }
-    for (i, nic) in config.nics.iter().enumerate() {
-        push(&[
-            "-netdev",
-            &format!("tap,id=net{i},ifname={},script=no,downscript=no", nic.tap),
-        ]);
+    for (i, (nic, fd)) in config.nics.iter().zip(&handoff.taps).enumerate() {
+        push(&["-netdev", &format!("tap,id=net{i},fd={fd}")]);
         push(&[
             "-device",
             &format!("virtio-net-device,netdev=net{i},mac={}", nic.mac),

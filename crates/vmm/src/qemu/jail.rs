@@ -8,15 +8,15 @@
 //!
 //! - `/usr` (QEMU, its libraries and firmware) and the top-level links into
 //!   it (`/bin`, `/lib`, `/lib64`, ...), `/etc/ld.so.cache`, read-only;
-//! - the kernel, the initramfs and every disk's backing files (a qcow2
-//!   overlay names its base by path), read-only;
-//! - the disks themselves, the memory file (a template's), the console log
-//!   and the run folder (the agent's and the vsock helper's sockets);
+//! - the kernel, the initramfs and the backing files a qcow2 backing file
+//!   names in turn (the disks and their first backing files are handed
+//!   over as descriptors, see `handoff`), read-only;
+//! - the memory file (a template's), or the folder it is to be made in;
 //! - `/dev/null`, `/dev/zero`, `/dev/random`, `/dev/urandom`, and
-//!   `/dev/net/tun`, `/dev/kvm`, `/dev/vhost-vsock` when the VM uses them.
+//!   `/dev/kvm` when the VM uses it.
 //!
-//! No other container's folder, no template but its own, no `/root`,
-//! `/home`, `/etc`, `/proc` or `/sys`. The tmpfs root is read-only and every
+//! No disk by name, no run folder, no other container's folder, no
+//! template but its own, no `/root`, `/home`, `/etc`, `/proc` or `/sys`. The tmpfs root is read-only and every
 //! bind but the devices is `nosuid,nodev`, the writable ones `noexec` too.
 //!
 //! Everything is worked out before the fork into a [`Jail`] of C strings;
@@ -35,7 +35,6 @@ use std::process::Command;
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
-use super::args::VsockDevice;
 use crate::error::io_at;
 use crate::{Accelerator, MemoryBacking, VmConfig, VmmError};
 
@@ -95,7 +94,7 @@ fn c_path(path: &Path) -> Result<CString, VmmError> {
 }
 
 /// The file a qcow2 image at `path` names as its backing file, if any.
-fn backing_file(path: &Path) -> Result<Option<PathBuf>, VmmError> {
+pub(crate) fn backing_file(path: &Path) -> Result<Option<PathBuf>, VmmError> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path).map_err(io_at(path))?;
     let mut header = [0u8; 20];
@@ -130,31 +129,24 @@ fn resolve_program(program: &Path) -> Option<PathBuf> {
 }
 
 impl Jail {
-    /// Works out the namespace for `config`, whose console goes to
-    /// `console`, and makes the (host-side, empty) staging folder.
-    pub(crate) fn plan(
-        config: &VmConfig,
-        vsock: &VsockDevice<'_>,
-        console: &Path,
-    ) -> Result<Self, VmmError> {
+    /// Works out the namespace for `config` and makes the (host-side,
+    /// empty) staging folder.
+    pub(crate) fn plan(config: &VmConfig) -> Result<Self, VmmError> {
         let mut binds: Vec<(PathBuf, Access)> = vec![
             (PathBuf::from("/usr"), Access::ReadOnly),
             (PathBuf::from("/etc/ld.so.cache"), Access::ReadOnly),
             (config.kernel.image().to_path_buf(), Access::ReadOnly),
             (config.initramfs.clone(), Access::ReadOnly),
-            (config.run_dir.clone(), Access::ReadWrite),
-            (console.to_path_buf(), Access::ReadWrite),
         ];
         if let Some(program) = resolve_program(&config.qemu) {
             binds.push((program, Access::ReadOnly));
         }
         for disk in &config.disks {
-            let access = match disk.read_only {
-                true => Access::ReadOnly,
-                false => Access::ReadWrite,
+            // The disk and its first backing file are descriptors; a backing
+            // file's own base is opened by name.
+            let Some(mut image) = backing_file(&disk.path)? else {
+                continue;
             };
-            binds.push((disk.path.clone(), access));
-            let mut image = disk.path.clone();
             for _ in 0..MAX_BACKING_DEPTH {
                 let Some(base) = backing_file(&image)? else {
                     break;
@@ -171,14 +163,8 @@ impl Jail {
             }
         }
         let mut devices = vec!["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
-        if !config.nics.is_empty() {
-            devices.push("/dev/net/tun");
-        }
         if config.accel == Accelerator::Kvm {
             devices.push("/dev/kvm");
-        }
-        if matches!(vsock, VsockDevice::Kernel { .. }) {
-            devices.extend(["/dev/vhost-vsock", "/dev/vhost-net"]);
         }
         binds.extend(devices.iter().map(|d| (PathBuf::from(d), Access::Device)));
 

@@ -3,14 +3,18 @@
 //! vhost-vsock.
 
 mod args;
+mod confine;
 mod console;
+mod handoff;
 mod jail;
 mod run_folder;
+mod user;
 mod vm;
 
 use std::time::Duration;
 
 pub(crate) use args::kernel_cmdline;
+pub use user::QemuUsers;
 pub use vm::QemuVm;
 
 use crate::{Accelerator, Hypervisor, VmConfig, VmmError};

@@ -1,13 +1,15 @@
 //! The VM's run folder: private to the user who starts the VM.
 //!
 //! It holds what gives control of the VM or the guest: the agent's sockets
-//! (`agent.pipe`, `vsock.sock` and its `_<port>` listeners; root in the
-//! guest), the vsock helper's `vhost-vsock.sock`, QEMU's `qemu.stderr` and
-//! usually `console.log`. So the folder is 0700 and must belong to the
+//! (`vsock.sock` and its `_<port>` listeners; root in the guest), the vsock
+//! helper's `vhost-vsock.sock`, QEMU's `qemu.stderr` and usually
+//! `console.log`. QEMU itself never sees it: what it needs from here is
+//! handed to it as descriptors (see `handoff`). So the folder is 0700 and must belong to the
 //! user starting the VM (one another user made first, say under a shared
 //! `/tmp`, is refused), the files in it are 0600, and the sockets are
 //! chmod-ed 0600 once bound (the folder already keeps others out in
-//! between). QMP has no socket here at all: it is a socket pair. The empty
+//! between). QMP and the serial port have no socket here at all: they are
+//! socket pairs. The empty
 //! `jail/` folder is where QEMU's own root is mounted in its mount namespace
 //! (see `jail`); on the host it stays empty.
 

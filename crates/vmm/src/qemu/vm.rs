@@ -5,7 +5,7 @@
 //! killed with SIGKILL, then waits until vminitd's agent answers. Stop asks
 //! the agent to shut the guest down, then QMP `quit`, then SIGKILL.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -17,11 +17,13 @@ use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
+use super::confine::Confinement;
 use super::console::ConsoleCap;
-use super::jail::Jail;
+use super::handoff::Handoff;
 use super::run_folder;
+use super::user::UidLease;
 use crate::error::io_at;
-use crate::supervise::{inherit_fd, spawn_owned};
+use crate::supervise::spawn_owned;
 use crate::{
     CidLease, HostListener, Qmp, StopOutcome, VirtualMachine, VmConfig, VmmError, VsockBackend,
     VsockEndpoint,
@@ -53,6 +55,8 @@ pub struct QemuVm {
     /// The host end of the serial transport.
     proxy: Option<HostProxy>,
     _cid: Option<CidLease>,
+    /// QEMU's uid, when it runs as its own user.
+    _user: Option<UidLease>,
     memory: crate::MemoryBacking,
     endpoint: VsockEndpoint,
     ready: Option<HostListener>,
@@ -158,13 +162,21 @@ impl QemuVm {
         config.validate()?;
         run_folder::prepare(&config.run_dir)?;
         let hybrid = config.run_dir.join("vsock.sock");
-        let pipe = config.run_dir.join("agent.pipe");
-        let (mut helper, mut cid, mut proxy, mut vhost_socket) = (None, None, None, None);
+        let (mut helper, mut cid, mut proxy, mut agent_fd) = (None, None, None, None);
         let endpoint = match &config.vsock {
             VsockBackend::VhostUser { program } => {
                 let (child, socket) = start_helper(program, &config.run_dir)?;
                 helper = Some(child);
-                vhost_socket = Some(socket);
+                // Connected here and handed to QEMU: QEMU needs no path.
+                match UnixStream::connect(&socket) {
+                    Ok(stream) => agent_fd = Some(OwnedFd::from(stream)),
+                    Err(err) => {
+                        if let Some(mut helper) = helper {
+                            kill_and_reap(&mut helper);
+                        }
+                        return Err(io_at(&socket)(err));
+                    }
+                }
                 VsockEndpoint::Hybrid(hybrid)
             }
             VsockBackend::Kernel => {
@@ -181,17 +193,18 @@ impl QemuVm {
                             .to_owned(),
                     });
                 }
-                proxy = Some(HostProxy::bind(&pipe, &hybrid).map_err(io_at(&pipe))?);
-                run_folder::private_socket(&pipe)?;
+                let (host, vm_end) = HostProxy::pair(&hybrid).map_err(io_at(&hybrid))?;
+                proxy = Some(host);
+                agent_fd = Some(OwnedFd::from(vm_end));
                 run_folder::private_socket(&hybrid)?;
                 VsockEndpoint::Hybrid(hybrid)
             }
         };
-        let device = match (&config.vsock, &vhost_socket, &cid) {
-            (VsockBackend::Serial, _, _) => VsockDevice::Serial { pipe: &pipe },
-            (_, Some(socket), _) => VsockDevice::VhostUser { socket },
-            (_, None, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
-            (_, None, None) => unreachable!("every back end sets one"),
+        let device = match (&config.vsock, &cid) {
+            (VsockBackend::Serial, _) => VsockDevice::Serial,
+            (VsockBackend::VhostUser { .. }, _) => VsockDevice::VhostUser,
+            (VsockBackend::Kernel, Some(lease)) => VsockDevice::Kernel { cid: lease.cid() },
+            (VsockBackend::Kernel, None) => unreachable!("the kernel back end leases a CID"),
         };
         // Listen for vminitd's ready call before the guest can make it.
         let ready = match &endpoint {
@@ -207,35 +220,33 @@ impl QemuVm {
         let stderr = config.run_dir.join("qemu.stderr");
         let stderr_file = run_folder::private_file(&stderr)?;
         let (qmp_stream, qemu_end) = UnixStream::pair().map_err(io_at(&config.run_dir))?;
+        let mut handoff = Handoff::open(
+            config,
+            qemu_end.into(),
+            agent_fd,
+            matches!(device, VsockDevice::Kernel { .. }),
+            &console,
+        )?;
+        let confinement = Confinement::choose(config);
+        let user = confinement.prepare(config, &mut handoff)?;
         let mut command = Command::new(&config.qemu);
         command
-            .args(qemu_args(config, &device, qemu_end.as_raw_fd(), &console))
+            .args(qemu_args(config, &device, &handoff))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr_file);
-        inherit_fd(&mut command, qemu_end.as_fd());
-        match (config.jail, rustix::process::geteuid().is_root()) {
-            (true, true) => Jail::plan(config, &device, &console)?.install(&mut command),
-            (true, false) => {
-                tracing::debug!("not root: QEMU runs in the host's mount namespace")
-            }
-            (false, _) => {
-                tracing::warn!("QEMU sees the host's files (CZ_QEMU_JAIL=off)")
-            }
-        }
+        handoff.install(&mut command);
+        confinement.install(config, user.as_ref(), &mut command)?;
         let spawned = spawn_owned(command);
-        // QEMU has its copy; with ours closed, its exit closes the pair.
-        drop(qemu_end);
+        // QEMU has its copies; with ours closed, its exit closes the pairs.
+        drop(handoff);
         let qemu = match spawned {
             Ok(child) => child,
             Err(source) => {
                 if let Some(mut helper) = helper {
                     kill_and_reap(&mut helper);
                 }
-                return Err(VmmError::Spawn {
-                    program: config.qemu.clone(),
-                    source,
-                });
+                return Err(confinement.spawn_error(config, source));
             }
         };
         let mut vm = Self {
@@ -244,6 +255,7 @@ impl QemuVm {
             helper,
             proxy,
             _cid: cid,
+            _user: user,
             memory: config.memory.clone(),
             endpoint,
             ready,
