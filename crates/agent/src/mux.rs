@@ -217,7 +217,7 @@ async fn run_host(mut conn: UnixStream, clients: UnixListener, hybrid: PathBuf) 
 /// reach the guest: this user or root (`SO_PEERCRED`). The agent runs as
 /// root in the guest, so a connection from anyone else is closed unserved,
 /// whatever the socket's folder and mode allow.
-fn peer_may_connect(client: &UnixStream) -> bool {
+pub fn peer_may_connect(client: &UnixStream) -> bool {
     let me = rustix::process::geteuid().as_raw();
     match client.peer_cred() {
         Ok(cred) if cred.uid() == me || cred.uid() == 0 => true,

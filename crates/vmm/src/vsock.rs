@@ -110,12 +110,17 @@ impl VsockEndpoint {
     /// Listens for connections the guest opens to host `port` (how a
     /// process's stdio streams reach the host): `AF_VSOCK` on the host CID,
     /// or the hybrid back end's `<socket>_<port>` unix socket.
+    ///
+    /// Only this VM is served: over `AF_VSOCK`, a connection from another
+    /// guest CID (every guest can reach a port bound to any CID) is closed
+    /// unserved; on a unix socket (0600), one from a user other than this
+    /// one and root.
     pub fn listen(&self, port: u32) -> Result<HostListener, VmmError> {
         match self {
-            VsockEndpoint::Cid(_) => {
+            VsockEndpoint::Cid(cid) => {
                 let address = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
                 tokio_vsock::VsockListener::bind(address)
-                    .map(HostListener::Vsock)
+                    .map(|listener| HostListener::Vsock(listener, *cid))
                     .map_err(|source| VmmError::Io {
                         path: PathBuf::from(format!("vsock port {port}")),
                         source,
@@ -125,6 +130,11 @@ impl VsockEndpoint {
                 let path = HybridVsockConnector::new(path.clone()).host_listener_path(port);
                 let _ = std::fs::remove_file(&path);
                 let listener = tokio::net::UnixListener::bind(&path).map_err(io_at(&path))?;
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .map_err(io_at(&path))?;
                 Ok(HostListener::Unix(listener, path))
             }
         }
@@ -134,29 +144,39 @@ impl VsockEndpoint {
 /// The host end of guest-initiated vsock connections to one port.
 #[derive(Debug)]
 pub enum HostListener {
-    /// `AF_VSOCK`.
-    Vsock(tokio_vsock::VsockListener),
+    /// `AF_VSOCK`, serving only this guest CID.
+    Vsock(tokio_vsock::VsockListener, u32),
     /// A unix socket of the hybrid back end, removed on drop.
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
 impl HostListener {
-    /// Waits for the guest's next connection.
+    /// Waits for the guest's next connection; others are closed unserved.
     pub async fn accept(&self) -> Result<BoxedStream, VmmError> {
-        match self {
-            HostListener::Vsock(listener) => listener
-                .accept()
-                .await
-                .map(|(stream, _)| Box::new(stream) as BoxedStream)
-                .map_err(|source| VmmError::Io {
-                    path: PathBuf::from("vsock listener"),
-                    source,
-                }),
-            HostListener::Unix(listener, path) => listener
-                .accept()
-                .await
-                .map(|(stream, _)| Box::new(GuestStream(stream)) as BoxedStream)
-                .map_err(io_at(path)),
+        loop {
+            match self {
+                HostListener::Vsock(listener, cid) => {
+                    let (stream, peer) =
+                        listener.accept().await.map_err(|source| VmmError::Io {
+                            path: PathBuf::from("vsock listener"),
+                            source,
+                        })?;
+                    if peer.cid() == *cid {
+                        return Ok(Box::new(stream));
+                    }
+                    tracing::warn!(
+                        peer = peer.cid(),
+                        cid,
+                        "refused a vsock connection from another guest"
+                    );
+                }
+                HostListener::Unix(listener, path) => {
+                    let (stream, _) = listener.accept().await.map_err(io_at(path))?;
+                    if containerization_agent::mux::peer_may_connect(&stream) {
+                        return Ok(Box::new(GuestStream(stream)));
+                    }
+                }
+            }
         }
     }
 }
@@ -208,6 +228,44 @@ mod tests {
         drop(a);
         let c = CidLease::acquire(dir.path()).unwrap();
         assert_eq!(c.cid(), FIRST_GUEST_CID, "a freed CID is handed out again");
+    }
+
+    #[tokio::test]
+    async fn a_port_listener_is_0600_and_serves_only_this_user_and_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = VsockEndpoint::Hybrid(dir.path().join("vsock.sock"));
+        let listener = endpoint.listen(1025).unwrap();
+        let path = dir.path().join("vsock.sock_1025");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        if rustix::process::geteuid().is_root() {
+            // Opened to everyone, as if its folder and mode had been: another
+            // user's connection is closed, not handed on as the guest's.
+            std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(0o777)).unwrap();
+            let program = format!(
+                "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({:?})\n\
+                 s.settimeout(5)\ntry:\n s.sendall(b'stdout of a stranger')\n \
+                 print(repr(s.recv(8)))\nexcept OSError:\n print(repr(b''))",
+                path.display().to_string()
+            );
+            let stranger = tokio::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .args(["/usr/bin/python3", "-c", &program])
+                .output();
+            let (out, accepted) = tokio::join!(stranger, async {
+                tokio::time::timeout(std::time::Duration::from_secs(2), listener.accept()).await
+            });
+            let out = out.unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(said.trim(), "b''", "closed unserved: {stderr}");
+            assert!(accepted.is_err(), "a stranger's connection was accepted");
+        }
+        let _mine = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(5), listener.accept());
+        assert!(accepted.await.unwrap().is_ok(), "this user's connection");
     }
 
     #[test]
