@@ -200,19 +200,31 @@ impl ImageCommand {
             }
             Self::Ls { format } => {
                 let images = store.list()?;
+                // An image whose documents cannot be read still lists, with
+                // no platform.
+                let platforms = |name: &str| -> Vec<String> {
+                    store
+                        .platforms(name)
+                        .map(|list| list.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default()
+                };
                 if format == Format::Json {
                     let list: Vec<_> = images
                         .iter()
-                        .map(|i| serde_json::json!({"name": i.name, "digest": i.descriptor.digest().to_string(), "mediaType": i.descriptor.media_type().to_string(), "size": i.descriptor.size()}))
+                        .map(|i| serde_json::json!({"name": i.name, "digest": i.descriptor.digest().to_string(), "mediaType": i.descriptor.media_type().to_string(), "size": i.descriptor.size(), "platforms": platforms(&i.name)}))
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 } else {
-                    println!("{:<60} {:<14} MEDIA TYPE", "NAME", "DIGEST");
+                    println!(
+                        "{:<60} {:<14} {:<30} MEDIA TYPE",
+                        "NAME", "DIGEST", "PLATFORM"
+                    );
                     for image in images {
                         println!(
-                            "{:<60} {:<14} {}",
+                            "{:<60} {:<14} {:<30} {}",
                             image.name,
                             image.digest()?.short(),
+                            platforms(&image.name).join(","),
                             image.descriptor.media_type()
                         );
                     }

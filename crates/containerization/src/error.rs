@@ -116,6 +116,14 @@ pub enum Error {
         /// What went wrong and what to do.
         detail: String,
     },
+    /// An image's platform cannot run here.
+    #[error("image platform {platform} cannot run: {detail}")]
+    UnsupportedPlatform {
+        /// The platform (`linux/z80`).
+        platform: String,
+        /// Why, and what would make it run.
+        detail: String,
+    },
     /// An option given for a container or process is invalid.
     #[error("invalid {option}: {detail}")]
     InvalidOption {
@@ -151,6 +159,11 @@ pub enum Error {
         /// What cannot be done, and what to do instead.
         detail: String,
     },
+    /// The container's program is not of an architecture this VM runs:
+    /// no emulator is registered for it (the image's platform names another
+    /// architecture than its binaries). Podman's exit code 1.
+    #[error("{0}")]
+    ExecFormat(String),
     /// The container's process could not be started because its program is
     /// missing (Docker's exit code 127).
     #[error("{0}")]

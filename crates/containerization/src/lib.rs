@@ -16,6 +16,7 @@
 
 mod container;
 mod container_id;
+pub mod emulation;
 mod error;
 pub mod host;
 pub mod network;

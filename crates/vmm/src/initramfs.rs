@@ -31,6 +31,19 @@ pub const WANTED_MODULES: &[&str] = &[
     "binfmt_misc",
 ];
 
+/// A host file packed into an initramfs beside vminitd (a static emulator
+/// for foreign binaries, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitramfsFile {
+    /// Its path in the guest, relative to `/` (`cz/emulators/qemu-aarch64`);
+    /// missing folders are made.
+    pub guest_path: String,
+    /// The file on the host.
+    pub host_path: PathBuf,
+    /// Its mode in the guest.
+    pub mode: u32,
+}
+
 /// Builds (or finds in `cache_dir`) the initramfs for `kernel` with the
 /// static `vminitd` binary as `/init`; returns its path.
 pub fn build_initramfs(
@@ -38,10 +51,58 @@ pub fn build_initramfs(
     vminitd: &Path,
     cache_dir: &Path,
 ) -> Result<PathBuf, VmmError> {
+    build_initramfs_with(kernel, vminitd, &[], cache_dir)
+}
+
+/// [`build_initramfs`] with `extras` packed in too: each set of extras is
+/// its own archive (and so its own VM template shape).
+///
+/// ```no_run
+/// use containerization_vmm::{InitramfsFile, KernelCatalogue, build_initramfs_with};
+/// # fn main() -> Result<(), containerization_vmm::VmmError> {
+/// let kernel = KernelCatalogue::new("/var/lib/containerization/kernels").default_kernel()?.0;
+/// let emulator = InitramfsFile {
+///     guest_path: "cz/emulators/qemu-aarch64-static".into(),
+///     host_path: "/usr/bin/qemu-aarch64-static".into(),
+///     mode: 0o755,
+/// };
+/// let archive = build_initramfs_with(
+///     &kernel,
+///     "target/x86_64-unknown-linux-musl/release/vminitd".as_ref(),
+///     &[emulator],
+///     "/var/lib/containerization/initramfs".as_ref(),
+/// )?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn build_initramfs_with(
+    kernel: &Kernel,
+    vminitd: &Path,
+    extras: &[InitramfsFile],
+    cache_dir: &Path,
+) -> Result<PathBuf, VmmError> {
+    for extra in extras {
+        let bad = extra.guest_path.is_empty()
+            || extra.guest_path.starts_with('/')
+            || extra
+                .guest_path
+                .split('/')
+                .any(|n| n.is_empty() || n == "." || n == "..");
+        if bad {
+            return Err(VmmError::InvalidConfig {
+                message: format!(
+                    "initramfs file {:?}: the guest path must be relative, without empty, \
+                     `.` or `..` names",
+                    extra.guest_path
+                ),
+            });
+        }
+    }
     // Every container start asks for the same archive: a marker named by the
     // inputs' identities (not their bytes) finds it without reading and
     // hashing vminitd again.
-    let marker = quick_key(kernel, vminitd).map(|key| cache_dir.join(format!("by-inputs-{key}")));
+    let marker =
+        quick_key(kernel, vminitd, extras).map(|key| cache_dir.join(format!("by-inputs-{key}")));
     if let Some(marker) = &marker
         && let Ok(name) = std::fs::read_to_string(marker)
         && !name.contains('/')
@@ -53,7 +114,7 @@ pub fn build_initramfs(
         }
         return Ok(cache_dir.join(name));
     }
-    let path = build_archive(kernel, vminitd, cache_dir)?;
+    let path = build_archive(kernel, vminitd, extras, cache_dir)?;
     if let (Some(marker), Some(name)) = (marker, path.file_name()) {
         let partial = marker.with_extension(format!("{}.tmp", std::process::id()));
         if std::fs::write(&partial, name.as_encoded_bytes()).is_ok() {
@@ -122,7 +183,7 @@ fn prune(cache_dir: &Path, keep: usize, grace: std::time::Duration) {
 /// A key for the inputs of an archive from their identities: vminitd's
 /// device, inode, size and modification time, the kernel's entry and its
 /// `modules.dep`, and the wanted modules. `None` when one cannot be read.
-fn quick_key(kernel: &Kernel, vminitd: &Path) -> Option<String> {
+fn quick_key(kernel: &Kernel, vminitd: &Path, extras: &[InitramfsFile]) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let stamp = |path: &Path| {
         std::fs::metadata(path).ok().map(|m| {
@@ -146,11 +207,25 @@ fn quick_key(kernel: &Kernel, vminitd: &Path) -> Option<String> {
     if let Some(modules_dir) = kernel.modules_dir() {
         text.push_str(&stamp(&modules_dir.join("modules.dep"))?);
     }
+    for extra in extras {
+        text.push_str(&format!(
+            "\n{} {:o} {} {}",
+            extra.guest_path,
+            extra.mode,
+            extra.host_path.display(),
+            stamp(&extra.host_path)?
+        ));
+    }
     Some(hex::encode(&Sha256::digest(text.as_bytes())[..16]))
 }
 
 /// Writes the archive (or finds it by its content hash) and returns its path.
-fn build_archive(kernel: &Kernel, vminitd: &Path, cache_dir: &Path) -> Result<PathBuf, VmmError> {
+fn build_archive(
+    kernel: &Kernel,
+    vminitd: &Path,
+    extras: &[InitramfsFile],
+    cache_dir: &Path,
+) -> Result<PathBuf, VmmError> {
     let init = std::fs::read(vminitd).map_err(|source| VmmError::MissingVminitd {
         path: vminitd.to_path_buf(),
         source,
@@ -168,6 +243,24 @@ fn build_archive(kernel: &Kernel, vminitd: &Path, cache_dir: &Path) -> Result<Pa
         .char_device("dev/console", 0o600, 5, 1)
         .map_err(cpio_err)?;
     archive.file("init", 0o755, &init).map_err(cpio_err)?;
+    let mut made = BTreeSet::new();
+    for extra in extras {
+        let guest = Path::new(&extra.guest_path);
+        let mut parents: Vec<&Path> = guest.ancestors().skip(1).collect();
+        parents.reverse();
+        for dir in parents.into_iter().filter(|d| !d.as_os_str().is_empty()) {
+            let name = dir.to_string_lossy().into_owned();
+            if !["dev", "proc", "sys", "run", "tmp", "lib"].contains(&name.as_str())
+                && made.insert(name.clone())
+            {
+                archive.dir(&name, 0o755).map_err(cpio_err)?;
+            }
+        }
+        let data = std::fs::read(&extra.host_path).map_err(io_at(&extra.host_path))?;
+        archive
+            .file(&extra.guest_path, extra.mode, &data)
+            .map_err(cpio_err)?;
+    }
     if let (Some(modules_dir), Some(release)) = (kernel.modules_dir(), kernel.release()?) {
         let dep_path = modules_dir.join("modules.dep");
         let dep = std::fs::read_to_string(&dep_path).map_err(io_at(&dep_path))?;

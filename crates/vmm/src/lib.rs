@@ -71,7 +71,7 @@ pub use containerization_netlink::MacAddress;
 pub use error::VmmError;
 pub use floor::{floor_initramfs, poweroff_init};
 pub use hypervisor::{Hypervisor, StopOutcome, VirtualMachine};
-pub use initramfs::{WANTED_MODULES, build_initramfs};
+pub use initramfs::{InitramfsFile, WANTED_MODULES, build_initramfs, build_initramfs_with};
 pub use kernel::{Kernel, KernelImageFormat};
 pub use qemu::{Qemu, QemuUsers, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};

@@ -169,6 +169,9 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
             "Created": crate::clock::rfc3339_millis(Some(config.created_ms)),
             "Image": config.image,
             "ImageManifest": config.manifest,
+            // Docker's `Platform` is the OS alone; the architecture is ours.
+            "Platform": config.platform.as_ref().map_or("linux".to_owned(), |p| p.os.clone()),
+            "ImagePlatform": config.platform.as_ref().map(ToString::to_string),
             "State": {
                 "Status": match state.status {
                     Status::Running | Status::Starting if !alive => "exited".to_owned(),

@@ -29,11 +29,13 @@ pub struct RunArgs {
 pub const RUNTIME_FAILED: i32 = 125;
 
 /// Docker's exit code for `error`: 127 for a missing program, 126 for one
-/// that cannot run, 125 otherwise.
+/// that cannot run, 1 (Podman's) for one of another architecture, 125
+/// otherwise.
 pub fn exit_code_of(error: &anyhow::Error) -> i32 {
     match error.downcast_ref::<Error>() {
         Some(Error::CommandNotFound(_)) => 127,
         Some(Error::CommandNotRunnable(_)) => 126,
+        Some(Error::ExecFormat(_)) => 1,
         _ => RUNTIME_FAILED,
     }
 }

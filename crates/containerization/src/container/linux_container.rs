@@ -194,6 +194,7 @@ impl LinuxContainer {
                 let code = match error {
                     Error::CommandNotFound(_) => 127,
                     Error::CommandNotRunnable(_) => 126,
+                    Error::ExecFormat(_) => 1,
                     _ => 125,
                 };
                 self.finish(None, Some(error.to_string()), code, now_ms())

@@ -160,20 +160,18 @@ impl ContainerManager {
         let hold = images.content().hold_off_gc()?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let resolved = images.resolve(&options.image, &platform)?;
-        if options.platform.is_some() {
-            let actual = Platform::new(
-                &resolved.config.os().to_string(),
-                &resolved.config.architecture().to_string(),
-                resolved.config.variant().as_deref(),
+        let actual = Platform::new(
+            &resolved.config.os().to_string(),
+            &resolved.config.architecture().to_string(),
+            resolved.config.variant().as_deref(),
+        );
+        // Docker warns and runs what it has.
+        if options.platform.is_some() && !platform.runs(&actual) {
+            tracing::warn!(
+                "the image's platform ({actual}) does not match the requested platform \
+                 ({platform}): {} is used as it is",
+                options.image
             );
-            if !platform.runs(&actual) {
-                // Docker warns and runs what it has.
-                tracing::warn!(
-                    "the image's platform ({actual}) does not match the requested platform \
-                     ({platform}): {} is used as it is",
-                    options.image
-                );
-            }
         }
         let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
         // A layer is read only to build the base, when it is not built yet.
@@ -269,9 +267,15 @@ impl ContainerManager {
             terminal: container_options.process.terminal,
             interactive: options.interactive,
             created_ms: now_ms(),
+            platform: Some(actual),
         };
-        if let Some(kernel) = &config.kernel {
-            self.inner.root.kernels().get(kernel)?;
+        // A platform that cannot run here is refused before anything is made.
+        let kernel = match &config.kernel {
+            Some(name) => self.inner.root.kernels().get(name)?,
+            None => self.inner.root.kernels().default_kernel()?.0,
+        };
+        if let Some(emulator) = super::sandbox::emulator(&config, &kernel)? {
+            emulator.initramfs_file()?;
         }
         let rootfs = self.inner.rootfs.clone();
         let base = tokio::task::spawn_blocking(move || rootfs.base(&manifest, &layers))

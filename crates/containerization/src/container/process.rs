@@ -243,11 +243,19 @@ fn joined(
     })
 }
 
-/// A missing program is Docker's 127, one that cannot run its 126.
+/// What the guest kernel says of a program of a foreign architecture for
+/// which no emulator is registered (`ENOEXEC`).
+const EXEC_FORMAT: &str = "exec format error";
+
+/// A missing program is Docker's 127, one that cannot run its 126, one of
+/// another architecture Podman's 1.
 fn launch_error(error: AgentError) -> Error {
     match error {
         AgentError::NotFound { message, .. } => Error::CommandNotFound(message),
         AgentError::PermissionDenied { message, .. } => Error::CommandNotRunnable(message),
+        AgentError::FailedPrecondition { message, .. } if message.contains(EXEC_FORMAT) => {
+            Error::ExecFormat(message)
+        }
         other => Error::Agent(other),
     }
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use containerization_oci::Platform;
 use serde::{Deserialize, Serialize};
 
 use crate::ContainerId;
@@ -59,6 +60,10 @@ pub struct ContainerConfig {
     pub interactive: bool,
     /// When it was created, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The image's platform (its config's); `None` in records made before
+    /// it was kept, which run natively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
 
 /// Where a container is in its life.

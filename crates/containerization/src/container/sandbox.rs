@@ -14,13 +14,15 @@ use containerization_agent::proto::v1::{
     InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
 };
 use containerization_vmm::{
-    DiskConfig, NicConfig, Qemu, QemuVm, TemplateCache, VirtualMachine, VmConfig, VsockBackend,
-    VsockEndpoint, build_initramfs,
+    DiskConfig, Kernel, NicConfig, Qemu, QemuVm, TemplateCache, VirtualMachine, VmConfig,
+    VsockBackend, VsockEndpoint, build_initramfs_with,
 };
 
 use super::record::{ContainerConfig, NetworkMode};
+use crate::emulation::{Emulator, emulator_for, kernel_runs_32_bit};
 use crate::network::{Attachment, Endpoint, NetworkManager};
 use crate::{ContainerId, Error, StateRoot, spec};
+use containerization_oci::Platform;
 
 /// Where the container's disk is mounted in the guest.
 pub(crate) const GUEST_ROOTFS: &str = "/run/cz/rootfs";
@@ -107,9 +109,15 @@ async fn start_vm(
         Some(name) => catalogue.get(name)?,
         None => catalogue.default_kernel()?.0,
     };
-    let initramfs = build_initramfs(
+    let emulator = emulator(config, &kernel)?;
+    let extras = match emulator {
+        Some(emulator) => vec![emulator.initramfs_file()?],
+        None => Vec::new(),
+    };
+    let initramfs = build_initramfs_with(
         &kernel,
         context.vminitd,
+        &extras,
         &context.root.path().join("initramfs"),
     )?;
     let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
@@ -156,9 +164,27 @@ async fn start_vm(
     if origin.restored() {
         reset_restored_guest(&agent, attachment).await?;
     }
+    if let Some(emulator) = emulator {
+        emulator.register(&agent).await?;
+    }
     prepare_guest(&agent, config, attachment).await?;
     tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
+}
+
+/// The emulator container `config`'s image needs under `kernel`, if any.
+pub(crate) fn emulator(
+    config: &ContainerConfig,
+    kernel: &Kernel,
+) -> Result<Option<&'static Emulator>, Error> {
+    let host = Platform::host();
+    match &config.platform {
+        // The common case reads no kernel configuration.
+        Some(platform) if !host.runs(platform) => {
+            emulator_for(&host, platform, kernel_runs_32_bit(kernel))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// What a guest restored from a template shares with the template and

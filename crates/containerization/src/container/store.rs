@@ -441,6 +441,7 @@ mod tests {
             terminal: false,
             interactive: false,
             created_ms,
+            platform: None,
         }
     }
 

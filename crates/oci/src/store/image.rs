@@ -177,6 +177,39 @@ impl ImageStore {
         })
     }
 
+    /// The platforms image `name` can be run as from this store: its
+    /// config's for a single manifest; for an index, each entry whose
+    /// manifest is stored (attestations and unknowns left out), in the
+    /// index's order.
+    pub fn platforms(&self, name: &str) -> Result<Vec<Platform>> {
+        let image = self.get(name)?;
+        let digest = descriptor_digest(&image.descriptor)?;
+        let bytes = self.content.read_blob(&digest)?;
+        match parse_document(
+            &bytes,
+            image.descriptor.media_type().as_ref(),
+            &digest.to_string(),
+        )? {
+            Document::Index(index) => Ok(index
+                .manifests()
+                .iter()
+                .filter(|d| descriptor_digest(d).is_ok_and(|digest| self.content.contains(&digest)))
+                .filter_map(|d| d.platform().as_ref().map(Platform::from_oci))
+                .filter(|p| p.os != "unknown")
+                .collect()),
+            Document::Manifest(manifest) => {
+                let config_digest = descriptor_digest(manifest.config())?;
+                let config_bytes = self.content.read_blob(&config_digest)?;
+                let config = parse_config(&config_bytes, &config_digest.to_string())?;
+                Ok(vec![Platform::new(
+                    &config.os().to_string(),
+                    &config.architecture().to_string(),
+                    config.variant().as_deref(),
+                )])
+            }
+        }
+    }
+
     /// Reads `index.json` as JSON (unknown fields kept).
     pub(crate) fn read_index(&self) -> Result<Value> {
         let path = self.content.root().join("index.json");

@@ -1,6 +1,6 @@
 //! Starts an anonymous test registry, pushes a test image into it, prints the
 //! image's reference and the registry's process id, and waits to be killed.
-//! Benchmarks use it: `serve-image debian` or `serve-image busybox`; `make
+//! Benchmarks use it: `serve-image debian`, `serve-image busybox` or `serve-image multiplatform`; `make
 //! demo` names the repository too: `serve-image busybox demo/busybox:latest`.
 
 use std::io::Write;
@@ -15,9 +15,10 @@ fn main() -> Result<(), Error> {
         "debian" => debian_image()?,
         "busybox" => fixture(Fixture::Busybox)?,
         "layered" => fixture(Fixture::Layered)?,
+        "multiplatform" => fixture(Fixture::MultiPlatform)?,
         other => {
             return Err(Error::Unexpected(format!(
-                "no image called {other}; try debian, busybox or layered"
+                "no image called {other}; try debian, busybox, layered or multiplatform"
             )));
         }
     };

@@ -136,6 +136,11 @@ pub(crate) fn qemu_args(
     };
     push(&["-object", &backend]);
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    // Named after its run folder (a container's id), so `ps` tells whose
+    // VM a QEMU is: its disks and sockets are descriptors, not paths.
+    if let Some(name) = config.run_dir.file_name() {
+        push(&["-name", &option_value(std::path::Path::new(name))]);
+    }
     if config.sandbox {
         push(&["-sandbox", SANDBOX]);
     }
