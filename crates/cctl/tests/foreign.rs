@@ -214,3 +214,26 @@ fn platforms_are_chosen_warned_about_and_refused_as_docker_does() {
     }
     assert!(world.container_folders().is_empty(), "refusals left state");
 }
+
+#[test]
+fn a_foreign_debian_runs_dpkg_apt_and_a_pipeline() {
+    let world = World::new();
+    // debootstrap's arm64 minbase, its second stage run under the emulator
+    // (in the test kit, cached), as a four-layer image.
+    let image = containerization_testkit::foreign_debian_image("arm64", "arm64").expect("fixture");
+    let reference = world
+        .registry
+        .push(&image, "foreign/debian:arm64")
+        .expect("push");
+    let pulled = world.cctl_on_host(&["image", "pull", "--platform", "linux/arm64", &reference]);
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    // Several processes at once in a pipeline, each emulated.
+    let script = "dpkg --print-architecture; apt-get --version | head -n 1 | cut -d ' ' -f 1; \
+                  seq 1 1000 | sort -rn | head -n 1 | tr 0 o; uname -m";
+    let ran = run(&world, &reference, &[], &["sh", "-c", script]);
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (0, "arm64\napt\n1ooo\naarch64\n"),
+        "{ran:?}"
+    );
+}

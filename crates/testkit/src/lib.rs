@@ -49,10 +49,12 @@ mod supervise;
 mod tls;
 mod token;
 
-pub use debian::debian_rootfs;
+pub use debian::{debian_rootfs, foreign_debian_rootfs};
 pub use error::{Error, Result};
 pub use faults::{SmallDisk, Stranger, blob_path, corrupt_blob, edit_json, fill, truncate_half};
-pub use fixtures::{Compression, Fixture, FixtureImage, debian_image, fixture, layered};
+pub use fixtures::{
+    Compression, Fixture, FixtureImage, debian_image, fixture, foreign_debian_image, layered,
+};
 pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases, hostile_image};
 pub use netns::{NamedNetns, enter_new_network_namespace};
 pub use paths::{kernel_catalogue_dir, state_root, test_cache_dir};
