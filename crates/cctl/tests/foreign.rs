@@ -39,7 +39,7 @@ fn run(world: &World, image: &str, flags: &[&str], args: &[&str]) -> Ran {
 }
 
 #[test]
-fn every_emulated_architecture_runs_with_its_exit_code() {
+fn every_emulated_architecture_runs_execs_and_has_a_tty() {
     let world = World::new();
     // (Debian architecture, OCI architecture, what `uname -m` says.)
     let architectures = [
@@ -52,6 +52,7 @@ fn every_emulated_architecture_runs_with_its_exit_code() {
         // The optimized kernel has no 32-bit x86 (no IA32_EMULATION).
         ("i386", "386", "i686"),
     ];
+    let cctl = env!("CARGO_BIN_EXE_cctl");
     for (binary, label, machine) in architectures {
         let image = foreign_image(&world, binary, label);
         let ran = run(
@@ -65,6 +66,29 @@ fn every_emulated_architecture_runs_with_its_exit_code() {
             (7, format!("{machine}\nok\n").as_str()),
             "{binary}: {ran:?}"
         );
+        // exec into it, with its exit code; and a terminal, through script(1).
+        let started = world.cctl(&["run", "-d", "-t", "--name", binary, &image, "sh"]);
+        assert_eq!(started.code, 0, "{binary}: {started:?}");
+        let exec = world.cctl(&["exec", binary, "sh", "-c", "uname -m; exit 4"]);
+        assert_eq!(
+            (exec.code, exec.stdout.as_str()),
+            (4, format!("{machine}\n").as_str()),
+            "{binary}: {exec:?}"
+        );
+        let inner =
+            format!("{cctl} exec -t {binary} sh -c 'test -t 0 && test -t 1 && echo is-a-tty'");
+        let out = world
+            .netns
+            .command("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .env("CZ_ROOT", world.root.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("script runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(stdout.contains("is-a-tty"), "{binary}: exec -t: {stdout}");
+        let rm = world.cctl(&["rm", "-f", binary]);
+        assert_eq!(rm.code, 0, "{binary}: {rm:?}");
     }
     assert!(world.container_folders().is_empty(), "--rm left state");
 }
