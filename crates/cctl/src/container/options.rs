@@ -13,6 +13,16 @@ use containerization_oci::store::ImageStore;
 use super::flags::{PortFlag, parse_cpus, parse_memory};
 use crate::image::{PlatformOptions, RegistryOptions, progress::Progress, store_name};
 
+/// `--tmpfs`, parsed as it is read, so a bad one ends the command with 125.
+fn parse_tmpfs(flag: &str) -> Result<spec::Mount, String> {
+    spec::Mount::parse_tmpfs_flag(flag).map_err(|e| e.to_string())
+}
+
+/// `--mount`, parsed as it is read.
+fn parse_mount(flag: &str) -> Result<spec::Mount, String> {
+    spec::Mount::parse_mount_flag(flag).map_err(|e| e.to_string())
+}
+
 /// When to pull the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PullPolicy {
@@ -71,6 +81,12 @@ pub struct CreateArgs {
     /// Mount the root file system read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Mount a tmpfs: PATH[:size=SIZE,mode=MODE,ro,noexec].
+    #[arg(long, value_name = "PATH[:OPTIONS]", value_parser = parse_tmpfs)]
+    pub tmpfs: Vec<spec::Mount>,
+    /// Mount something: type=tmpfs,target=PATH[,tmpfs-size=SIZE,tmpfs-mode=MODE,readonly].
+    #[arg(long, value_name = "FIELDS", value_parser = parse_mount)]
+    pub mount: Vec<spec::Mount>,
     /// A DNS server for the container (instead of the host's).
     #[arg(long)]
     pub dns: Vec<IpAddr>,
@@ -127,6 +143,7 @@ impl CreateArgs {
                     user: self.user.clone(),
                     terminal: self.tty,
                 },
+                mounts: self.tmpfs.iter().chain(&self.mount).cloned().collect(),
             },
             network,
             ports,

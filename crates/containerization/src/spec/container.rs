@@ -10,6 +10,7 @@
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Linux, Root, Spec};
 
+use super::mounts::{Mount, check_targets};
 use super::process::{ProcessOptions, build};
 use super::{defaults, resources};
 use crate::Error;
@@ -29,6 +30,9 @@ pub struct ContainerOptions {
     pub cpus: Option<f64>,
     /// The process's options.
     pub process: ProcessOptions,
+    /// Mounts (`--tmpfs`, `--mount`), over Docker's defaults: one on a
+    /// default's target (`/dev/shm`, say) replaces it.
+    pub mounts: Vec<Mount>,
 }
 
 /// The runtime spec for a container of `config` with `options`; `host_env`
@@ -62,11 +66,23 @@ pub fn container_spec(
         .set_readonly_paths(Some(defaults::readonly_paths()))
         .set_resources(resources::resources(options.memory_bytes, options.cpus)?);
 
+    check_targets(&options.mounts)?;
+    let mut mounts = defaults::mounts();
+    mounts.retain(|default| {
+        !options
+            .mounts
+            .iter()
+            .any(|m| default.destination().as_os_str() == m.target())
+    });
+    for mount in &options.mounts {
+        mounts.push(mount.to_spec()?);
+    }
+
     let mut spec = Spec::default();
     spec.set_process(Some(process))
         .set_hostname(Some(options.hostname.clone()))
         .set_root(Some(root))
-        .set_mounts(Some(defaults::mounts()))
+        .set_mounts(Some(mounts))
         .set_annotations(None)
         .set_linux(Some(linux));
     Ok(spec)

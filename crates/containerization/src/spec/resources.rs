@@ -19,8 +19,13 @@ const MIN_CPU_QUOTA: u64 = 1_000;
 /// binary units (`64m` is 64 MiB, `1k` 1024 bytes); `kb`, `mib` and one
 /// space before the unit are accepted too, as Docker accepts them.
 pub fn parse_memory(text: &str) -> Result<u64, Error> {
+    parse_size("--memory", text)
+}
+
+/// [`parse_memory`]'s syntax for any size flag, naming `option` in errors.
+pub(crate) fn parse_size(option: &str, text: &str) -> Result<u64, Error> {
     let bad = || Error::InvalidOption {
-        option: "--memory".into(),
+        option: option.into(),
         detail: format!(
             "{text:?} is not a size: write a number with an optional unit b, k, m or g, \
              such as 512m or 2g"

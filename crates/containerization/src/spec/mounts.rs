@@ -1,0 +1,336 @@
+//! Mounts a user asks for (`--tmpfs`, `--mount`), typed, and as runtime
+//! spec mounts.
+//!
+//! A tmpfs lives in the guest's memory, so it needs nothing from the host
+//! and changes nothing in the VM's shape: containers with one still start
+//! from templates. Its options are Podman's: `rw,nosuid,nodev`, mode 1777,
+//! no size limit unless given (the kernel's default, half the VM's memory).
+//! Bind mounts and volumes are parsed as Docker spells them and refused
+//! with an error naming what is not built yet.
+//!
+//! ```
+//! use containerization::spec::Mount;
+//!
+//! let run: Mount = Mount::parse_tmpfs_flag("/run:size=16m,mode=1770").unwrap();
+//! assert_eq!(run.target(), "/run");
+//! let same = Mount::parse_mount_flag("type=tmpfs,target=/run,tmpfs-size=16m,tmpfs-mode=1770");
+//! assert_eq!(same.unwrap(), run);
+//! ```
+
+use std::collections::BTreeSet;
+
+use oci_spec::runtime::{Mount as SpecMount, MountBuilder};
+
+use super::resources::parse_size;
+use crate::Error;
+
+/// A mount the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A tmpfs at `target`.
+    Tmpfs(TmpfsMount),
+}
+
+/// A tmpfs: memory of the VM, gone with the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsMount {
+    /// Where, in the container (absolute).
+    pub target: String,
+    /// Its size limit in bytes, or the kernel's default.
+    pub size_bytes: Option<u64>,
+    /// The mode of its root (1777 unless given).
+    pub mode: Option<u32>,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Programs on it may not be executed.
+    pub noexec: bool,
+}
+
+fn invalid(option: &str, detail: String) -> Error {
+    Error::InvalidOption {
+        option: option.to_owned(),
+        detail,
+    }
+}
+
+/// `target` checked as Docker checks a container path: absolute, not `/`.
+fn container_path(option: &str, target: &str) -> Result<String, Error> {
+    if !target.starts_with('/') {
+        return Err(invalid(
+            option,
+            format!("invalid container path {target:?}: it must be an absolute path"),
+        ));
+    }
+    let clean: Vec<&str> = target
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if clean.contains(&"..") {
+        return Err(invalid(
+            option,
+            format!("invalid container path {target:?}: `..` is not allowed"),
+        ));
+    }
+    if clean.is_empty() {
+        return Err(invalid(
+            option,
+            "a mount cannot replace the container's root `/`".to_owned(),
+        ));
+    }
+    Ok(format!("/{}", clean.join("/")))
+}
+
+fn parse_mode(option: &str, text: &str) -> Result<u32, Error> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| {
+            invalid(
+                option,
+                format!("mode {text:?} is not an octal mode (such as 1777)"),
+            )
+        })
+}
+
+impl Mount {
+    /// Where the mount is, in the container.
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Tmpfs(tmpfs) => &tmpfs.target,
+        }
+    }
+
+    /// `--tmpfs PATH[:OPTIONS]`: options are `size=` (with k, m, g), `mode=`
+    /// (octal), `ro`, `rw`, `exec`, `noexec`, comma-separated.
+    pub fn parse_tmpfs_flag(flag: &str) -> Result<Self, Error> {
+        const OPTION: &str = "--tmpfs";
+        let (target, options) = flag.split_once(':').unwrap_or((flag, ""));
+        let mut tmpfs = TmpfsMount {
+            target: container_path(OPTION, target)?,
+            size_bytes: None,
+            mode: None,
+            read_only: false,
+            noexec: false,
+        };
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("size", size)) => tmpfs.size_bytes = Some(parse_size(OPTION, size)?),
+                Some(("mode", mode)) => tmpfs.mode = Some(parse_mode(OPTION, mode)?),
+                None if option == "ro" => tmpfs.read_only = true,
+                None if option == "rw" => tmpfs.read_only = false,
+                None if option == "noexec" => tmpfs.noexec = true,
+                None if option == "exec" => tmpfs.noexec = false,
+                _ => {
+                    return Err(invalid(
+                        OPTION,
+                        format!(
+                            "unknown tmpfs option {option:?} in {flag:?}; \
+                             known: size=, mode=, ro, rw, exec, noexec"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Mount::Tmpfs(tmpfs))
+    }
+
+    /// `--mount type=…,target=…[,…]` as Docker spells it: `type=tmpfs` with
+    /// `tmpfs-size=`, `tmpfs-mode=`, `readonly`/`ro`; `destination` and
+    /// `dst` for `target`. `type=bind` and `type=volume` are refused: not
+    /// built yet.
+    pub fn parse_mount_flag(flag: &str) -> Result<Self, Error> {
+        const OPTION: &str = "--mount";
+        let mut kind = None;
+        let mut target = None;
+        let mut size_bytes = None;
+        let mut mode = None;
+        let mut read_only = false;
+        for field in flag.split(',').filter(|f| !f.is_empty()) {
+            let (key, value) = field.split_once('=').unwrap_or((field, ""));
+            match key {
+                "type" => kind = Some(value.to_owned()),
+                "target" | "destination" | "dst" => target = Some(value.to_owned()),
+                "tmpfs-size" => size_bytes = Some(parse_size(OPTION, value)?),
+                "tmpfs-mode" => mode = Some(parse_mode(OPTION, value)?),
+                "readonly" | "ro" => {
+                    read_only = match value {
+                        "" | "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(invalid(
+                                OPTION,
+                                format!("{key}={value:?}: expected true or false"),
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        OPTION,
+                        format!("unknown field {key:?} in {flag:?}"),
+                    ));
+                }
+            }
+        }
+        match kind.as_deref() {
+            Some("tmpfs") => {}
+            Some(other @ ("bind" | "volume")) => {
+                return Err(invalid(
+                    OPTION,
+                    format!("type={other} mounts are not supported yet; type=tmpfs is"),
+                ));
+            }
+            Some(other) => {
+                return Err(invalid(
+                    OPTION,
+                    format!("unknown mount type {other:?}; expected bind, volume or tmpfs"),
+                ));
+            }
+            None => return Err(invalid(OPTION, format!("{flag:?} names no type="))),
+        }
+        let target = target.ok_or_else(|| invalid(OPTION, format!("{flag:?} names no target=")))?;
+        Ok(Mount::Tmpfs(TmpfsMount {
+            target: container_path(OPTION, &target)?,
+            size_bytes,
+            mode,
+            read_only,
+            noexec: false,
+        }))
+    }
+
+    /// The runtime spec's mount.
+    pub fn to_spec(&self) -> Result<SpecMount, Error> {
+        match self {
+            Mount::Tmpfs(tmpfs) => {
+                let mut options = vec![
+                    if tmpfs.read_only { "ro" } else { "rw" }.to_owned(),
+                    "nosuid".to_owned(),
+                    "nodev".to_owned(),
+                ];
+                if tmpfs.noexec {
+                    options.push("noexec".to_owned());
+                }
+                if let Some(size) = tmpfs.size_bytes {
+                    options.push(format!("size={size}"));
+                }
+                options.push(format!("mode={:o}", tmpfs.mode.unwrap_or(0o1777)));
+                MountBuilder::default()
+                    .destination(tmpfs.target.clone())
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(options)
+                    .build()
+                    .map_err(|e| invalid("--tmpfs", e.to_string()))
+            }
+        }
+    }
+}
+
+/// Refuses two of `mounts` on one target, as Docker does.
+pub(crate) fn check_targets(mounts: &[Mount]) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for mount in mounts {
+        if !seen.insert(mount.target()) {
+            return Err(invalid(
+                "--mount",
+                format!("duplicate mount point: {}", mount.target()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpfs(mount: Mount) -> TmpfsMount {
+        match mount {
+            Mount::Tmpfs(tmpfs) => tmpfs,
+        }
+    }
+
+    #[test]
+    fn tmpfs_flags_take_podmans_defaults_and_docker_options() {
+        let plain = tmpfs(Mount::parse_tmpfs_flag("/scratch").unwrap());
+        assert_eq!(
+            (plain.size_bytes, plain.mode, plain.read_only),
+            (None, None, false)
+        );
+        let spec = Mount::parse_tmpfs_flag("/scratch")
+            .unwrap()
+            .to_spec()
+            .unwrap();
+        assert_eq!(spec.destination().to_str(), Some("/scratch"));
+        assert_eq!(
+            spec.options().clone().unwrap(),
+            vec!["rw", "nosuid", "nodev", "mode=1777"]
+        );
+        let sized = Mount::parse_tmpfs_flag("/run:size=16m,mode=1770,ro,noexec").unwrap();
+        let spec = sized.to_spec().unwrap();
+        assert_eq!(
+            spec.options().clone().unwrap(),
+            vec![
+                "ro",
+                "nosuid",
+                "nodev",
+                "noexec",
+                "size=16777216",
+                "mode=1770"
+            ]
+        );
+        assert_eq!(Mount::parse_tmpfs_flag("/a/./b/").unwrap().target(), "/a/b");
+    }
+
+    #[test]
+    fn mount_flags_spell_tmpfs_as_docker_does() {
+        let mount =
+            Mount::parse_mount_flag("type=tmpfs,destination=/m,tmpfs-size=1m,tmpfs-mode=1770,ro")
+                .unwrap();
+        let tmpfs = tmpfs(mount);
+        assert_eq!(tmpfs.target, "/m");
+        assert_eq!(
+            (tmpfs.size_bytes, tmpfs.mode, tmpfs.read_only),
+            (Some(1 << 20), Some(0o1770), true)
+        );
+        let rw = tmpfs_of("type=tmpfs,dst=/x,readonly=false");
+        assert!(!rw.read_only);
+    }
+
+    fn tmpfs_of(flag: &str) -> TmpfsMount {
+        tmpfs(Mount::parse_mount_flag(flag).unwrap())
+    }
+
+    #[test]
+    fn bad_mounts_are_named() {
+        let cases = [
+            (Mount::parse_tmpfs_flag("rel"), "absolute"),
+            (Mount::parse_tmpfs_flag("/"), "root"),
+            (Mount::parse_tmpfs_flag("/a/../etc"), ".."),
+            (Mount::parse_tmpfs_flag("/x:size=abc"), "abc"),
+            (Mount::parse_tmpfs_flag("/x:mode=999"), "999"),
+            (Mount::parse_tmpfs_flag("/x:uid=5"), "uid=5"),
+            (
+                Mount::parse_mount_flag("type=bind,source=/tmp,target=/x"),
+                "type=bind",
+            ),
+            (Mount::parse_mount_flag("type=nfs,target=/x"), "nfs"),
+            (Mount::parse_mount_flag("target=/x"), "type="),
+            (Mount::parse_mount_flag("type=tmpfs"), "target="),
+            (
+                Mount::parse_mount_flag("type=tmpfs,target=/x,colour=red"),
+                "colour",
+            ),
+        ];
+        for (result, named) in cases {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains(named), "{named}: {err}");
+        }
+        let twice = [
+            Mount::parse_tmpfs_flag("/a").unwrap(),
+            Mount::parse_mount_flag("type=tmpfs,target=/a/").unwrap(),
+        ];
+        let err = check_targets(&twice).unwrap_err().to_string();
+        assert!(err.contains("duplicate mount point: /a"), "{err}");
+    }
+}
