@@ -20,6 +20,7 @@ mod report;
 mod rootfs;
 mod system;
 mod vm;
+mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ enum Command {
     /// Container networks: host bridges with a subnet each (needs root).
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Named volumes: data that outlives containers.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Root file systems: ext4 images from a directory or layer tarballs.
     #[command(subcommand)]
     Rootfs(rootfs::RootfsCommand),
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::System(command) => command.run(&root),
         Command::Kernel(command) => command.run(&root),
         Command::Network(command) => command.run(&root),
+        Command::Volume(command) => command.run(&root),
         Command::Rootfs(command) => command.run(&root),
         Command::Image(command) => command.run(&root),
         Command::Vm(command) => command.run(&root),

@@ -73,6 +73,9 @@ fn bad_mount_flags_exit_125_naming_the_problem() {
             "duplicate mount point: /a",
         ),
         (&["--mount", "type=bind,source=/tmp,target=/x"], "type=bind"),
+        (&["-v", "/tmp:/x"], "host paths"),
+        (&["-v", "/anonymous"], "anonymous"),
+        (&["-v", "a:/x", "-v", "b:/x"], "duplicate mount point: /x"),
         (&["--mount", "type=tmpfs"], "target="),
     ] {
         let ran = world.run(flags, &["true"]);
@@ -83,4 +86,73 @@ fn bad_mount_flags_exit_125_naming_the_problem() {
         world.container_folders().is_empty(),
         "a refused mount left a container"
     );
+}
+
+#[test]
+fn a_named_volume_keeps_its_data_and_takes_one_writer_at_a_time() {
+    let world = World::new();
+    // Written in one container, read in the next after the first is gone.
+    let wrote = world.run(
+        &["-v", "data:/data"],
+        &[
+            "sh",
+            "-c",
+            "echo kept > /data/f && mkdir /data/d && stat -c '%a %u' /data",
+        ],
+    );
+    assert_eq!(
+        (wrote.code, wrote.stdout.as_str()),
+        (0, "755 0\n"),
+        "{wrote:?}"
+    );
+    let read = world.run(
+        &["--mount", "type=volume,source=data,target=/mnt/v,readonly"],
+        &["sh", "-c", "cat /mnt/v/f; ls /mnt/v; touch /mnt/v/x"],
+    );
+    assert_eq!(read.stdout, "kept\nd\nf\nlost+found\n", "{read:?}");
+    assert!(read.stderr.contains("Read-only file system"), "{read:?}");
+
+    // ext4 is no cluster file system: a second writer is refused while the
+    // first runs, and so is removing the volume.
+    world.detach("holder", &["-v", "data:/data"], &["sleep", "300"]);
+    let second = world.run(&["-v", "data:/data"], &["true"]);
+    assert_eq!(second.code, 125, "{second:?}");
+    assert!(
+        second.stderr.contains("volume data is in use"),
+        "{second:?}"
+    );
+    let rm = world.cctl(&["volume", "rm", "data"]);
+    assert_ne!(rm.code, 0, "{rm:?}");
+    assert!(rm.stderr.contains("in use by container"), "{rm:?}");
+    let inspect = world.cctl(&["volume", "inspect", "data"]);
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("JSON");
+    assert_eq!(json[0]["Name"], "data", "{inspect:?}");
+    assert_eq!(json[0]["Driver"], "local", "{inspect:?}");
+    assert_eq!(
+        json[0]["UsedBy"].as_array().map(Vec::len),
+        Some(1),
+        "{inspect:?}"
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "holder"]).code, 0);
+
+    // ls, create, prune (which removes what no container uses), rm.
+    assert_eq!(world.cctl(&["volume", "create", "spare"]).code, 0);
+    let ls = world.cctl(&["volume", "ls"]);
+    assert!(
+        ls.stdout.contains("local      data\nlocal      spare\n"),
+        "{ls:?}"
+    );
+    let pruned = world.cctl(&["volume", "prune", "-f"]);
+    assert_eq!(
+        (pruned.code, pruned.stdout.as_str()),
+        (0, "data\nspare\n"),
+        "{pruned:?}"
+    );
+    let ls = world.cctl(&["volume", "ls"]);
+    assert_eq!(ls.stdout.lines().count(), 1, "only the header: {ls:?}");
+    // Docker's `volume create` fails with 1, as its other non-run commands.
+    let bad = world.cctl(&["volume", "create", "a/b"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("not a valid volume name"), "{bad:?}");
+    assert!(world.container_folders().is_empty());
 }

@@ -25,12 +25,13 @@ pub mod rootfs;
 pub mod spec;
 mod state_file;
 mod state_root;
+pub mod volume;
 
 pub use container::{
     ContainerConfig, ContainerManager, ContainerState, ContainerStore, CreateOptions,
     DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer, LinuxProcess, LogReader,
-    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, log_tail,
-    parse_signal,
+    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, VolumeUse,
+    log_tail, parse_signal,
 };
 pub use container_id::ContainerId;
 pub use error::Error;

@@ -18,6 +18,11 @@ fn parse_tmpfs(flag: &str) -> Result<spec::Mount, String> {
     spec::Mount::parse_tmpfs_flag(flag).map_err(|e| e.to_string())
 }
 
+/// `-v`, parsed as it is read.
+fn parse_volume(flag: &str) -> Result<spec::Mount, String> {
+    spec::Mount::parse_volume_flag(flag).map_err(|e| e.to_string())
+}
+
 /// `--mount`, parsed as it is read.
 fn parse_mount(flag: &str) -> Result<spec::Mount, String> {
     spec::Mount::parse_mount_flag(flag).map_err(|e| e.to_string())
@@ -81,6 +86,9 @@ pub struct CreateArgs {
     /// Mount the root file system read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Mount a named volume: NAME:PATH[:ro|rw] (made on first use).
+    #[arg(short = 'v', long = "volume", value_name = "NAME:PATH[:MODE]", value_parser = parse_volume)]
+    pub volume: Vec<spec::Mount>,
     /// Mount a tmpfs: PATH[:size=SIZE,mode=MODE,ro,noexec].
     #[arg(long, value_name = "PATH[:OPTIONS]", value_parser = parse_tmpfs)]
     pub tmpfs: Vec<spec::Mount>,
@@ -143,7 +151,13 @@ impl CreateArgs {
                     user: self.user.clone(),
                     terminal: self.tty,
                 },
-                mounts: self.tmpfs.iter().chain(&self.mount).cloned().collect(),
+                mounts: self
+                    .volume
+                    .iter()
+                    .chain(&self.tmpfs)
+                    .chain(&self.mount)
+                    .cloned()
+                    .collect(),
             },
             network,
             ports,

@@ -258,8 +258,11 @@ impl LinuxContainer {
         })?;
         if let Some(sandbox) = self.sandbox.take() {
             let Sandbox { mut vm, agent, .. } = sandbox;
-            if !self.config.auto_remove {
-                // Flush the guest's writes to the disk before QEMU goes.
+            // A disk that outlives the container (its own unless removed,
+            // a volume's always) is flushed and its file systems left clean
+            // (the guest's power-off remounts them read-only) before QEMU
+            // goes; a removed container with no volume has nothing to keep.
+            if !self.config.auto_remove || !self.config.volumes.is_empty() {
                 let _ = agent.sync().await;
                 vm.stop(Duration::from_secs(5)).await;
             }

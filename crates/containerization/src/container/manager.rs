@@ -9,13 +9,14 @@ use std::time::Duration;
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Digest, Platform};
 
-use super::record::{ContainerConfig, NetworkMode, now_ms};
+use super::record::{ContainerConfig, NetworkMode, VolumeUse, now_ms};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
 use crate::host::HostResources;
 use crate::network::{NetworkManager, PublishedPort};
 use crate::rootfs::{RootfsCache, writable_clone};
+use crate::volume::VolumeStore;
 use crate::{Error, StateRoot, spec};
 
 /// The network containers join when none is named.
@@ -46,6 +47,11 @@ pub struct CreateOptions {
     /// Its first process reads standard input.
     pub interactive: bool,
 }
+
+/// The most named volumes one container may have: each is a virtio-blk
+/// disk of its VM, beside the root file system's, the network's, the
+/// agent's port and the balloon on `microvm`'s virtio-mmio transports.
+pub const MAX_VOLUMES: usize = 8;
 
 pub(crate) struct Inner {
     pub root: StateRoot,
@@ -142,6 +148,41 @@ impl ContainerManager {
     /// The state root.
     pub fn root(&self) -> &StateRoot {
         &self.inner.root
+    }
+
+    /// The named volumes of this state root.
+    pub fn volumes(&self) -> VolumeStore {
+        VolumeStore::new(self.inner.root.path().join("volumes"))
+    }
+
+    /// Removes volume `name`, refused while any container (running or not)
+    /// uses it, as Docker refuses: remove the containers first.
+    pub fn remove_volume(&self, name: &str) -> Result<(), Error> {
+        let users = self.inner.store.volume_users(name)?;
+        if !users.is_empty() {
+            let short: Vec<String> = users.iter().map(|id| id[..12].to_owned()).collect();
+            return Err(Error::InvalidOption {
+                option: "volume".to_owned(),
+                detail: format!(
+                    "volume {name} is in use by container(s) {}: remove them first",
+                    short.join(", ")
+                ),
+            });
+        }
+        self.volumes().remove(name)
+    }
+
+    /// Removes every volume no container uses; their names.
+    pub fn prune_volumes(&self) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for volume in self.volumes().list()? {
+            if self.inner.store.volume_users(&volume.name)?.is_empty()
+                && self.volumes().remove(&volume.name).is_ok()
+            {
+                removed.push(volume.name);
+            }
+        }
+        Ok(removed)
     }
 
     /// The containers' folders.
@@ -268,7 +309,32 @@ impl ContainerManager {
             interactive: options.interactive,
             created_ms: now_ms(),
             platform: Some(actual),
+            volumes: container_options
+                .mounts
+                .iter()
+                .filter_map(|mount| match mount {
+                    spec::Mount::Volume(volume) => Some(VolumeUse {
+                        name: volume.name.clone(),
+                        read_only: volume.read_only,
+                    }),
+                    _ => None,
+                })
+                .collect(),
         };
+        if config.volumes.len() > MAX_VOLUMES {
+            return Err(Error::InvalidOption {
+                option: "--volume".to_owned(),
+                detail: format!(
+                    "{} volumes asked for; a container can have at most {MAX_VOLUMES} \
+                     (each is a disk of its VM)",
+                    config.volumes.len()
+                ),
+            });
+        }
+        // Volumes are made on first use, as Docker makes them.
+        for volume in &config.volumes {
+            self.volumes().create(&volume.name)?;
+        }
         // A platform that cannot run here is refused before anything is made.
         let kernel = match &config.kernel {
             Some(name) => self.inner.root.kernels().get(name)?,

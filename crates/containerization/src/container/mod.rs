@@ -25,5 +25,6 @@ pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
 pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
-pub use record::{ContainerConfig, ContainerState, NetworkMode, Status};
+pub(crate) use record::now_ms;
+pub use record::{ContainerConfig, ContainerState, NetworkMode, Status, VolumeUse};
 pub use store::{ContainerStore, DamagedContainer};

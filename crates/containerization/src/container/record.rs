@@ -64,6 +64,19 @@ pub struct ContainerConfig {
     /// it was kept, which run natively.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Its named volumes, in the order its VM gets them as disks (after
+    /// the root file system's): `/dev/vdb` is the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeUse>,
+}
+
+/// A named volume a container uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeUse {
+    /// The volume.
+    pub name: String,
+    /// Whether the container only reads it.
+    pub read_only: bool,
 }
 
 /// Where a container is in its life.

@@ -21,6 +21,7 @@ use containerization_vmm::{
 use super::record::{ContainerConfig, NetworkMode};
 use crate::emulation::{Emulator, emulator_for, kernel_runs_32_bit};
 use crate::network::{Attachment, Endpoint, NetworkManager};
+use crate::volume::{VolumeLease, VolumeStore};
 use crate::{ContainerId, Error, StateRoot, spec};
 use containerization_oci::Platform;
 
@@ -38,6 +39,8 @@ pub(crate) struct Sandbox {
     pub agent: AgentClient,
     /// Its place on its network.
     pub attachment: Option<Attachment>,
+    /// Its volumes, held while the VM runs.
+    pub _volumes: Vec<VolumeLease>,
 }
 
 impl Sandbox {
@@ -79,11 +82,21 @@ pub(crate) async fn boot(
             )));
         }
     };
+    let volumes = match lease_volumes(context, config) {
+        Ok(volumes) => volumes,
+        Err(error) => {
+            if let (Some(attachment), Some(networks)) = (&attachment, context.networks) {
+                let _ = networks.detach(&attachment.network, &config.id).await;
+            }
+            return Err(error);
+        }
+    };
     match start_vm(context, config, disk, vm_dir, attachment.as_ref()).await {
         Ok((vm, agent)) => Ok(Sandbox {
             vm,
             agent,
             attachment,
+            _volumes: volumes,
         }),
         Err(error) => {
             if let (Some(attachment), Some(networks)) = (&attachment, context.networks)
@@ -94,6 +107,19 @@ pub(crate) async fn boot(
             Err(error)
         }
     }
+}
+
+/// Holds each of the container's volumes (one writer or many readers).
+fn lease_volumes(
+    context: &BootContext<'_>,
+    config: &ContainerConfig,
+) -> Result<Vec<VolumeLease>, Error> {
+    let store = VolumeStore::new(context.root.path().join("volumes"));
+    config
+        .volumes
+        .iter()
+        .map(|volume| store.lease(&volume.name, volume.read_only))
+        .collect()
 }
 
 async fn start_vm(
@@ -144,6 +170,20 @@ async fn start_vm(
         disk_config = disk_config.read_only();
     }
     vm_config.disks.push(disk_config);
+    let volumes = VolumeStore::new(context.root.path().join("volumes"));
+    for volume in &config.volumes {
+        let found = volumes
+            .get(&volume.name)?
+            .ok_or_else(|| Error::InvalidOption {
+                option: "volume".to_owned(),
+                detail: format!("volume {} no longer exists: create it again", volume.name),
+            })?;
+        let mut disk = DiskConfig::new(&found.disk);
+        if volume.read_only {
+            disk = disk.read_only();
+        }
+        vm_config.disks.push(disk);
+    }
     if let Some(attachment) = attachment {
         vm_config.nics.push(NicConfig {
             tap: attachment.device.clone(),
@@ -229,7 +269,10 @@ async fn prepare_guest(
     config: &ContainerConfig,
     attachment: Option<&Attachment>,
 ) -> Result<(), Error> {
-    let mount = mount_rootfs(agent, config.read_only);
+    let mount = async {
+        mount_rootfs(agent, config.read_only).await?;
+        mount_volumes(agent, config).await
+    };
     let network = async {
         if let Some(attachment) = attachment {
             agent
@@ -248,6 +291,43 @@ async fn prepare_guest(
     mounted?;
     networked?;
     written
+}
+
+/// Mounts each volume's disk (`/dev/vdb`, …, after the root file system's)
+/// where the container's spec binds it from.
+async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<(), Error> {
+    for (index, volume) in config.volumes.iter().enumerate() {
+        let letter = char::from(b'b' + u8::try_from(index).unwrap_or(u8::MAX).min(24));
+        let options: &[&str] = match volume.read_only {
+            true => &["ro", "noatime"],
+            false => &["noatime", "discard"],
+        };
+        let mounted = agent
+            .mount(MountRequest {
+                source: format!("/dev/vd{letter}"),
+                target: spec::guest_volume_path(index),
+                fstype: "ext4".into(),
+                options: options.iter().map(|o| (*o).to_owned()).collect(),
+                create_target: true,
+            })
+            .await;
+        match mounted {
+            Ok(()) => {}
+            // A journal to replay cannot be replayed on a read-only disk.
+            Err(err) if volume.read_only && err.to_string().contains("Read-only file system") => {
+                return Err(Error::InvalidOption {
+                    option: "volume".to_owned(),
+                    detail: format!(
+                        "volume {} was left unclean by a VM that did not stop cleanly; \
+                         mount it read-write once (its journal is replayed then)",
+                        volume.name
+                    ),
+                });
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Mounts the container's disk at [`GUEST_ROOTFS`]. A read-only container's

@@ -253,6 +253,12 @@ impl ContainerStore {
             .collect())
     }
 
+    /// The ids of the containers (damaged ones too) that use volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>, Error> {
+        let users = self.configs_where(|config| config.volumes.iter().any(|v| v.name == name))?;
+        Ok(users.into_iter().map(|(id, _)| id.to_string()).collect())
+    }
+
     /// The containers whose configuration names network `network`, as
     /// `(id, name)`: a network they need to start.
     pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
@@ -442,6 +448,7 @@ mod tests {
             interactive: false,
             created_ms,
             platform: None,
+            volumes: Vec::new(),
         }
     }
 

@@ -74,8 +74,12 @@ pub fn container_spec(
             .iter()
             .any(|m| default.destination().as_os_str() == m.target())
     });
+    let mut volumes = 0;
     for mount in &options.mounts {
-        mounts.push(mount.to_spec()?);
+        mounts.push(mount.to_spec(volumes)?);
+        if matches!(mount, Mount::Volume(_)) {
+            volumes += 1;
+        }
     }
 
     let mut spec = Spec::default();

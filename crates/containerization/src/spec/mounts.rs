@@ -5,8 +5,10 @@
 //! and changes nothing in the VM's shape: containers with one still start
 //! from templates. Its options are Podman's: `rw,nosuid,nodev`, mode 1777,
 //! no size limit unless given (the kernel's default, half the VM's memory).
-//! Bind mounts and volumes are parsed as Docker spells them and refused
-//! with an error naming what is not built yet.
+//! A named volume is one more disk of the VM (see [`crate::volume`]),
+//! mounted by the guest at [`guest_volume_path`] and bound from there.
+//! Host directories and anonymous volumes are parsed as Docker spells them
+//! and refused with an error naming what is not built yet.
 //!
 //! ```
 //! use containerization::spec::Mount;
@@ -29,6 +31,25 @@ use crate::Error;
 pub enum Mount {
     /// A tmpfs at `target`.
     Tmpfs(TmpfsMount),
+    /// A named volume (see [`crate::volume`]), made on first use.
+    Volume(VolumeMount),
+}
+
+/// A named volume mounted in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name.
+    pub name: String,
+    /// Where, in the container (absolute).
+    pub target: String,
+    /// Mounted read-only (any number of containers may).
+    pub read_only: bool,
+}
+
+/// Where the guest mounts a container's `index`th volume, the source of
+/// its bind mount in the spec.
+pub fn guest_volume_path(index: usize) -> String {
+    format!("/run/cz/volumes/{index}")
 }
 
 /// A tmpfs: memory of the VM, gone with the container.
@@ -97,7 +118,57 @@ impl Mount {
     pub fn target(&self) -> &str {
         match self {
             Mount::Tmpfs(tmpfs) => &tmpfs.target,
+            Mount::Volume(volume) => &volume.target,
         }
+    }
+
+    /// `-v SOURCE:TARGET[:ro|rw]` as Docker reads it: a SOURCE without `/`
+    /// names a volume. Host directories and anonymous volumes (`-v TARGET`)
+    /// are refused: not built yet.
+    pub fn parse_volume_flag(flag: &str) -> Result<Self, Error> {
+        const OPTION: &str = "--volume";
+        let parts: Vec<&str> = flag.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [target] => {
+                return Err(invalid(
+                    OPTION,
+                    format!(
+                        "{flag:?}: anonymous volumes (-v {target}) are not supported yet; \
+                         name one: -v NAME:{target}"
+                    ),
+                ));
+            }
+            [source, target] => (*source, *target, ""),
+            [source, target, mode] => (*source, *target, *mode),
+            _ => {
+                return Err(invalid(
+                    OPTION,
+                    format!("{flag:?} is not SOURCE:TARGET[:ro|rw]"),
+                ));
+            }
+        };
+        if source.contains('/') || source.starts_with('.') || source.starts_with('~') {
+            return Err(invalid(
+                OPTION,
+                format!("{flag:?}: bind mounts of host paths are not supported yet; volumes are"),
+            ));
+        }
+        crate::volume::check_name(source)?;
+        let read_only = match mode {
+            "" | "rw" => false,
+            "ro" => true,
+            other => {
+                return Err(invalid(
+                    OPTION,
+                    format!("{flag:?}: unknown mode {other:?}; expected ro or rw"),
+                ));
+            }
+        };
+        Ok(Mount::Volume(VolumeMount {
+            name: source.to_owned(),
+            target: container_path(OPTION, target)?,
+            read_only,
+        }))
     }
 
     /// `--tmpfs PATH[:OPTIONS]`: options are `size=` (with k, m, g), `mode=`
@@ -142,6 +213,7 @@ impl Mount {
         const OPTION: &str = "--mount";
         let mut kind = None;
         let mut target = None;
+        let mut source = None;
         let mut size_bytes = None;
         let mut mode = None;
         let mut read_only = false;
@@ -150,6 +222,7 @@ impl Mount {
             match key {
                 "type" => kind = Some(value.to_owned()),
                 "target" | "destination" | "dst" => target = Some(value.to_owned()),
+                "source" | "src" => source = Some(value.to_owned()),
                 "tmpfs-size" => size_bytes = Some(parse_size(OPTION, value)?),
                 "tmpfs-mode" => mode = Some(parse_mode(OPTION, value)?),
                 "readonly" | "ro" => {
@@ -172,9 +245,26 @@ impl Mount {
                 }
             }
         }
+        let target = target.ok_or_else(|| invalid(OPTION, format!("{flag:?} names no target=")))?;
         match kind.as_deref() {
             Some("tmpfs") => {}
-            Some(other @ ("bind" | "volume")) => {
+            Some("volume") => {
+                let name = source.ok_or_else(|| {
+                    invalid(
+                        OPTION,
+                        format!(
+                            "{flag:?} names no source=: anonymous volumes are not supported yet"
+                        ),
+                    )
+                })?;
+                crate::volume::check_name(&name)?;
+                return Ok(Mount::Volume(VolumeMount {
+                    name,
+                    target: container_path(OPTION, &target)?,
+                    read_only,
+                }));
+            }
+            Some(other @ "bind") => {
                 return Err(invalid(
                     OPTION,
                     format!("type={other} mounts are not supported yet; type=tmpfs is"),
@@ -188,7 +278,6 @@ impl Mount {
             }
             None => return Err(invalid(OPTION, format!("{flag:?} names no type="))),
         }
-        let target = target.ok_or_else(|| invalid(OPTION, format!("{flag:?} names no target=")))?;
         Ok(Mount::Tmpfs(TmpfsMount {
             target: container_path(OPTION, &target)?,
             size_bytes,
@@ -198,9 +287,21 @@ impl Mount {
         }))
     }
 
-    /// The runtime spec's mount.
-    pub fn to_spec(&self) -> Result<SpecMount, Error> {
+    /// The runtime spec's mount; a volume's source is where the guest
+    /// mounted it, `volume_index` telling which of the container's volumes
+    /// it is.
+    pub fn to_spec(&self, volume_index: usize) -> Result<SpecMount, Error> {
         match self {
+            Mount::Volume(volume) => MountBuilder::default()
+                .destination(volume.target.clone())
+                .typ("bind")
+                .source(guest_volume_path(volume_index))
+                .options(vec![
+                    "rbind".to_owned(),
+                    if volume.read_only { "ro" } else { "rw" }.to_owned(),
+                ])
+                .build()
+                .map_err(|e| invalid("--volume", e.to_string())),
             Mount::Tmpfs(tmpfs) => {
                 let mut options = vec![
                     if tmpfs.read_only { "ro" } else { "rw" }.to_owned(),
@@ -247,6 +348,42 @@ mod tests {
     fn tmpfs(mount: Mount) -> TmpfsMount {
         match mount {
             Mount::Tmpfs(tmpfs) => tmpfs,
+            other => panic!("not a tmpfs: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn volume_flags_name_volumes_and_refuse_what_is_not_built() {
+        let v = Mount::parse_volume_flag("data:/var/lib/data:ro").unwrap();
+        assert_eq!(
+            v,
+            Mount::Volume(VolumeMount {
+                name: "data".into(),
+                target: "/var/lib/data".into(),
+                read_only: true
+            })
+        );
+        assert_eq!(
+            Mount::parse_mount_flag("type=volume,source=data,target=/var/lib/data,readonly")
+                .unwrap(),
+            v
+        );
+        let spec = v.to_spec(1).unwrap();
+        assert_eq!(
+            spec.source().as_ref().and_then(|s| s.to_str()),
+            Some("/run/cz/volumes/1")
+        );
+        assert_eq!(spec.options().clone().unwrap(), vec!["rbind", "ro"]);
+        for (flag, named) in [
+            ("/host:/ctr", "host paths"),
+            ("./rel:/ctr", "host paths"),
+            ("/ctr", "anonymous"),
+            ("data:/ctr:rx", "rx"),
+            ("bad name:/ctr", "volume name"),
+            ("data:relative", "absolute"),
+        ] {
+            let err = Mount::parse_volume_flag(flag).unwrap_err().to_string();
+            assert!(err.contains(named), "{flag}: {err}");
         }
     }
 
@@ -259,7 +396,7 @@ mod tests {
         );
         let spec = Mount::parse_tmpfs_flag("/scratch")
             .unwrap()
-            .to_spec()
+            .to_spec(0)
             .unwrap();
         assert_eq!(spec.destination().to_str(), Some("/scratch"));
         assert_eq!(
@@ -267,7 +404,7 @@ mod tests {
             vec!["rw", "nosuid", "nodev", "mode=1777"]
         );
         let sized = Mount::parse_tmpfs_flag("/run:size=16m,mode=1770,ro,noexec").unwrap();
-        let spec = sized.to_spec().unwrap();
+        let spec = sized.to_spec(0).unwrap();
         assert_eq!(
             spec.options().clone().unwrap(),
             vec![
