@@ -74,7 +74,6 @@ fn bad_mount_flags_exit_125_naming_the_problem() {
         ),
         (&["--mount", "type=bind,source=/tmp,target=/x"], "type=bind"),
         (&["-v", "/tmp:/x"], "host paths"),
-        (&["-v", "/anonymous"], "anonymous"),
         (&["-v", "a:/x", "-v", "b:/x"], "duplicate mount point: /x"),
         (&["--mount", "type=tmpfs"], "target="),
     ] {
@@ -155,4 +154,36 @@ fn a_named_volume_keeps_its_data_and_takes_one_writer_at_a_time() {
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stderr.contains("not a valid volume name"), "{bad:?}");
     assert!(world.container_folders().is_empty());
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_and_rm_v_only() {
+    let world = World::new();
+    let volumes = |world: &World| -> Vec<String> {
+        let ls = world.cctl(&["volume", "ls"]);
+        ls.stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+            .collect()
+    };
+    // `--rm` takes its anonymous volume along.
+    let ran = world.run(
+        &["-v", "/cache"],
+        &["sh", "-c", "echo x > /cache/f && cat /cache/f"],
+    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, "x\n"), "{ran:?}");
+    assert!(volumes(&world).is_empty(), "--rm left its anonymous volume");
+    // Without it, `rm` keeps the volume (named like an id) and `rm -v` does not.
+    for name in ["keep", "drop"] {
+        let ran = world.cctl(&["run", "--name", name, "-v", "/cache", &world.image, "true"]);
+        assert_eq!(ran.code, 0, "{ran:?}");
+    }
+    assert_eq!(world.cctl(&["rm", "keep"]).code, 0);
+    assert_eq!(world.cctl(&["rm", "-v", "drop"]).code, 0);
+    let left = volumes(&world);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].len(), 64, "named like an id: {left:?}");
+    assert_eq!(world.cctl(&["volume", "prune", "-f"]).code, 0);
+    assert!(volumes(&world).is_empty());
 }

@@ -172,6 +172,14 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
             // Docker's `Platform` is the OS alone; the architecture is ours.
             "Platform": config.platform.as_ref().map_or("linux".to_owned(), |p| p.os.clone()),
             "ImagePlatform": config.platform.as_ref().map(ToString::to_string),
+            // Docker's volume mounts; tmpfs mounts are in the spec.
+            "Mounts": config.volumes.iter().enumerate().map(|(i, v)| json!({
+                "Type": "volume",
+                "Name": v.name,
+                "Destination": volume_destination(&config.spec, i),
+                "RW": !v.read_only,
+                "Anonymous": v.anonymous,
+            })).collect::<Vec<_>>(),
             "State": {
                 "Status": match state.status {
                     Status::Running | Status::Starting if !alive => "exited".to_owned(),
@@ -290,4 +298,14 @@ fn cpu_percent(
 ) -> f64 {
     let wall = after.duration_since(before).as_micros().max(1) as f64;
     100.0 * after_usec.saturating_sub(before_usec) as f64 / wall
+}
+
+/// Where the container's `index`th volume is mounted, from its spec.
+fn volume_destination(spec: &serde_json::Value, index: usize) -> serde_json::Value {
+    let source = containerization::spec::guest_volume_path(index);
+    spec["mounts"]
+        .as_array()
+        .and_then(|mounts| mounts.iter().find(|m| m["source"] == source.as_str()))
+        .map(|m| m["destination"].clone())
+        .unwrap_or(serde_json::Value::Null)
 }

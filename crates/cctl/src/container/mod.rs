@@ -68,6 +68,9 @@ pub enum ContainerCommand {
         /// Kill a running container first.
         #[arg(short, long)]
         force: bool,
+        /// Remove the container's anonymous volumes too.
+        #[arg(short, long)]
+        volumes: bool,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -198,9 +201,13 @@ impl ContainerCommand {
                 }
                 Ok(0)
             }
-            Self::Rm { force, containers } => {
+            Self::Rm {
+                force,
+                volumes,
+                containers,
+            } => {
                 for name in containers {
-                    manager.remove(&name, force).await?;
+                    manager.remove_with_volumes(&name, force, volumes).await?;
                     println!("{name}");
                 }
                 Ok(0)

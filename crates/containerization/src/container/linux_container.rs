@@ -16,6 +16,7 @@ use super::owner;
 use super::process::{ExitStatus, LinuxProcess, StdioConfig};
 use super::record::{ContainerConfig, ContainerState, Status, now_ms};
 use super::sandbox::{self, BootContext, Sandbox};
+use crate::volume::VolumeStore;
 use crate::{ContainerId, Error, spec};
 
 /// The agent's id for a container's first process.
@@ -282,6 +283,8 @@ impl LinuxContainer {
         })?;
         if self.config.auto_remove {
             store.remove(&id)?;
+            let volumes = VolumeStore::new(self.inner.root.path().join("volumes"));
+            super::manager::remove_anonymous(&volumes, &self.config.volumes);
         }
         tracing::debug!("container taken down");
         Ok(())

@@ -48,6 +48,16 @@ pub struct CreateOptions {
     pub interactive: bool,
 }
 
+/// Removes the anonymous ones of `volumes`, once their container is gone;
+/// one that cannot be removed is logged and left for `volume prune`.
+pub(crate) fn remove_anonymous(store: &VolumeStore, volumes: &[VolumeUse]) {
+    for volume in volumes.iter().filter(|v| v.anonymous) {
+        if let Err(error) = store.remove(&volume.name) {
+            tracing::warn!(volume = %volume.name, %error, "cannot remove an anonymous volume");
+        }
+    }
+}
+
 /// The most named volumes one container may have: each is a virtio-blk
 /// disk of its VM, beside the root file system's, the network's, the
 /// agent's port and the balloon on `microvm`'s virtio-mmio transports.
@@ -290,6 +300,21 @@ impl ContainerManager {
             .map(|name| parse_signal(&name))
             .transpose()?
             .unwrap_or(15);
+        let mut volumes = Vec::new();
+        for mount in &container_options.mounts {
+            if let spec::Mount::Volume(volume) = mount {
+                volumes.push(VolumeUse {
+                    // An anonymous volume gets a name like an id, as Docker
+                    // names one.
+                    name: match &volume.name {
+                        Some(name) => name.clone(),
+                        None => new_id()?.to_string(),
+                    },
+                    read_only: volume.read_only,
+                    anonymous: volume.name.is_none(),
+                });
+            }
+        }
         let config = ContainerConfig {
             id: id.clone(),
             name,
@@ -309,17 +334,7 @@ impl ContainerManager {
             interactive: options.interactive,
             created_ms: now_ms(),
             platform: Some(actual),
-            volumes: container_options
-                .mounts
-                .iter()
-                .filter_map(|mount| match mount {
-                    spec::Mount::Volume(volume) => Some(VolumeUse {
-                        name: volume.name.clone(),
-                        read_only: volume.read_only,
-                    }),
-                    _ => None,
-                })
-                .collect(),
+            volumes,
         };
         if config.volumes.len() > MAX_VOLUMES {
             return Err(Error::InvalidOption {
@@ -400,8 +415,26 @@ impl ContainerManager {
     /// released as far as can be known, its live owner killed only with
     /// `force`.
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), Error> {
+        self.remove_with_volumes(name_or_id, force, false).await
+    }
+
+    /// [`Self::remove`], and with `anonymous_volumes` the container's
+    /// anonymous volumes too (`docker rm -v`).
+    pub async fn remove_with_volumes(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        anonymous_volumes: bool,
+    ) -> Result<(), Error> {
         match self.find(name_or_id)? {
-            Found::Container(container) => container.delete(force).await,
+            Found::Container(container) => {
+                let volumes = container.config().volumes.clone();
+                container.delete(force).await?;
+                if anonymous_volumes {
+                    remove_anonymous(&self.volumes(), &volumes);
+                }
+                Ok(())
+            }
             Found::Damaged(damaged) => super::damaged::remove(&self.inner, &damaged, force).await,
         }
     }

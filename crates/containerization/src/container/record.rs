@@ -77,6 +77,10 @@ pub struct VolumeUse {
     pub name: String,
     /// Whether the container only reads it.
     pub read_only: bool,
+    /// Made for this container (`-v PATH`): removed with it by `--rm` or
+    /// `rm -v`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
 }
 
 /// Where a container is in its life.

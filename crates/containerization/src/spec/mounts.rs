@@ -7,8 +7,8 @@
 //! no size limit unless given (the kernel's default, half the VM's memory).
 //! A named volume is one more disk of the VM (see [`crate::volume`]),
 //! mounted by the guest at [`guest_volume_path`] and bound from there.
-//! Host directories and anonymous volumes are parsed as Docker spells them
-//! and refused with an error naming what is not built yet.
+//! Host directories are parsed as Docker spells them and refused with an
+//! error naming what is not built yet.
 //!
 //! ```
 //! use containerization::spec::Mount;
@@ -38,8 +38,10 @@ pub enum Mount {
 /// A named volume mounted in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {
-    /// The volume's name.
-    pub name: String,
+    /// The volume's name; `None` for an anonymous volume (`-v PATH`),
+    /// named when the container is made and removed with it by `--rm` or
+    /// `rm -v`, as Docker does.
+    pub name: Option<String>,
     /// Where, in the container (absolute).
     pub target: String,
     /// Mounted read-only (any number of containers may).
@@ -130,13 +132,11 @@ impl Mount {
         let parts: Vec<&str> = flag.split(':').collect();
         let (source, target, mode) = match parts.as_slice() {
             [target] => {
-                return Err(invalid(
-                    OPTION,
-                    format!(
-                        "{flag:?}: anonymous volumes (-v {target}) are not supported yet; \
-                         name one: -v NAME:{target}"
-                    ),
-                ));
+                return Ok(Mount::Volume(VolumeMount {
+                    name: None,
+                    target: container_path(OPTION, target)?,
+                    read_only: false,
+                }));
             }
             [source, target] => (*source, *target, ""),
             [source, target, mode] => (*source, *target, *mode),
@@ -165,7 +165,7 @@ impl Mount {
             }
         };
         Ok(Mount::Volume(VolumeMount {
-            name: source.to_owned(),
+            name: Some(source.to_owned()),
             target: container_path(OPTION, target)?,
             read_only,
         }))
@@ -249,15 +249,11 @@ impl Mount {
         match kind.as_deref() {
             Some("tmpfs") => {}
             Some("volume") => {
-                let name = source.ok_or_else(|| {
-                    invalid(
-                        OPTION,
-                        format!(
-                            "{flag:?} names no source=: anonymous volumes are not supported yet"
-                        ),
-                    )
-                })?;
-                crate::volume::check_name(&name)?;
+                // No source: an anonymous volume, as Docker makes one.
+                if let Some(name) = &source {
+                    crate::volume::check_name(name)?;
+                }
+                let name = source;
                 return Ok(Mount::Volume(VolumeMount {
                     name,
                     target: container_path(OPTION, &target)?,
@@ -358,7 +354,7 @@ mod tests {
         assert_eq!(
             v,
             Mount::Volume(VolumeMount {
-                name: "data".into(),
+                name: Some("data".into()),
                 target: "/var/lib/data".into(),
                 read_only: true
             })
@@ -368,6 +364,15 @@ mod tests {
                 .unwrap(),
             v
         );
+        let anonymous = Mount::parse_volume_flag("/cache").unwrap();
+        assert_eq!(
+            anonymous,
+            Mount::parse_mount_flag("type=volume,target=/cache").unwrap()
+        );
+        assert!(matches!(
+            anonymous,
+            Mount::Volume(VolumeMount { name: None, .. })
+        ));
         let spec = v.to_spec(1).unwrap();
         assert_eq!(
             spec.source().as_ref().and_then(|s| s.to_str()),
@@ -377,7 +382,6 @@ mod tests {
         for (flag, named) in [
             ("/host:/ctr", "host paths"),
             ("./rel:/ctr", "host paths"),
-            ("/ctr", "anonymous"),
             ("data:/ctr:rx", "rx"),
             ("bad name:/ctr", "volume name"),
             ("data:relative", "absolute"),

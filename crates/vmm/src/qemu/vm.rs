@@ -138,6 +138,24 @@ fn start_helper(program: &Path, run_dir: &Path) -> Result<(Child, PathBuf), VmmE
     Ok((helper, vhost_socket))
 }
 
+/// Connects to the helper's vhost-user socket: the file appears when the
+/// helper binds it, a moment before it listens, so a refusal is retried for
+/// a while.
+fn connect_helper(socket: &Path) -> std::io::Result<UnixStream> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match UnixStream::connect(socket) {
+            Err(err)
+                if err.kind() == std::io::ErrorKind::ConnectionRefused
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
 impl QemuVm {
     /// Starts the VM and waits (up to `ready_timeout`) until its agent answers.
     pub(crate) async fn start(
@@ -168,7 +186,7 @@ impl QemuVm {
                 let (child, socket) = start_helper(program, &config.run_dir)?;
                 helper = Some(child);
                 // Connected here and handed to QEMU: QEMU needs no path.
-                match UnixStream::connect(&socket) {
+                match connect_helper(&socket) {
                     Ok(stream) => agent_fd = Some(OwnedFd::from(stream)),
                     Err(err) => {
                         if let Some(mut helper) = helper {
