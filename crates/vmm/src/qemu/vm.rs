@@ -138,6 +138,17 @@ fn start_helper(program: &Path, run_dir: &Path) -> Result<(Child, PathBuf), VmmE
     Ok((helper, vhost_socket))
 }
 
+/// The vsock helper while QEMU starts: killed if the start fails.
+struct HelperGuard(Option<Child>);
+
+impl Drop for HelperGuard {
+    fn drop(&mut self) {
+        if let Some(helper) = self.0.as_mut() {
+            kill_and_reap(helper);
+        }
+    }
+}
+
 /// Connects to the helper's vhost-user socket: the file appears when the
 /// helper binds it, a moment before it listens, so a refusal is retried for
 /// a while.
@@ -180,21 +191,16 @@ impl QemuVm {
         config.validate()?;
         run_folder::prepare(&config.run_dir)?;
         let hybrid = config.run_dir.join("vsock.sock");
-        let (mut helper, mut cid, mut proxy, mut agent_fd) = (None, None, None, None);
+        // Killed on any early return below; taken by the VM once it runs.
+        let mut helper = HelperGuard(None);
+        let (mut cid, mut proxy, mut agent_fd) = (None, None, None);
         let endpoint = match &config.vsock {
             VsockBackend::VhostUser { program } => {
                 let (child, socket) = start_helper(program, &config.run_dir)?;
-                helper = Some(child);
+                helper.0 = Some(child);
                 // Connected here and handed to QEMU: QEMU needs no path.
-                match connect_helper(&socket) {
-                    Ok(stream) => agent_fd = Some(OwnedFd::from(stream)),
-                    Err(err) => {
-                        if let Some(mut helper) = helper {
-                            kill_and_reap(&mut helper);
-                        }
-                        return Err(io_at(&socket)(err));
-                    }
-                }
+                let stream = connect_helper(&socket).map_err(io_at(&socket))?;
+                agent_fd = Some(OwnedFd::from(stream));
                 VsockEndpoint::Hybrid(hybrid)
             }
             VsockBackend::Kernel => {
@@ -260,17 +266,12 @@ impl QemuVm {
         drop(handoff);
         let qemu = match spawned {
             Ok(child) => child,
-            Err(source) => {
-                if let Some(mut helper) = helper {
-                    kill_and_reap(&mut helper);
-                }
-                return Err(confinement.spawn_error(config, source));
-            }
+            Err(source) => return Err(confinement.spawn_error(config, source)),
         };
         let mut vm = Self {
             qemu,
             program: config.qemu.clone(),
-            helper,
+            helper: helper.0.take(),
             proxy,
             _cid: cid,
             _user: user,
