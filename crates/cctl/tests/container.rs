@@ -156,14 +156,12 @@ fn stdin_round_trips_and_a_tty_is_a_tty() {
          {cctl} exec -t shell sh -c 'echo exec:; {probe}'",
         image = world.image
     );
-    let mut command = world.netns.command("script");
-    command
-        .args(["-qec", &inner, "/dev/null"])
-        .env("CZ_ROOT", world.root.path())
+    let out = world
+        .in_terminal(&inner)
         .env("COLUMNS", "100")
         .env("LINES", "30")
-        .stdin(Stdio::null());
-    let out = command.output().expect("script runs");
+        .output()
+        .expect("script runs");
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success(),

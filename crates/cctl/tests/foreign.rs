@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::process::Stdio;
-
 use containerization_testkit::{Fixture, fixture};
 use support::{Ran, World};
 
@@ -77,14 +75,7 @@ fn every_emulated_architecture_runs_execs_and_has_a_tty() {
         );
         let inner =
             format!("{cctl} exec -t {binary} sh -c 'test -t 0 && test -t 1 && echo is-a-tty'");
-        let out = world
-            .netns
-            .command("script")
-            .args(["-qec", &inner, "/dev/null"])
-            .env("CZ_ROOT", world.root.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("script runs");
+        let out = world.in_terminal(&inner).output().expect("script runs");
         let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
         assert!(stdout.contains("is-a-tty"), "{binary}: exec -t: {stdout}");
         let rm = world.cctl(&["rm", "-f", binary]);
@@ -133,14 +124,7 @@ fn a_foreign_container_takes_exec_a_tty_setuid_and_scripts_as_a_native_one() {
         "{cctl} run --rm -t {arm64} sh -c 'echo run:; {probe}'; \
          {cctl} exec -t arm sh -c 'echo exec:; {probe}'"
     );
-    let out = world
-        .netns
-        .command("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("CZ_ROOT", world.root.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("script runs");
+    let out = world.in_terminal(&inner).output().expect("script runs");
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(out.status.success(), "{stdout}");
     let (run_part, exec_part) = stdout.split_once("exec:").expect("both ran");

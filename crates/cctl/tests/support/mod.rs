@@ -140,6 +140,17 @@ impl World {
         child.wait_with_output().expect("cctl ends").into()
     }
 
+    /// script(1) running `shell` in a pseudo-terminal inside the namespace,
+    /// with this world's state root; its standard input is empty.
+    pub fn in_terminal(&self, shell: &str) -> Command {
+        let mut command = self.netns.command("script");
+        command
+            .args(["-qec", shell, "/dev/null"])
+            .env("CZ_ROOT", self.root.path())
+            .stdin(Stdio::null());
+        command
+    }
+
     /// `cctl run --rm IMAGE args…`, asserting nothing.
     pub fn run(&self, flags: &[&str], args: &[&str]) -> Ran {
         let mut all = vec!["run", "--rm"];

@@ -346,17 +346,24 @@ impl ContainerManager {
                 ),
             });
         }
+        // A platform that cannot run here is refused before anything is
+        // made; only a foreign one needs the kernel's configuration.
+        let named_kernel = match &config.kernel {
+            Some(name) => Some(self.inner.root.kernels().get(name)?),
+            None => None,
+        };
+        if !super::sandbox::runs_natively(&config) {
+            let kernel = match named_kernel {
+                Some(kernel) => kernel,
+                None => self.inner.root.kernels().default_kernel()?.0,
+            };
+            if let Some(emulator) = super::sandbox::emulator(&config, &kernel)? {
+                emulator.initramfs_file()?;
+            }
+        }
         // Volumes are made on first use, as Docker makes them.
         for volume in &config.volumes {
             self.volumes().create(&volume.name)?;
-        }
-        // A platform that cannot run here is refused before anything is made.
-        let kernel = match &config.kernel {
-            Some(name) => self.inner.root.kernels().get(name)?,
-            None => self.inner.root.kernels().default_kernel()?.0,
-        };
-        if let Some(emulator) = super::sandbox::emulator(&config, &kernel)? {
-            emulator.initramfs_file()?;
         }
         let rootfs = self.inner.rootfs.clone();
         let base = tokio::task::spawn_blocking(move || rootfs.base(&manifest, &layers))

@@ -217,14 +217,22 @@ pub(crate) fn emulator(
     config: &ContainerConfig,
     kernel: &Kernel,
 ) -> Result<Option<&'static Emulator>, Error> {
-    let host = Platform::host();
     match &config.platform {
         // The common case reads no kernel configuration.
-        Some(platform) if !host.runs(platform) => {
-            emulator_for(&host, platform, kernel_runs_32_bit(kernel))
+        Some(platform) if !runs_natively(config) => {
+            emulator_for(&Platform::host(), platform, kernel_runs_32_bit(kernel))
         }
         _ => Ok(None),
     }
+}
+
+/// Whether the host runs container `config`'s image without an emulator
+/// (records made before the platform was kept run natively).
+pub(crate) fn runs_natively(config: &ContainerConfig) -> bool {
+    config
+        .platform
+        .as_ref()
+        .is_none_or(|platform| Platform::host().runs(platform))
 }
 
 /// What a guest restored from a template shares with the template and

@@ -101,9 +101,10 @@ impl Handoff {
             handoff.disks.push(DiskFds { set, backing_set });
         }
         for nic in &config.nics {
+            // The error names the device already.
             let queue = containerization_netlink::open_tap(&nic.tap).map_err(|source| {
                 VmmError::InvalidConfig {
-                    message: format!("cannot open tap device {}: {source}", nic.tap),
+                    message: format!("cannot open a queue for QEMU: {source}"),
                 }
             })?;
             let fd = handoff.hold(queue.into());
