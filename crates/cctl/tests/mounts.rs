@@ -1,10 +1,232 @@
 //! Mounts a container asks for, in real VMs: tmpfs (`--tmpfs`, `--mount
-//! type=tmpfs`) with Podman's options, and bad mount flags refused as
-//! Docker refuses them.
+//! type=tmpfs`) with Podman's options, host folders and files (`-v
+//! HOST:CTR`, `--mount type=bind`), named and anonymous volumes, and bad
+//! mount flags refused as Docker refuses them.
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use support::World;
+
+/// The pids of 9p share helpers whose command line mentions `needle`.
+fn share_helpers_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("virtfs-proxy-helper") && cmdline.contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits up to 5 s for no share helper of `needle` to be left.
+fn assert_no_share_helper(needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !share_helpers_with(needle).is_empty() {
+        assert!(Instant::now() < deadline, "a 9p helper outlived its VM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Mounts of this host's namespace under `dir`.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let dir = dir.to_string_lossy().into_owned();
+    mounts
+        .lines()
+        .filter(|line| line.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn host_folders_and_files_are_shared_both_ways_as_docker_binds_them() {
+    let world = World::new();
+    let host = tempfile::tempdir().expect("host folder");
+    let dir = host.path().join("a folder");
+    let nested = host.path().join("nested");
+    let read_only = host.path().join("ro");
+    let made = host.path().join("made/by/run");
+    for folder in [&dir, &nested, &read_only] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    std::fs::create_dir(dir.join("sub dir")).unwrap();
+    std::fs::write(dir.join("sub dir/héllo wörld.txt"), "from the host\n").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc-link")).unwrap();
+    std::fs::write(nested.join("inner"), "nested\n").unwrap();
+    let file = host.path().join("app.conf");
+    std::fs::write(&file, "setting=1\n").unwrap();
+    let v = |source: &Path, target: &str| format!("{}:{target}", source.display());
+    let ran = world.run(
+        &[
+            "-v",
+            &v(&dir, "/data"),
+            "-v",
+            &v(&nested, "/data/nested"),
+            "-v",
+            &format!("{}:/etc/app.conf:ro", file.display()),
+            "--mount",
+            &format!(
+                "type=bind,source={},target=/ro,readonly",
+                read_only.display()
+            ),
+            "-v",
+            &v(&made, "/made"),
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat '/data/sub dir/héllo wörld.txt' /data/nested/inner /etc/app.conf; \
+             cat /data/etc-link/hostname | wc -c; \
+             echo written > /data/out && mkdir /data/newdir && echo n > /data/nested/n; \
+             touch /made/here; \
+             touch /ro/x 2>&1; echo more >> /etc/app.conf 2>&1; \
+             su nobody -s /bin/sh -c 'touch /data/by-nobody' 2>&1; \
+             ls /ro /etc | grep -c app.conf",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let out = &ran.stdout;
+    assert!(
+        out.starts_with("from the host\nnested\nsetting=1\n"),
+        "{ran:?}"
+    );
+    // `/data/etc-link` is the guest's /etc: its hostname is the container's
+    // 12 characters (and a newline), not the host's.
+    let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert!(out.contains("\n13\n"), "{ran:?}");
+    assert_ne!(
+        host_name.len(),
+        13,
+        "the host's hostname has another length"
+    );
+    let said = format!("{out}{}", ran.stderr);
+    for refused in [
+        "touch: /ro/x: Read-only file system",
+        "can't create /etc/app.conf: Read-only file system",
+        "touch: /data/by-nobody: Permission denied",
+    ] {
+        assert!(said.contains(refused), "{refused:?} missing: {ran:?}");
+    }
+    assert!(out.ends_with("\n1\n"), "{ran:?}");
+    // What the container's root made is root's on the host, as in Docker.
+    let written = dir.join("out");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "written\n");
+    let meta = std::fs::metadata(&written).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    assert!(dir.join("newdir").is_dir());
+    assert_eq!(std::fs::read_to_string(nested.join("n")).unwrap(), "n\n");
+    assert!(
+        made.join("here").is_file(),
+        "-v makes a missing host folder"
+    );
+    assert_eq!(std::fs::read_dir(&read_only).unwrap().count(), 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "setting=1\n");
+    assert!(!dir.join("by-nobody").exists());
+    assert!(host_mounts_under(world.root.path()).is_empty());
+    assert!(host_mounts_under(Path::new("/run/containerization")).is_empty());
+}
+
+#[test]
+fn a_template_restore_binds_each_runs_own_folder_read_only_on_the_host() {
+    let world = World::new();
+    let host = tempfile::tempdir().expect("host folder");
+    let (one, two) = (host.path().join("one"), host.path().join("two"));
+    for (dir, name) in [(&one, "one"), (&two, "two")] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("which"), name).unwrap();
+    }
+    // The first run builds the template with one 9p device, the second is
+    // restored from it with another folder behind the device.
+    for (dir, name) in [(&one, "one"), (&two, "two")] {
+        let ran = world.run(
+            &["-v", &format!("{}:/data:ro", dir.display())],
+            &["cat", "/data/which"],
+        );
+        assert_eq!((ran.code, ran.stdout.as_str()), (0, name), "{ran:?}");
+    }
+    // Read-only is the host's doing too: the helper's export is a
+    // read-only mount in its own namespace, so even a QEMU that asked
+    // could not write.
+    world.detach(
+        "holder",
+        &["-v", &format!("{}:/data:ro", one.display())],
+        &["sleep", "300"],
+    );
+    let id = world.inspect("holder")["Id"].as_str().unwrap().to_owned();
+    // Its run folder is named by the id's first 16 characters.
+    let helpers = share_helpers_with(&id[..16]);
+    assert_eq!(helpers.len(), 1, "one helper serves the VM's shares");
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", helpers[0])).unwrap();
+    let export = mountinfo
+        .lines()
+        // The helper has chrooted into its export: share 0 is `/0`.
+        .find(|line| line.split(' ').nth(4) == Some("/0"))
+        .unwrap_or_else(|| panic!("no export in the helper's namespace: {mountinfo}"));
+    let options: Vec<&str> = export.split(' ').nth(5).unwrap().split(',').collect();
+    for option in ["ro", "nosuid", "nodev"] {
+        assert!(options.contains(&option), "{option} missing: {export}");
+    }
+    assert!(
+        host_mounts_under(Path::new("/run/containerization")).is_empty(),
+        "the export is mounted only in the helper's namespace"
+    );
+    let inspect = world.inspect("holder");
+    let mounts = inspect["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{inspect}");
+    assert_eq!(mounts[0]["Type"], "bind");
+    assert_eq!(mounts[0]["Source"], one.to_string_lossy().as_ref());
+    assert_eq!(mounts[0]["Destination"], "/data");
+    assert_eq!(mounts[0]["RW"], false);
+    assert_eq!(world.cctl(&["rm", "-f", "holder"]).code, 0);
+    assert_no_share_helper(&id[..16]);
+
+    // SIGKILL of a foreground `cctl run` takes its helpers with its VM.
+    let mut child = world
+        .command(&[
+            "run",
+            "--name",
+            "victim",
+            "-v",
+            &format!("{}:/data", two.display()),
+            &world.image,
+            "sleep",
+            "300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cctl run");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let ran = world.cctl(&["inspect", "victim"]);
+        if ran.code == 0 && ran.stdout.contains("\"Running\": true") {
+            let json: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+            break json[0]["Id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "never ran: {ran:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(share_helpers_with(&id[..16]).len(), 1);
+    child.kill().expect("SIGKILL cctl run");
+    let _ = child.wait();
+    assert_no_share_helper(&id[..16]);
+    assert!(
+        support::qemu_with(&id[..16]).is_empty() || {
+            std::thread::sleep(Duration::from_secs(5));
+            support::qemu_with(&id[..16]).is_empty()
+        }
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "victim"]).code, 0);
+}
 
 #[test]
 fn tmpfs_mounts_have_their_size_mode_and_read_only_flag() {
@@ -72,8 +294,21 @@ fn bad_mount_flags_exit_125_naming_the_problem() {
             &["--tmpfs", "/a", "--mount", "type=tmpfs,target=/a"],
             "duplicate mount point: /a",
         ),
-        (&["--mount", "type=bind,source=/tmp,target=/x"], "type=bind"),
-        (&["-v", "/tmp:/x"], "host paths"),
+        (
+            &["--mount", "type=bind,source=/nonexistent/cz,target=/x"],
+            "bind source path does not exist: /nonexistent/cz",
+        ),
+        (&["--mount", "type=bind,source=/tmp,target=rel"], "absolute"),
+        (
+            &["-v", "/tmp:/x", "-v", "/var:/x"],
+            "duplicate mount point: /x",
+        ),
+        (
+            &[
+                "-v", "/tmp:/h", "-v", "a:/1", "-v", "b:/2", "-v", "c:/3", "-v", "d:/4",
+            ],
+            "can have at most 3: QEMU's microvm machine has 8 virtio slots",
+        ),
         (&["-v", "a:/x", "-v", "b:/x"], "duplicate mount point: /x"),
         (&["--mount", "type=tmpfs"], "target="),
     ] {

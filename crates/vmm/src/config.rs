@@ -119,6 +119,55 @@ pub struct NicConfig {
     pub mac: MacAddress,
 }
 
+/// The most host paths one VM shares (see [`ShareConfig`]).
+pub const MAX_SHARES: usize = 64;
+
+/// The 9p mount tag of a VM's shared host paths: share `i` of
+/// [`VmConfig::shares`] is the entry named `i` at the device's root.
+pub const SHARE_TAG: &str = "cz.shares";
+
+/// A host folder or file shared with the guest over 9p: one
+/// `virtio-9p-device` (tag [`SHARE_TAG`]) carries all of a VM's shares.
+///
+/// QEMU never opens a shared file: the device is served by a
+/// `virtfs-proxy-helper` that runs as root, in a mount namespace of its
+/// own where each share is a bind mount of its source (read-only for a
+/// read-only share), and that chroots into them, so no path the guest
+/// names, symlinks included, resolves outside them. Whether a VM has
+/// shares is in a template's key, their number and sources are not: a VM
+/// restored from a template gets its own paths behind the same device.
+///
+/// ```
+/// use containerization_vmm::{SHARE_TAG, ShareConfig};
+///
+/// let share = ShareConfig::new("/srv/site").read_only();
+/// assert!(share.read_only);
+/// assert_eq!(SHARE_TAG, "cz.shares");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    /// The host folder or file (absolute).
+    pub source: PathBuf,
+    /// The guest may only read it; the host side refuses writes.
+    pub read_only: bool,
+}
+
+impl ShareConfig {
+    /// A writable share of `source`.
+    pub fn new(source: impl Into<PathBuf>) -> Self {
+        Self {
+            source: source.into(),
+            read_only: false,
+        }
+    }
+
+    /// The same share, read-only.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+}
+
 /// Where guest memory lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MemoryBacking {
@@ -153,6 +202,10 @@ pub struct VmConfig {
     pub disks: Vec<DiskConfig>,
     /// Network interfaces, attached as virtio-net in order (`eth0`, ...).
     pub nics: Vec<NicConfig>,
+    /// Host paths shared over one 9p device, in order (see [`ShareConfig`]).
+    pub shares: Vec<ShareConfig>,
+    /// The 9p proxy helper that serves each share.
+    pub share_helper: PathBuf,
     /// How the host reaches the guest's vsock.
     pub vsock: VsockBackend,
     /// A virtio-balloon with free page reporting, so memory the guest frees
@@ -209,6 +262,9 @@ fn jail_by_default() -> bool {
     std::env::var("CZ_QEMU_JAIL").as_deref() != Ok("off")
 }
 
+/// Debian's QEMU 9p proxy helper, the default [`VmConfig::share_helper`].
+pub const DEFAULT_SHARE_HELPER: &str = "/usr/lib/qemu/virtfs-proxy-helper";
+
 /// The default of [`VmConfig::console_max_bytes`].
 pub const DEFAULT_CONSOLE_MAX_BYTES: u64 = 1024 * 1024;
 
@@ -235,6 +291,8 @@ impl VmConfig {
             cmdline: Vec::new(),
             disks: Vec::new(),
             nics: Vec::new(),
+            shares: Vec::new(),
+            share_helper: PathBuf::from(DEFAULT_SHARE_HELPER),
             vsock,
             balloon: true,
             run_dir: run_dir.into(),
@@ -298,6 +356,40 @@ impl VmConfig {
                     disk.path.display()
                 ));
             }
+        }
+        if self.shares.len() > MAX_SHARES {
+            return invalid(format!(
+                "{} shared folders asked for; a VM can have at most {MAX_SHARES}",
+                self.shares.len()
+            ));
+        }
+        for share in &self.shares {
+            if !share.source.is_absolute() {
+                return invalid(format!(
+                    "shared folder {} is not an absolute path",
+                    share.source.display()
+                ));
+            }
+            if std::fs::metadata(&share.source).is_err() {
+                return invalid(format!(
+                    "shared folder {} does not exist",
+                    share.source.display()
+                ));
+            }
+        }
+        if !self.shares.is_empty() && self.kernel.has_9p() == Some(false) {
+            return invalid(format!(
+                "shared folders are 9p file systems, and kernel {} has no 9p over virtio \
+                 (CONFIG_9P_FS, CONFIG_NET_9P_VIRTIO): use the kernel `make kernel` builds",
+                self.kernel.name()
+            ));
+        }
+        if !self.shares.is_empty() && !self.share_helper.is_file() {
+            return invalid(format!(
+                "shared folders need QEMU's 9p proxy helper {}, which is missing \
+                 (Debian's qemu-system-common has it): run scripts/setup",
+                self.share_helper.display()
+            ));
         }
         for (i, nic) in self.nics.iter().enumerate() {
             if nic.tap.is_empty() || nic.tap.len() > 15 || nic.tap.contains([',', '/', ' ']) {

@@ -28,6 +28,8 @@ pub const WANTED_MODULES: &[&str] = &[
     "overlay",
     "fuse",
     "virtiofs",
+    "9pnet_virtio",
+    "9p",
     "binfmt_misc",
 ];
 

@@ -122,6 +122,18 @@ impl Kernel {
         path.is_file().then_some(path)
     }
 
+    /// Whether the kernel can mount 9p shares over virtio (see
+    /// [`crate::ShareConfig`]): `None` when its configuration is not known.
+    pub fn has_9p(&self) -> Option<bool> {
+        let config = std::fs::read_to_string(self.config()?).ok()?;
+        let enabled = |symbol: &str| {
+            config
+                .lines()
+                .any(|line| line == format!("{symbol}=y") || line == format!("{symbol}=m"))
+        };
+        Some(enabled("CONFIG_9P_FS") && enabled("CONFIG_NET_9P_VIRTIO"))
+    }
+
     /// The most CPUs the kernel brings up (`CONFIG_NR_CPUS`), when its
     /// configuration says; vCPUs beyond it would only cost the host threads.
     pub fn max_cpus(&self) -> Option<u32> {

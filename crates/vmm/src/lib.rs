@@ -64,8 +64,8 @@ pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
 pub use catalogue_edit::{NewKernel, image_release};
 pub use config::{
-    CacheMode, DEFAULT_CONSOLE_MAX_BYTES, DiskConfig, DiskFormat, MIN_MEMORY_MIB, MemoryBacking,
-    NicConfig, VmConfig,
+    CacheMode, DEFAULT_CONSOLE_MAX_BYTES, DEFAULT_SHARE_HELPER, DiskConfig, DiskFormat, MAX_SHARES,
+    MIN_MEMORY_MIB, MemoryBacking, NicConfig, SHARE_TAG, ShareConfig, VmConfig,
 };
 pub use containerization_netlink::MacAddress;
 pub use error::VmmError;

@@ -9,9 +9,9 @@
 //!
 //! The key hashes everything the guest saw while it booted: the kernel, the
 //! initramfs, CPUs, memory, the kernel command line, the accelerator, QEMU,
-//! the balloon, each disk's size and mode, and the number of NICs. Disk
-//! files, tap devices and MAC addresses are not in it: a restored VM gets
-//! its own (a template never mounts its disks; vminitd drops cached blocks
+//! the balloon, each disk's size and mode, the number of NICs and whether
+//! host paths are shared. Disk files, tap devices, MAC addresses and the
+//! host paths behind the 9p device are not in it: a restored VM gets its own (a template never mounts its disks; vminitd drops cached blocks
 //! before a mount). What the template's guest kept that a restored one must
 //! not share (its random generator's state, its clock, its NIC's MAC) is the
 //! caller's to reset over the agent; see [`Origin`].
@@ -98,12 +98,13 @@ impl TemplateCache {
         let qemu = which(&config.qemu);
         put(&file_identity(&qemu).unwrap_or_else(|_| qemu.display().to_string()));
         put(&format!(
-            "cpus={} memory={} accel={} balloon={} nics={}",
+            "cpus={} memory={} accel={} balloon={} nics={} shares={}",
             config.cpus,
             config.memory_mib,
             config.accel,
             config.balloon,
-            config.nics.len()
+            config.nics.len(),
+            !config.shares.is_empty()
         ));
         // The TSC frequency word follows the host's "cpu MHz", which moves
         // with frequency scaling on some hosts; a restored guest keeps the

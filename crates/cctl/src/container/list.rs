@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use containerization::spec::{guest_share_path, guest_volume_path};
 use containerization::{
     ContainerConfig, ContainerManager, ContainerState, DamagedContainer, Found, Status,
 };
@@ -172,14 +173,19 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
             // Docker's `Platform` is the OS alone; the architecture is ours.
             "Platform": config.platform.as_ref().map_or("linux".to_owned(), |p| p.os.clone()),
             "ImagePlatform": config.platform.as_ref().map(ToString::to_string),
-            // Docker's volume mounts; tmpfs mounts are in the spec.
+            // Docker's volume and bind mounts; tmpfs mounts are in the spec.
             "Mounts": config.volumes.iter().enumerate().map(|(i, v)| json!({
                 "Type": "volume",
                 "Name": v.name,
-                "Destination": volume_destination(&config.spec, i),
+                "Destination": mount_destination(&config.spec, &guest_volume_path(i)),
                 "RW": !v.read_only,
                 "Anonymous": v.anonymous,
-            })).collect::<Vec<_>>(),
+            })).chain(config.binds.iter().enumerate().map(|(i, b)| json!({
+                "Type": "bind",
+                "Source": b.source,
+                "Destination": mount_destination(&config.spec, &guest_share_path(i)),
+                "RW": !b.read_only,
+            }))).collect::<Vec<_>>(),
             "State": {
                 "Status": match state.status {
                     Status::Running | Status::Starting if !alive => "exited".to_owned(),
@@ -301,11 +307,17 @@ fn cpu_percent(
 }
 
 /// Where the container's `index`th volume is mounted, from its spec.
-fn volume_destination(spec: &serde_json::Value, index: usize) -> serde_json::Value {
-    let source = containerization::spec::guest_volume_path(index);
+/// Where the spec binds the guest path `source` (or a file in it) from.
+fn mount_destination(spec: &serde_json::Value, source: &str) -> serde_json::Value {
+    let inside = format!("{source}/");
     spec["mounts"]
         .as_array()
-        .and_then(|mounts| mounts.iter().find(|m| m["source"] == source.as_str()))
+        .and_then(|mounts| {
+            mounts.iter().find(|m| {
+                m["source"] == source
+                    || m["source"].as_str().is_some_and(|s| s.starts_with(&inside))
+            })
+        })
         .map(|m| m["destination"].clone())
         .unwrap_or(serde_json::Value::Null)
 }

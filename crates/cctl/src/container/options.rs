@@ -86,13 +86,16 @@ pub struct CreateArgs {
     /// Mount the root file system read-only.
     #[arg(long)]
     pub read_only: bool,
-    /// Mount a named volume: NAME:PATH[:ro|rw] (made on first use).
-    #[arg(short = 'v', long = "volume", value_name = "NAME:PATH[:MODE]", value_parser = parse_volume)]
+    /// Mount a host path or a named volume: HOST-PATH:PATH[:ro|rw] (a
+    /// missing host folder is made), NAME:PATH[:ro|rw] (a volume, made on
+    /// first use) or PATH (an anonymous volume).
+    #[arg(short = 'v', long = "volume", value_name = "SOURCE:PATH[:MODE]", value_parser = parse_volume)]
     pub volume: Vec<spec::Mount>,
     /// Mount a tmpfs: PATH[:size=SIZE,mode=MODE,ro,noexec].
     #[arg(long, value_name = "PATH[:OPTIONS]", value_parser = parse_tmpfs)]
     pub tmpfs: Vec<spec::Mount>,
-    /// Mount something: type=tmpfs,target=PATH[,tmpfs-size=SIZE,tmpfs-mode=MODE,readonly].
+    /// Mount something: type=bind|volume|tmpfs,[source=SOURCE,]target=PATH[,readonly]
+    /// (tmpfs also takes tmpfs-size=SIZE,tmpfs-mode=MODE).
     #[arg(long, value_name = "FIELDS", value_parser = parse_mount)]
     pub mount: Vec<spec::Mount>,
     /// A DNS server for the container (instead of the host's).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Digest, Platform};
 
-use super::record::{ContainerConfig, NetworkMode, VolumeUse, now_ms};
+use super::record::{BindUse, ContainerConfig, NetworkMode, VolumeUse, now_ms};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
@@ -18,6 +18,7 @@ use crate::network::{NetworkManager, PublishedPort};
 use crate::rootfs::{RootfsCache, writable_clone};
 use crate::volume::VolumeStore;
 use crate::{Error, StateRoot, spec};
+use containerization_vmm::MAX_SHARES;
 
 /// The network containers join when none is named.
 pub const DEFAULT_NETWORK: &str = "default";
@@ -58,10 +59,88 @@ pub(crate) fn remove_anonymous(store: &VolumeStore, volumes: &[VolumeUse]) {
     }
 }
 
-/// The most named volumes one container may have: each is a virtio-blk
-/// disk of its VM, beside the root file system's, the network's, the
-/// agent's port and the balloon on `microvm`'s virtio-mmio transports.
-pub const MAX_VOLUMES: usize = 8;
+/// The host paths of `mounts`, checked as Docker checks them: a missing
+/// `--mount type=bind` source is an error, a missing `-v` one is made as a
+/// folder. At most [`MAX_SHARES`] (each is a 9p device of the VM).
+fn host_binds(mounts: &[spec::Mount]) -> Result<Vec<BindUse>, Error> {
+    let mut binds = Vec::new();
+    for mount in mounts {
+        let spec::Mount::Bind(bind) = mount else {
+            continue;
+        };
+        let option = match bind.create_missing {
+            true => "--volume",
+            false => "--mount",
+        };
+        match std::fs::metadata(&bind.source) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && bind.create_missing => {
+                std::fs::create_dir_all(&bind.source).map_err(|source| Error::Io {
+                    path: bind.source.clone(),
+                    source,
+                })?;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::InvalidOption {
+                    option: option.to_owned(),
+                    detail: format!("bind source path does not exist: {}", bind.source.display()),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: bind.source.clone(),
+                    source,
+                });
+            }
+        }
+        binds.push(BindUse {
+            source: bind.source.clone(),
+            read_only: bind.read_only,
+        });
+    }
+    if binds.len() > MAX_SHARES {
+        return Err(Error::InvalidOption {
+            option: "--volume".to_owned(),
+            detail: format!(
+                "{} host paths asked for; a container can have at most {MAX_SHARES} \
+                 (each is a 9p device of its VM)",
+                binds.len()
+            ),
+        });
+    }
+    Ok(binds)
+}
+
+/// `microvm`'s virtio-mmio transports (QEMU 7.2 makes 8): each virtio
+/// device of a VM takes one.
+pub const VIRTIO_SLOTS: usize = 8;
+
+/// Refuses more named volumes than `config`'s VM has virtio slots left:
+/// each volume is a virtio-blk disk, beside the root disk, the agent's
+/// port, the memory balloon, the network's interface and the 9p device of
+/// the host paths.
+fn check_virtio_slots(config: &ContainerConfig) -> Result<(), Error> {
+    let mut taken = vec!["its root disk", "the agent's port", "the memory balloon"];
+    if config.network != NetworkMode::None {
+        taken.push("its network interface");
+    }
+    if !config.binds.is_empty() {
+        taken.push("its host paths");
+    }
+    let left = VIRTIO_SLOTS - taken.len();
+    if config.volumes.len() > left {
+        return Err(Error::InvalidOption {
+            option: "--volume".to_owned(),
+            detail: format!(
+                "{} volumes asked for; this container can have at most {left}: QEMU's microvm \
+                 machine has {VIRTIO_SLOTS} virtio slots and {} take the others",
+                config.volumes.len(),
+                taken.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
 
 pub(crate) struct Inner {
     pub root: StateRoot,
@@ -284,6 +363,7 @@ impl ContainerManager {
             // Docker shows a container every CPU of its host.
             None => host.default_vcpus(),
         };
+        let binds = host_binds(&container_options.mounts)?;
         let host_env = |key: &str| std::env::var(key).ok();
         let runtime = spec::container_spec(&resolved.config, &container_options, &host_env)?;
         let mut spec_json = serde_json::to_value(&runtime).map_err(|e| Error::InvalidOption {
@@ -335,17 +415,9 @@ impl ContainerManager {
             created_ms: now_ms(),
             platform: Some(actual),
             volumes,
+            binds,
         };
-        if config.volumes.len() > MAX_VOLUMES {
-            return Err(Error::InvalidOption {
-                option: "--volume".to_owned(),
-                detail: format!(
-                    "{} volumes asked for; a container can have at most {MAX_VOLUMES} \
-                     (each is a disk of its VM)",
-                    config.volumes.len()
-                ),
-            });
-        }
+        check_virtio_slots(&config)?;
         // A platform that cannot run here is refused before anything is
         // made; only a foreign one needs the kernel's configuration.
         let named_kernel = match &config.kernel {

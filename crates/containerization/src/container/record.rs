@@ -68,6 +68,18 @@ pub struct ContainerConfig {
     /// the root file system's): `/dev/vdb` is the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeUse>,
+    /// Its host folders and files, in the order its VM shares them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<BindUse>,
+}
+
+/// A host folder or file a container has mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindUse {
+    /// The host path.
+    pub source: std::path::PathBuf,
+    /// Whether the container only reads it.
+    pub read_only: bool,
 }
 
 /// A named volume a container uses.

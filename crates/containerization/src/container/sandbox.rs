@@ -14,8 +14,8 @@ use containerization_agent::proto::v1::{
     InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
 };
 use containerization_vmm::{
-    DiskConfig, Kernel, NicConfig, Qemu, QemuVm, TemplateCache, VirtualMachine, VmConfig,
-    VsockBackend, VsockEndpoint, build_initramfs_with,
+    DiskConfig, Kernel, NicConfig, Qemu, QemuVm, SHARE_TAG, ShareConfig, TemplateCache,
+    VirtualMachine, VmConfig, VsockBackend, VsockEndpoint, build_initramfs_with,
 };
 
 use super::record::{ContainerConfig, NetworkMode};
@@ -184,6 +184,17 @@ async fn start_vm(
         }
         vm_config.disks.push(disk);
     }
+    vm_config.shares = config
+        .binds
+        .iter()
+        .map(|bind| {
+            let share = ShareConfig::new(&bind.source);
+            match bind.read_only {
+                true => share.read_only(),
+                false => share,
+            }
+        })
+        .collect();
     if let Some(attachment) = attachment {
         vm_config.nics.push(NicConfig {
             tap: attachment.device.clone(),
@@ -279,7 +290,8 @@ async fn prepare_guest(
 ) -> Result<(), Error> {
     let mount = async {
         mount_rootfs(agent, config.read_only).await?;
-        mount_volumes(agent, config).await
+        mount_volumes(agent, config).await?;
+        mount_shares(agent, config).await
     };
     let network = async {
         if let Some(attachment) = attachment {
@@ -335,6 +347,40 @@ async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<
             Err(err) => return Err(err.into()),
         }
     }
+    Ok(())
+}
+
+/// The 9p options of a shared host path: the 9P2000.L dialect, 512 KiB
+/// messages (the most virtio carries in one request), the page cache only
+/// for mapped files (so `mmap` and `exec` work and host changes show at
+/// once), permissions checked by the guest as on a local file system.
+const SHARE_OPTIONS: &[&str] = &[
+    "trans=virtio",
+    "version=9p2000.L",
+    "msize=512000",
+    "cache=mmap",
+    "access=client",
+    "nosuid",
+    "nodev",
+];
+
+/// Mounts the shared host paths (one 9p file system whose entry `i` is
+/// the container's `i`th host path) where the container's spec binds them
+/// from. Read-only ones are read-only mounts on the host already, and
+/// bound read-only in the container.
+async fn mount_shares(agent: &AgentClient, config: &ContainerConfig) -> Result<(), Error> {
+    if config.binds.is_empty() {
+        return Ok(());
+    }
+    agent
+        .mount(MountRequest {
+            source: SHARE_TAG.to_owned(),
+            target: spec::GUEST_SHARES.to_owned(),
+            fstype: "9p".into(),
+            options: SHARE_OPTIONS.iter().map(|o| (*o).to_owned()).collect(),
+            create_target: true,
+        })
+        .await?;
     Ok(())
 }
 

@@ -449,6 +449,7 @@ mod tests {
             created_ms,
             platform: None,
             volumes: Vec::new(),
+            binds: Vec::new(),
         }
     }
 

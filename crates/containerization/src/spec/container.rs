@@ -74,11 +74,18 @@ pub fn container_spec(
             .iter()
             .any(|m| default.destination().as_os_str() == m.target())
     });
-    let mut volumes = 0;
+    let (mut volumes, mut binds) = (0, 0);
     for mount in &options.mounts {
-        mounts.push(mount.to_spec(volumes)?);
-        if matches!(mount, Mount::Volume(_)) {
-            volumes += 1;
+        match mount {
+            Mount::Volume(_) => {
+                mounts.push(mount.to_spec(volumes)?);
+                volumes += 1;
+            }
+            Mount::Bind(_) => {
+                mounts.push(mount.to_spec(binds)?);
+                binds += 1;
+            }
+            Mount::Tmpfs(_) => mounts.push(mount.to_spec(0)?),
         }
     }
 

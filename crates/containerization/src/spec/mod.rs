@@ -55,6 +55,8 @@ pub use dns::{Dns, dns_for_container, host_resolv_conf};
 pub use env_file::parse_env_file;
 pub use exec::exec_process;
 pub use hosts::hosts_entries;
-pub use mounts::{Mount, TmpfsMount, VolumeMount, guest_volume_path};
+pub use mounts::{
+    BindMount, GUEST_SHARES, Mount, TmpfsMount, VolumeMount, guest_share_path, guest_volume_path,
+};
 pub use process::{ProcessOptions, process};
 pub use resources::parse_memory;

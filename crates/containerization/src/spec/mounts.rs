@@ -7,8 +7,9 @@
 //! no size limit unless given (the kernel's default, half the VM's memory).
 //! A named volume is one more disk of the VM (see [`crate::volume`]),
 //! mounted by the guest at [`guest_volume_path`] and bound from there.
-//! Host directories are parsed as Docker spells them and refused with an
-//! error naming what is not built yet.
+//! A host folder or file is a 9p share of the VM (see
+//! `containerization_vmm::ShareConfig`), mounted by the guest at
+//! [`guest_share_path`] and bound from there.
 //!
 //! ```
 //! use containerization::spec::Mount;
@@ -17,9 +18,13 @@
 //! assert_eq!(run.target(), "/run");
 //! let same = Mount::parse_mount_flag("type=tmpfs,target=/run,tmpfs-size=16m,tmpfs-mode=1770");
 //! assert_eq!(same.unwrap(), run);
+//!
+//! let site = Mount::parse_volume_flag("/srv/site:/usr/share/nginx/html:ro").unwrap();
+//! assert!(matches!(site, Mount::Bind(ref bind) if bind.read_only));
 //! ```
 
 use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{Mount as SpecMount, MountBuilder};
 
@@ -33,6 +38,86 @@ pub enum Mount {
     Tmpfs(TmpfsMount),
     /// A named volume (see [`crate::volume`]), made on first use.
     Volume(VolumeMount),
+    /// A host folder or file.
+    Bind(BindMount),
+}
+
+/// A host folder or file mounted in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// The host path (absolute, `.` and `..` resolved lexically).
+    pub source: PathBuf,
+    /// Where, in the container (absolute).
+    pub target: String,
+    /// Mounted read-only (the host refuses writes too).
+    pub read_only: bool,
+    /// A missing source is made as a folder (`-v`, as Docker does); with
+    /// `--mount` it is an error.
+    pub create_missing: bool,
+}
+
+/// Where the guest mounts its shared host paths (one 9p file system).
+pub const GUEST_SHARES: &str = "/run/cz/shares";
+
+/// Where a container's `index`th host folder or file is in the guest.
+pub fn guest_share_path(index: usize) -> String {
+    format!("{GUEST_SHARES}/{index}")
+}
+
+/// `path` made absolute against the working folder, `.` and `..` resolved
+/// lexically (symlinks are the host's to follow when it is shared).
+fn host_path(option: &str, path: &str) -> Result<PathBuf, Error> {
+    if path.starts_with('~') {
+        return Err(invalid(
+            option,
+            format!(
+                "host path {path:?} starts with `~`, which only a shell expands: give the full path"
+            ),
+        ));
+    }
+    let given = Path::new(path);
+    let absolute = match given.is_absolute() {
+        true => given.to_path_buf(),
+        false => std::env::current_dir()
+            .map_err(|e| invalid(option, format!("cannot resolve {path:?}: {e}")))?
+            .join(given),
+    };
+    let mut clean = PathBuf::from("/");
+    for component in absolute.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    if clean.as_os_str().as_encoded_bytes().contains(&b',') {
+        return Err(invalid(
+            option,
+            format!("host path {path:?} contains a comma, which cannot be shared"),
+        ));
+    }
+    Ok(clean)
+}
+
+fn parse_mode_word(option: &str, flag: &str, mode: &str) -> Result<bool, Error> {
+    let mut read_only = false;
+    for word in mode.split(',').filter(|w| !w.is_empty()) {
+        match word {
+            "rw" => read_only = false,
+            "ro" => read_only = true,
+            // SELinux relabelling and propagation: nothing to do in a VM.
+            "z" | "Z" | "rprivate" | "private" => {}
+            other => {
+                return Err(invalid(
+                    option,
+                    format!("{flag:?}: unknown mode {other:?}; expected ro or rw"),
+                ));
+            }
+        }
+    }
+    Ok(read_only)
 }
 
 /// A named volume mounted in the container.
@@ -121,12 +206,15 @@ impl Mount {
         match self {
             Mount::Tmpfs(tmpfs) => &tmpfs.target,
             Mount::Volume(volume) => &volume.target,
+            Mount::Bind(bind) => &bind.target,
         }
     }
 
-    /// `-v SOURCE:TARGET[:ro|rw]` as Docker reads it: a SOURCE without `/`
-    /// names a volume. Host directories and anonymous volumes (`-v TARGET`)
-    /// are refused: not built yet.
+    /// `-v SOURCE:TARGET[:ro|rw]` as Docker reads it: a SOURCE with a `/`
+    /// or starting with `.` is a host path (a relative one is taken from the
+    /// working folder, as Docker's CLI does since 23.0, and a missing one is
+    /// made as a folder); another names a volume; `-v TARGET` alone is an
+    /// anonymous volume.
     pub fn parse_volume_flag(flag: &str) -> Result<Self, Error> {
         const OPTION: &str = "--volume";
         let parts: Vec<&str> = flag.split(':').collect();
@@ -147,23 +235,16 @@ impl Mount {
                 ));
             }
         };
+        let read_only = parse_mode_word(OPTION, flag, mode)?;
         if source.contains('/') || source.starts_with('.') || source.starts_with('~') {
-            return Err(invalid(
-                OPTION,
-                format!("{flag:?}: bind mounts of host paths are not supported yet; volumes are"),
-            ));
+            return Ok(Mount::Bind(BindMount {
+                source: host_path(OPTION, source)?,
+                target: container_path(OPTION, target)?,
+                read_only,
+                create_missing: true,
+            }));
         }
         crate::volume::check_name(source)?;
-        let read_only = match mode {
-            "" | "rw" => false,
-            "ro" => true,
-            other => {
-                return Err(invalid(
-                    OPTION,
-                    format!("{flag:?}: unknown mode {other:?}; expected ro or rw"),
-                ));
-            }
-        };
         Ok(Mount::Volume(VolumeMount {
             name: Some(source.to_owned()),
             target: container_path(OPTION, target)?,
@@ -260,11 +341,16 @@ impl Mount {
                     read_only,
                 }));
             }
-            Some(other @ "bind") => {
-                return Err(invalid(
-                    OPTION,
-                    format!("type={other} mounts are not supported yet; type=tmpfs is"),
-                ));
+            Some("bind") => {
+                let source = source.ok_or_else(|| {
+                    invalid(OPTION, format!("{flag:?}: type=bind needs a source="))
+                })?;
+                return Ok(Mount::Bind(BindMount {
+                    source: host_path(OPTION, &source)?,
+                    target: container_path(OPTION, &target)?,
+                    read_only,
+                    create_missing: false,
+                }));
             }
             Some(other) => {
                 return Err(invalid(
@@ -283,15 +369,26 @@ impl Mount {
         }))
     }
 
-    /// The runtime spec's mount; a volume's source is where the guest
-    /// mounted it, `volume_index` telling which of the container's volumes
-    /// it is.
-    pub fn to_spec(&self, volume_index: usize) -> Result<SpecMount, Error> {
+    /// The runtime spec's mount; a volume's or a host path's source is
+    /// where the guest mounted it, `index` telling which of the container's
+    /// volumes, or host paths, it is.
+    pub fn to_spec(&self, index: usize) -> Result<SpecMount, Error> {
         match self {
+            Mount::Bind(bind) => MountBuilder::default()
+                .destination(bind.target.clone())
+                .typ("bind")
+                .source(guest_share_path(index))
+                .options(vec![
+                    "rbind".to_owned(),
+                    "rprivate".to_owned(),
+                    if bind.read_only { "ro" } else { "rw" }.to_owned(),
+                ])
+                .build()
+                .map_err(|e| invalid("--volume", e.to_string())),
             Mount::Volume(volume) => MountBuilder::default()
                 .destination(volume.target.clone())
                 .typ("bind")
-                .source(guest_volume_path(volume_index))
+                .source(guest_volume_path(index))
                 .options(vec![
                     "rbind".to_owned(),
                     if volume.read_only { "ro" } else { "rw" }.to_owned(),
@@ -380,8 +477,8 @@ mod tests {
         );
         assert_eq!(spec.options().clone().unwrap(), vec!["rbind", "ro"]);
         for (flag, named) in [
-            ("/host:/ctr", "host paths"),
-            ("./rel:/ctr", "host paths"),
+            ("~/x:/ctr", "shell"),
+            ("/a,b:/ctr", "comma"),
             ("data:/ctr:rx", "rx"),
             ("bad name:/ctr", "volume name"),
             ("data:relative", "absolute"),
@@ -389,6 +486,38 @@ mod tests {
             let err = Mount::parse_volume_flag(flag).unwrap_err().to_string();
             assert!(err.contains(named), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn host_paths_are_binds_made_absolute() {
+        let bind = |mount: Mount| match mount {
+            Mount::Bind(bind) => bind,
+            other => panic!("not a bind: {other:?}"),
+        };
+        let b = bind(Mount::parse_volume_flag("/srv/a/../site/:/www:ro,z").unwrap());
+        assert_eq!(b.source, PathBuf::from("/srv/site"));
+        assert_eq!(
+            (b.target.as_str(), b.read_only, b.create_missing),
+            ("/www", true, true)
+        );
+        let here = std::env::current_dir().unwrap();
+        let rel = bind(Mount::parse_volume_flag("./conf:/etc/app").unwrap());
+        assert_eq!(rel.source, here.join("conf"));
+        let m = bind(Mount::parse_mount_flag("type=bind,src=/srv/site,dst=/www,readonly").unwrap());
+        assert_eq!(
+            (m.source.as_path(), m.read_only),
+            (Path::new("/srv/site"), true)
+        );
+        assert!(!m.create_missing, "--mount never makes its source");
+        let spec = Mount::Bind(m).to_spec(2).unwrap();
+        assert_eq!(
+            spec.source().as_deref(),
+            Some(Path::new("/run/cz/shares/2"))
+        );
+        assert_eq!(
+            spec.options().clone().unwrap(),
+            vec!["rbind", "rprivate", "ro"]
+        );
     }
 
     #[test]
@@ -452,8 +581,8 @@ mod tests {
             (Mount::parse_tmpfs_flag("/x:mode=999"), "999"),
             (Mount::parse_tmpfs_flag("/x:uid=5"), "uid=5"),
             (
-                Mount::parse_mount_flag("type=bind,source=/tmp,target=/x"),
-                "type=bind",
+                Mount::parse_mount_flag("type=bind,target=/x"),
+                "needs a source",
             ),
             (Mount::parse_mount_flag("type=nfs,target=/x"), "nfs"),
             (Mount::parse_mount_flag("target=/x"), "type="),

@@ -16,6 +16,8 @@
 //!   vhost device are descriptors its owner opened (see `handoff`), QMP
 //!   and the agent's serial port on socket pairs whose other ends only the
 //!   owner holds.
+//! - Host paths are one 9p device whose `proxy` driver asks a helper (see
+//!   `share`): QEMU opens no shared file.
 //! - A kernel without ACPI (ours) finds virtio-mmio devices on its command
 //!   line, where QEMU puts them only with `acpi=off`; a stock kernel reads
 //!   the ACPI tables.
@@ -219,6 +221,16 @@ pub(crate) fn qemu_args(
         push(&[
             "-device",
             &format!("virtio-net-device,netdev=net{i},mac={}", nic.mac),
+        ]);
+    }
+    if let Some(fd) = handoff.shares {
+        // Each share is a mount in the helper's export, so its files may
+        // come from several host devices, whose inode numbers can meet in
+        // the guest: QEMU 7.2's proxy driver has no `multidevs=remap`.
+        push(&["-fsdev", &format!("proxy,id=fs0,sock_fd={fd}")]);
+        push(&[
+            "-device",
+            &format!("virtio-9p-device,fsdev=fs0,mount_tag={}", crate::SHARE_TAG),
         ]);
     }
     if config.restore_from.is_some() {

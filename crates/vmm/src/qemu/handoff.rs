@@ -6,7 +6,8 @@
 //! backing file of a qcow2 overlay likewise), the console log (append
 //! only), each tap queue (`-netdev tap,fd=`), QMP's and the agent's sockets
 //! (socket pairs or connected sockets, `-chardev socket,fd=`) and the
-//! kernel's vhost-vsock device (`vhostfd=`). The descriptors are inherited
+//! kernel's vhost-vsock device (`vhostfd=`) and the 9p share helper's
+//! socket (`sock_fd=`). The descriptors are inherited
 //! under their own numbers (see `supervise::inherit_fd`), so no other child
 //! sees them, and the owner's copies are closed once QEMU has started.
 
@@ -56,6 +57,8 @@ pub(crate) struct Handoff {
     pub(crate) agent: Option<RawFd>,
     /// `/dev/vhost-vsock`, for the kernel's vsock back end.
     pub(crate) vhost: Option<RawFd>,
+    /// QEMU's end of the share helper's socket pair.
+    pub(crate) shares: Option<RawFd>,
 }
 
 impl Handoff {
@@ -133,6 +136,11 @@ impl Handoff {
     fn add(&mut self, fd: OwnedFd, set: u32) {
         let raw = self.hold(fd);
         self.add_fds.push((raw, set));
+    }
+
+    /// Holds QEMU's end of the share helper's socket pair.
+    pub(crate) fn add_share(&mut self, fd: OwnedFd) {
+        self.shares = Some(self.hold(fd));
     }
 
     /// Holds one more descriptor for QEMU to inherit without naming it

@@ -8,6 +8,7 @@ mod console;
 mod handoff;
 mod jail;
 mod run_folder;
+mod share;
 mod user;
 mod vm;
 

@@ -21,6 +21,7 @@ use super::confine::Confinement;
 use super::console::ConsoleCap;
 use super::handoff::Handoff;
 use super::run_folder;
+use super::share::ShareHelper;
 use super::user::UidLease;
 use crate::error::io_at;
 use crate::supervise::spawn_owned;
@@ -52,6 +53,8 @@ pub struct QemuVm {
     /// The QEMU binary, for errors.
     program: PathBuf,
     helper: Option<Child>,
+    /// The 9p helper of its shared host paths.
+    shares: ShareHelper,
     /// The host end of the serial transport.
     proxy: Option<HostProxy>,
     _cid: Option<CidLease>,
@@ -251,6 +254,11 @@ impl QemuVm {
             matches!(device, VsockDevice::Kernel { .. }),
             &console,
         )?;
+        // Killed on any early return below, like the vsock helper.
+        let (shares, share_end) = ShareHelper::start(config)?;
+        if let Some(end) = share_end {
+            handoff.add_share(end);
+        }
         let confinement = Confinement::choose(config);
         let user = confinement.prepare(config, &mut handoff)?;
         let mut command = Command::new(&config.qemu);
@@ -272,6 +280,7 @@ impl QemuVm {
             qemu,
             program: config.qemu.clone(),
             helper: helper.0.take(),
+            shares,
             proxy,
             _cid: cid,
             _user: user,
@@ -493,6 +502,11 @@ impl QemuVm {
         self.helper.as_ref().map(Child::id)
     }
 
+    /// The pid of its shared host paths' 9p helper, when it has one.
+    pub fn share_helper_pid(&self) -> Option<u32> {
+        self.shares.pid()
+    }
+
     /// The QMP connection.
     pub fn qmp(&mut self) -> Option<&mut Qmp> {
         self.qmp.as_mut()
@@ -538,6 +552,7 @@ impl QemuVm {
         if let Some(helper) = self.helper.as_mut() {
             kill_and_reap(helper);
         }
+        self.shares.reap();
     }
 }
 
