@@ -313,6 +313,17 @@ impl AgentClient {
         .await
     }
 
+    /// Fills an empty volume with what the image has where it is mounted
+    /// (Docker's copy-up); returns the entries copied. Lasts as long as the
+    /// copy: no deadline.
+    pub async fn fill_volume(&self, request: FillVolumeRequest) -> Result<u64, AgentError> {
+        self.call("fill_volume", None, |mut c| async move {
+            c.fill_volume(request).await
+        })
+        .await
+        .map(|r| r.entries)
+    }
+
     /// Unpacks the tar stream the host serves at `request.source` into a
     /// guest folder; returns the number of entries. Lasts as long as the
     /// stream: no deadline.

@@ -422,3 +422,44 @@ fn anonymous_volumes_go_with_rm_and_rm_v_only() {
     assert_eq!(world.cctl(&["volume", "prune", "-f"]).code, 0);
     assert!(volumes(&world).is_empty());
 }
+
+#[test]
+fn a_new_volume_starts_with_the_image_folder_it_covers() {
+    let world = World::new();
+    let listing = "ls -la --full-time /bin | sed 1d | grep -v lost+found | \
+                   awk '{print $1, $3, $4, $5, $6, $7, $9, $10, $11}'";
+    let plain = world.run(&[], &["sh", "-c", listing]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert!(plain.stdout.lines().count() > 10, "{plain:?}");
+    // Mounted over /bin, the new volume holds the image's /bin (its shell
+    // runs from it), with the same modes, owners, sizes, times and links.
+    let seeded = world.run(&["-v", "seeded:/bin"], &["sh", "-c", listing]);
+    assert_eq!(seeded.code, 0, "{seeded:?}");
+    let without_dots = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.ends_with(" .") && !l.ends_with(" .."))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(without_dots(&seeded.stdout), without_dots(&plain.stdout));
+    // A volume that holds something is not filled again.
+    let changed = world.run(
+        &["-v", "seeded:/mnt"],
+        &["sh", "-c", "rm /mnt/ls && echo mine > /mnt/note"],
+    );
+    assert_eq!(changed.code, 0, "{changed:?}");
+    let again = world.run(
+        &["-v", "seeded:/bin"],
+        &[
+            "sh",
+            "-c",
+            "test -e /bin/ls && echo refilled; cat /bin/note",
+        ],
+    );
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, "mine\n"),
+        "{again:?}"
+    );
+    assert_eq!(world.cctl(&["volume", "rm", "seeded"]).code, 0);
+}

@@ -29,6 +29,7 @@ mod early;
 mod entropy;
 mod etc_files;
 mod filesystem;
+mod fill;
 mod launcher;
 mod loopback;
 mod modules;

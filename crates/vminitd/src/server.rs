@@ -216,6 +216,15 @@ impl Sandbox for Agent {
         crate::filesystem::stat(request.into_inner()).map(Response::new)
     }
 
+    async fn fill_volume(
+        &self,
+        request: Request<FillVolumeRequest>,
+    ) -> Result<Response<FillVolumeResponse>, Status> {
+        let r = request.into_inner();
+        let entries = blocking(move || crate::fill::fill_volume(&r)).await?;
+        Ok(Response::new(FillVolumeResponse { entries }))
+    }
+
     async fn set_hostname(
         &self,
         request: Request<SetHostnameRequest>,

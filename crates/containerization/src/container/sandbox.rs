@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use containerization_agent::AgentClient;
 use containerization_agent::proto::v1::{
-    ConfigureDnsRequest, ConfigureHostsRequest, ConfigureInterfaceRequest, HostsEntry,
-    InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
+    ConfigureDnsRequest, ConfigureHostsRequest, ConfigureInterfaceRequest, FillVolumeRequest,
+    HostsEntry, InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
 };
 use containerization_vmm::{
     DiskConfig, Kernel, NicConfig, Qemu, QemuVm, SHARE_TAG, ShareConfig, TemplateCache,
@@ -291,6 +291,7 @@ async fn prepare_guest(
     let mount = async {
         mount_rootfs(agent, config.read_only).await?;
         mount_volumes(agent, config).await?;
+        fill_new_volumes(agent, config).await?;
         mount_shares(agent, config).await
     };
     let network = async {
@@ -345,6 +346,34 @@ async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<
                 });
             }
             Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Docker's copy-up: each writable volume that is new (empty) is filled
+/// with what the image has where it is mounted.
+async fn fill_new_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<(), Error> {
+    for (index, volume) in config.volumes.iter().enumerate() {
+        let source = spec::guest_volume_path(index);
+        let target = config.spec["mounts"].as_array().and_then(|mounts| {
+            mounts
+                .iter()
+                .find(|m| m["source"] == source.as_str())
+                .and_then(|m| m["destination"].as_str())
+        });
+        let Some(target) = target.filter(|_| !volume.read_only) else {
+            continue;
+        };
+        let entries = agent
+            .fill_volume(FillVolumeRequest {
+                root: GUEST_ROOTFS.to_owned(),
+                path: target.to_owned(),
+                volume: source,
+            })
+            .await?;
+        if entries > 0 {
+            tracing::debug!(volume = %volume.name, entries, "filled a new volume from the image");
         }
     }
     Ok(())
