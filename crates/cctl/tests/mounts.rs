@@ -226,6 +226,32 @@ fn a_template_restore_binds_each_runs_own_folder_read_only_on_the_host() {
         }
     );
     assert_eq!(world.cctl(&["rm", "-f", "victim"]).code, 0);
+
+    // The virtio-fs opt-in: a cold boot (it does not migrate), the same
+    // view, each host file system its own device in the guest.
+    let out = world
+        .command(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/data", one.display()),
+            "-v",
+            &format!("{}:/two:ro", two.display()),
+            &world.image,
+            "sh",
+            "-c",
+            "cat /data/which /two/which; echo vf > /data/vf; touch /two/x; \
+             grep -c ' virtiofs ' /proc/mounts",
+        ])
+        .env("CZ_SHARES", "virtiofs")
+        .output()
+        .expect("cctl run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout, "onetwo2\n", "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    let meta = std::fs::metadata(one.join("vf")).unwrap();
+    assert_eq!((meta.uid(), meta.len()), (0, 3));
 }
 
 #[test]

@@ -168,6 +168,29 @@ impl ShareConfig {
     }
 }
 
+/// How a VM's shares reach its guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareTransport {
+    /// 9p over virtio (`virtio-9p-device`, fstype `9p`): it migrates while
+    /// unmounted, so VMs with shares start from templates. The default.
+    #[default]
+    NineP,
+    /// virtio-fs (`vhost-user-fs-device` served by `virtiofsd`, fstype
+    /// `virtiofs`): it does not migrate, so such a VM always boots cold.
+    /// Opt in with `CZ_SHARES=virtiofs`.
+    VirtioFs,
+}
+
+impl ShareTransport {
+    /// The guest's file system type for it.
+    pub fn fstype(self) -> &'static str {
+        match self {
+            ShareTransport::NineP => "9p",
+            ShareTransport::VirtioFs => "virtiofs",
+        }
+    }
+}
+
 /// Where guest memory lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum MemoryBacking {
@@ -204,8 +227,12 @@ pub struct VmConfig {
     pub nics: Vec<NicConfig>,
     /// Host paths shared over one 9p device, in order (see [`ShareConfig`]).
     pub shares: Vec<ShareConfig>,
-    /// The 9p proxy helper that serves each share.
+    /// How the shares reach the guest; 9p unless `CZ_SHARES=virtiofs`.
+    pub share_transport: ShareTransport,
+    /// The 9p proxy helper that serves the shares over 9p.
     pub share_helper: PathBuf,
+    /// The virtio-fs daemon that serves them over virtio-fs.
+    pub virtiofsd: PathBuf,
     /// How the host reaches the guest's vsock.
     pub vsock: VsockBackend,
     /// A virtio-balloon with free page reporting, so memory the guest frees
@@ -265,6 +292,18 @@ fn jail_by_default() -> bool {
 /// Debian's QEMU 9p proxy helper, the default [`VmConfig::share_helper`].
 pub const DEFAULT_SHARE_HELPER: &str = "/usr/lib/qemu/virtfs-proxy-helper";
 
+/// Debian's virtio-fs daemon (QEMU 7.2's), the default
+/// [`VmConfig::virtiofsd`].
+pub const DEFAULT_VIRTIOFSD: &str = "/usr/lib/qemu/virtiofsd";
+
+/// Shares travel over 9p unless `CZ_SHARES=virtiofs`.
+fn share_transport_by_default() -> ShareTransport {
+    match std::env::var("CZ_SHARES").as_deref() {
+        Ok("virtiofs") => ShareTransport::VirtioFs,
+        _ => ShareTransport::NineP,
+    }
+}
+
 /// The default of [`VmConfig::console_max_bytes`].
 pub const DEFAULT_CONSOLE_MAX_BYTES: u64 = 1024 * 1024;
 
@@ -292,7 +331,9 @@ impl VmConfig {
             disks: Vec::new(),
             nics: Vec::new(),
             shares: Vec::new(),
+            share_transport: share_transport_by_default(),
             share_helper: PathBuf::from(DEFAULT_SHARE_HELPER),
+            virtiofsd: PathBuf::from(DEFAULT_VIRTIOFSD),
             vsock,
             balloon: true,
             run_dir: run_dir.into(),
@@ -377,18 +418,35 @@ impl VmConfig {
                 ));
             }
         }
-        if !self.shares.is_empty() && self.kernel.has_9p() == Some(false) {
+        let helper = match self.share_transport {
+            ShareTransport::NineP => &self.share_helper,
+            ShareTransport::VirtioFs => &self.virtiofsd,
+        };
+        if !self.shares.is_empty()
+            && self.share_transport == ShareTransport::VirtioFs
+            && self.memory != MemoryBacking::Memfd
+        {
+            return invalid(
+                "virtio-fs shares need shared anonymous guest memory; a VM restored from a \
+                 template cannot have them"
+                    .to_owned(),
+            );
+        }
+        if !self.shares.is_empty()
+            && self.share_transport == ShareTransport::NineP
+            && self.kernel.has_9p() == Some(false)
+        {
             return invalid(format!(
                 "shared folders are 9p file systems, and kernel {} has no 9p over virtio \
                  (CONFIG_9P_FS, CONFIG_NET_9P_VIRTIO): use the kernel `make kernel` builds",
                 self.kernel.name()
             ));
         }
-        if !self.shares.is_empty() && !self.share_helper.is_file() {
+        if !self.shares.is_empty() && !helper.is_file() {
             return invalid(format!(
-                "shared folders need QEMU's 9p proxy helper {}, which is missing \
-                 (Debian's qemu-system-common has it): run scripts/setup",
-                self.share_helper.display()
+                "shared folders need {}, which is missing (Debian's qemu-system-common \
+                 has it): run scripts/setup",
+                helper.display()
             ));
         }
         for (i, nic) in self.nics.iter().enumerate() {

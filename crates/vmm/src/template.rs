@@ -81,9 +81,13 @@ impl TemplateCache {
     /// only the serial transport survives a snapshot, and a configuration
     /// that already names its memory or a state is not a template's.
     pub fn key(config: &VmConfig) -> Result<Option<String>, VmmError> {
+        // virtio-fs blocks migration.
+        let virtio_fs =
+            !config.shares.is_empty() && config.share_transport == crate::ShareTransport::VirtioFs;
         if config.vsock != VsockBackend::Serial
             || config.memory != MemoryBacking::Memfd
             || config.restore_from.is_some()
+            || virtio_fs
         {
             return Ok(None);
         }

@@ -14,8 +14,8 @@ use containerization_agent::proto::v1::{
     HostsEntry, InterfaceSelector, LinkSetRequest, MountRequest, WriteFileRequest,
 };
 use containerization_vmm::{
-    DiskConfig, Kernel, NicConfig, Qemu, QemuVm, SHARE_TAG, ShareConfig, TemplateCache,
-    VirtualMachine, VmConfig, VsockBackend, VsockEndpoint, build_initramfs_with,
+    DiskConfig, Kernel, NicConfig, Qemu, QemuVm, SHARE_TAG, ShareConfig, ShareTransport,
+    TemplateCache, VirtualMachine, VmConfig, VsockBackend, VsockEndpoint, build_initramfs_with,
 };
 
 use super::record::{ContainerConfig, NetworkMode};
@@ -201,6 +201,7 @@ async fn start_vm(
             mac: attachment.mac,
         });
     }
+    let transport = vm_config.share_transport;
     tracing::debug!(since_start = ?started.elapsed(), "VM configured");
     let templates = TemplateCache::new(context.root.path().join("templates"));
     let (vm, origin) = templates
@@ -218,7 +219,7 @@ async fn start_vm(
     if let Some(emulator) = emulator {
         emulator.register(&agent).await?;
     }
-    prepare_guest(&agent, config, attachment).await?;
+    prepare_guest(&agent, config, attachment, transport).await?;
     tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
 }
@@ -287,12 +288,13 @@ async fn prepare_guest(
     agent: &AgentClient,
     config: &ContainerConfig,
     attachment: Option<&Attachment>,
+    transport: ShareTransport,
 ) -> Result<(), Error> {
     let mount = async {
         mount_rootfs(agent, config.read_only).await?;
         mount_volumes(agent, config).await?;
         fill_new_volumes(agent, config).await?;
-        mount_shares(agent, config).await
+        mount_shares(agent, config, transport).await
     };
     let network = async {
         if let Some(attachment) = attachment {
@@ -397,16 +399,24 @@ const SHARE_OPTIONS: &[&str] = &[
 /// the container's `i`th host path) where the container's spec binds them
 /// from. Read-only ones are read-only mounts on the host already, and
 /// bound read-only in the container.
-async fn mount_shares(agent: &AgentClient, config: &ContainerConfig) -> Result<(), Error> {
+async fn mount_shares(
+    agent: &AgentClient,
+    config: &ContainerConfig,
+    transport: ShareTransport,
+) -> Result<(), Error> {
     if config.binds.is_empty() {
         return Ok(());
     }
+    let options = match transport {
+        ShareTransport::NineP => SHARE_OPTIONS.iter().map(|o| (*o).to_owned()).collect(),
+        ShareTransport::VirtioFs => vec!["nosuid".to_owned(), "nodev".to_owned()],
+    };
     agent
         .mount(MountRequest {
             source: SHARE_TAG.to_owned(),
             target: spec::GUEST_SHARES.to_owned(),
-            fstype: "9p".into(),
-            options: SHARE_OPTIONS.iter().map(|o| (*o).to_owned()).collect(),
+            fstype: transport.fstype().to_owned(),
+            options,
             create_target: true,
         })
         .await?;

@@ -223,15 +223,29 @@ pub(crate) fn qemu_args(
             &format!("virtio-net-device,netdev=net{i},mac={}", nic.mac),
         ]);
     }
-    if let Some(fd) = handoff.shares {
-        // Each share is a mount in the helper's export, so its files may
-        // come from several host devices, whose inode numbers can meet in
-        // the guest: QEMU 7.2's proxy driver has no `multidevs=remap`.
-        push(&["-fsdev", &format!("proxy,id=fs0,sock_fd={fd}")]);
-        push(&[
-            "-device",
-            &format!("virtio-9p-device,fsdev=fs0,mount_tag={}", crate::SHARE_TAG),
-        ]);
+    match (handoff.shares, config.share_transport) {
+        (Some(fd), crate::ShareTransport::NineP) => {
+            // Each share is a mount in the helper's export, so its files may
+            // come from several host devices, whose inode numbers can meet in
+            // the guest: QEMU 7.2's proxy driver has no `multidevs=remap`.
+            push(&["-fsdev", &format!("proxy,id=fs0,sock_fd={fd}")]);
+            push(&[
+                "-device",
+                &format!("virtio-9p-device,fsdev=fs0,mount_tag={}", crate::SHARE_TAG),
+            ]);
+        }
+        (Some(fd), crate::ShareTransport::VirtioFs) => {
+            // virtiofsd's libvhost-user serves only modern (virtio 1.0)
+            // devices, and microvm's virtio-mmio transports are legacy
+            // unless told otherwise.
+            push(&["-global", "virtio-mmio.force-legacy=off"]);
+            push(&["-chardev", &format!("socket,id=vfs0,fd={fd}")]);
+            push(&[
+                "-device",
+                &format!("vhost-user-fs-device,chardev=vfs0,tag={}", crate::SHARE_TAG),
+            ]);
+        }
+        (None, _) => {}
     }
     if config.restore_from.is_some() {
         // The state is loaded over QMP once the migration capabilities are set.

@@ -23,12 +23,18 @@
 //!
 //! The helper exits when QEMU closes its end; it also dies with its owner,
 //! like QEMU.
+//!
+//! With `CZ_SHARES=virtiofs` the same export is served by `virtiofsd`
+//! instead (a `vhost-user-fs-device`, which blocks migration: such VMs
+//! boot cold), listening on a socket in the run folder that the owner
+//! connects for QEMU; it announces each share as a mount of its own, so
+//! inode numbers from different host file systems stay apart.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -39,7 +45,7 @@ use rustix::mount::{MountFlags, MountPropagationFlags};
 use super::run_folder;
 use crate::error::io_at;
 use crate::supervise::{inherit_fd, spawn_owned};
-use crate::{ShareConfig, VmConfig, VmmError};
+use crate::{ShareConfig, ShareTransport, VmConfig, VmmError};
 
 /// The folder in the run folder the export is mounted on (in the helper's
 /// namespace only; on the host it stays empty).
@@ -167,19 +173,43 @@ impl ShareHelper {
         }
         let staging = config.run_dir.join(STAGING);
         let export = Export::plan(&config.shares, &staging)?;
-        let (qemu_end, helper_end) = UnixStream::pair().map_err(io_at(&config.run_dir))?;
         let log_path = config.run_dir.join("shares.log");
         let log = run_folder::private_file(&log_path)?;
-        let mut command = Command::new(&config.share_helper);
+        let (mut command, qemu_end, helper_end): (Command, OwnedFd, OwnedFd) = match config
+            .share_transport
+        {
+            ShareTransport::NineP => {
+                let (qemu_end, helper_end) = UnixStream::pair().map_err(io_at(&config.run_dir))?;
+                let mut command = Command::new(&config.share_helper);
+                command
+                    .arg("--nodaemon")
+                    .arg("--fd")
+                    .arg(helper_end.as_raw_fd().to_string())
+                    .arg("--path")
+                    .arg(&staging);
+                (command, qemu_end.into(), helper_end.into())
+            }
+            ShareTransport::VirtioFs => {
+                let socket = config.run_dir.join("virtiofs.sock");
+                let _ = std::fs::remove_file(&socket);
+                let listener = UnixListener::bind(&socket).map_err(io_at(&socket))?;
+                run_folder::private_socket(&socket)?;
+                // Queued until virtiofsd accepts: QEMU gets a connected socket.
+                let qemu_end = UnixStream::connect(&socket).map_err(io_at(&socket))?;
+                let mut command = Command::new(&config.virtiofsd);
+                command
+                    .arg(format!("--fd={}", listener.as_raw_fd()))
+                    .arg("-o")
+                    .arg(format!("source={}", staging.display()))
+                    .args(["-o", "cache=auto", "-o", "announce_submounts"]);
+                (command, qemu_end.into(), listener.into())
+            }
+        };
         command
-            .arg("--nodaemon")
-            .arg("--fd")
-            .arg(helper_end.as_raw_fd().to_string())
-            .arg("--path")
-            .arg(&staging)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        let program = command.get_program().to_owned();
         inherit_fd(&mut command, helper_end.as_fd());
         // SAFETY: `enter` makes only system calls on memory allocated
         // before the fork (the export's C strings), all async-signal-safe.
@@ -187,12 +217,12 @@ impl ShareHelper {
             command.pre_exec(move || export.enter());
         }
         let child = spawn_owned(command).map_err(|source| VmmError::Spawn {
-            program: config.share_helper.clone(),
+            program: program.into(),
             source,
         })?;
         // The helper has its end; a QEMU that exits closes the other.
         drop(helper_end);
-        Ok((Self { child: Some(child) }, Some(OwnedFd::from(qemu_end))))
+        Ok((Self { child: Some(child) }, Some(qemu_end)))
     }
 
     /// Kills and reaps the helper (it exits by itself once QEMU is gone;
