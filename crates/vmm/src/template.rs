@@ -230,7 +230,13 @@ impl TemplateCache {
         run_dir.push("t");
         template.run_dir = PathBuf::from(run_dir);
         template.console_log = Some(partial.join("console.log"));
-        let mut vm = qemu.start(&template).await?;
+        let mut vm = match qemu.start(&template).await {
+            Ok(vm) => vm,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&template.run_dir);
+                return Err(error);
+            }
+        };
         let saved = vm.snapshot(&partial.join("state")).await;
         vm.stop(Duration::from_secs(5)).await;
         let _ = std::fs::remove_dir_all(&template.run_dir);
