@@ -329,6 +329,7 @@ async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<
                 fstype: "ext4".into(),
                 options: options.iter().map(|o| (*o).to_owned()).collect(),
                 create_target: true,
+                ..Default::default()
             })
             .await;
         match mounted {
@@ -379,6 +380,7 @@ async fn mount_shares(agent: &AgentClient, config: &ContainerConfig) -> Result<(
             fstype: "9p".into(),
             options: SHARE_OPTIONS.iter().map(|o| (*o).to_owned()).collect(),
             create_target: true,
+            ..Default::default()
         })
         .await?;
     Ok(())
@@ -395,6 +397,7 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
         fstype: "ext4".into(),
         options: options.iter().map(|o| (*o).to_owned()).collect(),
         create_target: true,
+        ..Default::default()
     };
     if !read_only {
         agent
@@ -418,6 +421,7 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
                 "workdir=/run/cz/upper/work".into(),
             ],
             create_target: true,
+            ..Default::default()
         })
         .await?;
     Ok(())
