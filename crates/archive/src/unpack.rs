@@ -410,3 +410,112 @@ impl Unpacker<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive that plants a symlink out of the destination, then
+    /// writes through it, then climbs with `..`.
+    fn hostile(sentinel: &Path) -> Vec<u8> {
+        let new = |kind: EntryType, size: u64| {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(0o755);
+            header.set_size(size);
+            header.set_mtime(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            header
+        };
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = new(EntryType::Directory, 0);
+        builder
+            .append_data(&mut header, "top", std::io::empty())
+            .expect("dir");
+        let mut link = new(EntryType::Symlink, 0);
+        builder
+            .append_link(&mut link, "top/link", sentinel)
+            .expect("link");
+        let mut file = new(EntryType::Regular, 4);
+        builder
+            .append_data(&mut file, "top/link/planted", &b"evil"[..])
+            .expect("file");
+        builder.into_inner().expect("archive")
+    }
+
+    #[test]
+    fn a_planted_symlink_never_leads_outside_the_destination() {
+        let sentinel = tempfile::tempdir().expect("sentinel");
+        let options = UnpackOptions {
+            rebase: Some(Rebase {
+                from: "top".into(),
+                to: "".into(),
+            }),
+            ..UnpackOptions::default()
+        };
+        // A link to `/` is the destination: the entry lands in it.
+        let destination = tempfile::tempdir().expect("destination");
+        let root = Root::open(destination.path()).expect("root");
+        unpack(
+            &root,
+            Path::new(""),
+            hostile(Path::new("/")).as_slice(),
+            &options,
+        )
+        .expect("unpacked inside");
+        assert_eq!(
+            std::fs::read(destination.path().join("planted")).expect("inside"),
+            b"evil"
+        );
+        // A link to a host folder is a missing folder inside: refused.
+        let destination = tempfile::tempdir().expect("destination");
+        let root = Root::open(destination.path()).expect("root");
+        let err = unpack(
+            &root,
+            Path::new(""),
+            hostile(sentinel.path()).as_slice(),
+            &options,
+        )
+        .expect_err("a dangling link is not written through");
+        assert!(err.to_string().contains("link"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(sentinel.path())
+                .expect("sentinel")
+                .count(),
+            0,
+            "nothing lands outside"
+        );
+    }
+
+    #[test]
+    fn climbing_names_are_refused() {
+        let destination = tempfile::tempdir().expect("destination");
+        let mut archive = Vec::new();
+        // The tar crate refuses to write `..`; GNU tar's header is made by hand.
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().expect("gnu").name[..9].copy_from_slice(b"../escape");
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive.extend_from_slice(header.as_bytes());
+        archive.extend_from_slice(&[0; 1024]);
+        let root = Root::open(destination.path()).expect("root");
+        let err = unpack(
+            &root,
+            Path::new(""),
+            archive.as_slice(),
+            &UnpackOptions::default(),
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("climbs outside"), "{err}");
+        assert!(
+            !destination
+                .path()
+                .parent()
+                .expect("parent")
+                .join("escape")
+                .exists()
+        );
+    }
+}

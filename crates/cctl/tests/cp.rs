@@ -144,3 +144,248 @@ fn trees_round_trip_through_running_and_stopped_containers() {
         "{logs:?}"
     );
 }
+
+/// Waits until `path` exists in running container `name`.
+fn wait_for(world: &World, name: &str, path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while world.cctl(&["exec", name, "test", "-e", path]).code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never appeared in {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Asserts `cctl args…` fails with exit code 1 and says `needle`.
+fn assert_refused(world: &World, args: &[&str], needle: &str) {
+    let ran = world.cctl(args);
+    assert_eq!(ran.code, 1, "{args:?}: {ran:?}");
+    assert!(
+        ran.stderr.contains(needle),
+        "{args:?} should say {needle:?}: {ran:?}"
+    );
+}
+
+#[test]
+fn destinations_streams_mounts_and_hostile_symlinks_follow_dockers_rules() {
+    let world = World::new();
+    let host = tempfile::tempdir().unwrap();
+    let shared = host.path().join("shared");
+    let sentinel = host.path().join("sentinel");
+    let d = host.path().join("out");
+    for dir in [&shared, &sentinel, &d] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let setup = format!(
+        "ln -s / /evil && ln -s ../../.. /climb && mkdir -p /trap/dir /srcdir/sub && \
+         ln -s {} /trap/out && ln -s /etc /trap/link && echo a > /srcdir/a && \
+         echo b > /srcdir/sub/b && echo f > /file && sleep 3600",
+        sentinel.display()
+    );
+    let v = format!("{}:/hostp", shared.display());
+    world.detach(
+        "box",
+        &[
+            "--network",
+            "none",
+            "--hostname",
+            "inside-name",
+            "-v",
+            "cpvol:/vol",
+            "-v",
+            &v,
+        ],
+        &["sh", "-c", &setup],
+    );
+    wait_for(&world, "box", "/file");
+    let at = |name: &str| d.join(name).display().to_string();
+    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap();
+
+    // Out of the container, Docker's destination rules.
+    assert_eq!(world.cctl(&["cp", "box:/file", &at("f1")]).code, 0);
+    assert_eq!(read("f1"), "f\n", "file onto a missing path");
+    std::fs::write(d.join("f1"), "old, longer content\n").unwrap();
+    assert_eq!(world.cctl(&["cp", "box:/file", &at("f1")]).code, 0);
+    assert_eq!(read("f1"), "f\n", "file onto a file replaces it");
+    assert_eq!(
+        world
+            .cctl(&["cp", "box:/file", &format!("{}/", d.display())])
+            .code,
+        0
+    );
+    assert_eq!(read("file"), "f\n", "file into a folder");
+    assert_refused(
+        &world,
+        &["cp", "box:/file", &format!("{}/", at("nodir"))],
+        "destination directory does not exist",
+    );
+    assert_eq!(world.cctl(&["cp", "box:/srcdir", &at("d1")]).code, 0);
+    assert_eq!(read("d1/sub/b"), "b\n", "folder onto a missing path");
+    assert_eq!(world.cctl(&["cp", "box:/srcdir", &at("d1")]).code, 0);
+    assert_eq!(read("d1/srcdir/a"), "a\n", "folder into a folder");
+    std::fs::create_dir(d.join("d2")).unwrap();
+    assert_eq!(world.cctl(&["cp", "box:/srcdir/.", &at("d2")]).code, 0);
+    assert_eq!(read("d2/a"), "a\n", "a folder's contents with /.");
+    assert_refused(
+        &world,
+        &["cp", "box:/srcdir", &at("f1")],
+        "cannot copy a directory to a file",
+    );
+
+    // Into the container, the same rules.
+    let hostfile = host.path().join("hostfile");
+    std::fs::write(&hostfile, "from the host\n").unwrap();
+    let hostdir = host.path().join("hostdir");
+    std::fs::create_dir_all(hostdir.join("inner")).unwrap();
+    std::fs::write(hostdir.join("inner/x"), "x\n").unwrap();
+    let (hf, hd) = (hostfile.to_str().unwrap(), hostdir.to_str().unwrap());
+    let cat = |path: &str| world.cctl(&["exec", "box", "cat", path]).stdout;
+    assert_eq!(world.cctl(&["cp", hf, "box:/in1"]).code, 0);
+    assert_eq!(cat("/in1"), "from the host\n");
+    assert_eq!(world.cctl(&["cp", hd, "box:/tmp"]).code, 0);
+    assert_eq!(cat("/tmp/hostdir/inner/x"), "x\n");
+    assert_eq!(
+        world.cctl(&["cp", &format!("{hd}/."), "box:/srcdir"]).code,
+        0
+    );
+    assert_eq!(cat("/srcdir/inner/x"), "x\n");
+    assert_refused(
+        &world,
+        &["cp", hd, "box:/file"],
+        "cannot copy a directory to a file",
+    );
+    assert_refused(
+        &world,
+        &["cp", hf, "box:/nodir/"],
+        "destination directory does not exist",
+    );
+
+    // Volumes and host paths are the container's view.
+    assert_eq!(world.cctl(&["cp", hf, "box:/vol/in-volume"]).code, 0);
+    let mounted = world.cctl(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "grep ' /vol ' /proc/mounts && cat /vol/in-volume",
+    ]);
+    assert!(mounted.stdout.contains("from the host"), "{mounted:?}");
+    assert_eq!(world.cctl(&["cp", hf, "box:/hostp/in-host"]).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(shared.join("in-host")).unwrap(),
+        "from the host\n"
+    );
+
+    // Tar streams both ways, against GNU tar.
+    assert_eq!(world.cctl(&["exec", "box", "mkdir", "/fromtar"]).code, 0);
+    let tarball = Command::new("tar")
+        .arg("-C")
+        .arg(&hostdir)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    let ran = world.cctl_with_input(&["cp", "-", "box:/fromtar"], &tarball.stdout);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(cat("/fromtar/inner/x"), "x\n");
+    let out = world.command(&["cp", "box:/srcdir", "-"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(host.path().join("out.tar"), &out.stdout).unwrap();
+    let listed = sh(&format!(
+        "tar -tf '{}'",
+        host.path().join("out.tar").display()
+    ));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_end_matches('/') == "srcdir/sub/b"),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_end_matches('/') == "srcdir/inner/x"),
+        "{listed}"
+    );
+
+    // Hostile symlinks: resolved in the container's root, never the guest's
+    // or the host's.
+    assert_eq!(
+        world
+            .cctl(&["cp", "box:/evil/etc/hostname", &at("hn")])
+            .code,
+        0
+    );
+    assert_eq!(read("hn"), "inside-name\n");
+    assert_eq!(
+        world
+            .cctl(&["cp", "box:/climb/etc/hostname", &at("hn2")])
+            .code,
+        0
+    );
+    assert_eq!(read("hn2"), "inside-name\n");
+    assert_eq!(world.cctl(&["cp", "box:/trap", &at("trap")]).code, 0);
+    assert_eq!(std::fs::read_link(d.join("trap/out")).unwrap(), sentinel);
+    assert_eq!(
+        std::fs::read_link(d.join("trap/link")).unwrap(),
+        Path::new("/etc")
+    );
+    assert_eq!(
+        std::fs::read_dir(&sentinel).unwrap().count(),
+        0,
+        "nothing written through a link"
+    );
+    assert_eq!(
+        world.cctl(&["cp", "-L", "box:/trap/link", &at("etc")]).code,
+        0
+    );
+    assert_eq!(
+        read("etc/hostname"),
+        "inside-name\n",
+        "-L follows the source link inside"
+    );
+    assert_eq!(
+        world.cctl(&["cp", hf, "box:/evil/tmp/through-link"]).code,
+        0
+    );
+    assert_eq!(cat("/tmp/through-link"), "from the host\n");
+
+    // Errors, with Docker's exit code 1.
+    assert_refused(&world, &["cp", "nosuch:/x", &at("x")], "no such container");
+    assert_refused(
+        &world,
+        &["cp", "box:/nope", &at("x")],
+        "Could not find the file /nope in container box",
+    );
+    assert_refused(
+        &world,
+        &["cp", "/no/such/host/path", "box:/tmp"],
+        "no such file or directory",
+    );
+    assert_refused(
+        &world,
+        &["cp", hf, &at("x")],
+        "must specify at least one container",
+    );
+    assert_refused(
+        &world,
+        &["cp", "box:/file", "box:/file2"],
+        "one side must be a host path",
+    );
+
+    // A stopped read-only container: read, never written.
+    let ran = world.cctl(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--network",
+        "none",
+        &world.image,
+        "true",
+    ]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(world.cctl(&["cp", "ro:/etc/passwd", &at("passwd")]).code, 0);
+    assert!(read("passwd").starts_with("root:"));
+    assert_refused(&world, &["cp", hf, "ro:/in-ro"], "Read-only file system");
+}

@@ -140,14 +140,18 @@ impl GuestView {
             // End of file for the guest, whether the archive is whole or not.
             let _ = bridge.flush();
             let _ = bridge.shutdown();
-            written
+            (written, bridge)
         });
-        let written = writing
+        let (written, stream) = writing
             .await
             .map_err(|e| Error::CopyRefused(e.to_string()))?;
+        // The stream stays open (half closed) until the guest has read it
+        // all: a stream closed both ways is reset by the serial transport's
+        // proxy, which drops what it has not delivered yet.
         let unpacked = copying
             .await
             .map_err(|e| Error::CopyRefused(e.to_string()))?;
+        drop(stream);
         // The guest's refusal says more than the broken stream it caused.
         unpacked?;
         written
