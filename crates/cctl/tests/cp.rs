@@ -127,6 +127,39 @@ fn trees_round_trip_through_running_and_stopped_containers() {
     assert_eq!(listing(&tree, true), listing(&out, true));
     assert_eq!(sha256(&tree.join("big.bin")), sha256(&out.join("big.bin")));
     assert_eq!(world.inspect("idle")["State"]["Status"], "created");
+
+    // While a copy holds it, a start and a removal are refused.
+    let mut copy = world
+        .command(&["cp", tree.to_str().unwrap(), "idle:/again"])
+        .spawn()
+        .unwrap();
+    let state = world
+        .containers_dir()
+        .join(world.inspect("idle")["Id"].as_str().unwrap())
+        .join("state.json");
+    let copying = || {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["copying"] == true)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !copying() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy never claimed idle: {:?} {:?}",
+            std::fs::read_to_string(&state),
+            copy.try_wait()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let start = world.cctl(&["start", "idle"]);
+    assert_ne!(start.code, 0, "{start:?}");
+    assert!(start.stderr.contains("copy"), "{start:?}");
+    let rm = world.cctl(&["rm", "idle"]);
+    assert_eq!(rm.code, 1, "{rm:?}");
+    assert!(rm.stderr.contains("copy"), "{rm:?}");
+    assert!(copy.wait().unwrap().success());
+    assert!(!copying(), "the copy let go of idle");
+
     let ran = world.cctl(&["start", "idle"]);
     assert_eq!(ran.code, 0, "{ran:?}");
     let wait = world.cctl(&["wait", "idle"]);

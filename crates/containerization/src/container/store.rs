@@ -372,7 +372,7 @@ impl ContainerStore {
                         "in use"
                     }
                     .to_owned(),
-                    detail: "another command (cctl cp) holds it; try again when it ends".to_owned(),
+                    detail: "a copy (cctl cp) holds it; try again when it ends".to_owned(),
                 })
             }
             _ => Ok(()),
