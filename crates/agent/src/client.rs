@@ -169,6 +169,27 @@ impl AgentClient {
     pub async fn stat(&self, path: &str) -> Result<StatResponse, AgentError> {
         let request = StatRequest {
             path: path.to_owned(),
+            ..Default::default()
+        };
+        self.call("stat", Some(self.deadline), |mut c| async move {
+            c.stat(request).await
+        })
+        .await
+    }
+
+    /// Reads the metadata of `path` inside `root` (a container's root, say):
+    /// symlinks on the way stay inside it; the last one is followed only
+    /// with `follow_link`. A missing path is [`AgentError::NotFound`].
+    pub async fn stat_in(
+        &self,
+        root: CopyRoot,
+        path: &str,
+        follow_link: bool,
+    ) -> Result<StatResponse, AgentError> {
+        let request = StatRequest {
+            path: path.to_owned(),
+            root: Some(root),
+            follow_link,
         };
         self.call("stat", Some(self.deadline), |mut c| async move {
             c.stat(request).await

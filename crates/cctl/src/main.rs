@@ -7,7 +7,7 @@
 //! boots a VM with vminitd (`cctl vm boot`; `cctl system check` says what it
 //! will use), and runs containers, each in its own VM, with Docker's flags
 //! and exit codes (`cctl run`, `create`, `start`, `ls`, `logs`, `stop`,
-//! `kill`, `rm`, `exec`, `inspect`, `stats`).
+//! `kill`, `rm`, `exec`, `inspect`, `stats`, `cp`).
 
 mod clock;
 mod container;

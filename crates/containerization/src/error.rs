@@ -159,6 +159,22 @@ pub enum Error {
         /// What cannot be done, and what to do instead.
         detail: String,
     },
+    /// A path a copy names is not in the container (Docker's message).
+    #[error("Could not find the file {path} in container {container}")]
+    PathNotInContainer {
+        /// The path, as the container sees it.
+        path: String,
+        /// The container, as the user named it.
+        container: String,
+    },
+    /// A copy that Docker's rules refuse ("cannot copy a directory to a
+    /// file", "destination directory does not exist", a host path that is
+    /// not there).
+    #[error("{0}")]
+    CopyRefused(String),
+    /// A copy's archive could not be made or unpacked on the host.
+    #[error(transparent)]
+    Archive(#[from] containerization_archive::ArchiveError),
     /// The container's program is not of an architecture this VM runs:
     /// no emulator is registered for it (the image's platform names another
     /// architecture than its binaries). Podman's exit code 1.

@@ -28,7 +28,7 @@ mod state_root;
 pub mod volume;
 
 pub use container::{
-    ContainerConfig, ContainerManager, ContainerState, ContainerStore, CreateOptions,
+    ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions, CreateOptions,
     DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer, LinuxProcess, LogReader,
     LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, VolumeUse,
     log_tail, parse_signal,

@@ -1,6 +1,7 @@
 //! File-system calls of the protocol: mount, unmount, mkdir, write, stat.
 
 use containerization_agent::proto::v1::*;
+use containerization_archive::Root;
 use rustix::mount::MountFlags;
 use tonic::Status;
 
@@ -47,16 +48,42 @@ pub(crate) fn mount(request: MountRequest) -> Result<MountResponse, Status> {
             m.target
         )));
     }
-    if m.create_target {
+    if m.create_target && m.target_root.is_empty() {
         std::fs::create_dir_all(&m.target).map_err(|e| io_status(&m.target, e))?;
     }
-    forget_cached_blocks(&m.source);
-    let (flags, data) = mount_options(&m.options);
+    let remount = m.options.iter().any(|o| o == "remount");
+    let options: Vec<String> = m
+        .options
+        .iter()
+        .filter(|o| *o != "remount")
+        .cloned()
+        .collect();
+    let (flags, data) = mount_options(&options);
     let data = std::ffi::CString::new(data)
         .map_err(|_| Status::invalid_argument("mount options contain a NUL byte"))?;
+    if remount {
+        rustix::mount::mount_remount(m.target.as_str(), flags, data.as_c_str())
+            .map_err(|e| io_status(format!("remount {}", m.target), e.into()))?;
+        return Ok(MountResponse {});
+    }
+    // A target inside a root is resolved there and mounted on through its
+    // descriptor, so a symlink in the root cannot move the mount.
+    let in_root = match m.target_root.is_empty() {
+        true => None,
+        false => Some(crate::copy::mount_point(
+            &m.target_root,
+            &m.target,
+            &m.source,
+        )?),
+    };
+    let target = match &in_root {
+        Some(fd) => format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
+        None => m.target.clone(),
+    };
+    forget_cached_blocks(&m.source);
     rustix::mount::mount(
         m.source.as_str(),
-        m.target.as_str(),
+        target.as_str(),
         m.fstype.as_str(),
         flags,
         data.as_c_str(),
@@ -145,8 +172,25 @@ pub(crate) fn write_file(request: WriteFileRequest) -> Result<WriteFileResponse,
 }
 
 /// The `stat` call.
-pub(crate) fn stat(request: StatRequest) -> Result<StatResponse, Status> {
+pub(crate) fn stat(request: StatRequest, root: Option<Root>) -> Result<StatResponse, Status> {
     use std::os::unix::fs::MetadataExt;
+    if let Some(root) = root {
+        let info = root
+            .stat(std::path::Path::new(&request.path), request.follow_link)
+            .map_err(crate::copy::archive_status)?;
+        return Ok(StatResponse {
+            mode: info.mode,
+            size: info.size,
+            uid: info.uid,
+            gid: info.gid,
+            mtime_seconds: info.mtime,
+            mtime_nanos: 0,
+            link_target: info
+                .link_target
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        });
+    }
     let path = request.path;
     let meta = std::fs::symlink_metadata(&path).map_err(|e| io_status(&path, e))?;
     Ok(StatResponse {
@@ -156,5 +200,6 @@ pub(crate) fn stat(request: StatRequest) -> Result<StatResponse, Status> {
         gid: meta.gid(),
         mtime_seconds: meta.mtime(),
         mtime_nanos: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+        link_target: String::new(),
     })
 }

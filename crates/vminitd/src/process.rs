@@ -281,6 +281,13 @@ impl Processes {
         Ok(())
     }
 
+    /// The pid of running process `id` (a container's first process, say),
+    /// for `/proc/<pid>/root`; FAILED_PRECONDITION when it is not running.
+    pub(crate) fn pid_of(&self, id: &str) -> Result<u32, Status> {
+        self.running_pid(id)
+            .map_err(|status| Status::failed_precondition(status.message().to_owned()))
+    }
+
     fn running_pid(&self, id: &str) -> Result<u32, Status> {
         let table = lock(&self.table);
         let entry = table

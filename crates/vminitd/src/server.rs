@@ -213,7 +213,14 @@ impl Sandbox for Agent {
     }
 
     async fn stat(&self, request: Request<StatRequest>) -> Result<Response<StatResponse>, Status> {
-        crate::filesystem::stat(request.into_inner()).map(Response::new)
+        let request = request.into_inner();
+        let root = match &request.root {
+            Some(root) => crate::copy::open_root(root, &self.processes)?,
+            None => None,
+        };
+        blocking(move || crate::filesystem::stat(request, root))
+            .await
+            .map(Response::new)
     }
 
     async fn fill_volume(
@@ -358,9 +365,19 @@ impl Sandbox for Agent {
         let source = r
             .source
             .ok_or_else(|| Status::invalid_argument("copy in: source is missing"))?;
-        let entries =
-            blocking(move || crate::copy::copy_in(&source, std::path::Path::new(&r.destination)))
-                .await?;
+        let root = match &r.root {
+            Some(root) => crate::copy::open_root(root, &self.processes)?,
+            None => None,
+        };
+        let entries = blocking(move || {
+            crate::copy::copy_in(
+                &source,
+                std::path::Path::new(&r.destination),
+                root,
+                r.keep_owners,
+            )
+        })
+        .await?;
         Ok(Response::new(CopyInResponse { entries }))
     }
 
@@ -372,9 +389,20 @@ impl Sandbox for Agent {
         let destination = r
             .destination
             .ok_or_else(|| Status::invalid_argument("copy out: destination is missing"))?;
-        let bytes =
-            blocking(move || crate::copy::copy_out(std::path::Path::new(&r.source), &destination))
-                .await?;
+        let root = match &r.root {
+            Some(root) => crate::copy::open_root(root, &self.processes)?,
+            None => None,
+        };
+        let bytes = blocking(move || {
+            crate::copy::copy_out(
+                std::path::Path::new(&r.source),
+                &destination,
+                root,
+                r.follow_link,
+                &r.name,
+            )
+        })
+        .await?;
         Ok(Response::new(CopyOutResponse { bytes }))
     }
 

@@ -64,6 +64,7 @@ async fn copy_in(
         .copy_in(CopyInRequest {
             source: endpoint(&socket),
             destination: destination.display().to_string(),
+            ..Default::default()
         })
         .await;
     serve.await.expect("test set-up");
@@ -134,6 +135,7 @@ async fn copy_out_is_read_by_gnu_tar() {
         .copy_out(CopyOutRequest {
             source: source.display().to_string(),
             destination: endpoint(&socket),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -157,6 +159,7 @@ async fn copy_out_is_read_by_gnu_tar() {
         .copy_out(CopyOutRequest {
             source: agent.path("missing").display().to_string(),
             destination: endpoint(&socket),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -2,6 +2,7 @@
 //! `start`, `ls`, `logs`, `stop`, `kill`, `rm`, `exec`, `inspect`, `stats`.
 
 mod attach;
+mod cp;
 mod flags;
 mod list;
 mod options;
@@ -77,6 +78,8 @@ pub enum ContainerCommand {
     },
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Copy files between a container (running or stopped) and the host.
+    Cp(cp::CpArgs),
     /// Print containers' configuration and state as JSON.
     Inspect {
         /// Containers.
@@ -151,7 +154,7 @@ impl ContainerCommand {
         // Only commands that boot a VM need vminitd: `ls` or `rm` work without.
         let vminitd = if matches!(
             self,
-            Self::Run(_) | Self::Start { .. } | Self::Monitor { .. }
+            Self::Run(_) | Self::Start { .. } | Self::Monitor { .. } | Self::Cp(_)
         ) {
             root.find_vminitd()?
         } else {
@@ -213,6 +216,7 @@ impl ContainerCommand {
                 Ok(0)
             }
             Self::Exec(args) => exec(manager, args).await,
+            Self::Cp(args) => cp::cp(manager, args).await,
             Self::Inspect { containers } => list::inspect(manager, &containers),
             Self::Stats {
                 no_stream,

@@ -129,14 +129,24 @@ impl LinuxContainer {
     pub async fn start(&mut self, stdio: StdioConfig) -> Result<LinuxProcess, Error> {
         let id = self.config.id.clone();
         let store = self.inner.store.clone();
-        let previous = self.state()?;
-        if previous.is_running() {
-            return Err(self.invalid("running", "it is already running"));
-        }
-        store.update(&id, |s| {
+        let name = self.config.name.clone();
+        // Claimed under the state lock: two starts, or a start and a copy,
+        // never both take the VM.
+        store.update_checked(&id, |s| {
+            if s.is_running() {
+                return Err(invalid(&name, "running", "it is already running"));
+            }
+            if s.owner_alive() {
+                return Err(invalid(
+                    &name,
+                    "being copied to or from",
+                    "a copy (cctl cp) holds it; start it when the copy ends",
+                ));
+            }
             *s = ContainerState::created();
             s.status = Status::Starting;
             s.set_owner_to_this_process();
+            Ok(())
         })?;
         self.heartbeat = match owner::Heartbeat::start(store.heartbeat(&id)) {
             Ok(beat) => Some(beat),
@@ -416,6 +426,18 @@ impl LinuxContainer {
         if state.owner_alive() {
             return Ok(());
         }
+        if state.copying {
+            // A copy's owner died: the container is as it was before.
+            self.inner.store.update(&self.config.id, |s| {
+                s.copying = false;
+                s.owner_pid = None;
+                s.owner_start = None;
+                s.vsock = None;
+            })?;
+            let _ = std::fs::remove_dir_all(self.inner.store.vm_dir(&self.config.id));
+            let _ = std::fs::remove_file(self.inner.store.heartbeat(&self.config.id));
+            return Ok(());
+        }
         if matches!(state.status, Status::Running | Status::Starting) || state.owner_pid.is_some() {
             // Its VM died with the owner, whose last beat dates that closer
             // than now (a container whose owner beat no more than now).
@@ -511,17 +533,44 @@ impl LinuxContainer {
         self.reap_stale(137).await?;
         let networks = self.inner.networks().await;
         sandbox::release_network(networks, &self.config.network, &self.config.id).await?;
-        self.inner.store.remove(&self.config.id)
+        self.inner
+            .store
+            .remove_unowned(&self.config.id, &self.config.name)
     }
 
     fn invalid(&self, state: &str, detail: &str) -> Error {
-        Error::InvalidState {
-            container: self.config.name.clone(),
-            state: state.to_owned(),
-            detail: detail.to_owned(),
+        invalid(&self.config.name, state, detail)
+    }
+
+    /// The shared parts a copy needs: the manager's inner state.
+    pub(super) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// The agent and stream endpoint of its running VM, when it runs.
+    pub(super) async fn running_agent(
+        &self,
+    ) -> Result<Option<(AgentClient, VsockEndpoint)>, Error> {
+        if !self.state()?.is_running() {
+            return Ok(None);
         }
+        let agent = self.agent().await?.clone();
+        Ok(Some((agent, self.vsock()?)))
     }
 }
+
+/// [`Error::InvalidState`] for container `name`.
+fn invalid(name: &str, state: &str, detail: &str) -> Error {
+    Error::InvalidState {
+        container: name.to_owned(),
+        state: state.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+/// The agent's id for a container's first process, whose root a running
+/// container's copies resolve paths in.
+pub(super) const FIRST_PROCESS: &str = INIT_ID;
 
 /// Unmounts container `config`'s volumes in its guest (the container has
 /// ended), which leaves their journals clean; whether all went.

@@ -11,6 +11,7 @@
 //! - a container whose records cannot be read is listed as dead
 //!   ([`DamagedContainer`]) and can still be removed.
 
+mod copy;
 mod damaged;
 mod linux_container;
 mod log;
@@ -21,6 +22,7 @@ mod record;
 mod sandbox;
 mod store;
 
+pub use copy::CopyOptions;
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
 pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};

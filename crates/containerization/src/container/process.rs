@@ -262,7 +262,7 @@ fn launch_error(error: AgentError) -> Error {
 
 /// Three ports for process `id`'s streams, spread by a hash of the id and
 /// this host process so two processes exec'ing at once do not collide.
-fn port_base(id: &str) -> u32 {
+pub(crate) fn port_base(id: &str) -> u32 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut hasher);

@@ -150,6 +150,12 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// Why it could not start or run, when it could not.
     pub error: Option<String>,
+    /// Its owner is a copy (`cctl cp` into or out of it while stopped), not
+    /// a run: its VM holds the container's disk and volumes, and a start or
+    /// removal waits for the copy to end. An owner that dies while copying
+    /// leaves the status as it was.
+    #[serde(default)]
+    pub copying: bool,
 }
 
 impl ContainerState {
@@ -167,6 +173,7 @@ impl ContainerState {
             exit_code: None,
             oom_killed: false,
             error: None,
+            copying: false,
         }
     }
 

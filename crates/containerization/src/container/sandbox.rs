@@ -332,6 +332,7 @@ async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<
                 fstype: "ext4".into(),
                 options: options.iter().map(|o| (*o).to_owned()).collect(),
                 create_target: true,
+                ..Default::default()
             })
             .await;
         match mounted {
@@ -418,6 +419,7 @@ async fn mount_shares(
             fstype: transport.fstype().to_owned(),
             options,
             create_target: true,
+            ..Default::default()
         })
         .await?;
     Ok(())
@@ -434,6 +436,7 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
         fstype: "ext4".into(),
         options: options.iter().map(|o| (*o).to_owned()).collect(),
         create_target: true,
+        ..Default::default()
     };
     if !read_only {
         agent
@@ -457,6 +460,7 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
                 "workdir=/run/cz/upper/work".into(),
             ],
             create_target: true,
+            ..Default::default()
         })
         .await?;
     Ok(())

@@ -124,13 +124,27 @@ impl ContainerStore {
         id: &ContainerId,
         change: impl FnOnce(&mut ContainerState),
     ) -> Result<ContainerState, Error> {
+        self.update_checked(id, |state| {
+            change(state);
+            Ok(())
+        })
+    }
+
+    /// [`Self::update`] with a change that may refuse (a start or a copy
+    /// claiming a container another process owns): the state is then left
+    /// as it was, and the refusal returned.
+    pub fn update_checked(
+        &self,
+        id: &ContainerId,
+        change: impl FnOnce(&mut ContainerState) -> Result<(), Error>,
+    ) -> Result<ContainerState, Error> {
         // The folder is not made again for a container removed meanwhile.
         if !self.dir(id).is_dir() {
             return Err(Error::ContainerNotFound(id.to_string()));
         }
         let _lock = state_file::lock(&self.dir(id).join("state.lock"))?;
         let mut state = self.state(id)?;
-        change(&mut state);
+        change(&mut state)?;
         state_file::replace_json(&self.state_path(id), &state)?;
         Ok(state)
     }
@@ -341,6 +355,40 @@ impl ContainerStore {
     /// was the last user of, if its image is gone too (unless images are
     /// being pulled at that moment: `cctl image prune` takes it then).
     pub fn remove(&self, id: &ContainerId) -> Result<(), Error> {
+        self.remove_with(id, |_| Ok(()))
+    }
+
+    /// [`Self::remove`], unless another live process owns it (a copy
+    /// started meanwhile): checked under its state lock, held while the
+    /// folder goes, so a copy cannot claim it half removed.
+    pub fn remove_unowned(&self, id: &ContainerId, name: &str) -> Result<(), Error> {
+        self.remove_with(id, |state| match state {
+            Some(state) if state.owner_alive() && state.owner_pid != Some(std::process::id()) => {
+                Err(Error::InvalidState {
+                    container: name.to_owned(),
+                    state: if state.copying {
+                        "being copied to or from"
+                    } else {
+                        "in use"
+                    }
+                    .to_owned(),
+                    detail: "a copy (cctl cp) holds it; try again when it ends".to_owned(),
+                })
+            }
+            _ => Ok(()),
+        })
+    }
+
+    fn remove_with(
+        &self,
+        id: &ContainerId,
+        check: impl FnOnce(Option<&ContainerState>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let _lock = match self.dir(id).is_dir() {
+            true => Some(state_file::lock(&self.dir(id).join("state.lock"))?),
+            false => None,
+        };
+        check(self.state(id).ok().as_ref())?;
         let _ = std::fs::remove_dir_all(self.vm_dir(id));
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {

@@ -148,6 +148,7 @@ impl GuestVm {
                     target: Some(Target::VsockPort(port)),
                 }),
                 destination: GUEST_ROOTFS.into(),
+                ..Default::default()
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -94,6 +94,7 @@ pub async fn mount_vda(agent: &AgentClient, read_only: bool) {
                 Vec::new()
             },
             create_target: true,
+            ..Default::default()
         })
         .await
         .expect("mount /dev/vda on /mnt");
