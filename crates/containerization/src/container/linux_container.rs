@@ -136,7 +136,9 @@ impl LinuxContainer {
             if s.is_running() {
                 return Err(invalid(&name, "running", "it is already running"));
             }
-            if s.owner_alive() {
+            // A monitor still alive after its container ended is finishing
+            // its teardown: only a copy's claim stops a start.
+            if s.copying && s.owner_alive() {
                 return Err(invalid(
                     &name,
                     "being copied to or from",

@@ -358,20 +358,21 @@ impl ContainerStore {
         self.remove_with(id, |_| Ok(()))
     }
 
-    /// [`Self::remove`], unless another live process owns it (a copy
-    /// started meanwhile): checked under its state lock, held while the
-    /// folder goes, so a copy cannot claim it half removed.
+    /// [`Self::remove`], unless a copy started meanwhile holds it (another
+    /// live process owns it with `copying` set): checked under its state
+    /// lock, held while the folder goes, so a copy cannot claim it half
+    /// removed. Any other owner still alive is a monitor finishing after
+    /// its container ended, which does not stop a removal.
     pub fn remove_unowned(&self, id: &ContainerId, name: &str) -> Result<(), Error> {
         self.remove_with(id, |state| match state {
-            Some(state) if state.owner_alive() && state.owner_pid != Some(std::process::id()) => {
+            Some(state)
+                if state.copying
+                    && state.owner_alive()
+                    && state.owner_pid != Some(std::process::id()) =>
+            {
                 Err(Error::InvalidState {
                     container: name.to_owned(),
-                    state: if state.copying {
-                        "being copied to or from"
-                    } else {
-                        "in use"
-                    }
-                    .to_owned(),
+                    state: "being copied to or from".to_owned(),
                     detail: "a copy (cctl cp) holds it; try again when it ends".to_owned(),
                 })
             }
