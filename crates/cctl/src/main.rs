@@ -67,7 +67,32 @@ enum Command {
 /// errors included (clap's own is 2).
 const USAGE_FAILED: u8 = 125;
 
+/// The exit status of a process a closed pipe stopped (128 + SIGPIPE), as
+/// a shell reports a tool killed by the signal.
+const CLOSED_PIPE_EXIT: i32 = 141;
+
+/// Ends quietly when standard output or error is a pipe whose reader has
+/// gone (`cctl inspect x | grep -q …`), as Unix tools do, instead of
+/// panicking in `println!`. Rust ignores SIGPIPE so that sockets report
+/// `EPIPE`; the agent's connections keep doing so.
+fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    end_quietly_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -29,6 +29,24 @@ fn kernel_ls_lists_the_kernel_setup_installed() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_cctl_quietly() {
+    // `cctl kernel ls | true`: the reader has gone before cctl writes.
+    let root = containerization_testkit::state_root();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_cctl"))
+        .args(["kernel", "ls"])
+        .env("CZ_ROOT", &root)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("cctl runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
+
+#[test]
 fn kernel_ls_in_an_empty_root_says_how_to_get_a_kernel() {
     let root = tempfile::tempdir().unwrap();
     let (ok, stdout, stderr) = cctl(Some(root.path()), &["kernel", "ls"]);
