@@ -112,6 +112,18 @@ fn clean(name: &Path, entry: &str) -> Result<PathBuf> {
     Ok(clean)
 }
 
+/// The target an entry that is `what` (a symlink, a hard link) names.
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>, shown: &str, what: &str) -> Result<PathBuf> {
+    entry
+        .link_name()
+        .map_err(ArchiveError::Stream)?
+        .map(std::borrow::Cow::into_owned)
+        .ok_or_else(|| ArchiveError::Refused {
+            entry: shown.to_owned(),
+            detail: format!("{what} without a target"),
+        })
+}
+
 fn timestamps(mtime: i64) -> Timestamps {
     let time = Timespec {
         tv_sec: mtime,
@@ -247,14 +259,7 @@ impl Unpacker<'_> {
                 self.finish_file(file.as_fd(), mode, owner, mtime, &shown)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(ArchiveError::Stream)?
-                    .ok_or_else(|| ArchiveError::Refused {
-                        entry: shown_name.clone(),
-                        detail: "a symlink without a target".to_owned(),
-                    })?
-                    .into_owned();
+                let target = link_target(&entry, &shown_name, "a symlink")?;
                 self.refuse_directory(&dir, &name, &shown)?;
                 rustix::fs::symlinkat(&target, &dir, &name).at("create the link", &shown)?;
                 if self.options.keep_owners {
@@ -271,14 +276,7 @@ impl Unpacker<'_> {
                     .at("set the times of", &shown)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(ArchiveError::Stream)?
-                    .ok_or_else(|| ArchiveError::Refused {
-                        entry: shown_name.clone(),
-                        detail: "a hard link without a target".to_owned(),
-                    })?
-                    .into_owned();
+                let target = link_target(&entry, &shown_name, "a hard link")?;
                 let target = self.place(&target, &shown_name)?;
                 let (target_dir, target_name) =
                     split(&target).ok_or_else(|| ArchiveError::Refused {

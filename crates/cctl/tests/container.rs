@@ -457,16 +457,7 @@ fn sigkill_of_a_foreground_run_takes_its_vm_and_dates_its_end() {
         .stderr(Stdio::null())
         .spawn()
         .expect("cctl run");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let id = loop {
-        let ran = world.cctl(&["inspect", "victim"]);
-        if ran.code == 0 && ran.stdout.contains("\"Running\": true") {
-            let json: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
-            break json[0]["Id"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "never ran: {ran:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let id = world.id_once_running("victim");
     let short = &id[..16];
     assert!(!qemu_with(short).is_empty(), "its QEMU runs");
     // `ip netns exec` executes cctl in its own process: this is cctl.

@@ -178,14 +178,7 @@ impl Copier {
             FileType::Symlink => {
                 let link = rustix::fs::readlinkat(source, name, Vec::new())?;
                 rustix::fs::symlinkat(&link, target, name)?;
-                rustix::fs::chownat(
-                    target,
-                    name,
-                    Some(Uid::from_raw(stat.st_uid)),
-                    Some(Gid::from_raw(stat.st_gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
-                rustix::fs::utimensat(target, name, &times(&stat), AtFlags::SYMLINK_NOFOLLOW)?;
+                set_owner_times_at(target, name, &stat)?;
             }
             FileType::Fifo
             | FileType::Socket
@@ -198,14 +191,7 @@ impl Copier {
                     Mode::from_raw_mode(stat.st_mode & 0o7777),
                     stat.st_rdev as Dev,
                 )?;
-                rustix::fs::chownat(
-                    target,
-                    name,
-                    Some(Uid::from_raw(stat.st_uid)),
-                    Some(Gid::from_raw(stat.st_gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
-                rustix::fs::utimensat(target, name, &times(&stat), AtFlags::SYMLINK_NOFOLLOW)?;
+                set_owner_times_at(target, name, &stat)?;
             }
             FileType::Unknown => return Ok(()),
         }
@@ -237,6 +223,23 @@ fn times(stat: &rustix::fs::Stat) -> Timestamps {
             tv_nsec: stat.st_mtime_nsec as _,
         },
     }
+}
+
+/// The owner and times of `name` in `dir`, not followed (a symlink's or
+/// a node's, whose mode was set when it was made).
+fn set_owner_times_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    stat: &rustix::fs::Stat,
+) -> Result<(), Errno> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(stat.st_uid)),
+        Some(Gid::from_raw(stat.st_gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    rustix::fs::utimensat(dir, name, &times(stat), AtFlags::SYMLINK_NOFOLLOW)
 }
 
 /// Owner first (a chown clears set-id bits), then mode, then times.

@@ -171,6 +171,21 @@ impl World {
         assert_eq!(ran.stdout.trim().len(), 64, "an id is printed: {ran:?}");
     }
 
+    /// Waits (up to 120 s) until container `name` runs; its id.
+    pub fn id_once_running(&self, name: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let ran = self.cctl(&["inspect", name]);
+            if ran.code == 0 && ran.stdout.contains("\"Running\": true") {
+                let json: serde_json::Value =
+                    serde_json::from_str(&ran.stdout).expect("inspect JSON");
+                return json[0]["Id"].as_str().expect("an id").to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "never ran: {ran:?}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// `cctl inspect NAME` as JSON.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let ran = self.cctl(&["inspect", name]);
@@ -270,6 +285,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// QEMU processes whose command line mentions `needle`.
 pub fn qemu_with(needle: &str) -> Vec<u32> {
+    processes_with("qemu-system", needle)
+}
+
+/// Processes whose command line starts with `program` and mentions `needle`.
+pub fn processes_with(program: &str, needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -277,7 +297,7 @@ pub fn qemu_with(needle: &str) -> Vec<u32> {
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("qemu-system") && cmdline.contains(needle) {
+        if cmdline.starts_with(program) && cmdline.contains(needle) {
             pids.push(pid);
         }
     }

@@ -33,8 +33,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
 
+use super::namespace;
 use crate::error::io_at;
 use crate::{Accelerator, MemoryBacking, VmConfig, VmmError};
 
@@ -267,22 +268,8 @@ impl Jail {
     /// Runs in the forked child: a new mount namespace whose root is a
     /// tmpfs holding the planned binds.
     fn enter(&self) -> std::io::Result<()> {
-        // SAFETY: a new mount namespace changes no memory or descriptor this
-        // process shares with anything.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
-        // Nothing done here may reach the host's namespace.
-        rustix::mount::mount_change(
-            c"/",
-            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-        )?;
-        let hardened = MountFlags::NOSUID | MountFlags::NODEV;
-        rustix::mount::mount(
-            c"tmpfs",
-            self.root.as_c_str(),
-            c"tmpfs",
-            hardened | MountFlags::NOEXEC,
-            c"mode=0755,size=1m",
-        )?;
+        namespace::private_with_tmpfs(self.root.as_c_str(), c"mode=0755,size=1m")?;
+        let hardened = namespace::HARDENED;
         for step in &self.steps {
             match step {
                 Step::Dir(path) => match rustix::fs::mkdir(path.as_c_str(), Mode::from(0o755)) {

@@ -7,6 +7,7 @@ mod confine;
 mod console;
 mod handoff;
 mod jail;
+mod namespace;
 mod run_folder;
 mod share;
 mod user;

@@ -40,8 +40,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{MountFlags, MountPropagationFlags};
+use rustix::mount::MountFlags;
 
+use super::namespace;
 use super::run_folder;
 use crate::error::io_at;
 use crate::supervise::{inherit_fd, spawn_owned};
@@ -113,21 +114,8 @@ impl Export {
     /// Runs in the forked helper: a mount namespace of its own holding the
     /// export.
     fn enter(&self) -> std::io::Result<()> {
-        // SAFETY: a new mount namespace changes no memory or descriptor this
-        // process shares with anything.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
-        rustix::mount::mount_change(
-            c"/",
-            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-        )?;
-        let hardened = MountFlags::NOSUID | MountFlags::NODEV;
-        rustix::mount::mount(
-            c"tmpfs",
-            self.staging.as_c_str(),
-            c"tmpfs",
-            hardened | MountFlags::NOEXEC,
-            c"mode=0755,size=64k",
-        )?;
+        namespace::private_with_tmpfs(self.staging.as_c_str(), c"mode=0755,size=64k")?;
+        let hardened = namespace::HARDENED;
         for entry in &self.entries {
             let target = entry.target.as_c_str();
             let source = entry.source.as_c_str();
