@@ -1,10 +1,11 @@
-//! `cctl image …`: pull, push, list, tag, remove, inspect, save, load and
-//! prune images in the local store (`<state root>/content`).
+//! `cctl image …`: pull, push, list, tag, remove, inspect, save, load,
+//! prune and check images in the local store (`<state root>/content`).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use containerization::StateRoot;
 use containerization_oci::progress::ProgressSink;
@@ -139,6 +140,14 @@ pub enum ImageCommand {
     /// Remove blobs no image needs and root file systems no image or
     /// container needs, and report the store's usage.
     Prune,
+    /// Check every stored blob against its digest and every layer against
+    /// its image's diff_id; damaged blobs are set aside, so pulling their
+    /// images again repairs the store. Fails when anything is wrong.
+    Check {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 impl ImageCommand {
@@ -181,8 +190,10 @@ impl ImageCommand {
                         keep_devices,
                         ..Default::default()
                     };
-                    layer::unpack_resolved(store.content(), &resolved, &dir, &options)
-                        .with_context(|| format!("cannot unpack into {}", dir.display()))?;
+                    unpack_new(&dir, |dir| {
+                        layer::unpack_resolved(store.content(), &resolved, dir, &options)
+                    })
+                    .with_context(|| format!("cannot unpack into {}", dir.display()))?;
                 }
             }
             Self::Push {
@@ -301,6 +312,33 @@ impl ImageCommand {
             Self::Load { input } => {
                 for name in archive::load(&store, &input)? {
                     println!("loaded {name}");
+                }
+            }
+            Self::Check { format } => {
+                let report = store.check()?;
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                    Format::Table => {
+                        for problem in &report.problems {
+                            let image = problem.image.as_deref().unwrap_or("(no image)");
+                            println!("{image}: {}", problem.what);
+                        }
+                        println!(
+                            "checked {} blobs ({}); {} layers decompressed to check their \
+                             diff_ids, {} checked before",
+                            report.blobs,
+                            bytes(report.bytes),
+                            report.decompressed,
+                            report.known
+                        );
+                    }
+                }
+                if !report.problems.is_empty() {
+                    bail!(
+                        "{} problems in the image store; damaged blobs were set aside: pull \
+                         (or load) the images named above again",
+                        report.problems.len()
+                    );
                 }
             }
             Self::Prune => {
@@ -493,6 +531,39 @@ pub mod progress {
             }
         }
     }
+}
+
+/// Runs `unpack` into `dir`, which must be missing or empty; on an error,
+/// nothing unpacked is left there (a folder made for it is removed).
+fn unpack_new(
+    dir: &Path,
+    unpack: impl FnOnce(&Path) -> containerization_oci::Result<()>,
+) -> anyhow::Result<()> {
+    let existed = match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!("{} is not empty: unpack into a new folder", dir.display());
+            }
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let Err(error) = unpack(dir) else {
+        return Ok(());
+    };
+    // Nothing built from a refused layer may be used.
+    let cleaned = std::fs::remove_dir_all(dir).and_then(|()| {
+        if existed {
+            std::fs::DirBuilder::new().mode(0o700).create(dir)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = cleaned {
+        tracing::warn!(dir = %dir.display(), "cannot remove what was unpacked: {e}");
+    }
+    Err(error.into())
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use containerization::StateRoot;
 use containerization_ext4::{FileKind, FormatOptions, Formatter, Image, Stat};
-use containerization_oci::store::ImageStore;
-use containerization_oci::{Digest, Platform, Reference};
+use containerization_oci::layer::StoredLayer;
+use containerization_oci::store::{ContentStore, ImageStore};
+use containerization_oci::{Platform, Reference};
 
 /// Subcommands of `cctl rootfs`.
 #[derive(Debug, Subcommand)]
@@ -98,12 +99,12 @@ impl RootfsCommand {
     }
 }
 
-/// The layer blobs of a stored image for a platform, lowest first.
+/// The layers of a stored image for a platform, lowest first, and the store.
 fn image_layers(
     root: &StateRoot,
     typed: &str,
     platform: Option<&str>,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> anyhow::Result<(ContentStore, Vec<StoredLayer>)> {
     let store = ImageStore::open(root.path()).context("cannot open the image store")?;
     let name = match typed.parse::<Reference>() {
         Ok(r) if store.get(&r.to_string()).is_ok() => r.to_string(),
@@ -116,15 +117,8 @@ fn image_layers(
     let resolved = store
         .resolve(&name, &platform)
         .with_context(|| format!("cannot find {typed} in the image store; pull it first"))?;
-    resolved
-        .manifest
-        .layers()
-        .iter()
-        .map(|layer| {
-            let digest: Digest = layer.digest().to_string().parse()?;
-            Ok(store.content().blob_path(&digest))
-        })
-        .collect()
+    let layers = StoredLayer::of_image(&resolved)?;
+    Ok((store.content().clone(), layers))
 }
 
 fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
@@ -141,15 +135,26 @@ fn create(root: &StateRoot, args: CreateArgs) -> anyhow::Result<()> {
         image
             .add_dir_tree(dir)
             .with_context(|| format!("cannot copy {} into the image", dir.display()))?;
+    } else if let Some(name) = &args.image {
+        // Each layer is checked as it is read; the image is written only
+        // if every verdict is good.
+        let (content, layers) = image_layers(root, name, args.platform.as_deref())?;
+        for (index, layer) in layers.iter().enumerate() {
+            let what = || format!("layer {} of {name} ({})", index + 1, layer.digest);
+            let mut reader = content.open_layer(layer).with_context(what)?;
+            match image.unpack_layer(&mut reader) {
+                Ok(()) => reader.finish().with_context(what)?,
+                Err(error) => {
+                    reader.check_blob().with_context(what)?;
+                    return Err(error).with_context(|| format!("cannot apply the {}", what()));
+                }
+            }
+        }
     } else {
-        let layers = match &args.image {
-            Some(name) => image_layers(root, name, args.platform.as_deref())?,
-            None => args.layers.clone(),
-        };
-        if layers.is_empty() {
+        if args.layers.is_empty() {
             bail!("give IMAGE, --from-dir DIR or --layers LAYER.tar…");
         }
-        for layer in &layers {
+        for layer in &args.layers {
             let file = std::fs::File::open(layer)
                 .with_context(|| format!("cannot open the layer {}", layer.display()))?;
             image

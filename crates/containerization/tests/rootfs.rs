@@ -10,33 +10,70 @@ use std::time::Instant;
 use containerization::Error;
 use containerization::rootfs::{CloneKind, RootfsCache, writable_clone};
 use containerization_oci::Digest;
+use containerization_oci::layer::StoredLayer;
+use containerization_oci::store::ContentStore;
 use containerization_testkit::{Fixture, fixture};
 
-/// The busybox fixture's manifest digest and layer blobs, lowest first.
-fn busybox() -> (Digest, Vec<PathBuf>) {
+/// The busybox fixture's layers in a store of their own.
+struct Busybox {
+    manifest: Digest,
+    /// Holds the store.
+    _dir: tempfile::TempDir,
+    content: ContentStore,
+    layers: Vec<StoredLayer>,
+}
+
+/// The busybox fixture's manifest digest, and its layers (lowest first)
+/// copied into a fresh content store.
+fn busybox() -> Busybox {
     let image = fixture(Fixture::Busybox).expect("fixture");
     let layout = image.layout();
-    let blob = |digest: &str| {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture_store =
+        ContentStore::open(layout, &dir.path().join("fixture-ingest")).expect("layout");
+    let json = |digest: &str| -> serde_json::Value {
         let digest: Digest = digest.parse().expect("digest");
-        layout
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex())
+        serde_json::from_slice(&fixture_store.read_blob(&digest).expect("read")).expect("json")
     };
-    let json = |path: PathBuf| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
-    };
-    let index = json(layout.join("index.json"));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("read"))
+            .expect("json");
     let manifest = index["manifests"][0]["digest"]
         .as_str()
         .expect("manifest digest");
-    let layers = json(blob(manifest))["layers"]
+    let manifest_json = json(manifest);
+    let config = json(manifest_json["config"]["digest"].as_str().expect("config"));
+    let content =
+        ContentStore::open(&dir.path().join("content"), &dir.path().join("ingest")).expect("store");
+    let layers = manifest_json["layers"]
         .as_array()
         .expect("layers")
         .iter()
-        .map(|layer| blob(layer["digest"].as_str().expect("layer digest")))
+        .zip(config["rootfs"]["diff_ids"].as_array().expect("diff_ids"))
+        .map(|(layer, diff_id)| {
+            let descriptor = serde_json::from_value(layer.clone()).expect("descriptor");
+            let layer = StoredLayer::new(
+                &descriptor,
+                Some(diff_id.as_str().expect("diff_id").parse().expect("digest")),
+            )
+            .expect("layer");
+            let bytes = std::fs::read(fixture_store.blob_path(&layer.digest)).expect("blob");
+            content.put_blob(&layer.digest, &bytes).expect("copy");
+            layer
+        })
         .collect();
-    (manifest.parse().expect("digest"), layers)
+    Busybox {
+        manifest: manifest.parse().expect("digest"),
+        _dir: dir,
+        content,
+        layers,
+    }
+}
+
+impl Busybox {
+    fn base(&self, cache: &RootfsCache) -> Result<PathBuf, Error> {
+        cache.base(&self.manifest, &self.content, &self.layers)
+    }
 }
 
 /// Runs a tool, returning whether it succeeded and what it printed.
@@ -65,26 +102,26 @@ fn sha256(path: &Path) -> String {
 
 /// A base of the busybox image in a fresh cache.
 fn busybox_base() -> (tempfile::TempDir, PathBuf) {
-    let (manifest, layers) = busybox();
+    let image = busybox();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
-    let base = cache.base(&manifest, &layers).expect("base");
+    let base = image.base(&cache).expect("base");
     (tmp, base)
 }
 
 #[test]
 fn base_from_busybox_layers_is_a_clean_read_only_ext4_with_busybox() {
-    let (manifest, layers) = busybox();
+    let image = busybox();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
     let started = Instant::now();
-    let base = cache.base(&manifest, &layers).expect("base");
+    let base = image.base(&cache).expect("base");
     eprintln!("base built in {:?}", started.elapsed());
 
-    assert_eq!(base, cache.path(&manifest));
+    assert_eq!(base, cache.path(&image.manifest));
     assert_eq!(
         base.file_name().and_then(|n| n.to_str()),
-        Some(format!("sha256-{}.ext4", manifest.hex()).as_str())
+        Some(format!("sha256-{}.ext4", image.manifest.hex()).as_str())
     );
     let (ok, out) = run("e2fsck", &["-fn", text(&base)]);
     assert!(ok, "{out}");
@@ -108,7 +145,7 @@ fn base_from_busybox_layers_is_a_clean_read_only_ext4_with_busybox() {
 
     let listed = cache.list().expect("list");
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].manifest, manifest);
+    assert_eq!(listed[0].manifest, image.manifest);
     assert_eq!(listed[0].path, base);
     assert_eq!(listed[0].size, meta.len());
     assert_eq!(listed[0].allocated, meta.blocks() * 512);
@@ -121,13 +158,15 @@ fn base_from_busybox_layers_is_a_clean_read_only_ext4_with_busybox() {
 
 #[test]
 fn a_cached_base_is_reused_without_rebuilding() {
-    let (manifest, layers) = busybox();
+    let image = busybox();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
-    let first = cache.base(&manifest, &layers).expect("base");
+    let first = image.base(&cache).expect("base");
     let before = std::fs::metadata(&first).expect("stat");
     // A rebuild would need the layers: without them only the cache answers.
-    let second = cache.base(&manifest, &[]).expect("cached base");
+    let second = cache
+        .base(&image.manifest, &image.content, &[])
+        .expect("cached base");
     let after = std::fs::metadata(&second).expect("stat");
     assert_eq!(first, second);
     assert_eq!(before.ino(), after.ino());
@@ -137,12 +176,12 @@ fn a_cached_base_is_reused_without_rebuilding() {
 
 #[test]
 fn threads_building_one_base_at_once_make_one_valid_file() {
-    let (manifest, layers) = busybox();
+    let image = busybox();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
     let paths: Vec<PathBuf> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| cache.base(&manifest, &layers).expect("base")))
+            .map(|_| scope.spawn(|| image.base(&cache).expect("base")))
             .collect();
         workers
             .into_iter()
@@ -159,40 +198,88 @@ fn threads_building_one_base_at_once_make_one_valid_file() {
     assert_eq!(names.len(), 1, "one base and nothing else: {names:?}");
 }
 
-#[test]
-fn a_garbage_layer_fails_naming_the_image_and_leaves_nothing() {
-    let (manifest, mut layers) = busybox();
+/// Builds `image`'s base in a fresh cache, expecting it to fail; returns
+/// the message, having checked that it names the image and that nothing
+/// was left in the cache.
+fn refused(image: &Busybox) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let garbage = tmp.path().join("garbage");
-    std::fs::write(&garbage, b"\x1f\x8b this is not a gzip tar layer at all").expect("write");
-    layers.push(garbage);
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
-    let error = cache
-        .base(&manifest, &layers)
-        .expect_err("a garbage layer must fail");
+    let error = image.base(&cache).expect_err("the build must fail");
     assert!(matches!(error, Error::Rootfs { .. }), "{error:?}");
     let message = error.to_string();
     eprintln!("{message}");
-    assert!(message.contains(&manifest.to_string()), "{message}");
-    assert!(message.contains("layer 2"), "{message}");
+    assert!(message.contains(&image.manifest.to_string()), "{message}");
     let names: Vec<_> = std::fs::read_dir(cache.dir())
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert!(names.is_empty(), "nothing may be left behind: {names:?}");
     assert!(cache.list().expect("list").is_empty());
+    message
+}
+
+#[test]
+fn a_garbage_layer_fails_naming_the_image_and_leaves_nothing() {
+    let mut image = busybox();
+    let garbage = b"\x1f\x8b this is not a gzip tar layer at all";
+    let digest = image.content.put_new_blob(garbage).expect("put");
+    image.layers.push(StoredLayer {
+        digest,
+        size: garbage.len() as u64,
+        compression: containerization_oci::media_type::Compression::Gzip,
+        diff_id: None,
+    });
+    let message = refused(&image);
+    assert!(message.contains("layer 2"), "{message}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_layer_is_refused_and_the_blob_set_aside() {
+    let image = busybox();
+    let layer = &image.layers[0];
+    let path = image.content.blob_path(&layer.digest);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // In the deflate stream, then in the gzip trailer's CRC.
+    for at in [bytes.len() / 3, bytes.len() - 7] {
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("damage");
+        let message = refused(&image);
+        assert!(message.contains("layer 1"), "{message}");
+        assert!(message.contains("is damaged"), "{message}");
+        assert!(message.contains(&layer.digest.to_string()), "{message}");
+        assert!(!image.content.contains(&layer.digest), "set aside");
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("repair");
+    }
+    image
+        .base(&RootfsCache::new(image._dir.path().join("rootfs")))
+        .expect("repaired");
+}
+
+#[test]
+fn a_layer_that_does_not_match_its_diff_id_is_refused_and_kept() {
+    let mut image = busybox();
+    image.layers[0].diff_id = Some(Digest::sha256(b"another layer"));
+    let message = refused(&image);
+    assert!(message.contains("layer 1"), "{message}");
+    assert!(message.contains("uncompresses to"), "{message}");
+    assert!(image.content.contains(&image.layers[0].digest));
 }
 
 #[test]
 fn a_removed_base_is_gone_from_the_cache() {
-    let (manifest, layers) = busybox();
+    let image = busybox();
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
-    assert!(!cache.remove(&manifest).expect("remove from a new cache"));
-    let base = cache.base(&manifest, &layers).expect("base");
-    assert!(cache.remove(&manifest).expect("remove"));
+    assert!(
+        !cache
+            .remove(&image.manifest)
+            .expect("remove from a new cache")
+    );
+    let base = image.base(&cache).expect("base");
+    assert!(cache.remove(&image.manifest).expect("remove"));
     assert!(!base.exists());
-    assert!(!cache.remove(&manifest).expect("remove again"));
+    assert!(!cache.remove(&image.manifest).expect("remove again"));
     assert!(cache.list().expect("list").is_empty());
 }
 

@@ -14,7 +14,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = ImageStore::open(std::path::Path::new(&root))?;
     let config = ClientConfig {
-        verify_diff_ids: std::env::var_os("CZ_NO_DIFF_IDS").is_none(),
+        // As `cctl image pull`: diff_ids are checked where layers are
+        // decompressed; CZ_CHECK_DIFF_IDS=1 checks them at pull time too.
+        verify_diff_ids: std::env::var_os("CZ_CHECK_DIFF_IDS").is_some(),
         ..ClientConfig::default()
     };
     let client = RegistryClient::new(config)?;

@@ -42,8 +42,8 @@ pub enum Error {
     /// A stored blob whose bytes no longer hash to its name: the disk or
     /// someone changed it after it was checked and stored.
     #[error(
-        "the stored blob {digest} is damaged: its bytes hash to {actual}; remove the image \
-         that holds it and pull or load it again"
+        "the stored blob {digest} is damaged: its bytes hash to {actual}; it was set aside, \
+         so pulling (or loading) the image again fetches it anew"
     )]
     DamagedBlob {
         /// The blob.
@@ -70,6 +70,14 @@ pub enum Error {
         expected: String,
         /// The digest of the uncompressed bytes.
         actual: String,
+    },
+    /// A stored layer whose bytes are right but do not decompress.
+    #[error("layer {layer} cannot be read: {reason}")]
+    LayerUnreadable {
+        /// The compressed layer's digest.
+        layer: String,
+        /// What went wrong.
+        reason: String,
     },
     /// A media type this crate does not handle in this place.
     #[error("unsupported media type {media_type:?} for {what}")]

@@ -8,9 +8,11 @@
 //!   which registry repositories hold each blob ([`store::BlobSource`]).
 //! - [`registry::RegistryClient`]: pull and push against any distribution
 //!   registry, with anonymous, Basic and Bearer auth and docker credentials;
-//!   layers checked against their `diff_ids` as they arrive; pushes that
+//!   blobs checked against their digests as they arrive; pushes that
 //!   mount blobs across repositories and resume broken chunked uploads.
-//! - [`layer`]: gzip, zstd and plain layer streams, and a safe unpacker.
+//! - [`layer`]: gzip, zstd and plain layer streams, stored layers read with
+//!   their digest and `diff_id` checked as they are read
+//!   ([`layer::CheckedLayer`]), and a safe unpacker.
 //! - [`archive`]: `save` to and `load` from OCI layout and `docker save` tars.
 //!
 //! ```no_run

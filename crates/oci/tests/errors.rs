@@ -300,7 +300,7 @@ fn with_wrong_diff_id(store: &ImageStore, name: &str, new_name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn layers_that_do_not_match_their_diff_ids_are_refused_at_pull_and_at_unpack() {
+async fn layers_that_do_not_match_their_diff_ids_are_refused_where_they_are_decompressed() {
     let registry = Registry::anonymous().expect("registry");
     let reference: Reference = common::push_fixture(
         &registry,
@@ -318,31 +318,45 @@ async fn layers_that_do_not_match_their_diff_ids_are_refused_at_pull_and_at_unpa
         .expect("ref");
     with_wrong_diff_id(&store, &reference.to_string(), &bad.to_string());
 
-    // Unpack checks the diff_ids while decompressing.
-    let target = tempfile::tempdir().expect("temp dir");
-    let resolved = store.resolve(&bad.to_string(), &amd64()).expect("resolve");
-    let error = containerization_oci::layer::unpack_resolved(
-        store.content(),
-        &resolved,
-        target.path(),
-        &Default::default(),
-    )
-    .expect_err("diff_id mismatch");
+    // Unpack checks the diff_ids while decompressing, even of a layer whose
+    // diff_id (another one) was checked before.
+    let unpack = |store: &ImageStore, name: &str| {
+        let target = tempfile::tempdir().expect("temp dir");
+        let resolved = store.resolve(name, &amd64()).expect("resolve");
+        containerization_oci::layer::unpack_resolved(
+            store.content(),
+            &resolved,
+            target.path(),
+            &Default::default(),
+        )
+    };
+    unpack(&store, &reference.to_string()).expect("the true image unpacks");
+    let error = unpack(&store, &bad.to_string()).expect_err("diff_id mismatch");
     assert!(error.to_string().contains("uncompresses to"), "{error}");
 
-    // So does a pull, before anything is named.
+    // A pull does not decompress: the lying image's blobs are all whole,
+    // so it is pulled, and its unpack is refused.
     client
         .push(&store, &bad.to_string(), &bad)
         .await
         .expect("push the lying image");
     let (dir2, fresh) = temp_store();
-    let error = client_for(&registry, dir2.path())
+    client_for(&registry, dir2.path())
         .pull(&fresh, &bad, &amd64())
+        .await
+        .expect("pulled: every blob matches its digest");
+    let error = unpack(&fresh, &bad.to_string()).expect_err("diff_id mismatch");
+    assert!(error.to_string().contains("uncompresses to"), "{error}");
+
+    // A pull asked to check diff_ids refuses it before anything is named.
+    let (dir3, checking) = temp_store();
+    let error = common::client_checking_diff_ids(&registry, dir3.path())
+        .pull(&checking, &bad, &amd64())
         .await
         .expect_err("diff_id mismatch");
     assert!(
         error.to_string().contains("but the image config expects"),
         "{error}"
     );
-    assert!(fresh.list().expect("list").is_empty());
+    assert!(checking.list().expect("list").is_empty());
 }

@@ -177,10 +177,11 @@ impl CreateArgs {
         let name = store_name(&store, &self.image);
         let platform = self.platform.platform()?;
         // Only an image the store lacks (wholly, for this platform, or a blob
-        // of it) is pulled: a damaged one is left for `create` to name, since
-        // a pull would keep its damaged blobs.
+        // of it) is pulled. A damaged blob found now is set aside and named:
+        // the run is refused, and a pull (this run's next time) repairs it.
         let have = match store.resolve(&name, &platform) {
             Ok(_) => true,
+            Err(e @ containerization_oci::Error::DamagedBlob { .. }) => return Err(e.into()),
             Err(
                 containerization_oci::Error::ImageNotFound(_)
                 | containerization_oci::Error::PlatformNotFound { .. }

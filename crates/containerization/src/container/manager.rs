@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use containerization_oci::layer::StoredLayer;
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Digest, Platform};
 
@@ -306,26 +307,21 @@ impl ContainerManager {
         let manifest: Digest = resolved.manifest_descriptor.digest().to_string().parse()?;
         // A layer is read only to build the base, when it is not built yet.
         let base_built = self.inner.rootfs.path(&manifest).exists();
-        let layers: Vec<PathBuf> = resolved
-            .manifest
-            .layers()
-            .iter()
-            .map(|layer| {
-                let digest: Digest = layer.digest().to_string().parse()?;
-                let path = images.content().blob_path(&digest);
-                if !base_built && !path.exists() {
-                    return Err(Error::Rootfs {
-                        image: options.image.clone(),
-                        detail: format!(
-                            "its layer {digest} is missing from the image store: pull the \
-                             image again (`cctl image pull {}`)",
-                            options.image
-                        ),
-                    });
-                }
-                Ok(path)
-            })
-            .collect::<Result<_, Error>>()?;
+        let layers = StoredLayer::of_image(&resolved)?;
+        if !base_built
+            && let Some(missing) = layers
+                .iter()
+                .find(|layer| !images.content().contains(&layer.digest))
+        {
+            return Err(Error::Rootfs {
+                image: options.image.clone(),
+                detail: format!(
+                    "its layer {} is missing from the image store: pull the image again \
+                     (`cctl image pull {}`)",
+                    missing.digest, options.image
+                ),
+            });
+        }
         let network = match &options.network {
             Some(mode) => mode.clone(),
             None => NetworkMode::Network(DEFAULT_NETWORK.to_owned()),
@@ -438,7 +434,8 @@ impl ContainerManager {
             self.volumes().create(&volume.name)?;
         }
         let rootfs = self.inner.rootfs.clone();
-        let base = tokio::task::spawn_blocking(move || rootfs.base(&manifest, &layers))
+        let content = images.content().clone();
+        let base = tokio::task::spawn_blocking(move || rootfs.base(&manifest, &content, &layers))
             .await
             .map_err(|e| Error::Rootfs {
                 image: options.image.clone(),

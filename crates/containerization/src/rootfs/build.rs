@@ -9,12 +9,19 @@
 //! compressed and their unpacked size is unknown until they are unpacked,
 //! so the size is first guessed from the blob sizes; a guess that proves
 //! too small is corrected and the image built again.
+//!
+//! Every layer is read through [`ContentStore::open_layer`], which checks
+//! the blob's digest and the layer's `diff_id` on another core while the
+//! ext4 writer works: a base is published only if every layer's verdict is
+//! good, so nothing built from a damaged or lying layer is ever used.
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use containerization_ext4::{FormatOptions, Formatter, Summary};
+use containerization_oci::layer::{CheckedLayer, StoredLayer};
+use containerization_oci::store::ContentStore;
 use rustix::fs::RenameFlags;
 use rustix::io::Errno;
 
@@ -33,13 +40,20 @@ const ATTEMPTS: usize = 4;
 /// Sizes are whole GiB.
 const GIB: u64 = 1 << 30;
 
-/// Builds the base for `image` from `layers` (lowest first) at `target`,
-/// going through `partial`, which is replaced if it exists. The caller
-/// holds the build lock. On error neither file is left.
+/// The layers of one image, lowest first, and the store that holds them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layers<'a> {
+    pub(crate) content: &'a ContentStore,
+    pub(crate) layers: &'a [StoredLayer],
+}
+
+/// Builds the base for `image` from `layers` at `target`, going through
+/// `partial`, which is replaced if it exists. The caller holds the build
+/// lock. On error neither file is left.
 pub(crate) fn build(
     target: &Path,
     partial: &Path,
-    layers: &[PathBuf],
+    layers: Layers<'_>,
     image: &str,
 ) -> Result<Summary, Error> {
     let built = build_partial(partial, layers, image).and_then(|summary| {
@@ -60,15 +74,11 @@ pub(crate) fn build(
 
 /// Writes the image to `partial`, growing it until the content fits with
 /// [`FREE_SPACE`] to spare.
-fn build_partial(partial: &Path, layers: &[PathBuf], image: &str) -> Result<Summary, Error> {
-    let mut compressed = 0u64;
-    for layer in layers {
-        let meta = std::fs::metadata(layer).map_err(|source| Error::Io {
-            path: layer.clone(),
-            source,
-        })?;
-        compressed = compressed.saturating_add(meta.len());
-    }
+fn build_partial(partial: &Path, layers: Layers<'_>, image: &str) -> Result<Summary, Error> {
+    let compressed = layers
+        .layers
+        .iter()
+        .fold(0u64, |sum, layer| sum.saturating_add(layer.size));
     let mut size = whole_gib(
         compressed
             .saturating_mul(UNPACK_RATIO)
@@ -128,7 +138,7 @@ enum Attempt {
 /// One build of `size` bytes into `partial`.
 fn build_once(
     partial: &Path,
-    layers: &[PathBuf],
+    layers: Layers<'_>,
     image: &str,
     size: u64,
 ) -> Result<Summary, Attempt> {
@@ -163,19 +173,44 @@ fn build_once(
             }),
         }
     };
+    let refused = |number: usize| {
+        move |error: containerization_oci::Error| {
+            Attempt::Failed(Error::Rootfs {
+                image: image.to_owned(),
+                detail: format!("layer {number} is refused: {error}"),
+            })
+        }
+    };
+    let open = |number: usize| -> Result<Option<CheckedLayer>, Attempt> {
+        layers
+            .layers
+            .get(number)
+            .map(|layer| layers.content.open_layer(layer))
+            .transpose()
+            .map_err(refused(number + 1))
+    };
     let mut formatter = Formatter::create(partial, options)
         .map_err(failed(format!("cannot create {}", partial.display()), ""))?;
-    for (number, layer) in layers.iter().enumerate() {
-        let file = File::open(layer).map_err(|source| {
-            Attempt::Failed(Error::Io {
-                path: layer.clone(),
-                source,
-            })
-        })?;
-        formatter.unpack_layer(file).map_err(failed(
-            format!("cannot apply layer {} ({})", number + 1, layer.display()),
-            "; the blob may be damaged: remove the image and pull it again",
-        ))?;
+    // The next layer inflates and is checked while this one is written.
+    let mut next = open(0)?;
+    for (index, layer) in layers.layers.iter().enumerate() {
+        let Some(mut reader) = next.take() else { break };
+        next = open(index + 1)?;
+        let number = index + 1;
+        match formatter.unpack_layer(&mut reader) {
+            Ok(()) => reader.finish().map_err(refused(number))?,
+            Err(error) => {
+                let attempt = failed(
+                    format!("cannot apply layer {number} ({})", layer.digest),
+                    "",
+                )(error);
+                // A damaged blob makes the writer fail first: say so if it is.
+                if let Attempt::Failed(_) = attempt {
+                    reader.check_blob().map_err(refused(number))?;
+                }
+                return Err(attempt);
+            }
+        }
     }
     formatter
         .finish()

@@ -9,8 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use containerization_oci::Digest;
+use containerization_oci::layer::StoredLayer;
+use containerization_oci::store::ContentStore;
 
-use super::build;
+use super::build::{self, Layers};
 use super::lock::BuildLock;
 use crate::Error;
 
@@ -53,14 +55,22 @@ impl RootfsCache {
         self.dir.join(format!("{}.{EXTENSION}", stem(manifest)))
     }
 
-    /// The base for `manifest`, built from its `layers` (compressed or
-    /// plain tar blobs, lowest first) if it is not cached yet.
+    /// The base for `manifest`, built from its `layers` (lowest first) in
+    /// `content` if it is not cached yet. Each layer is checked as it is
+    /// read (blob digest and `diff_id`, see
+    /// [`ContentStore::open_layer`]); a layer that fails fails the build,
+    /// naming it, and nothing is cached.
     ///
     /// Processes asking for the same manifest at once build it once: the
     /// others wait for it. The base is read-only (mode 0444) and holds a
     /// journal and at least 1 GiB of free space; its size is virtual, the
     /// file is sparse.
-    pub fn base(&self, manifest: &Digest, layers: &[PathBuf]) -> Result<PathBuf, Error> {
+    pub fn base(
+        &self,
+        manifest: &Digest,
+        content: &ContentStore,
+        layers: &[StoredLayer],
+    ) -> Result<PathBuf, Error> {
         let path = self.path(manifest);
         if exists(&path)? {
             return Ok(path);
@@ -77,7 +87,7 @@ impl RootfsCache {
         build::build(
             &path,
             &self.sibling(manifest, "partial"),
-            layers,
+            Layers { content, layers },
             &manifest.to_string(),
         )?;
         Ok(path)

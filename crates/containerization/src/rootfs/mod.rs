@@ -12,11 +12,15 @@
 //!
 //! ```no_run
 //! use containerization::rootfs::{RootfsCache, writable_clone};
+//! use containerization_oci::layer::StoredLayer;
+//! use containerization_oci::store::ImageStore;
+//! use containerization_oci::{Digest, Platform};
 //! # fn main() -> Result<(), containerization::Error> {
-//! # let manifest: containerization_oci::Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
-//! # let layers = vec![std::path::PathBuf::from("/srv/cz/blobs/sha256/layer")];
+//! let images = ImageStore::open(std::path::Path::new("/srv/cz"))?;
+//! let image = images.resolve("docker.io/library/busybox:latest", &Platform::host())?;
+//! let manifest = Digest::try_from(image.manifest_descriptor.digest())?;
 //! let cache = RootfsCache::new("/srv/cz/rootfs");
-//! let base = cache.base(&manifest, &layers)?;
+//! let base = cache.base(&manifest, images.content(), &StoredLayer::of_image(&image)?)?;
 //! let kind = writable_clone(&base, std::path::Path::new("/srv/cz/containers/web/rootfs.img"))?;
 //! println!("{kind:?}");
 //! # Ok(())

@@ -116,7 +116,8 @@ impl ContentStore {
     /// layers are opened with [`ContentStore::open_blob`] and streamed.
     ///
     /// The bytes are checked against the digest where they are read: a
-    /// damaged blob is [`Error::DamagedBlob`], never a puzzling parse error.
+    /// damaged blob is [`Error::DamagedBlob`], never a puzzling parse error,
+    /// and is set aside ([`ContentStore::set_aside`]) so a pull fetches it again.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.blob_path(digest);
         let bytes = crate::limits::read_limited(
@@ -127,6 +128,7 @@ impl ContentStore {
         .at("read", path)?;
         let actual = digest.same_algorithm_of(&bytes);
         if &actual != digest {
+            self.set_aside(digest);
             return Err(Error::DamagedBlob {
                 digest: digest.to_string(),
                 actual: actual.to_string(),

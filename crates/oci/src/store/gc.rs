@@ -81,8 +81,15 @@ impl ImageStore {
                 let path = self.content().blob_path(&digest);
                 std::fs::remove_file(&path).at("remove", &path)?;
                 self.content().forget_sources(&digest);
+                self.content().forget_checked(&digest);
                 report.freed_bytes += size;
                 report.removed.push(digest);
+            }
+        }
+        // Damaged blobs were kept aside only to be looked at.
+        for (path, size) in self.content().damaged() {
+            if std::fs::remove_file(&path).is_ok() {
+                report.freed_bytes += size;
             }
         }
         // Ingest files nobody holds a lock on were left by killed processes.
@@ -182,7 +189,7 @@ impl ImageStore {
     }
 
     /// Every blob in `blobs/`, with its size.
-    fn all_blobs(&self) -> Result<Vec<(Digest, u64)>> {
+    pub(crate) fn all_blobs(&self) -> Result<Vec<(Digest, u64)>> {
         let mut blobs = Vec::new();
         let root = self.content().root().join("blobs");
         for algorithm in std::fs::read_dir(&root).at("list", &root)?.flatten() {

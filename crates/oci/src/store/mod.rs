@@ -1,12 +1,15 @@
 //! On-disk stores: [`ContentStore`] (an OCI image layout of blobs) and
 //! [`ImageStore`] (names for root descriptors), with garbage collection.
 
+mod check;
+mod checked;
 mod content;
 mod gc;
 mod image;
 mod lock;
 mod sources;
 
+pub use check::{CheckReport, Problem};
 pub use content::{ContentStore, Ingest, IngestStart, digest_of};
 pub use gc::{PruneReport, Reachable, Usage};
 pub use image::{Image, ImageStore, REF_NAME, ResolvedImage};

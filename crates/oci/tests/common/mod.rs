@@ -36,6 +36,27 @@ pub fn client_with_password(
     dir: &Path,
     password: Option<String>,
 ) -> RegistryClient {
+    client_with(registry, dir, password, false)
+}
+
+/// Like [`client_for`], decompressing each layer as it downloads to check
+/// it against its image's `diff_ids`.
+#[allow(dead_code)]
+pub fn client_checking_diff_ids(registry: &Registry, dir: &Path) -> RegistryClient {
+    client_with(
+        registry,
+        dir,
+        registry.credentials().map(|c| c.password.clone()),
+        true,
+    )
+}
+
+fn client_with(
+    registry: &Registry,
+    dir: &Path,
+    password: Option<String>,
+    verify_diff_ids: bool,
+) -> RegistryClient {
     let credentials = CredentialStore {
         own_file: Some(dir.join("credentials.json")),
         docker_config: None,
@@ -57,6 +78,7 @@ pub fn client_with_password(
             .map(|ca| vec![ca.ca_pem().as_bytes().to_vec()])
             .unwrap_or_default(),
         credentials,
+        verify_diff_ids,
         ..ClientConfig::default()
     };
     RegistryClient::new(config).expect("client")
