@@ -19,6 +19,7 @@ kernel: setup
 ## Set up, then run the whole test suite: unit, integration and doc tests.
 ## Both kinds of guest kernel are booted, so the built one is made when missing.
 test: setup kernel
+	scripts/setup --vsock-helper
 	cargo build -p vminitd --target $(MUSL_TARGET)
 	cargo test --workspace
 
@@ -33,15 +34,18 @@ bench: setup
 
 ## The main job: a loopback registry seeded with busybox, then
 ## `cctl run --rm <registry>/demo/busybox echo hello from a VM` (needs root).
-demo: setup kernel
+## It runs on Debian's cloud kernel when the fast kernel is not built yet,
+## and then starts building that in the background.
+demo: setup
 	scripts/demo
 
 fmt:
 	cargo fmt --all
 
 ## Run each fuzz target (crates/oci/fuzz: references, manifests, the host unpack and the ext4
-## writer's layers) for a short time (needs nightly and cargo-fuzz).
+## writer's layers) for a short time (installs nightly Rust and cargo-fuzz first).
 fuzz-smoke:
+	scripts/setup --fuzz
 	cd crates/oci/fuzz && for target in reference manifest unpack ext4_layers; do \
 	  cargo +nightly fuzz run $$target -- -max_total_time=$${FUZZ_SECONDS:-20} || exit 1; \
 	done
