@@ -14,7 +14,7 @@ build:
 
 ## The optimized guest kernel (kernel/build.sh; about 7 minutes the first time, cached after).
 kernel: setup
-	kernel/build.sh
+	kernel/locked-build.sh
 
 ## Set up, then run the whole test suite: unit, integration and doc tests.
 ## Both kinds of guest kernel are booted, so the built one is made when missing.

@@ -53,19 +53,6 @@ if [ -f "$entry/vmlinux" ] && ! $force; then
   exit 0
 fi
 
-# One build at a time: `make demo` starts one in the background, and a
-# `make test` meanwhile waits for it instead of building the same tree.
-mkdir -p "$ROOT/kernels"
-exec 9>"$ROOT/kernels/.build.lock"
-if ! flock -n 9; then
-  say "another build of the kernel is running; waiting for it (log: $ROOT/kernels/build.log)"
-  flock 9
-fi
-if [ -f "$entry/vmlinux" ] && ! $force; then
-  say "$name is in the catalogue (built meanwhile)"
-  exit 0
-fi
-
 for tool in make gcc flex bison bc; do
   command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup"
 done
