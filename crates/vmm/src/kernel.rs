@@ -105,11 +105,10 @@ impl Kernel {
     }
 
     /// Words the entry adds to the command line when booted under TCG (its
-    /// `tcg-cmdline` file), such as `noapictimer` for the optimized kernel:
-    /// without a TSC-deadline timer, which TCG lacks, that kernel spends
-    /// 0.2 s of a 0.9 s boot calibrating its local APIC timer, and the PIT
-    /// serves as well. A stock kernel gets none: Debian's slows down and
-    /// never finishes its reboot without the APIC timer.
+    /// `tcg-cmdline` file). The optimized kernel's entries carry
+    /// `noapictimer`, which the command line no longer passes on (see
+    /// `qemu::args`: without the APIC timer an idle guest never stops its
+    /// tick). A stock kernel has none.
     pub fn tcg_cmdline(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("tcg-cmdline"))
             .map(|text| text.split_whitespace().map(str::to_owned).collect())

@@ -93,7 +93,23 @@ pub(crate) fn kernel_cmdline(config: &VmConfig) -> String {
         words.push(format!("tsc_early_khz={khz}"));
     }
     if config.accel == Accelerator::Tcg {
-        words.extend(config.kernel.tcg_cmdline());
+        // TCG's TSC is one monotonic count for every vCPU, but the kernel's
+        // boot-time sync check finds warps in it and drops the TSC; the
+        // only clocksource left is jiffies, with which the idle tick never
+        // stops. Measured on idle containers: 6.9 % of a host core each,
+        // 0.1 % with the TSC kept.
+        words.push("tsc=reliable".to_owned());
+        // A tickless idle also needs a per-CPU timer: `noapictimer`, which
+        // older optimized-kernel entries ask for (it saves 0.2 s of APIC
+        // timer calibration per cold boot), leaves only the PIT, whose tick
+        // is periodic. VM templates pay that calibration once.
+        words.extend(
+            config
+                .kernel
+                .tcg_cmdline()
+                .into_iter()
+                .filter(|word| word != "noapictimer"),
+        );
     }
     if config.vsock == VsockBackend::Serial {
         // An unknown `key=value` reaches init as an environment variable.
