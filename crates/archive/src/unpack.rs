@@ -262,16 +262,7 @@ impl Unpacker<'_> {
                 let target = link_target(&entry, &shown_name, "a symlink")?;
                 self.refuse_directory(&dir, &name, &shown)?;
                 rustix::fs::symlinkat(&target, &dir, &name).at("create the link", &shown)?;
-                if self.options.keep_owners {
-                    rustix::fs::chownat(
-                        &dir,
-                        &name,
-                        Some(Uid::from_raw(owner.0)),
-                        Some(Gid::from_raw(owner.1)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .at("set the owner of", &shown)?;
-                }
+                self.set_link_owner(&dir, &name, owner, &shown)?;
                 rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .at("set the times of", &shown)?;
             }
@@ -319,16 +310,7 @@ impl Unpacker<'_> {
                     rustix::fs::makedev(major, minor),
                 )
                 .at("create", &shown)?;
-                if self.options.keep_owners {
-                    rustix::fs::chownat(
-                        &dir,
-                        &name,
-                        Some(Uid::from_raw(owner.0)),
-                        Some(Gid::from_raw(owner.1)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .at("set the owner of", &shown)?;
-                }
+                self.set_link_owner(&dir, &name, owner, &shown)?;
                 rustix::fs::chmodat(&dir, &name, Mode::from_raw_mode(mode), AtFlags::empty())
                     .at("set the mode of", &shown)?;
                 rustix::fs::utimensat(&dir, &name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
@@ -354,6 +336,28 @@ impl Unpacker<'_> {
             });
         }
         Ok(())
+    }
+
+    /// The owner of the entry `name` in `dir` (not followed if a link),
+    /// when owners are kept.
+    fn set_link_owner(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        owner: (u32, u32),
+        shown: &Path,
+    ) -> Result<()> {
+        if !self.options.keep_owners {
+            return Ok(());
+        }
+        rustix::fs::chownat(
+            dir,
+            name,
+            Some(Uid::from_raw(owner.0)),
+            Some(Gid::from_raw(owner.1)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .at("set the owner of", shown)
     }
 
     /// Owner, mode and time of a file just written.

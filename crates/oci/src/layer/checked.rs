@@ -371,15 +371,8 @@ impl Read for HashingReader {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).expect("compress");
-        encoder.finish().expect("compress")
-    }
+    use crate::layer::tests::gzip;
 
     struct Fixture {
         _dir: tempfile::TempDir,

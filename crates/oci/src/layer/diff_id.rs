@@ -232,15 +232,8 @@ impl BufRead for QueuedChunks {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).expect("compress");
-        encoder.finish().expect("compress")
-    }
+    use crate::layer::tests::gzip;
 
     async fn check(compressed: &[u8], expected: Digest) -> Result<()> {
         let file = tempfile::NamedTempFile::new().expect("temp file");

@@ -75,3 +75,15 @@ fn unpack_layers(
     }
     unpacker.finish()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::Write;
+
+    /// `bytes` gzip-compressed, for layers made up in tests.
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("compress");
+        encoder.finish().expect("compress")
+    }
+}

@@ -57,11 +57,12 @@ impl ImageStore {
         let mut claims = Claims::new();
         self.check_images(&mut report, &mut verified, &mut claims)?;
         for (digest, size) in self.all_blobs()? {
+            report.blobs += 1;
+            report.bytes += size;
+            // Manifests, indexes and configs were checked as they were read.
             if verified.contains(&digest) {
                 continue;
             }
-            report.blobs += 1;
-            report.bytes += size;
             match claims.get(&digest) {
                 Some(claims) => check_layer(self.content(), claims, &mut report),
                 None => check_blob(self.content(), &digest, &mut report),
