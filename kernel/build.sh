@@ -6,7 +6,8 @@
 #   kernel/build.sh --force   rebuild even when it is there
 #   kernel/build.sh --print   print the catalogue entry name and exit
 #
-# It starts from `make tinyconfig`, merges kernel/config-fragment, runs
+# It applies kernel/patches/*.patch to the source (in name order), starts
+# from `make tinyconfig`, merges kernel/config-fragment, runs
 # `make olddefconfig`, and stops with an error naming every fragment line the
 # source did not keep (the fragment and the source version are out of step).
 # The result is an uncompressed vmlinux booted through its PVH entry point,
@@ -44,7 +45,9 @@ version=$(dpkg-query -W -f='${Version}' "$source_pkg" 2>/dev/null) ||
   die "$source_pkg is not installed, but $fragment was made for it: run scripts/setup"
 tarball="/usr/src/$source_pkg.tar.xz"
 [ -f "$tarball" ] || die "$tarball is missing: reinstall $source_pkg"
-hash=$(cat "$fragment" "$0" | sha256sum | cut -c1-10)
+shopt -s nullglob
+patches=("$here"/patches/*.patch)
+hash=$(cat "$fragment" "$0" "${patches[@]}" | sha256sum | cut -c1-10)
 name="cz-${version%%-*}-$hash"
 entry="$ROOT/kernels/$name"
 if $print; then echo "$name"; exit 0; fi
@@ -53,7 +56,7 @@ if [ -f "$entry/vmlinux" ] && ! $force; then
   exit 0
 fi
 
-for tool in make gcc flex bison bc; do
+for tool in make gcc flex bison bc patch; do
   command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup"
 done
 
@@ -67,6 +70,25 @@ if [ ! -f "$tree/Makefile" ]; then
   tar -xf "$tarball" -C "$build/.unpack"
   mv "$build/.unpack/$source_pkg" "$tree"
   rmdir "$build/.unpack"
+fi
+
+# The tree keeps a copy of the patches it carries in .cz-patches: another
+# set is taken off (last first) and this one put on, so a patch change
+# rebuilds only what it touches. A tree a patch fails on is dropped.
+carried="$tree/.cz-patches"
+if ! diff -rq "$here/patches" "$carried" >/dev/null 2>&1; then
+  say "patching the source"
+  if [ -d "$carried" ]; then
+    for patch in $(printf '%s\n' "$carried"/*.patch | sort -r); do
+      patch -s -R -p1 -d "$tree" <"$patch" || { rm -rf "$tree"; die "could not take $patch off the source; run again to unpack it afresh"; }
+    done
+  fi
+  rm -rf "$carried"
+  mkdir "$carried"
+  for patch in "${patches[@]}"; do
+    patch -s -N -p1 -d "$tree" <"$patch" || { rm -rf "$tree"; die "$patch does not apply to $source_pkg $version"; }
+    cp "$patch" "$carried/"
+  done
 fi
 
 cd "$tree"
@@ -98,10 +120,6 @@ cp .config "$partial/config"
 cp "$fragment" "$partial/config-fragment"
 echo "$release" >"$partial/release"
 echo "$source_pkg $version (config-fragment $hash)" >"$partial/package"
-# Under TCG the guest has no TSC-deadline timer, so this kernel would spend
-# about 0.2 s calibrating its local APIC timer against the PIT; the PIT alone
-# serves it well (crates/vmm reads this file for TCG boots only).
-echo noapictimer >"$partial/tcg-cmdline"
 rm -rf "$entry"
 mv "$partial" "$entry"
 trap - EXIT

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -227,6 +228,78 @@ fn a_template_restore_binds_each_runs_own_folder_read_only_on_the_host() {
     assert!(stderr.contains("Read-only file system"), "{stderr}");
     let meta = std::fs::metadata(one.join("vf")).unwrap();
     assert_eq!((meta.uid(), meta.len()), (0, 3));
+}
+
+/// The guest keeps a shared folder's names for a second (the 9p patch in
+/// `kernel/patches`), so deep trees do not cost a walk per component; what
+/// the host changes must still show: contents, sizes and new names at once,
+/// an open always finds the host's file of that name, renames and removals
+/// within the second.
+#[test]
+fn a_running_container_sees_the_hosts_changes_in_a_shared_folder() {
+    let world = World::new();
+    let host = tempfile::tempdir().expect("host folder");
+    let dir = host.path();
+    let deep = dir.join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("f"), "one\n").unwrap();
+    world.detach(
+        "watcher",
+        &["-v", &format!("{}:/data", dir.display())],
+        &["sleep", "300"],
+    );
+    let exec = |script: &str| {
+        let ran = world.cctl(&["exec", "watcher", "sh", "-c", script]);
+        assert_eq!(ran.code, 0, "{script}: {ran:?}");
+        ran.stdout
+    };
+    let f = "/data/a/b/c/f";
+    assert_eq!(exec(&format!("cat {f}; stat -c %s {f}")), "one\n4\n");
+    std::fs::write(deep.join("f"), "a longer second text\n").unwrap();
+    assert_eq!(
+        exec(&format!("cat {f}; stat -c %s {f}")),
+        "a longer second text\n21\n"
+    );
+    // An append in the container lands after what the host appended.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(deep.join("f"))
+        .unwrap()
+        .write_all(b"host\n")
+        .unwrap();
+    exec(&format!("echo guest >> {f}"));
+    assert_eq!(
+        std::fs::read_to_string(deep.join("f")).unwrap(),
+        "a longer second text\nhost\nguest\n"
+    );
+    // A name the host makes shows at once; a name the host removes can be
+    // made again by the container at once.
+    std::fs::write(deep.join("new"), "new\n").unwrap();
+    assert_eq!(exec("cat /data/a/b/c/new"), "new\n");
+    std::fs::remove_file(deep.join("new")).unwrap();
+    exec("echo again > /data/a/b/c/new");
+    assert_eq!(
+        std::fs::read_to_string(deep.join("new")).unwrap(),
+        "again\n"
+    );
+    // An editor's save: a new file renamed over the old one.
+    std::fs::write(dir.join("a/tmp"), "saved\n").unwrap();
+    std::fs::rename(dir.join("a/tmp"), deep.join("f")).unwrap();
+    assert_eq!(exec(&format!("cat {f}")), "saved\n");
+    // Renamed and removed folders: gone from the container within a second.
+    std::fs::rename(dir.join("a/b"), dir.join("a/moved")).unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        exec("ls /data/a; [ -e /data/a/b/c/f ] && echo stale; cat /data/a/moved/c/f"),
+        "moved\nsaved\n"
+    );
+    std::fs::remove_dir_all(dir.join("a/moved")).unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        exec("ls -A /data/a; [ -e /data/a/moved/c ] || echo gone"),
+        "gone\n"
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "watcher"]).code, 0);
 }
 
 #[test]
