@@ -142,6 +142,22 @@ impl AgentClient {
         .map(drop)
     }
 
+    /// The block device of the disk the host attached at SCSI `target`
+    /// (see the vmm crate's `QemuVm::attach_disk`), once the guest kernel
+    /// has announced it, waiting up to `timeout`.
+    pub async fn find_disk(&self, target: u16, timeout: Duration) -> Result<String, AgentError> {
+        let request = FindDiskRequest {
+            scsi_target: u32::from(target),
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let deadline = self.deadline + timeout;
+        self.call("find disk", Some(deadline), |mut c| async move {
+            c.find_disk(request).await
+        })
+        .await
+        .map(|response| response.device)
+    }
+
     /// Creates a folder in the guest.
     pub async fn mkdir(&self, path: &str, mode: u32, parents: bool) -> Result<(), AgentError> {
         let request = MkdirRequest {

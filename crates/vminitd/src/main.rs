@@ -25,6 +25,7 @@
 mod binfmt;
 mod boot_clock;
 mod copy;
+mod disks;
 mod early;
 mod entropy;
 mod etc_files;

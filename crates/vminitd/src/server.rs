@@ -198,6 +198,15 @@ impl Sandbox for Agent {
         crate::filesystem::umount(request.into_inner()).map(Response::new)
     }
 
+    async fn find_disk(
+        &self,
+        request: Request<FindDiskRequest>,
+    ) -> Result<Response<FindDiskResponse>, Status> {
+        crate::disks::find(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn mkdir(
         &self,
         request: Request<MkdirRequest>,

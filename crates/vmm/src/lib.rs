@@ -74,7 +74,7 @@ pub use floor::{floor_initramfs, poweroff_init};
 pub use hypervisor::{Hypervisor, StopOutcome, VirtualMachine};
 pub use initramfs::{InitramfsFile, WANTED_MODULES, build_initramfs, build_initramfs_with};
 pub use kernel::{Kernel, KernelImageFormat};
-pub use qemu::{Qemu, QemuUsers, QemuVm};
+pub use qemu::{AttachedDisk, MAX_ATTACHED_DISKS, Qemu, QemuUsers, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};
 pub use template::{Origin, TemplateCache};
 pub use vsock::{CidLease, FIRST_GUEST_CID, HostListener, VsockBackend, VsockEndpoint};

@@ -238,10 +238,55 @@ impl Qmp {
 
     /// Waits up to `timeout` for an event named `name`, seen before or now.
     pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Result<QmpEvent, VmmError> {
+        self.wait_for(name, |_| true, timeout, false)
+    }
+
+    /// Waits up to `timeout` for an event named `name` whose data `matches`,
+    /// seen before or now, and takes it out of [`Qmp::events`], so a later
+    /// wait for the same name does not find it again.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), containerization_vmm::VmmError> {
+    /// # let mut qmp = containerization_vmm::Qmp::connect(
+    /// #     std::path::Path::new("/run/vm/qmp.sock"), std::time::Duration::from_secs(5))?;
+    /// qmp.execute("device_del", Some(serde_json::json!({ "id": "disk1" })))?;
+    /// qmp.take_event(
+    ///     "DEVICE_DELETED",
+    ///     |data| data["device"] == "disk1",
+    ///     std::time::Duration::from_secs(5),
+    /// )?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn take_event(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Result<QmpEvent, VmmError> {
+        self.wait_for(name, matches, timeout, true)
+    }
+
+    fn wait_for(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Value) -> bool,
+        timeout: Duration,
+        take: bool,
+    ) -> Result<QmpEvent, VmmError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(event) = self.events.iter().find(|e| e.name == name) {
-                return Ok(event.clone());
+            if let Some(at) = self
+                .events
+                .iter()
+                .position(|e| e.name == name && matches(&e.data))
+            {
+                // Later replies are read without a deadline again.
+                let _ = self.reader.get_ref().set_read_timeout(None);
+                return Ok(match take {
+                    true => self.events.remove(at),
+                    false => self.events[at].clone(),
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -9,9 +9,12 @@
 //!
 //! The key hashes everything the guest saw while it booted: the kernel, the
 //! initramfs, CPUs, memory, the kernel command line, the accelerator, QEMU,
-//! the balloon, each disk's size and mode, the number of NICs and whether
-//! host paths are shared. Disk files, tap devices, MAC addresses and the
-//! host paths behind the 9p device are not in it: a restored VM gets its own (a template never mounts its disks; vminitd drops cached blocks
+//! the balloon, each disk's size and mode, the number of NICs, whether
+//! host paths are shared and whether disks can be attached later (the
+//! controller; disks attached to a restored VM are never in a template).
+//! Disk files, tap devices, MAC addresses and the host paths behind the 9p
+//! device are not in it: a restored VM gets its own (a template never
+//! mounts its disks; vminitd drops cached blocks
 //! before a mount). What the template's guest kept that a restored one must
 //! not share (its random generator's state, its clock, its NIC's MAC) is the
 //! caller's to reset over the agent; see [`Origin`].
@@ -102,13 +105,14 @@ impl TemplateCache {
         let qemu = which(&config.qemu);
         put(&file_identity(&qemu).unwrap_or_else(|_| qemu.display().to_string()));
         put(&format!(
-            "cpus={} memory={} accel={} balloon={} nics={} shares={}",
+            "cpus={} memory={} accel={} balloon={} nics={} shares={} attachable={}",
             config.cpus,
             config.memory_mib,
             config.accel,
             config.balloon,
             config.nics.len(),
-            !config.shares.is_empty()
+            !config.shares.is_empty(),
+            config.attachable_disks
         ));
         // The TSC frequency word follows the host's "cpu MHz", which moves
         // with frequency scaling on some hosts; a restored guest keeps the

@@ -45,6 +45,12 @@ fn a_raw_ext4_disk_from_mke2fs_is_readable_in_the_guest() {
         assert_eq!(code, 0, "the guest reads the file's bytes");
         let code = guest_sh(&agent, "write", "echo x > /mnt/new").await;
         assert_ne!(code, 0, "a read-only disk refuses writes");
+        // A VM started without the virtio-scsi controller takes no disk
+        // while it runs (tests/attach.rs has one that does).
+        let error = vm
+            .attach_disk(&DiskConfig::new(&image))
+            .expect_err("no controller");
+        assert!(error.to_string().contains("attachable_disks"), "{error}");
         assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful);
     });
 }

@@ -232,6 +232,12 @@ pub(crate) fn qemu_args(
         push(&["-drive", &drive]);
         push(&["-device", &format!("virtio-blk-device,drive=disk{i}")]);
     }
+    if config.attachable_disks {
+        push(&[
+            "-device",
+            &format!("virtio-scsi-device,id={}", super::attach::CONTROLLER),
+        ]);
+    }
     for (i, (nic, fd)) in config.nics.iter().zip(&handoff.taps).enumerate() {
         push(&["-netdev", &format!("tap,id=net{i},fd={fd}")]);
         push(&[

@@ -3,6 +3,7 @@
 //! vhost-vsock.
 
 mod args;
+mod attach;
 mod confine;
 mod console;
 mod handoff;
@@ -16,6 +17,7 @@ mod vm;
 use std::time::Duration;
 
 pub(crate) use args::kernel_cmdline;
+pub use attach::{AttachedDisk, MAX_ATTACHED_DISKS};
 pub use user::QemuUsers;
 pub use vm::QemuVm;
 

@@ -17,6 +17,7 @@ use containerization_agent::mux::HostProxy;
 use containerization_agent::{AgentClient, Connector, READY_PORT};
 
 use super::args::{VsockDevice, qemu_args};
+use super::attach::{AttachedDisk, AttachedDisks};
 use super::confine::Confinement;
 use super::console::ConsoleCap;
 use super::handoff::Handoff;
@@ -64,6 +65,8 @@ pub struct QemuVm {
     endpoint: VsockEndpoint,
     ready: Option<HostListener>,
     qmp: Option<Qmp>,
+    /// Disks given to it while it runs.
+    attached: AttachedDisks,
     agent: Option<AgentClient>,
     console: PathBuf,
     /// Keeps `console` under its size cap while the VM lives.
@@ -288,6 +291,7 @@ impl QemuVm {
             endpoint,
             ready,
             qmp: None,
+            attached: AttachedDisks::new(config.attachable_disks),
             agent: None,
             _console_cap: ConsoleCap::watch(console.clone(), config.console_max_bytes),
             console,
@@ -431,6 +435,41 @@ impl QemuVm {
         Ok(qmp)
     }
 
+    /// Gives the running VM `disk`, at the lowest free SCSI target of its
+    /// virtio-scsi controller (the VM must have been started with
+    /// [`crate::VmConfig::attachable_disks`]). The guest finds it by
+    /// [`AttachedDisk::target`] (the agent's `FindDisk`). At most
+    /// [`crate::MAX_ATTACHED_DISKS`] at once; on error nothing of the disk
+    /// stays in QEMU.
+    ///
+    /// ```no_run
+    /// # async fn demo(vm: &mut containerization_vmm::QemuVm) -> Result<(), containerization_vmm::VmmError> {
+    /// use containerization_vmm::DiskConfig;
+    ///
+    /// let disk = vm.attach_disk(&DiskConfig::new("/var/lib/cz/disk.ext4"))?;
+    /// println!("SCSI target {}", disk.target());
+    /// // ... the guest mounts it, uses it and unmounts it ...
+    /// vm.detach_disk(&disk)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attach_disk(&mut self, disk: &crate::DiskConfig) -> Result<AttachedDisk, VmmError> {
+        let qmp = self.qmp.as_mut().ok_or_else(|| VmmError::Qmp {
+            message: "no QMP connection to attach a disk".to_owned(),
+        })?;
+        self.attached.attach(qmp, disk)
+    }
+
+    /// Takes `disk` from the running VM: the device goes (QEMU waits for
+    /// the guest to let it go), then its nodes and descriptors, so QEMU
+    /// holds nothing of the file. The guest must have unmounted it.
+    pub fn detach_disk(&mut self, disk: &AttachedDisk) -> Result<(), VmmError> {
+        let qmp = self.qmp.as_mut().ok_or_else(|| VmmError::Qmp {
+            message: "no QMP connection to detach a disk".to_owned(),
+        })?;
+        self.attached.detach(qmp, disk)
+    }
+
     /// Saves this VM as a template: its device state to `state`, while its
     /// memory stays in the shared memory file it was started with. The host
     /// end of the serial transport is closed first, so the snapshot holds no
@@ -440,6 +479,13 @@ impl QemuVm {
     /// Restore with the same configuration, the memory file mapped private,
     /// and [`VmConfig::restore_from`] set to `state`.
     pub async fn snapshot(&mut self, state: &Path) -> Result<(), VmmError> {
+        if self.attached.count() > 0 {
+            return Err(VmmError::InvalidConfig {
+                message: "a VM with attached disks cannot be saved as a template: a VM \
+                          restored from it would lack them"
+                    .to_owned(),
+            });
+        }
         if !matches!(self.memory, crate::MemoryBacking::File { shared: true, .. })
             || self.proxy.is_none()
         {
