@@ -54,7 +54,21 @@ impl fmt::Display for CacheMode {
     }
 }
 
-/// One virtio-blk disk; the first is `/dev/vda` in the guest, then `vdb`, ...
+/// Where a disk sits in the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiskBus {
+    /// Its own virtio-blk device (one of `microvm`'s 8 virtio-mmio slots):
+    /// the virtio disks are `/dev/vda`, `/dev/vdb`, ... in their order.
+    #[default]
+    Virtio,
+    /// A `scsi-hd` on the VM's virtio-scsi controller (one slot for up to
+    /// [`crate::MAX_ATTACHED_DISKS`] disks): the SCSI disks take targets
+    /// 0, 1, ... in their order, and the guest finds each by its target
+    /// (the agent's `FindDisk`), as it finds disks attached later.
+    Scsi,
+}
+
+/// One disk of a VM, on the bus its [`DiskConfig::bus`] says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     /// The image file.
@@ -67,6 +81,8 @@ pub struct DiskConfig {
     pub cache: CacheMode,
     /// Whether discards from the guest free space in the image file.
     pub discard: bool,
+    /// Its bus.
+    pub bus: DiskBus,
 }
 
 impl DiskConfig {
@@ -91,12 +107,19 @@ impl DiskConfig {
             read_only: false,
             cache: CacheMode::default(),
             discard: true,
+            bus: DiskBus::Virtio,
         }
     }
 
     /// The same disk, read-only.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+
+    /// The same disk, on the VM's virtio-scsi controller.
+    pub fn on_scsi(mut self) -> Self {
+        self.bus = DiskBus::Scsi;
         self
     }
 }
@@ -358,6 +381,18 @@ impl VmConfig {
         }
     }
 
+    /// Whether the VM has a virtio-scsi controller: for disks attached
+    /// later, or for disks on [`DiskBus::Scsi`].
+    pub fn has_scsi_controller(&self) -> bool {
+        self.attachable_disks || self.disks.iter().any(|d| d.bus == DiskBus::Scsi)
+    }
+
+    /// How many of its disks are on the SCSI controller (they take targets
+    /// 0 to n-1).
+    pub fn scsi_disk_count(&self) -> usize {
+        self.disks.iter().filter(|d| d.bus == DiskBus::Scsi).count()
+    }
+
     /// The console log file.
     pub fn console_path(&self) -> PathBuf {
         self.console_log
@@ -406,6 +441,13 @@ impl VmConfig {
                     disk.path.display()
                 ));
             }
+        }
+        if self.scsi_disk_count() > usize::from(crate::MAX_ATTACHED_DISKS) {
+            return invalid(format!(
+                "{} disks on the SCSI controller; it has {} targets",
+                self.scsi_disk_count(),
+                crate::MAX_ATTACHED_DISKS
+            ));
         }
         if self.shares.len() > MAX_SHARES {
             return invalid(format!(

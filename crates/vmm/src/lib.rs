@@ -64,9 +64,9 @@ pub use accel::Accelerator;
 pub use catalogue::KernelCatalogue;
 pub use catalogue_edit::{NewKernel, image_release};
 pub use config::{
-    CacheMode, DEFAULT_CONSOLE_MAX_BYTES, DEFAULT_SHARE_HELPER, DEFAULT_VIRTIOFSD, DiskConfig,
-    DiskFormat, MAX_SHARES, MIN_MEMORY_MIB, MemoryBacking, NicConfig, SHARE_TAG, ShareConfig,
-    ShareTransport, VmConfig,
+    CacheMode, DEFAULT_CONSOLE_MAX_BYTES, DEFAULT_SHARE_HELPER, DEFAULT_VIRTIOFSD, DiskBus,
+    DiskConfig, DiskFormat, MAX_SHARES, MIN_MEMORY_MIB, MemoryBacking, NicConfig, SHARE_TAG,
+    ShareConfig, ShareTransport, VmConfig,
 };
 pub use containerization_netlink::MacAddress;
 pub use error::VmmError;

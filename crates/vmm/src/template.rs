@@ -125,11 +125,12 @@ impl TemplateCache {
         put(&words.join(" "));
         for disk in &config.disks {
             put(&format!(
-                "disk size={} ro={} cache={} discard={}",
+                "disk size={} ro={} cache={} discard={} bus={:?}",
                 virtual_size(&disk.path, disk.format)?,
                 disk.read_only,
                 disk.cache,
-                disk.discard
+                disk.discard,
+                disk.bus
             ));
         }
         Ok(Some(hex::encode(&hash.finalize()[..16])))

@@ -112,31 +112,17 @@ fn host_binds(mounts: &[spec::Mount]) -> Result<Vec<BindUse>, Error> {
     Ok(binds)
 }
 
-/// `microvm`'s virtio-mmio transports (QEMU 7.2 makes 8): each virtio
-/// device of a VM takes one.
-pub const VIRTIO_SLOTS: usize = 8;
-
-/// Refuses more named volumes than `config`'s VM has virtio slots left:
-/// each volume is a virtio-blk disk, beside the root disk, the agent's
-/// port, the memory balloon, the network's interface and the 9p device of
-/// the host paths.
-fn check_virtio_slots(config: &ContainerConfig) -> Result<(), Error> {
-    let mut taken = vec!["its root disk", "the agent's port", "the memory balloon"];
-    if config.network != NetworkMode::None {
-        taken.push("its network interface");
-    }
-    if !config.binds.is_empty() {
-        taken.push("its host paths");
-    }
-    let left = VIRTIO_SLOTS - taken.len();
-    if config.volumes.len() > left {
+/// Refuses more named volumes than a VM's SCSI controller has targets:
+/// each volume is a disk on it (one virtio slot for all of them).
+fn check_volume_count(config: &ContainerConfig) -> Result<(), Error> {
+    let most = usize::from(containerization_vmm::MAX_ATTACHED_DISKS);
+    if config.volumes.len() > most {
         return Err(Error::InvalidOption {
             option: "--volume".to_owned(),
             detail: format!(
-                "{} volumes asked for; this container can have at most {left}: QEMU's microvm \
-                 machine has {VIRTIO_SLOTS} virtio slots and {} take the others",
-                config.volumes.len(),
-                taken.join(", ")
+                "{} volumes asked for; a container can have at most {most} (each is a disk on \
+                 its VM's SCSI controller, which has {most} targets)",
+                config.volumes.len()
             ),
         });
     }
@@ -413,7 +399,7 @@ impl ContainerManager {
             volumes,
             binds,
         };
-        check_virtio_slots(&config)?;
+        check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is
         // made; only a foreign one needs the kernel's configuration.
         let named_kernel = match &config.kernel {

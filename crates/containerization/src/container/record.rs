@@ -64,8 +64,8 @@ pub struct ContainerConfig {
     /// it was kept, which run natively.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
-    /// Its named volumes, in the order its VM gets them as disks (after
-    /// the root file system's): `/dev/vdb` is the first.
+    /// Its named volumes, in the order its VM gets them as disks on its
+    /// SCSI controller: the first is at target 0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeUse>,
     /// Its host folders and files, in the order its VM shares them.

@@ -178,7 +178,7 @@ async fn start_vm(
                 option: "volume".to_owned(),
                 detail: format!("volume {} no longer exists: create it again", volume.name),
             })?;
-        let mut disk = DiskConfig::new(&found.disk);
+        let mut disk = DiskConfig::new(&found.disk).on_scsi();
         if volume.read_only {
             disk = disk.read_only();
         }
@@ -316,18 +316,28 @@ async fn prepare_guest(
     written
 }
 
-/// Mounts each volume's disk (`/dev/vdb`, …, after the root file system's)
-/// where the container's spec binds it from.
+/// How long the guest may take to show a volume's disk.
+const VOLUME_DISK_WAIT: Duration = Duration::from_secs(10);
+
+/// Mounts each volume's disk (the SCSI disk at the volume's index) where
+/// the container's spec binds it from.
 async fn mount_volumes(agent: &AgentClient, config: &ContainerConfig) -> Result<(), Error> {
     for (index, volume) in config.volumes.iter().enumerate() {
-        let letter = char::from(b'b' + u8::try_from(index).unwrap_or(u8::MAX).min(24));
+        let target = u16::try_from(index).map_err(|_| Error::InvalidOption {
+            option: "--volume".to_owned(),
+            detail: format!(
+                "volume {} is past the SCSI controller's targets",
+                volume.name
+            ),
+        })?;
+        let device = agent.find_disk(target, VOLUME_DISK_WAIT).await?;
         let options: &[&str] = match volume.read_only {
             true => &["ro", "noatime"],
             false => &["noatime", "discard"],
         };
         let mounted = agent
             .mount(MountRequest {
-                source: format!("/dev/vd{letter}"),
+                source: device,
                 target: spec::guest_volume_path(index),
                 fstype: "ext4".into(),
                 options: options.iter().map(|o| (*o).to_owned()).collect(),

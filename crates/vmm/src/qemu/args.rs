@@ -206,6 +206,13 @@ pub(crate) fn qemu_args(
             ]);
         }
     }
+    if config.has_scsi_controller() {
+        push(&[
+            "-device",
+            &format!("virtio-scsi-device,id={}", super::attach::CONTROLLER),
+        ]);
+    }
+    let mut scsi_target = 0;
     for (i, (disk, fds)) in config.disks.iter().zip(&handoff.disks).enumerate() {
         let format = match disk.format {
             DiskFormat::Raw => "raw",
@@ -230,13 +237,21 @@ pub(crate) fn qemu_args(
             drive.push_str(",discard=unmap,detect-zeroes=unmap");
         }
         push(&["-drive", &drive]);
-        push(&["-device", &format!("virtio-blk-device,drive=disk{i}")]);
-    }
-    if config.attachable_disks {
-        push(&[
-            "-device",
-            &format!("virtio-scsi-device,id={}", super::attach::CONTROLLER),
-        ]);
+        match disk.bus {
+            crate::DiskBus::Virtio => {
+                push(&["-device", &format!("virtio-blk-device,drive=disk{i}")]);
+            }
+            crate::DiskBus::Scsi => {
+                push(&[
+                    "-device",
+                    &format!(
+                        "scsi-hd,bus={}.0,scsi-id={scsi_target},lun=0,drive=disk{i}",
+                        super::attach::CONTROLLER
+                    ),
+                ]);
+                scsi_target += 1;
+            }
+        }
     }
     for (i, (nic, fd)) in config.nics.iter().zip(&handoff.taps).enumerate() {
         push(&["-netdev", &format!("tap,id=net{i},fd={fd}")]);

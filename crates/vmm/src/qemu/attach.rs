@@ -81,19 +81,24 @@ pub(crate) struct AttachedDisks {
     /// Whether the VM has the controller.
     enabled: bool,
     taken: BTreeSet<u16>,
+    /// The targets of the disks it started with, which stay.
+    booted: usize,
 }
 
 impl AttachedDisks {
-    pub(crate) fn new(enabled: bool) -> Self {
+    /// `enabled` when the VM has the controller and takes disks while it
+    /// runs; the first `booted` targets hold the disks it started with.
+    pub(crate) fn new(enabled: bool, booted: usize) -> Self {
         Self {
             enabled,
-            taken: BTreeSet::new(),
+            taken: (0..MAX_ATTACHED_DISKS).take(booted).collect(),
+            booted,
         }
     }
 
-    /// How many are attached now.
+    /// How many are attached now (beyond those it started with).
     pub(crate) fn count(&self) -> usize {
-        self.taken.len()
+        self.taken.len() - self.booted
     }
 
     /// Attaches `disk` at the lowest free target. On error nothing of it
@@ -137,7 +142,7 @@ impl AttachedDisks {
 
     /// Detaches `disk`: the guest must have stopped using it (unmounted).
     pub(crate) fn detach(&mut self, qmp: &mut Qmp, disk: &AttachedDisk) -> Result<(), VmmError> {
-        if !self.taken.contains(&disk.target) {
+        if !self.taken.contains(&disk.target) || usize::from(disk.target) < self.booted {
             return Err(VmmError::InvalidConfig {
                 message: format!(
                     "no disk is attached at SCSI target {} of this VM",

@@ -291,7 +291,7 @@ impl QemuVm {
             endpoint,
             ready,
             qmp: None,
-            attached: AttachedDisks::new(config.attachable_disks),
+            attached: AttachedDisks::new(config.attachable_disks, config.scsi_disk_count()),
             agent: None,
             _console_cap: ConsoleCap::watch(console.clone(), config.console_max_bytes),
             console,
