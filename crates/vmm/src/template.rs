@@ -246,6 +246,13 @@ impl TemplateCache {
         vm.stop(Duration::from_secs(5)).await;
         let _ = std::fs::remove_dir_all(&template.run_dir);
         saved?;
+        // What it was made from, so it goes as soon as one is replaced.
+        let inputs = [config.kernel.image(), config.initramfs.as_path()]
+            .into_iter()
+            .map(|file| file_identity(file).map(|identity| identity + "\n"))
+            .collect::<Result<String, _>>()?;
+        let inputs_file = partial.join(INPUTS);
+        std::fs::write(&inputs_file, inputs).map_err(io_at(&inputs_file))?;
         let published = self.dir.join(key);
         let _ = std::fs::remove_dir_all(&published);
         std::fs::rename(&partial, &published).map_err(io_at(&published))?;
@@ -254,8 +261,10 @@ impl TemplateCache {
         Ok(())
     }
 
-    /// Removes templates beyond the [`KEEP`] most recently used that have
-    /// not been used for [`UNUSED_FOR`].
+    /// Removes templates made from a kernel or initramfs that has since
+    /// been replaced or removed (no VM can be restored from them again:
+    /// the key names its inputs' identities), and those beyond the [`KEEP`]
+    /// most recently used that have not been used for [`UNUSED_FOR`].
     fn prune(&self, keep: &str) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -263,6 +272,14 @@ impl TemplateCache {
         let mut templates: Vec<(SystemTime, PathBuf)> = entries
             .flatten()
             .filter(|e| e.path().join("state").is_file() && e.file_name() != keep)
+            .filter(|e| {
+                let stale = inputs_are_gone(&e.path());
+                if stale {
+                    tracing::debug!(template = %e.path().display(), "its kernel or initramfs was replaced");
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+                !stale
+            })
             .map(|e| {
                 let used = std::fs::metadata(e.path().join("used"))
                     .and_then(|m| m.modified())
@@ -278,6 +295,23 @@ impl TemplateCache {
             }
         }
     }
+}
+
+/// The file in a template listing the identities of its kernel and
+/// initramfs, a line each.
+const INPUTS: &str = "inputs";
+
+/// Whether a file the template at `template` was made from is gone or
+/// replaced (a template made before the list was kept: no).
+fn inputs_are_gone(template: &Path) -> bool {
+    let Ok(inputs) = std::fs::read_to_string(template.join(INPUTS)) else {
+        return false;
+    };
+    inputs.lines().any(|identity| {
+        // "<path> <size> <mtime>": the path may hold spaces.
+        let path = identity.rsplitn(3, ' ').nth(2).unwrap_or_default();
+        file_identity(Path::new(path)).map_or(true, |now| now != identity)
+    })
 }
 
 /// Path, size and modification time: enough to tell a replaced file.
@@ -352,6 +386,48 @@ mod tests {
             .expect("qemu-img");
         assert!(status.success());
         assert_eq!(virtual_size(&image, DiskFormat::Qcow2).unwrap(), 3 << 30);
+    }
+
+    #[test]
+    fn templates_of_a_replaced_or_removed_kernel_are_pruned_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TemplateCache::new(dir.path().join("templates"));
+        let kernel = dir.path().join("a kernel");
+        let initramfs = dir.path().join("initramfs");
+        std::fs::write(&kernel, b"vmlinux").unwrap();
+        std::fs::write(&initramfs, b"cpio").unwrap();
+        let make = |name: &str| {
+            let template = dir.path().join("templates").join(name);
+            std::fs::create_dir_all(&template).unwrap();
+            std::fs::write(template.join("state"), b"").unwrap();
+            std::fs::write(template.join("used"), b"").unwrap();
+            let inputs = format!(
+                "{}\n{}\n",
+                file_identity(&kernel).unwrap(),
+                file_identity(&initramfs).unwrap()
+            );
+            std::fs::write(template.join(INPUTS), inputs).unwrap();
+            template
+        };
+        let current = make("current");
+        let older = dir.path().join("templates/older");
+        std::fs::create_dir_all(&older).unwrap();
+        std::fs::write(older.join("state"), b"").unwrap();
+        cache.prune("none");
+        assert!(current.is_dir(), "its inputs are as they were");
+        assert!(
+            older.is_dir(),
+            "a template without the list keeps the age rule"
+        );
+
+        std::fs::write(&kernel, b"a rebuilt vmlinux").unwrap();
+        cache.prune("none");
+        assert!(!current.exists(), "its kernel was replaced");
+        let again = make("again");
+        std::fs::remove_file(&initramfs).unwrap();
+        cache.prune("none");
+        assert!(!again.exists(), "its initramfs is gone");
+        assert!(older.is_dir());
     }
 
     #[test]
