@@ -138,6 +138,10 @@ fn bases_go_with_their_last_user_and_prune_collects_what_killed_builds_left() {
 #[test]
 fn system_prune_removes_what_nothing_uses_and_asks_first() {
     let world = World::new();
+    // A run leaves a VM template behind, which df counts and prune removes.
+    assert_eq!(world.run(&[], &["true"]).code, 0);
+    let templates = df_line(&world, "VM templates");
+    assert_eq!(templates[..2], ["1", "0"], "{templates:?}");
     let stopped = create(&world, "stopped");
     assert_eq!(world.cctl(&["network", "create", "spare"]).code, 0);
     let df = df_line(&world, "Containers");
@@ -168,6 +172,11 @@ fn system_prune_removes_what_nothing_uses_and_asks_first() {
     assert!(!images.stdout.contains("busybox"), "{images:?}");
     assert!(blobs(&world).is_empty(), "every blob went with the image");
     assert!(rootfs_files(&world).0.is_empty(), "and its base");
+    assert!(
+        pruned.stdout.contains("Deleted VM templates: 1"),
+        "{pruned:?}"
+    );
+    assert_eq!(df_line(&world, "VM templates")[..3], ["0", "0", "0"]);
 }
 
 #[test]

@@ -261,6 +261,69 @@ impl TemplateCache {
         Ok(())
     }
 
+    /// What the templates hold on disk.
+    pub fn usage(&self) -> TemplateUsage {
+        let mut usage = TemplateUsage::default();
+        for template in self.published() {
+            usage.templates += 1;
+            usage.bytes += allocated(&template);
+        }
+        usage
+    }
+
+    /// Removes every template no one is building, and what a killed build
+    /// left: the next VM of each shape builds its own again. VMs restored
+    /// from a removed template run on (they hold its memory file open).
+    ///
+    /// ```no_run
+    /// use containerization_vmm::TemplateCache;
+    ///
+    /// let cache = TemplateCache::new("/var/lib/containerization/templates");
+    /// let freed = cache.remove_all();
+    /// println!("{} templates, {} bytes", freed.templates, freed.bytes);
+    /// ```
+    pub fn remove_all(&self) -> TemplateUsage {
+        let mut freed = TemplateUsage::default();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return freed;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let key = name.strip_suffix(".partial").unwrap_or(&name).to_owned();
+            if !path.is_dir() {
+                continue;
+            }
+            // A held lock is a build in progress.
+            let lock = self.dir.join(format!("{key}.lock"));
+            let Ok(file) = std::fs::File::options().write(true).open(&lock) else {
+                continue;
+            };
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_err()
+            {
+                continue;
+            }
+            let bytes = allocated(&path);
+            if std::fs::remove_dir_all(&path).is_ok() && !name.ends_with(".partial") {
+                freed.templates += 1;
+                freed.bytes += bytes;
+            }
+        }
+        freed
+    }
+
+    /// The published templates' folders.
+    fn published(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|path| path.join("state").is_file())
+            .collect()
+    }
+
     /// Removes templates made from a kernel or initramfs that has since
     /// been replaced or removed (no VM can be restored from them again:
     /// the key names its inputs' identities), and those beyond the [`KEEP`]
@@ -312,6 +375,27 @@ fn inputs_are_gone(template: &Path) -> bool {
         let path = identity.rsplitn(3, ' ').nth(2).unwrap_or_default();
         file_identity(Path::new(path)).map_or(true, |now| now != identity)
     })
+}
+
+/// What the templates of a [`TemplateCache`] hold on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TemplateUsage {
+    /// How many templates.
+    pub templates: usize,
+    /// Bytes they take on disk (their memory files are sparse).
+    pub bytes: u64,
+}
+
+/// Bytes the files directly in `dir` take on disk.
+fn allocated(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.blocks() * 512)
+        .sum()
 }
 
 /// Path, size and modification time: enough to tell a replaced file.

@@ -19,7 +19,8 @@ struct Line {
 }
 
 /// Prints the table: images (their blobs), containers (their folders:
-/// writable disk and logs), and the root file systems built from images.
+/// writable disk and logs), the root file systems built from images, and
+/// the VM templates containers start from.
 pub fn df(root: &StateRoot) -> anyhow::Result<()> {
     let store = ImageStore::open(root.path())?;
     let containers = ContainerStore::new(root.path().join("containers"), root.run_dir());
@@ -56,6 +57,7 @@ pub fn df(root: &StateRoot) -> anyhow::Result<()> {
         container_line.reclaimable += size;
     }
     let rootfs = containerization::rootfs::usage(root)?;
+    let templates = containerization_vmm::TemplateCache::new(root.path().join("templates")).usage();
     let lines = [
         Line {
             kind: "Images",
@@ -71,6 +73,15 @@ pub fn df(root: &StateRoot) -> anyhow::Result<()> {
             active: rootfs.active,
             size: rootfs.bytes,
             reclaimable: rootfs.reclaimable,
+        },
+        // Like Docker's build cache: made again on demand, so all of it is
+        // reclaimable (VMs restored from one run on without it).
+        Line {
+            kind: "VM templates",
+            total: templates.templates,
+            active: 0,
+            size: templates.bytes,
+            reclaimable: templates.bytes,
         },
     ];
     println!(

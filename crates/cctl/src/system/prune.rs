@@ -2,8 +2,9 @@
 //! stopped containers (damaged ones too), networks no container is
 //! configured on (but `default`), with `--all` images no container was made
 //! from, then the blobs no image needs and the root file systems no image or
-//! container needs (with what killed pulls and builds left). It writes no
-//! state of its own, so it works on a full disk.
+//! container needs (with what killed pulls and builds left), and the VM
+//! templates (made again on demand). It writes no state of its own, so it
+//! works on a full disk.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -96,6 +97,13 @@ pub fn prune(root: &StateRoot, all: bool, force: bool) -> anyhow::Result<()> {
     let mut removed: Vec<String> = rootfs.removed.iter().map(|d| d.to_string()).collect();
     removed.extend(rootfs.temporaries.iter().map(|p| p.display().to_string()));
     section("Deleted Root File Systems", &removed);
+
+    let templates =
+        containerization_vmm::TemplateCache::new(root.path().join("templates")).remove_all();
+    freed += templates.bytes;
+    if templates.templates > 0 {
+        println!("Deleted VM templates: {}\n", templates.templates);
+    }
     println!("Total reclaimed space: {}", bytes(freed));
     if failures.is_empty() {
         Ok(())
@@ -117,7 +125,8 @@ fn confirmed(all: bool) -> anyhow::Result<bool> {
         text.push_str("  - all images without at least one container associated to them\n");
     }
     text.push_str(
-        "  - all blobs and root file systems no image or container needs\n\
+        "  - all blobs and root file systems no image or container needs\n  \
+         - all VM templates (the next start of each kind of VM makes its own)\n\
          Are you sure you want to continue? [y/N] ",
     );
     let mut out = std::io::stdout();
