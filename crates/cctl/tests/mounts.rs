@@ -150,6 +150,35 @@ fn a_template_restore_binds_each_runs_own_folder_read_only_on_the_host() {
     // Its run folder is named by the id's first 16 characters.
     let helpers = share_helpers_with(&id[..16]);
     assert_eq!(helpers.len(), 1, "one helper serves the VM's shares");
+    // A helper holds a descriptor for each file in use (virtiofsd, the
+    // same code's other helper, for each file the guest looked up): its
+    // limit is the kernel's most when the owner may raise it
+    // (CAP_SYS_RESOURCE, which this machine's root lacks), else the
+    // owner's hard limit, soft and hard.
+    let files = |pid: &str| {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .unwrap()
+            .to_owned();
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        (words[3].clone(), words[4].clone())
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let capabilities = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    let expected = match capabilities & (1 << 24) != 0 {
+        true => std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .to_owned(),
+        false => files("self").1,
+    };
+    assert_eq!(files(&helpers[0].to_string()), (expected.clone(), expected));
     let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", helpers[0])).unwrap();
     let export = mountinfo
         .lines()

@@ -146,6 +146,15 @@ impl Export {
     }
 }
 
+/// The most descriptors a process may have (`fs.nr_open`), which the
+/// helpers get: they hold one for each file the guest uses.
+fn most_descriptors() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1 << 20)
+}
+
 /// The share helper of one VM, killed and reaped when dropped.
 #[derive(Debug, Default)]
 pub(crate) struct ShareHelper {
@@ -199,10 +208,34 @@ impl ShareHelper {
             .stderr(log);
         let program = command.get_program().to_owned();
         inherit_fd(&mut command, helper_end.as_fd());
+        let descriptors = most_descriptors();
         // SAFETY: `enter` makes only system calls on memory allocated
-        // before the fork (the export's C strings), all async-signal-safe.
+        // before the fork (the export's C strings), all async-signal-safe;
+        // so is `prlimit64`.
         unsafe {
-            command.pre_exec(move || export.enter());
+            command.pre_exec(move || {
+                // virtiofsd keeps a descriptor for every file the guest has
+                // looked up, and without CAP_SYS_RESOURCE cannot raise its
+                // own hard limit: an untar of 20,000 files failed with
+                // EMFILE under a hard limit of 20,000. An owner with that
+                // capability raises it; one without gives the hard limit.
+                use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+                let most = Rlimit {
+                    current: Some(descriptors),
+                    maximum: Some(descriptors),
+                };
+                if setrlimit(Resource::Nofile, most).is_err() {
+                    let hard = getrlimit(Resource::Nofile).maximum;
+                    let _ = setrlimit(
+                        Resource::Nofile,
+                        Rlimit {
+                            current: hard,
+                            maximum: hard,
+                        },
+                    );
+                }
+                export.enter()
+            });
         }
         let child = spawn_owned(command).map_err(|source| VmmError::Spawn {
             program: program.into(),
