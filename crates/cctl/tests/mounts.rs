@@ -517,6 +517,57 @@ fn a_named_volume_keeps_its_data_and_takes_one_writer_at_a_time() {
     assert!(world.container_folders().is_empty());
 }
 
+/// A VM killed while it writes a volume leaves its journal to replay, which
+/// a read-only mount cannot do (the disk is read-only on the host too): the
+/// read-only user is refused with what to do, and one read-write mount
+/// repairs it.
+#[test]
+fn a_volume_a_killed_vm_left_unclean_is_refused_read_only_until_mounted_read_write() {
+    let world = World::new();
+    world.detach(
+        "writer",
+        &["-v", "scratch:/data"],
+        &[
+            "sh",
+            "-c",
+            "while true; do echo x >> /data/f; sleep 0.05; done",
+        ],
+    );
+    let id = world.id_once_running("writer");
+    std::thread::sleep(Duration::from_secs(2));
+    let qemus = support::qemu_with(&id[..16]);
+    assert!(!qemus.is_empty(), "the writer's QEMU");
+    for pid in qemus {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.inspect("writer")["State"]["Running"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "the killed VM's container still runs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refused = world.run(&["-v", "scratch:/data:ro"], &["true"]);
+    assert_eq!(refused.code, 125, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("left unclean by a VM that did not stop cleanly")
+            && refused.stderr.contains("mount it read-write once"),
+        "{refused:?}"
+    );
+    assert_eq!(world.run(&["-v", "scratch:/data"], &["true"]).code, 0);
+    let read = world.run(&["-v", "scratch:/data:ro"], &["ls", "/data"]);
+    assert_eq!(read.code, 0, "{read:?}");
+    assert!(read.stdout.contains("lost+found"), "{read:?}");
+    assert_eq!(world.cctl(&["rm", "-f", "writer"]).code, 0);
+}
+
 #[test]
 fn anonymous_volumes_go_with_rm_and_rm_v_only() {
     let world = World::new();
