@@ -329,27 +329,21 @@ impl TemplateCache {
     /// the key names its inputs' identities), and those beyond the [`KEEP`]
     /// most recently used that have not been used for [`UNUSED_FOR`].
     fn prune(&self, keep: &str) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        let mut templates: Vec<(SystemTime, PathBuf)> = entries
-            .flatten()
-            .filter(|e| e.path().join("state").is_file() && e.file_name() != keep)
-            .filter(|e| {
-                let stale = inputs_are_gone(&e.path());
-                if stale {
-                    tracing::debug!(template = %e.path().display(), "its kernel or initramfs was replaced");
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-                !stale
-            })
-            .map(|e| {
-                let used = std::fs::metadata(e.path().join("used"))
-                    .and_then(|m| m.modified())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                (used, e.path())
-            })
-            .collect();
+        let mut templates: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for path in self.published() {
+            if path.file_name().is_some_and(|name| name == keep) {
+                continue;
+            }
+            if inputs_are_gone(&path) {
+                tracing::debug!(template = %path.display(), "its kernel or initramfs was replaced");
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            let used = std::fs::metadata(path.join("used"))
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            templates.push((used, path));
+        }
         templates.sort_by_key(|t| std::cmp::Reverse(t.0));
         let now = SystemTime::now();
         for (used, path) in templates.into_iter().skip(KEEP.saturating_sub(1)) {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use containerization_agent::proto::v1::MountRequest;
 use containerization_vmm::{DiskConfig, Qemu, StopOutcome, TemplateCache, VirtualMachine};
-use support::{STOP_TIMEOUT, built_kernel, busybox_disk, config, guest_sh, mount_vda, runtime};
+use support::{
+    STOP_TIMEOUT, built_kernel, busybox_disk, config, ext4_of, guest_sh, mount_vda, runtime,
+};
 
 /// A 16 MiB ext4 image holding `/marker` with `marker`.
 fn small_disk(dir: &Path, marker: &str) -> PathBuf {
@@ -21,14 +23,7 @@ fn small_disk(dir: &Path, marker: &str) -> PathBuf {
     std::fs::create_dir_all(&tree).expect("tree");
     std::fs::write(tree.join("marker"), marker).expect("marker");
     let image = dir.join(format!("{marker}.ext4"));
-    let status = Command::new("mke2fs")
-        .args(["-q", "-t", "ext4", "-d"])
-        .arg(&tree)
-        .arg(&image)
-        .arg("16M")
-        .status()
-        .expect("mke2fs");
-    assert!(status.success(), "mke2fs failed");
+    ext4_of(&tree, &image, "16M");
     image
 }
 
@@ -50,11 +45,6 @@ fn open_files(pid: u32) -> Vec<PathBuf> {
         .flatten()
         .filter_map(|fd| std::fs::read_link(fd.path()).ok())
         .collect()
-}
-
-/// Sums a file's bytes cheaply enough to tell it changed.
-fn digest(path: &Path) -> Vec<u8> {
-    std::fs::read(path).expect("read")
 }
 
 #[test]
@@ -80,7 +70,7 @@ fn twenty_disks_come_and_go_on_a_restored_vm_leaving_nothing_behind() {
         let (mut vm, origin) = cache.start(&qemu, &config).await.expect("start");
         assert!(origin.restored(), "{origin:?}");
         let state = dir.path().join("templates").join(&key).join("state");
-        let before = digest(&state);
+        let before = std::fs::read(&state).expect("the template's state");
         let agent = vm.agent().expect("agent").clone();
         mount_vda(&agent, true).await;
 
@@ -161,6 +151,10 @@ fn twenty_disks_come_and_go_on_a_restored_vm_leaving_nothing_behind() {
         assert!(error.to_string().contains("attached disks"), "{error}");
         vm.detach_disk(&again).expect("detach");
         assert_eq!(vm.stop(STOP_TIMEOUT).await, StopOutcome::Graceful);
-        assert_eq!(digest(&state), before, "the template is untouched");
+        assert_eq!(
+            std::fs::read(&state).expect("the template's state"),
+            before,
+            "the template is untouched"
+        );
     });
 }

@@ -17,15 +17,14 @@
 //! QEMU holds nothing of the disk afterwards.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::handoff::open_image;
 use super::jail::backing_file;
-use crate::error::io_at;
 use crate::{CacheMode, DiskConfig, DiskFormat, Qmp, VmmError};
 
 /// The controller's QEMU id; its bus is `<id>.0`.
@@ -235,12 +234,8 @@ fn cache(mode: CacheMode) -> Value {
 
 /// Opens `path` and adds the descriptor to QEMU's set `set`.
 fn pass(qmp: &mut Qmp, path: &Path, write: bool, set: u32) -> Result<(), VmmError> {
-    let file = File::options()
-        .read(true)
-        .write(write)
-        .open(path)
-        .map_err(io_at(path))?;
-    qmp.execute_with_fd("add-fd", Some(json!({ "fdset-id": set })), file.as_fd())?;
+    let image = open_image(path, write)?;
+    qmp.execute_with_fd("add-fd", Some(json!({ "fdset-id": set })), image.as_fd())?;
     Ok(())
 }
 
@@ -248,8 +243,10 @@ fn pass(qmp: &mut Qmp, path: &Path, write: bool, set: u32) -> Result<(), VmmErro
 /// or was never made). Errors are logged when `report`: a part that was
 /// never made is not one.
 fn remove(qmp: &mut Qmp, disk: &AttachedDisk, report: bool) {
-    let mut steps = vec![("blockdev-del", json!({ "node-name": disk.node() }))];
-    steps.push(("remove-fd", json!({ "fdset-id": disk.set() })));
+    let mut steps = vec![
+        ("blockdev-del", json!({ "node-name": disk.node() })),
+        ("remove-fd", json!({ "fdset-id": disk.set() })),
+    ];
     if disk.backing {
         steps.push(("remove-fd", json!({ "fdset-id": disk.set() + 1 })));
     }

@@ -159,7 +159,7 @@ impl Handoff {
 }
 
 /// Opens a disk image (or backing file) read-only or read-write.
-fn open_image(path: &Path, write: bool) -> Result<OwnedFd, VmmError> {
+pub(crate) fn open_image(path: &Path, write: bool) -> Result<OwnedFd, VmmError> {
     let file = File::options()
         .read(true)
         .write(write)

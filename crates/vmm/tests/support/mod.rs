@@ -70,15 +70,21 @@ pub fn busybox_disk(dir: &Path) -> PathBuf {
     }
     std::fs::write(tree.join("hello.txt"), "hello from the host\n").expect("hello");
     let image = dir.join("disk.ext4");
+    ext4_of(&tree, &image, "64M");
+    image
+}
+
+/// Makes `image`, an ext4 file system of `size` (mke2fs's spelling) holding
+/// `tree`, with `mke2fs -d`.
+pub fn ext4_of(tree: &Path, image: &Path, size: &str) {
     let status = Command::new("mke2fs")
         .args(["-q", "-t", "ext4", "-d"])
-        .arg(&tree)
-        .arg(&image)
-        .arg("64M")
+        .arg(tree)
+        .arg(image)
+        .arg(size)
         .status()
         .expect("mke2fs");
     assert!(status.success(), "mke2fs -d failed");
-    image
 }
 
 /// Mounts `/dev/vda` (ext4) on `/mnt` in the guest, read-only or not.
