@@ -7,7 +7,8 @@
 //! boots a VM with vminitd (`cctl vm boot`; `cctl system check` says what it
 //! will use), and runs containers, each in its own VM, with Docker's flags
 //! and exit codes (`cctl run`, `create`, `start`, `ls`, `logs`, `stop`,
-//! `kill`, `rm`, `exec`, `inspect`, `stats`, `cp`).
+//! `kill`, `rm`, `exec`, `inspect`, `stats`, `cp`), alone in a VM or
+//! several in a pod's (`cctl pod …`, `cctl run --pod`).
 
 mod clock;
 mod container;
@@ -16,6 +17,7 @@ mod image_in_use;
 mod kernel;
 mod login;
 mod network;
+mod pod;
 mod report;
 mod rootfs;
 mod system;
@@ -43,6 +45,9 @@ enum Command {
     /// Container networks: host bridges with a subnet each (needs root).
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Pods: several containers in one VM, sharing its network and volumes.
+    #[command(subcommand)]
+    Pod(pod::PodCommand),
     /// Named volumes: data that outlives containers.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -182,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kernel(command) => command.run(&root),
         Command::Network(command) => command.run(&root),
         Command::Volume(command) => command.run(&root),
+        Command::Pod(command) => command.run(&root),
         Command::Rootfs(command) => command.run(&root),
         Command::Image(command) => command.run(&root),
         Command::Vm(command) => command.run(&root),

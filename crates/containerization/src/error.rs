@@ -149,6 +149,30 @@ pub enum Error {
     /// A container of that name exists already.
     #[error("the container name {0:?} is already in use; remove it or choose another")]
     NameInUse(String),
+    /// No pod has that name or id.
+    #[error("no such pod: {0}; `cctl pod ls` lists them")]
+    PodNotFound(String),
+    /// A pod of that name exists already.
+    #[error("the pod name {0:?} is already in use; remove it or choose another")]
+    PodNameInUse(String),
+    /// The pod is not in a state that allows the operation.
+    #[error("pod {pod} is {state}: {detail}")]
+    PodState {
+        /// The pod.
+        pod: String,
+        /// Its state.
+        state: String,
+        /// What cannot be done, and what to do instead.
+        detail: String,
+    },
+    /// The pod's owner refused or failed a request (a disk to attach, say).
+    #[error("pod {pod}: {detail}")]
+    PodRequest {
+        /// The pod.
+        pod: String,
+        /// What failed.
+        detail: String,
+    },
     /// The container is not in a state that allows the operation.
     #[error("container {container} is {state}: {detail}")]
     InvalidState {

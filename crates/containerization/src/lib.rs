@@ -20,6 +20,7 @@ pub mod emulation;
 mod error;
 pub mod host;
 pub mod network;
+pub mod pod;
 mod private_dir;
 pub mod rootfs;
 pub mod spec;

@@ -91,17 +91,30 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
         return Ok(0);
     }
     println!(
-        "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS"
+        "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS", "POD"
     );
+    let pods: std::collections::HashMap<_, _> = manager
+        .list_pods()?
+        .into_iter()
+        .map(|(pod, _)| (pod.id, pod.name))
+        .collect();
     for (config, state) in rows {
         let ports: Vec<String> = config.ports.iter().map(ToString::to_string).collect();
         let address = match (&state.address, state.is_running()) {
             (Some(address), true) => address.to_string(),
             _ => String::new(),
         };
+        let pod = config
+            .pod
+            .as_ref()
+            .map(|id| {
+                pods.get(id)
+                    .map_or_else(|| short(id.as_str()), String::as_str)
+            })
+            .unwrap_or_default();
         println!(
-            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {}",
+            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  {}",
             short(config.id.as_str()),
             config.image,
             command_text(&config),
@@ -109,18 +122,20 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
             status_text(&state),
             address,
             ports.join(", "),
+            pod,
             config.name
         );
     }
     for dead in damaged {
         let config = dead.config.as_ref();
         println!(
-            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {}",
+            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  {}",
             short(dead.id.as_str()),
             config.map_or("?", |c| c.image.as_str()),
             config.map(command_text).unwrap_or_default(),
             config.map_or_else(String::new, |c| format!("{} ago", ago(c.created_ms))),
             "Dead",
+            "",
             "",
             "",
             config.map_or("", |c| c.name.as_str())
@@ -167,6 +182,8 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
         all.push(json!({
             "Id": config.id,
             "Name": config.name,
+            // Podman's: the pod's id, empty for a container of its own.
+            "Pod": config.pod.as_ref().map_or("", |id| id.as_str()),
             "Created": crate::clock::rfc3339_millis(Some(config.created_ms)),
             "Image": config.image,
             "ImageManifest": config.manifest,
@@ -217,7 +234,10 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
                 "VmCpus": config.vcpus,
                 "Kernel": config.kernel,
                 "Dns": config.dns,
-                "NetworkMode": config.network,
+                "NetworkMode": match &config.pod {
+                    Some(pod) => json!(format!("pod:{pod}")),
+                    None => json!(config.network),
+                },
                 "PortBindings": config.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
             },
             "NetworkSettings": {

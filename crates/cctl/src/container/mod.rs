@@ -3,10 +3,10 @@
 
 mod attach;
 mod cp;
-mod flags;
+pub(crate) mod flags;
 mod list;
 mod options;
-mod run;
+pub(crate) mod run;
 
 use std::io::Write;
 use std::time::Duration;

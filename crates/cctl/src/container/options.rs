@@ -107,6 +107,9 @@ pub struct CreateArgs {
     /// The guest kernel, by catalogue name (`cctl kernel ls`).
     #[arg(long)]
     pub kernel: Option<String>,
+    /// Run it in this pod's VM (`cctl pod create`), sharing its network.
+    #[arg(long)]
+    pub pod: Option<String>,
     #[command(flatten)]
     pub platform: PlatformOptions,
     /// When to pull the image.
@@ -168,6 +171,7 @@ impl CreateArgs {
             kernel: self.kernel.clone(),
             auto_remove: self.rm,
             interactive: self.interactive,
+            pod: self.pod.clone(),
         })
     }
 

@@ -181,7 +181,7 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
 
 /// Watches SIGTERM, SIGINT and SIGHUP (from the moment it is made: one that
 /// comes while the container boots is kept) and returns the first to come.
-async fn told_to_go(mut watched: Vec<(tokio::signal::unix::Signal, i32)>) -> i32 {
+pub(crate) async fn told_to_go(mut watched: Vec<(tokio::signal::unix::Signal, i32)>) -> i32 {
     std::future::poll_fn(|cx| {
         for (stream, number) in &mut watched {
             if stream.poll_recv(cx).is_ready() {
@@ -194,7 +194,7 @@ async fn told_to_go(mut watched: Vec<(tokio::signal::unix::Signal, i32)>) -> i32
 }
 
 /// The streams [`told_to_go`] watches, with their numbers.
-fn termination_signals() -> Vec<(tokio::signal::unix::Signal, i32)> {
+pub(crate) fn termination_signals() -> Vec<(tokio::signal::unix::Signal, i32)> {
     use tokio::signal::unix::{SignalKind, signal};
     [
         (SignalKind::terminate(), 15),

@@ -11,6 +11,7 @@ use containerization_agent::proto::v1::{ContainerSpec, ExecSpec};
 use containerization_agent::{AgentClient, Connector, HybridVsockConnector};
 use containerization_vmm::{VirtualMachine, VsockEndpoint};
 
+use super::in_pod;
 use super::manager::Inner;
 use super::owner;
 use super::process::{ExitStatus, LinuxProcess, StdioConfig};
@@ -70,6 +71,8 @@ pub struct LinuxContainer {
     inner: Arc<Inner>,
     config: ContainerConfig,
     sandbox: Option<Sandbox>,
+    /// In the owner of a container in a pod: its place in the pod's VM.
+    pod_slot: Option<in_pod::PodSlot>,
     /// While this process owns the VM: its beat, for a death to be dated.
     heartbeat: Option<owner::Heartbeat>,
     agent: tokio::sync::OnceCell<AgentClient>,
@@ -81,6 +84,7 @@ impl std::fmt::Debug for LinuxContainer {
             .field("id", &self.config.id)
             .field("name", &self.config.name)
             .field("owns_vm", &self.sandbox.is_some())
+            .field("pod", &self.config.pod)
             .finish()
     }
 }
@@ -91,6 +95,7 @@ impl LinuxContainer {
             inner,
             config,
             sandbox: None,
+            pod_slot: None,
             heartbeat: None,
             agent: tokio::sync::OnceCell::new(),
         }
@@ -157,6 +162,9 @@ impl LinuxContainer {
                 None
             }
         };
+        if let Some(pod) = self.config.pod.clone() {
+            return self.start_in_pod(&pod, stdio).await;
+        }
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
         let networks = self.inner.networks().await;
         let context = BootContext {
@@ -194,7 +202,54 @@ impl LinuxContainer {
             oci_spec: spec,
             rootfs: String::new(),
         });
-        match LinuxProcess::spawn(&agent, &vsock, INIT_ID.to_owned(), isolation, stdio).await {
+        self.spawn_first(&agent, &vsock, isolation, stdio).await
+    }
+
+    /// Starts it in its running pod `pod` (see [`in_pod`]).
+    async fn start_in_pod(
+        &mut self,
+        pod: &ContainerId,
+        stdio: StdioConfig,
+    ) -> Result<LinuxProcess, Error> {
+        let id = self.config.id.clone();
+        let joined = match in_pod::join(&self.inner, &self.config, pod).await {
+            Ok(joined) => joined,
+            Err(error) => {
+                self.finish(None, Some(error.to_string()), 125, now_ms())
+                    .await?;
+                return Err(error);
+            }
+        };
+        self.inner.store.update(&id, |s| {
+            s.vsock = joined.vsock.clone();
+            s.address = joined.address;
+            s.pod_disk = joined.slot.target;
+        })?;
+        let agent = joined.slot.agent.clone();
+        let vsock = joined.slot.vsock.clone();
+        self.pod_slot = Some(joined.slot);
+        let spec = serde_json::to_vec(&joined.spec)
+            .map_err(|e| self.invalid("created", &e.to_string()))?;
+        let isolation = Isolation::Container(ContainerSpec {
+            oci_spec: spec,
+            rootfs: in_pod::guest_rootfs(&id),
+        });
+        self.spawn_first(&agent, &vsock, isolation, stdio).await
+    }
+
+    /// Starts its first process and records it running; on failure records
+    /// the exit code Docker gives and takes down what it used.
+    async fn spawn_first(
+        &mut self,
+        agent: &AgentClient,
+        vsock: &VsockEndpoint,
+        isolation: Isolation,
+        stdio: StdioConfig,
+    ) -> Result<LinuxProcess, Error> {
+        let id = self.config.id.clone();
+        let store = self.inner.store.clone();
+        let process_id = self.process_id().to_owned();
+        match LinuxProcess::spawn(agent, vsock, process_id, isolation, stdio).await {
             Ok(process) => {
                 tracing::debug!("first process started");
                 store.update(&id, |s| {
@@ -221,8 +276,8 @@ impl LinuxContainer {
     /// VM, releases its network and, with auto-remove, removes the
     /// container; elsewhere it watches the state.
     pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
-        if let Some(sandbox) = &self.sandbox {
-            let init = LinuxProcess::attach(sandbox.agent.clone(), INIT_ID);
+        if let Some(agent) = self.owned_agent() {
+            let init = LinuxProcess::attach(agent.clone(), self.process_id());
             let status = init.wait().await;
             // It ended when the wait returned, not when the VM is down.
             let ended = now_ms();
@@ -285,6 +340,13 @@ impl LinuxContainer {
             }
             drop(vm);
         }
+        if let Some(slot) = self.pod_slot.take() {
+            in_pod::leave(&slot, Some(self.config.id.as_str())).await;
+        } else if self.config.pod.is_some()
+            && let Ok(state) = store.state(&id)
+        {
+            in_pod::release_orphan(&self.inner, &self.config, &state).await;
+        }
         let networks = self.inner.networks().await;
         sandbox::release_network(networks, &self.config.network, &id).await?;
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
@@ -296,6 +358,7 @@ impl LinuxContainer {
             s.vsock = None;
             s.address = None;
             s.tap = None;
+            s.pod_disk = None;
         })?;
         if self.config.auto_remove {
             store.remove(&id)?;
@@ -306,10 +369,29 @@ impl LinuxContainer {
         Ok(())
     }
 
+    /// The agent's id for its first process: `init` in a VM of its own,
+    /// its id in a pod's VM (which runs several).
+    pub(crate) fn process_id(&self) -> &str {
+        match self.config.pod {
+            Some(_) => self.config.id.as_str(),
+            None => INIT_ID,
+        }
+    }
+
+    /// The agent of the VM this process owns it in (its own VM, or its
+    /// place in its pod's).
+    fn owned_agent(&self) -> Option<&AgentClient> {
+        match (&self.sandbox, &self.pod_slot) {
+            (Some(sandbox), _) => Some(&sandbox.agent),
+            (None, Some(slot)) => Some(&slot.agent),
+            (None, None) => None,
+        }
+    }
+
     /// The agent of its running VM.
     async fn agent(&self) -> Result<&AgentClient, Error> {
-        if let Some(sandbox) = &self.sandbox {
-            return Ok(&sandbox.agent);
+        if let Some(agent) = self.owned_agent() {
+            return Ok(agent);
         }
         let state = self.state()?;
         let socket = match (&state.vsock, state.is_running()) {
@@ -329,6 +411,9 @@ impl LinuxContainer {
         if let Some(sandbox) = &self.sandbox {
             return Ok(sandbox.vm.vsock().clone());
         }
+        if let Some(slot) = &self.pod_slot {
+            return Ok(slot.vsock.clone());
+        }
         let state = self.state()?;
         state
             .vsock
@@ -338,7 +423,11 @@ impl LinuxContainer {
 
     /// Sends `signal` to its first process.
     pub async fn kill(&self, signal: i32) -> Result<(), Error> {
-        Ok(self.agent().await?.kill_process(INIT_ID, signal).await?)
+        Ok(self
+            .agent()
+            .await?
+            .kill_process(self.process_id(), signal)
+            .await?)
     }
 
     /// Stops it: its stop signal, then SIGKILL after `timeout`; if its owner
@@ -348,10 +437,10 @@ impl LinuxContainer {
         if !self.state()?.is_running() {
             return Ok(());
         }
-        if self.sandbox.is_some() {
+        if self.owned_agent().is_some() {
             let _ = self.kill(self.config.stop_signal).await;
             let agent = self.agent().await?.clone();
-            let init = LinuxProcess::attach(agent, INIT_ID);
+            let init = LinuxProcess::attach(agent, self.process_id());
             if tokio::time::timeout(timeout, init.wait()).await.is_err() {
                 let _ = init.kill(9).await;
             }
@@ -476,7 +565,7 @@ impl LinuxContainer {
             detail: e.to_string(),
         })?;
         let isolation = Isolation::Exec(ExecSpec {
-            container_id: INIT_ID.to_owned(),
+            container_id: self.process_id().to_owned(),
             oci_process: json,
         });
         // Unique among the agent's processes: this host process, the time and
@@ -490,7 +579,7 @@ impl LinuxContainer {
     /// Resizes its first process's terminal.
     pub async fn resize(&self, rows: u16, columns: u16) -> Result<(), Error> {
         let agent = self.agent().await?.clone();
-        LinuxProcess::attach(agent, INIT_ID)
+        LinuxProcess::attach(agent, self.process_id())
             .resize(rows, columns)
             .await
     }
@@ -498,12 +587,18 @@ impl LinuxContainer {
     /// Closes its first process's standard input.
     pub async fn close_stdin(&self) -> Result<(), Error> {
         let agent = self.agent().await?.clone();
-        LinuxProcess::attach(agent, INIT_ID).close_stdin().await
+        LinuxProcess::attach(agent, self.process_id())
+            .close_stdin()
+            .await
     }
 
     /// Its resource use now.
     pub async fn statistics(&self) -> Result<Statistics, Error> {
-        let s = self.agent().await?.container_statistics(INIT_ID).await?;
+        let s = self
+            .agent()
+            .await?
+            .container_statistics(self.process_id())
+            .await?;
         Ok(Statistics {
             cpu_usage_usec: s.cpu_usage_usec,
             memory_current_bytes: s.memory_current_bytes,
@@ -522,7 +617,7 @@ impl LinuxContainer {
             if !force {
                 return Err(self.invalid("running", "stop it first, or remove it with --force"));
             }
-            if self.sandbox.is_some() {
+            if self.owned_agent().is_some() {
                 let _ = self.kill(9).await;
                 self.wait().await?;
             } else {
@@ -569,10 +664,6 @@ fn invalid(name: &str, state: &str, detail: &str) -> Error {
         detail: detail.to_owned(),
     }
 }
-
-/// The agent's id for a container's first process, whose root a running
-/// container's copies resolve paths in.
-pub(super) const FIRST_PROCESS: &str = INIT_ID;
 
 /// Unmounts container `config`'s volumes in its guest (the container has
 /// ended), which leaves their journals clean; whether all went.

@@ -48,6 +48,9 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// Its first process reads standard input.
     pub interactive: bool,
+    /// The pod to run it in (a name or id): it shares the pod's VM, network
+    /// and hostname instead of booting a VM of its own.
+    pub pod: Option<String>,
 }
 
 /// Removes the anonymous ones of `volumes`, once their container is gone;
@@ -134,6 +137,7 @@ pub(crate) struct Inner {
     pub vminitd: PathBuf,
     pub store: ContainerStore,
     pub rootfs: RootfsCache,
+    pub pods: crate::pod::PodStore,
     pub ready_timeout: Duration,
     pub networks: tokio::sync::OnceCell<Option<NetworkManager>>,
 }
@@ -209,8 +213,10 @@ impl ContainerManager {
     pub fn new(root: StateRoot, vminitd: impl Into<PathBuf>) -> Self {
         let store = ContainerStore::new(root.path().join("containers"), root.run_dir());
         let rootfs = RootfsCache::new(root.path().join("rootfs"));
+        let pods = crate::pod::PodStore::new(root.path().join("pods"), root.run_dir());
         Self {
             inner: Arc::new(Inner {
+                pods,
                 root,
                 vminitd: vminitd.into(),
                 store,
@@ -219,6 +225,11 @@ impl ContainerManager {
                 networks: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+
+    /// The shared parts pods need.
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The state root.
@@ -308,11 +319,22 @@ impl ContainerManager {
                 ),
             });
         }
-        let network = match &options.network {
-            Some(mode) => mode.clone(),
-            None => NetworkMode::Network(DEFAULT_NETWORK.to_owned()),
+        let pod = match &options.pod {
+            Some(name) => Some(crate::pod::check_container_options(
+                &self.inner,
+                name,
+                &options,
+            )?),
+            None => None,
         };
-        self.check_network(&network, &options.ports).await?;
+        let network = match (&options.network, &pod) {
+            (_, Some(_)) => NetworkMode::None,
+            (Some(mode), None) => mode.clone(),
+            (None, None) => NetworkMode::Network(DEFAULT_NETWORK.to_owned()),
+        };
+        if pod.is_none() {
+            self.check_network(&network, &options.ports).await?;
+        }
         let id = new_id()?;
         let name = match &options.name {
             Some(name) => check_name(name)?,
@@ -321,8 +343,12 @@ impl ContainerManager {
         let mut container_options = options.container.clone();
         // Docker's default hostname: the first 12 characters of the id,
         // whatever the name.
+        // In a pod, the pod's.
         if container_options.hostname.is_empty() {
-            container_options.hostname = id.as_str()[..12].to_owned();
+            container_options.hostname = match &pod {
+                Some(pod) => pod.hostname.clone(),
+                None => id.as_str()[..12].to_owned(),
+            };
         }
         let host = HostResources::detect();
         let vm_memory_mib =
@@ -388,8 +414,10 @@ impl ContainerManager {
             ports: options.ports.clone(),
             dns: options.dns.clone(),
             kernel: options.kernel.clone(),
-            vcpus,
-            vm_memory_mib,
+            // A pod's container has its pod's VM (its own limits are its
+            // cgroup's, in the spec).
+            vcpus: pod.as_ref().map_or(vcpus, |pod| pod.vcpus),
+            vm_memory_mib: pod.as_ref().map_or(vm_memory_mib, |pod| pod.vm_memory_mib),
             read_only: container_options.read_only,
             auto_remove: options.auto_remove,
             terminal: container_options.process.terminal,
@@ -398,6 +426,7 @@ impl ContainerManager {
             platform: Some(actual),
             volumes,
             binds,
+            pod: pod.as_ref().map(|pod| pod.id.clone()),
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is
@@ -518,6 +547,7 @@ impl ContainerManager {
     /// One container that cannot be cleaned up is logged and left for its
     /// own commands to report: it never blocks commands on the others.
     pub async fn reap_stale(&self) -> Result<(), Error> {
+        crate::pod::reap_stale(&self.inner).await;
         for (config, state) in self.inner.store.list()? {
             let stale = matches!(
                 state.status,
@@ -539,7 +569,7 @@ impl ContainerManager {
 
     /// Refuses an unknown network, or one that cannot be used here, before
     /// anything is made; makes the default network on first use.
-    async fn check_network(
+    pub(crate) async fn check_network(
         &self,
         network: &NetworkMode,
         ports: &[PublishedPort],
@@ -573,7 +603,7 @@ impl ContainerManager {
 
 /// Docker's rule for names: a letter or digit, then letters, digits, `_`,
 /// `.` or `-`.
-fn check_name(name: &str) -> Result<String, Error> {
+pub(crate) fn check_name(name: &str) -> Result<String, Error> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

@@ -13,20 +13,24 @@
 
 mod copy;
 mod damaged;
+mod in_pod;
 mod linux_container;
 mod log;
 mod manager;
-mod owner;
+pub(crate) mod owner;
 mod process;
 mod record;
-mod sandbox;
+pub(crate) mod sandbox;
 mod store;
 
 pub use copy::CopyOptions;
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
+pub(crate) use manager::Inner;
+pub(crate) use manager::check_name;
 pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub(crate) use record::now_ms;
 pub use record::{ContainerConfig, ContainerState, NetworkMode, Status, VolumeUse};
+pub(crate) use store::new_id;
 pub use store::{ContainerStore, DamagedContainer};

@@ -71,6 +71,10 @@ pub struct ContainerConfig {
     /// Its host folders and files, in the order its VM shares them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<BindUse>,
+    /// The pod it runs in (its id), sharing the pod's VM and network;
+    /// `None` for a container with a VM of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<ContainerId>,
 }
 
 /// A host folder or file a container has mounted.
@@ -156,6 +160,9 @@ pub struct ContainerState {
     /// leaves the status as it was.
     #[serde(default)]
     pub copying: bool,
+    /// In a pod: the SCSI target of its disk in the pod's VM while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_disk: Option<u16>,
 }
 
 impl ContainerState {
@@ -174,6 +181,7 @@ impl ContainerState {
             oom_killed: false,
             error: None,
             copying: false,
+            pod_disk: None,
         }
     }
 

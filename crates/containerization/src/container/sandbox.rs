@@ -251,7 +251,7 @@ pub(crate) fn runs_natively(config: &ContainerConfig) -> bool {
 /// every other VM restored from it, made its own: fresh host randomness
 /// into its random generator (reseeded), the host's wall clock, and eth0's
 /// MAC (the template's NIC state carries the template's).
-async fn reset_restored_guest(
+pub(crate) async fn reset_restored_guest(
     agent: &AgentClient,
     attachment: Option<&Attachment>,
 ) -> Result<(), Error> {
@@ -296,28 +296,35 @@ async fn prepare_guest(
         fill_new_volumes(agent, config).await?;
         mount_shares(agent, config, transport).await
     };
-    let network = async {
-        if let Some(attachment) = attachment {
-            agent
-                .configure_interface(ConfigureInterfaceRequest {
-                    interface: Some(InterfaceSelector::by_mac(attachment.mac)),
-                    address: attachment.address.to_string(),
-                    mtu: 1500,
-                    gateway: attachment.gateway.to_string(),
-                })
-                .await?;
-        }
-        Ok::<_, Error>(())
-    };
-    let files = write_etc_files(agent, config, attachment);
+    let network = configure_eth0(agent, attachment);
+    let hostname = config.spec["hostname"].as_str().unwrap_or_default();
+    let files = write_etc_files(agent, hostname, &config.dns, attachment);
     let (mounted, networked, written) = tokio::join!(mount, network, files);
     mounted?;
     networked?;
     written
 }
 
+/// Gives the guest's interface (found by its MAC) its address and route.
+pub(crate) async fn configure_eth0(
+    agent: &AgentClient,
+    attachment: Option<&Attachment>,
+) -> Result<(), Error> {
+    if let Some(attachment) = attachment {
+        agent
+            .configure_interface(ConfigureInterfaceRequest {
+                interface: Some(InterfaceSelector::by_mac(attachment.mac)),
+                address: attachment.address.to_string(),
+                mtu: 1500,
+                gateway: attachment.gateway.to_string(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// How long the guest may take to show a volume's disk.
-const VOLUME_DISK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const VOLUME_DISK_WAIT: Duration = Duration::from_secs(10);
 
 /// Mounts each volume's disk (the SCSI disk at the volume's index) where
 /// the container's spec binds it from.
@@ -435,13 +442,25 @@ async fn mount_shares(
     Ok(())
 }
 
-/// Mounts the container's disk at [`GUEST_ROOTFS`]. A read-only container's
-/// disk is the shared base: it is mounted read-only under an overlay with an
-/// empty upper layer in guest memory, so the runtime can still create the
-/// targets of its bind mounts before it makes the root read-only.
+/// Mounts the container's disk at [`GUEST_ROOTFS`] (see [`mount_root_disk`]).
 async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error> {
+    mount_root_disk(agent, "/dev/vda", GUEST_ROOTFS, "/run/cz", read_only).await
+}
+
+/// Mounts a container's root disk `device` at `target`. A read-only
+/// container's disk is the shared base: it is mounted read-only at
+/// `<scratch>/lower` under an overlay whose upper layer is empty, in guest
+/// memory (`<scratch>/upper`), so the runtime can still create the targets
+/// of its bind mounts before it makes the root read-only.
+pub(crate) async fn mount_root_disk(
+    agent: &AgentClient,
+    device: &str,
+    target: &str,
+    scratch: &str,
+    read_only: bool,
+) -> Result<(), Error> {
     let disk = |target: &str, options: &[&str]| MountRequest {
-        source: "/dev/vda".into(),
+        source: device.into(),
         target: target.into(),
         fstype: "ext4".into(),
         options: options.iter().map(|o| (*o).to_owned()).collect(),
@@ -449,25 +468,26 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
         ..Default::default()
     };
     if !read_only {
-        agent
-            .mount(disk(GUEST_ROOTFS, &["noatime", "discard"]))
-            .await?;
+        agent.mount(disk(target, &["noatime", "discard"])).await?;
         return Ok(());
     }
+    let lower = format!("{scratch}/lower");
+    agent.mount(disk(&lower, &["ro", "noatime"])).await?;
     agent
-        .mount(disk("/run/cz/lower", &["ro", "noatime"]))
+        .mkdir(&format!("{scratch}/upper/data"), 0o755, true)
         .await?;
-    agent.mkdir("/run/cz/upper/data", 0o755, true).await?;
-    agent.mkdir("/run/cz/upper/work", 0o755, true).await?;
+    agent
+        .mkdir(&format!("{scratch}/upper/work"), 0o755, true)
+        .await?;
     agent
         .mount(MountRequest {
             source: "overlay".into(),
-            target: GUEST_ROOTFS.into(),
+            target: target.into(),
             fstype: "overlay".into(),
             options: vec![
-                "lowerdir=/run/cz/lower".into(),
-                "upperdir=/run/cz/upper/data".into(),
-                "workdir=/run/cz/upper/work".into(),
+                format!("lowerdir={lower}"),
+                format!("upperdir={scratch}/upper/data"),
+                format!("workdir={scratch}/upper/work"),
             ],
             create_target: true,
             ..Default::default()
@@ -476,18 +496,19 @@ async fn mount_rootfs(agent: &AgentClient, read_only: bool) -> Result<(), Error>
     Ok(())
 }
 
-async fn write_etc_files(
+/// Writes the guest's `/etc/resolv.conf` (the servers of `dns`, or the
+/// host's), `/etc/hosts` and `/etc/hostname` under [`GUEST_ETC_ROOT`], where
+/// container specs bind them from.
+pub(crate) async fn write_etc_files(
     agent: &AgentClient,
-    config: &ContainerConfig,
+    hostname: &str,
+    dns: &[IpAddr],
     attachment: Option<&Attachment>,
 ) -> Result<(), Error> {
-    let hostname = config.spec["hostname"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let hostname = hostname.to_owned();
     let address: Option<IpAddr> = attachment.map(|a| IpAddr::V4(a.address.addr()));
     let has_ipv6 = attachment.is_some_and(|a| a.address6.is_some());
-    let dns = spec::dns_for_container(&spec::host_resolv_conf(), &config.dns, has_ipv6);
+    let dns = spec::dns_for_container(&spec::host_resolv_conf(), dns, has_ipv6);
     let dns = agent.configure_dns(ConfigureDnsRequest {
         root: GUEST_ETC_ROOT.into(),
         nameservers: dns.nameservers.iter().map(ToString::to_string).collect(),

@@ -499,6 +499,7 @@ mod tests {
             platform: None,
             volumes: Vec::new(),
             binds: Vec::new(),
+            pod: None,
         }
     }
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use containerization_agent::proto::v1::{CopyRoot, copy_root};
 use containerization_archive::{Kind, Rebase, Root, UnpackOptions};
 
-use super::linux_container::{FIRST_PROCESS, LinuxContainer};
+use super::linux_container::LinuxContainer;
 use crate::Error;
 use guest::GuestView;
 use rules::{Existing, Landing};
@@ -59,7 +59,7 @@ impl LinuxContainer {
                 agent,
                 vsock,
                 root: CopyRoot {
-                    root: Some(copy_root::Root::ContainerId(FIRST_PROCESS.to_owned())),
+                    root: Some(copy_root::Root::ContainerId(self.process_id().to_owned())),
                 },
             };
             return work(&view).await;
