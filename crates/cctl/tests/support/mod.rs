@@ -261,6 +261,10 @@ impl World {
 impl Drop for World {
     /// Removes what a failed test left running, before its folder goes.
     fn drop(&mut self) {
+        let pods = self.cctl(&["pod", "ls", "-q"]);
+        for id in pods.stdout.split_whitespace() {
+            let _ = self.cctl(&["pod", "rm", "-f", id]);
+        }
         let listed = self.cctl(&["ls", "-aq"]);
         for id in listed.stdout.split_whitespace() {
             let _ = self.cctl(&["rm", "-f", id]);
