@@ -83,19 +83,42 @@ pub(crate) async fn join(
     let (Some(socket), Some(control)) = (state.vsock.clone(), state.control.clone()) else {
         return Err(not_running());
     };
+    // The agent's connection and the disk's attach, side by side.
     let connector: Arc<dyn Connector> = Arc::new(HybridVsockConnector::new(socket.clone()));
-    let agent = AgentClient::connect(&connector, Duration::from_secs(30)).await?;
+    let attach = Request::AttachDisk {
+        path: inner.store.disk(&config.id),
+        read_only: config.read_only,
+    };
+    let (agent, attached) = tokio::join!(
+        AgentClient::connect(&connector, Duration::from_secs(30)),
+        control::call(&pod_config.name, &control, &attach)
+    );
+    let target = match attached {
+        Ok(Reply::Attached { target }) => Some(target),
+        Ok(reply) => return Err(unexpected(&pod_config.name, &reply)),
+        Err(error) => return Err(error),
+    };
+    let agent = match agent {
+        Ok(agent) => agent,
+        Err(error) => {
+            if let Some(target) = target {
+                let detach = Request::DetachDisk { target };
+                let _ = control::call(&pod_config.name, &control, &detach).await;
+            }
+            return Err(error.into());
+        }
+    };
     let mut slot = PodSlot {
         agent,
         vsock: VsockEndpoint::Hybrid(socket.clone()),
         pod: pod_config.name.clone(),
         control,
-        target: None,
+        target,
         volumes: Vec::new(),
         read_only: config.read_only,
         guest_dir: guest_dir(&config.id),
     };
-    match prepare(inner, config, &mut slot).await {
+    match prepare(config, &mut slot).await {
         Ok(spec) => Ok(Joined {
             slot,
             spec,
@@ -109,25 +132,10 @@ pub(crate) async fn join(
     }
 }
 
-async fn prepare(
-    inner: &Inner,
-    config: &ContainerConfig,
-    slot: &mut PodSlot,
-) -> Result<serde_json::Value, Error> {
-    let disk = inner.store.disk(&config.id);
-    let reply = control::call(
-        &slot.pod,
-        &slot.control,
-        &Request::AttachDisk {
-            path: disk,
-            read_only: config.read_only,
-        },
-    )
-    .await?;
-    let Reply::Attached { target } = reply else {
-        return Err(unexpected(&slot.pod, &reply));
-    };
-    slot.target = Some(target);
+async fn prepare(config: &ContainerConfig, slot: &mut PodSlot) -> Result<serde_json::Value, Error> {
+    let target = slot
+        .target
+        .ok_or_else(|| unexpected(&slot.pod, &Reply::Done))?;
     let device = slot
         .agent
         .find_disk(target, sandbox::VOLUME_DISK_WAIT)
@@ -194,31 +202,28 @@ pub(crate) async fn leave(slot: &PodSlot, process: Option<&str>) {
     {
         tracing::debug!(%error, "the container's process entry stays");
     }
-    for name in &slot.volumes {
-        let released = control::call(
-            &slot.pod,
-            &slot.control,
-            &Request::ReleaseVolume { name: name.clone() },
-        )
-        .await;
-        if let Err(error) = released {
-            tracing::warn!(volume = %name, %error, "cannot release a pod volume");
+    let volumes = async {
+        for name in &slot.volumes {
+            let release = Request::ReleaseVolume { name: name.clone() };
+            if let Err(error) = control::call(&slot.pod, &slot.control, &release).await {
+                tracing::warn!(volume = %name, %error, "cannot release a pod volume");
+            }
         }
-    }
-    let Some(target) = slot.target else {
-        return;
     };
-    let mut mounts = vec![format!("{}/rootfs", slot.guest_dir)];
-    if slot.read_only {
-        mounts.push(format!("{}/lower", slot.guest_dir));
-    }
-    for mount in &mounts {
-        unmount(&slot.agent, mount).await;
-    }
-    let detached = control::call(&slot.pod, &slot.control, &Request::DetachDisk { target }).await;
-    if let Err(error) = detached {
-        tracing::warn!(target, %error, "cannot detach the container's disk from its pod");
-    }
+    let disk = async {
+        let Some(target) = slot.target else {
+            return;
+        };
+        unmount(&slot.agent, &format!("{}/rootfs", slot.guest_dir)).await;
+        if slot.read_only {
+            unmount(&slot.agent, &format!("{}/lower", slot.guest_dir)).await;
+        }
+        let detach = Request::DetachDisk { target };
+        if let Err(error) = control::call(&slot.pod, &slot.control, &detach).await {
+            tracing::warn!(target, %error, "cannot detach the container's disk from its pod");
+        }
+    };
+    tokio::join!(volumes, disk);
 }
 
 /// Unmounts `target`, retrying while the last of the container's processes

@@ -179,7 +179,7 @@ impl LinuxPod {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         reap(&self.inner, &self.config).await;
         Ok(())

@@ -49,6 +49,9 @@ struct Shared {
     vm: Arc<Mutex<QemuVm>>,
     agent: AgentClient,
     disks: tokio::sync::Mutex<HashMap<u16, AttachedDisk>>,
+    /// Detaches under way: a container's owner does not wait for QEMU's
+    /// wait on the guest (most of a detach), the pod's stop does.
+    detaching: Arc<std::sync::atomic::AtomicUsize>,
     volumes: tokio::sync::Mutex<HashMap<String, PodVolume>>,
     volume_store: VolumeStore,
     stop: tokio::sync::Notify,
@@ -117,6 +120,7 @@ pub(crate) async fn run(
         vm: Arc::new(Mutex::new(vm)),
         agent,
         disks: tokio::sync::Mutex::new(HashMap::new()),
+        detaching: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         volumes: tokio::sync::Mutex::new(HashMap::new()),
         volume_store: VolumeStore::new(inner.root.path().join("volumes")),
         stop: tokio::sync::Notify::new(),
@@ -172,7 +176,8 @@ pub(crate) async fn run(
         // answering them for a while.
         let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
         loop {
-            let busy = !shared.disks.lock().await.is_empty();
+            let busy = !shared.disks.lock().await.is_empty()
+                || shared.detaching.load(std::sync::atomic::Ordering::SeqCst) > 0;
             if !busy || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -188,21 +193,34 @@ pub(crate) async fn run(
     }
     drop(listener);
     connections.shutdown().await;
+    // Detaches under way end before the VM stops.
+    while shared.detaching.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = std::fs::remove_file(&socket);
     // Volumes still mounted are unmounted so their journals are clean.
+    let mut clean = shared.disks.lock().await.is_empty();
     for (name, volume) in shared.volumes.lock().await.drain() {
         let target = format!("{GUEST_POD_VOLUMES}/{name}");
-        let _ = shared.agent.umount(&target, false).await;
+        clean &= shared.agent.umount(&target, false).await.is_ok();
         drop(volume);
     }
-    let _ = shared.agent.sync().await;
+    // With every container's disk gone and the volumes unmounted, nothing
+    // in the guest needs a clean power-off: the VM is simply ended, as a
+    // removed container's is. Anything still mounted gets the power-off.
     let vm = Arc::clone(&shared.vm);
+    if !clean {
+        let _ = shared.agent.sync().await;
+    }
     drop(shared);
     if let Ok(vm) = Arc::try_unwrap(vm) {
         let mut vm = vm
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        vm.stop(Duration::from_secs(5)).await;
+        if !clean {
+            vm.stop(Duration::from_secs(5)).await;
+        }
+        drop(vm);
     }
     finish(inner, config, attachment.as_ref(), why).await;
     Ok(())
@@ -406,6 +424,10 @@ async fn attach_disk(shared: &Shared, path: &Path, read_only: bool) -> Result<Re
     Ok(Reply::Attached { target })
 }
 
+/// Detaches a container's disk (the guest has unmounted it). The reply
+/// comes at once: the container is out of the VM, and QEMU's wait for the
+/// guest to let the device go goes on here, with the target taken until it
+/// ends.
 async fn detach_disk(shared: &Shared, target: u16) -> Result<Reply, String> {
     let disk = shared
         .disks
@@ -413,7 +435,25 @@ async fn detach_disk(shared: &Shared, target: u16) -> Result<Reply, String> {
         .await
         .remove(&target)
         .ok_or_else(|| format!("no container disk at SCSI target {target}"))?;
-    detach(shared, disk).await?;
+    shared
+        .detaching
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let vm = Arc::clone(&shared.vm);
+    let pod = shared.pod.clone();
+    let detaching = Arc::clone(&shared.detaching);
+    tokio::task::spawn_blocking(move || {
+        let detached = vm
+            .lock()
+            .map_err(|_| "the VM's lock is poisoned".to_owned())
+            .and_then(|mut vm| vm.detach_disk(&disk).map_err(|e| e.to_string()));
+        // The VM is let go of before the count says done, so the pod's stop
+        // finds it free.
+        drop(vm);
+        if let Err(error) = detached {
+            tracing::warn!(%pod, target, %error, "a container's disk did not detach");
+        }
+        detaching.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    });
     Ok(Reply::Done)
 }
 
