@@ -72,12 +72,20 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
     // A server and its data in one container …
     world.detach(
         "server",
-        &["--pod", "web", "-v", "shared:/data"],
+        &[
+            "--pod",
+            "web",
+            "-v",
+            "shared:/data",
+            "--mount",
+            "type=tmpfs,source=scratch,target=/scratch,tmpfs-size=8m",
+        ],
         &[
             "sh",
             "-c",
             "echo from-server > /data/greeting; echo served > /tmp/index.html; \
-             echo mine > /marker; exec httpd -f -p 8080 -h /tmp",
+             echo in-memory > /scratch/note; echo mine > /marker; \
+             exec httpd -f -p 8080 -h /tmp",
         ],
     );
     world.id_once_running("server");
@@ -90,14 +98,22 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
     // … a client in another: the same localhost and address, the same
     // volume and hostname, its own root file system and processes.
     let client = world.run(
-        &["--pod", "web", "-v", "shared:/data"],
+        &[
+            "--pod",
+            "web",
+            "-v",
+            "shared:/data",
+            "--mount",
+            "type=tmpfs,source=scratch,target=/mem",
+        ],
         &[
             "sh",
             "-c",
             "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://localhost:8080/index.html \
              && break; sleep 0.5; done; cat /data/greeting; hostname; \
              ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*'; \
-             test -e /marker && echo shares-root || echo own-root; ls /proc | grep -c '^[0-9]'",
+             test -e /marker && echo shares-root || echo own-root; ls /proc | grep -c '^[0-9]'; \
+             cat /mem/note; df -k /mem | awk 'NR == 2 {print $2}'",
         ],
     );
     assert_eq!(client.code, 0, "{client:?}");
@@ -109,6 +125,9 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
     assert_eq!(lines[4], "own-root", "{client:?}");
     // sh, ls and grep: none of the other containers' processes.
     assert_eq!(lines[5], "3", "its own process table: {client:?}");
+    // The pod's tmpfs, with the size its first user gave it.
+    assert_eq!(lines[6], "in-memory", "{client:?}");
+    assert_eq!(lines[7], "8192", "{client:?}");
 
     // exec into each.
     let marker = world.cctl(&["exec", "server", "cat", "/marker"]);
@@ -190,6 +209,13 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
     assert_refused(
         &world.run(&["--pod", "nope"], &["true"]),
         "no such pod: nope",
+    );
+    assert_refused(
+        &world.run(
+            &["--mount", "type=tmpfs,source=scratch,target=/s"],
+            &["true"],
+        ),
+        "shared by the containers of a pod",
     );
     let named = world.cctl(&["pod", "create", "--name", "web"]);
     assert_ne!(named.code, 0);

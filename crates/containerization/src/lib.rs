@@ -31,8 +31,8 @@ pub mod volume;
 pub use container::{
     ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions, CreateOptions,
     DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer, LinuxProcess, LogReader,
-    LogStream, LogWriter, NetworkMode, ProcessStreams, Statistics, Status, StdioConfig, VolumeUse,
-    log_tail, parse_signal,
+    LogStream, LogWriter, NetworkMode, PodTmpfs, ProcessStreams, Statistics, Status, StdioConfig,
+    VolumeUse, log_tail, parse_signal,
 };
 pub use container_id::ContainerId;
 pub use error::Error;

@@ -149,6 +149,14 @@ async fn prepare(config: &ContainerConfig, slot: &mut PodSlot) -> Result<serde_j
         config.read_only,
     )
     .await?;
+    for tmpfs in &config.pod_tmpfs {
+        let request = Request::UseTmpfs {
+            name: tmpfs.name.clone(),
+            size_bytes: tmpfs.size_bytes,
+            mode: tmpfs.mode,
+        };
+        control::call(&slot.pod, &slot.control, &request).await?;
+    }
     let mut spec = config.spec.clone();
     for (index, volume) in config.volumes.iter().enumerate() {
         let reply = control::call(

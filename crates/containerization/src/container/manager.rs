@@ -10,7 +10,7 @@ use containerization_oci::layer::StoredLayer;
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Digest, Platform};
 
-use super::record::{BindUse, ContainerConfig, NetworkMode, VolumeUse, now_ms};
+use super::record::{BindUse, ContainerConfig, NetworkMode, PodTmpfs, VolumeUse, now_ms};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
@@ -113,6 +113,33 @@ fn host_binds(mounts: &[spec::Mount]) -> Result<Vec<BindUse>, Error> {
         });
     }
     Ok(binds)
+}
+
+/// The pod tmpfs `mounts` name (`--mount type=tmpfs,source=NAME`), which
+/// only a container in a pod (`in_pod`) can have.
+fn shared_tmpfs(mounts: &[spec::Mount], in_pod: bool) -> Result<Vec<PodTmpfs>, Error> {
+    let mut shared = Vec::new();
+    for mount in mounts {
+        if let spec::Mount::Tmpfs(tmpfs) = mount
+            && let Some(name) = &tmpfs.shared
+        {
+            if !in_pod {
+                return Err(Error::InvalidOption {
+                    option: "--mount".to_owned(),
+                    detail: format!(
+                        "a tmpfs with a source ({name}) is shared by the containers of a pod: \
+                         give --pod, or drop source= for a tmpfs of the container's own"
+                    ),
+                });
+            }
+            shared.push(PodTmpfs {
+                name: name.clone(),
+                size_bytes: tmpfs.size_bytes,
+                mode: tmpfs.mode,
+            });
+        }
+    }
+    Ok(shared)
 }
 
 /// Refuses more named volumes than a VM's SCSI controller has targets:
@@ -372,6 +399,7 @@ impl ContainerManager {
             None => host.default_vcpus(),
         };
         let binds = host_binds(&container_options.mounts)?;
+        let pod_tmpfs = shared_tmpfs(&container_options.mounts, pod.is_some())?;
         let host_env = |key: &str| std::env::var(key).ok();
         let runtime = spec::container_spec(&resolved.config, &container_options, &host_env)?;
         let mut spec_json = serde_json::to_value(&runtime).map_err(|e| Error::InvalidOption {
@@ -427,6 +455,7 @@ impl ContainerManager {
             volumes,
             binds,
             pod: pod.as_ref().map(|pod| pod.id.clone()),
+            pod_tmpfs,
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is

@@ -31,6 +31,6 @@ pub(crate) use manager::check_name;
 pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub(crate) use record::now_ms;
-pub use record::{ContainerConfig, ContainerState, NetworkMode, Status, VolumeUse};
+pub use record::{ContainerConfig, ContainerState, NetworkMode, PodTmpfs, Status, VolumeUse};
 pub(crate) use store::new_id;
 pub use store::{ContainerStore, DamagedContainer};

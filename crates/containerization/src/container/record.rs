@@ -75,6 +75,21 @@ pub struct ContainerConfig {
     /// `None` for a container with a VM of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<ContainerId>,
+    /// In a pod: the pod's shared tmpfs it mounts, as first asked for
+    /// (the first container to name one sets its size and mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_tmpfs: Vec<PodTmpfs>,
+}
+
+/// A tmpfs of a pod, shared by the containers that name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodTmpfs {
+    /// Its name in the pod.
+    pub name: String,
+    /// Its size limit in bytes, or the kernel's default.
+    pub size_bytes: Option<u64>,
+    /// The mode of its root (1777 unless given).
+    pub mode: Option<u32>,
 }
 
 /// A host folder or file a container has mounted.

@@ -500,6 +500,7 @@ mod tests {
             volumes: Vec::new(),
             binds: Vec::new(),
             pod: None,
+            pod_tmpfs: Vec::new(),
         }
     }
 

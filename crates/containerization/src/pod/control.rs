@@ -46,6 +46,17 @@ pub(crate) enum Request {
         /// The volume.
         name: String,
     },
+    /// Mount the pod's shared tmpfs `name` (once: later asks find it
+    /// mounted, with the first ask's size and mode); it lives as long as
+    /// the pod's VM.
+    UseTmpfs {
+        /// Its name.
+        name: String,
+        /// Its size limit in bytes.
+        size_bytes: Option<u64>,
+        /// The mode of its root.
+        mode: Option<u32>,
+    },
     /// Stop the pod: its containers are killed and its VM stopped.
     Stop,
 }

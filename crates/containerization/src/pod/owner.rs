@@ -54,6 +54,8 @@ struct Shared {
     detaching: Arc<std::sync::atomic::AtomicUsize>,
     volumes: tokio::sync::Mutex<HashMap<String, PodVolume>>,
     volume_store: VolumeStore,
+    /// The shared tmpfs mounted so far.
+    tmpfs: tokio::sync::Mutex<std::collections::HashSet<String>>,
     stop: tokio::sync::Notify,
 }
 
@@ -123,6 +125,7 @@ pub(crate) async fn run(
         detaching: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         volumes: tokio::sync::Mutex::new(HashMap::new()),
         volume_store: VolumeStore::new(inner.root.path().join("volumes")),
+        tmpfs: tokio::sync::Mutex::new(std::collections::HashSet::new()),
         stop: tokio::sync::Notify::new(),
     });
     pods.update(id, |s| {
@@ -371,6 +374,11 @@ async fn handle(shared: &Shared, request: Request) -> Reply {
         Request::DetachDisk { target } => detach_disk(shared, target).await,
         Request::UseVolume { name, read_only } => use_volume(shared, &name, read_only).await,
         Request::ReleaseVolume { name } => release_volume(shared, &name).await,
+        Request::UseTmpfs {
+            name,
+            size_bytes,
+            mode,
+        } => use_tmpfs(shared, &name, size_bytes, mode).await,
         Request::Stop => {
             shared.stop.notify_one();
             Ok(Reply::Done)
@@ -548,4 +556,40 @@ async fn release_volume(shared: &Shared, name: &str) -> Result<Reply, String> {
         detach(shared, volume.disk).await?;
     }
     Ok(Reply::Done)
+}
+
+async fn use_tmpfs(
+    shared: &Shared,
+    name: &str,
+    size_bytes: Option<u64>,
+    mode: Option<u32>,
+) -> Result<Reply, String> {
+    crate::volume::check_name(name).map_err(|e| e.to_string())?;
+    let path = crate::spec::guest_pod_tmpfs_path(name);
+    let mut mounted = shared.tmpfs.lock().await;
+    if mounted.contains(name) {
+        return Ok(Reply::Volume { path });
+    }
+    let mut options = vec![
+        "nosuid".to_owned(),
+        "nodev".to_owned(),
+        format!("mode={:o}", mode.unwrap_or(0o1777)),
+    ];
+    if let Some(size) = size_bytes {
+        options.push(format!("size={size}"));
+    }
+    shared
+        .agent
+        .mount(MountRequest {
+            source: "tmpfs".into(),
+            target: path.clone(),
+            fstype: "tmpfs".into(),
+            options,
+            create_target: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("cannot mount the pod's tmpfs {name}: {e}"))?;
+    mounted.insert(name.to_owned());
+    Ok(Reply::Volume { path })
 }

@@ -56,7 +56,8 @@ pub use env_file::parse_env_file;
 pub use exec::exec_process;
 pub use hosts::hosts_entries;
 pub use mounts::{
-    BindMount, GUEST_SHARES, Mount, TmpfsMount, VolumeMount, guest_share_path, guest_volume_path,
+    BindMount, GUEST_SHARES, Mount, TmpfsMount, VolumeMount, guest_pod_tmpfs_path,
+    guest_share_path, guest_volume_path,
 };
 pub use process::{ProcessOptions, process};
 pub use resources::parse_memory;

@@ -152,6 +152,15 @@ pub struct TmpfsMount {
     pub read_only: bool,
     /// Programs on it may not be executed.
     pub noexec: bool,
+    /// In a pod, the name of the pod's tmpfs it shares with the pod's other
+    /// containers that name it (`--mount type=tmpfs,source=NAME,…`, as a
+    /// Kubernetes memory-backed `emptyDir`); `None`: its own.
+    pub shared: Option<String>,
+}
+
+/// Where the guest of a pod mounts its shared tmpfs `name`.
+pub fn guest_pod_tmpfs_path(name: &str) -> String {
+    format!("/run/cz/pod/tmpfs/{name}")
 }
 
 fn invalid(option: &str, detail: String) -> Error {
@@ -263,6 +272,7 @@ impl Mount {
             mode: None,
             read_only: false,
             noexec: false,
+            shared: None,
         };
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option.split_once('=') {
@@ -328,7 +338,11 @@ impl Mount {
         }
         let target = target.ok_or_else(|| invalid(OPTION, format!("{flag:?} names no target=")))?;
         match kind.as_deref() {
-            Some("tmpfs") => {}
+            Some("tmpfs") => {
+                if let Some(name) = &source {
+                    crate::volume::check_name(name)?;
+                }
+            }
             Some("volume") => {
                 // No source: an anonymous volume, as Docker makes one.
                 if let Some(name) = &source {
@@ -366,6 +380,7 @@ impl Mount {
             mode,
             read_only,
             noexec: false,
+            shared: source,
         }))
     }
 
@@ -395,6 +410,23 @@ impl Mount {
                 ])
                 .build()
                 .map_err(|e| invalid("--volume", e.to_string())),
+            Mount::Tmpfs(TmpfsMount {
+                target,
+                read_only,
+                shared: Some(name),
+                ..
+            }) => MountBuilder::default()
+                .destination(target.clone())
+                .typ("bind")
+                .source(guest_pod_tmpfs_path(name))
+                .options(vec![
+                    "rbind".to_owned(),
+                    "nosuid".to_owned(),
+                    "nodev".to_owned(),
+                    if *read_only { "ro" } else { "rw" }.to_owned(),
+                ])
+                .build()
+                .map_err(|e| invalid("--mount", e.to_string())),
             Mount::Tmpfs(tmpfs) => {
                 let mut options = vec![
                     if tmpfs.read_only { "ro" } else { "rw" }.to_owned(),
@@ -565,6 +597,21 @@ mod tests {
         );
         let rw = tmpfs_of("type=tmpfs,dst=/x,readonly=false");
         assert!(!rw.read_only);
+    }
+
+    #[test]
+    fn a_tmpfs_with_a_source_is_a_pods_shared_one_bound_from_the_guest() {
+        let shared = tmpfs_of("type=tmpfs,source=scratch,target=/s,tmpfs-size=8m");
+        assert_eq!(shared.shared.as_deref(), Some("scratch"));
+        assert_eq!(shared.size_bytes, Some(8 << 20));
+        let spec = Mount::Tmpfs(shared).to_spec(0).unwrap();
+        assert_eq!(spec.typ().as_deref(), Some("bind"));
+        assert_eq!(
+            spec.source().as_deref(),
+            Some(std::path::Path::new("/run/cz/pod/tmpfs/scratch"))
+        );
+        assert!(Mount::parse_mount_flag("type=tmpfs,source=../x,target=/s").is_err());
+        assert_eq!(tmpfs_of("type=tmpfs,target=/s").shared, None);
     }
 
     fn tmpfs_of(flag: &str) -> TmpfsMount {
