@@ -104,8 +104,11 @@ impl NetworkCommand {
             Self::Rm { force, names } => {
                 let containers =
                     ContainerStore::new(root.path().join("containers"), root.run_dir());
+                let pods =
+                    containerization::pod::PodStore::new(root.path().join("pods"), root.run_dir());
                 for name in names {
-                    let users = containers.using_network(&name)?;
+                    let mut users = containers.using_network(&name)?;
+                    users.extend(pods.using_network(&name)?);
                     if !force && !users.is_empty() {
                         let users: Vec<String> = users
                             .iter()
@@ -117,7 +120,7 @@ impl NetworkCommand {
                             })
                             .collect();
                         anyhow::bail!(
-                            "network {name:?} is used by container {}; remove them first, \
+                            "network {name:?} is used by container or pod {}; remove them first, \
                              or remove it anyway with `cctl network rm -f {name}` (they \
                              cannot start until it exists again)",
                             users.join(", ")

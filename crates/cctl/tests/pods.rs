@@ -331,6 +331,10 @@ fn sigkill_of_a_pods_owner_leaves_no_vm_lease_or_running_container() {
     }
     assert_eq!(world.leases(), 0, "the pod's address went back");
     world.assert_taps_idle();
+    // A stopped pod still holds its network, as a stopped container does.
+    let network = world.cctl(&["network", "rm", "default"]);
+    assert_ne!(network.code, 0);
+    assert!(network.stderr.contains("doomed"), "{network:?}");
     assert_eq!(world.cctl(&["pod", "rm", "doomed"]).code, 0);
     assert!(world.container_folders().is_empty());
 }

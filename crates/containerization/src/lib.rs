@@ -29,11 +29,13 @@ mod state_root;
 pub mod volume;
 
 pub use container::{
-    ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions, CreateOptions,
-    DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer, LinuxProcess, LogReader,
-    LogStream, LogWriter, NetworkMode, PodTmpfs, ProcessStreams, Statistics, Status, StdioConfig,
-    VolumeUse, log_tail, parse_signal,
+    BundleOptions, ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions,
+    CreateOptions, DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer,
+    LinuxProcess, LogReader, LogStream, LogWriter, NetworkMode, PodTmpfs, ProcessStreams,
+    Statistics, Status, StdioConfig, VolumeUse, log_tail, parse_signal,
 };
 pub use container_id::ContainerId;
+/// The host end of one of a process's standard streams.
+pub use containerization_agent::BoxedStream;
 pub use error::Error;
 pub use state_root::StateRoot;

@@ -1,6 +1,6 @@
 //! `cctl system prune`: removes what nothing uses, as Docker's does:
-//! stopped containers (damaged ones too), networks no container is
-//! configured on (but `default`), with `--all` images no container was made
+//! stopped containers (damaged ones too), stopped pods, networks no
+//! container or pod is configured on (but `default`), with `--all` images no container was made
 //! from, then the blobs no image needs and the root file systems no image or
 //! container needs (with what killed pulls and builds left), and the VM
 //! templates (made again on demand). It writes no state of its own, so it
@@ -10,6 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use containerization::network::NetworkManager;
+use containerization::pod::PodStore;
 use containerization::{ContainerManager, ContainerStore, StateRoot};
 use containerization_netlink::Netlink;
 use containerization_oci::store::ImageStore;
@@ -54,8 +55,24 @@ pub fn prune(root: &StateRoot, all: bool, force: bool) -> anyhow::Result<()> {
     }
     section("Deleted Containers", &removed);
 
+    // Stopped pods, as Podman's prune removes them (their containers have
+    // just gone).
+    let mut removed = Vec::new();
+    for (config, _) in manager.list_pods()? {
+        let pod = manager.get_pod(config.id.as_str())?;
+        if pod.state()?.is_running() {
+            continue;
+        }
+        match runtime.block_on(pod.delete(false)) {
+            Ok(()) => removed.push(config.id.to_string()),
+            Err(error) => failures.push(format!("pod {}: {error}", config.name)),
+        }
+    }
+    section("Deleted Pods", &removed);
+
     // Networks need root (bridges); without it there are none of ours to remove.
     let containers = ContainerStore::new(root.path().join("containers"), root.run_dir());
+    let pods = PodStore::new(root.path().join("pods"), root.run_dir());
     let mut removed = Vec::new();
     if rustix::process::geteuid().is_root() {
         runtime.block_on(async {
@@ -63,6 +80,7 @@ pub fn prune(root: &StateRoot, all: bool, force: bool) -> anyhow::Result<()> {
             for network in networks.list()? {
                 if network.name == DEFAULT_NETWORK
                     || !containers.using_network(&network.name)?.is_empty()
+                    || !pods.using_network(&network.name)?.is_empty()
                 {
                     continue;
                 }

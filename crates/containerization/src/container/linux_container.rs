@@ -568,12 +568,27 @@ impl LinuxContainer {
             container_id: self.process_id().to_owned(),
             oci_process: json,
         });
-        // Unique among the agent's processes: this host process, the time and
-        // a count, so two execs at once (from here or elsewhere) never clash.
-        static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let count = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("exec-{}-{:x}-{count}", std::process::id(), now_ms());
-        LinuxProcess::spawn(&agent, &vsock, id, isolation, stdio).await
+        LinuxProcess::spawn(&agent, &vsock, exec_id(), isolation, stdio).await
+    }
+
+    /// Runs a new process in it from an OCI runtime spec's `process` (as
+    /// containerd hands an exec to a shim).
+    pub async fn exec_oci(
+        &self,
+        process: &serde_json::Value,
+        stdio: StdioConfig,
+    ) -> Result<LinuxProcess, Error> {
+        let json = serde_json::to_vec(process).map_err(|e| Error::InvalidOption {
+            option: "exec".to_owned(),
+            detail: e.to_string(),
+        })?;
+        let agent = self.agent().await?.clone();
+        let vsock = self.vsock()?;
+        let isolation = Isolation::Exec(ExecSpec {
+            container_id: self.process_id().to_owned(),
+            oci_process: json,
+        });
+        LinuxProcess::spawn(&agent, &vsock, exec_id(), isolation, stdio).await
     }
 
     /// Resizes its first process's terminal.
@@ -654,6 +669,15 @@ impl LinuxContainer {
         let agent = self.agent().await?.clone();
         Ok(Some((agent, self.vsock()?)))
     }
+}
+
+/// A new exec's id, unique among the agent's processes: this host process,
+/// the time and a count, so two execs at once (from here or elsewhere)
+/// never clash.
+fn exec_id() -> String {
+    static EXECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = EXECS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("exec-{}-{:x}-{count}", std::process::id(), now_ms())
 }
 
 /// [`Error::InvalidState`] for container `name`.

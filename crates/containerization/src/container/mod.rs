@@ -11,6 +11,7 @@
 //! - a container whose records cannot be read is listed as dead
 //!   ([`DamagedContainer`]) and can still be removed.
 
+mod bundle;
 mod copy;
 mod damaged;
 mod in_pod;
@@ -23,6 +24,7 @@ mod record;
 pub(crate) mod sandbox;
 mod store;
 
+pub use bundle::BundleOptions;
 pub use copy::CopyOptions;
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};

@@ -77,15 +77,18 @@ impl From<&WaitProcessResponse> for ExitStatus {
 /// A process in a container: the first one, or one run with `exec`.
 pub struct LinuxProcess {
     id: String,
+    pid: u32,
     agent: AgentClient,
-    streams: ProcessStreams,
+    /// Behind a lock only so a process can be shared between threads
+    /// (the streams are not `Sync`); taken once.
+    streams: std::sync::Mutex<ProcessStreams>,
 }
 
 impl std::fmt::Debug for LinuxProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinuxProcess")
             .field("id", &self.id)
-            .field("streams", &self.streams)
+            .field("streams", &self.streams.lock().map(|s| format!("{s:?}")))
             .finish()
     }
 }
@@ -96,9 +99,19 @@ impl LinuxProcess {
         &self.id
     }
 
+    /// Its PID in the guest (in the guest's root PID namespace); 0 for a
+    /// handle on a process started elsewhere.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Takes the host ends of its standard streams (once).
     pub fn take_streams(&mut self) -> ProcessStreams {
-        std::mem::take(&mut self.streams)
+        let streams = self
+            .streams
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(streams)
     }
 
     /// Waits until it exits.
@@ -213,12 +226,13 @@ impl LinuxProcess {
             stderr: accepted.next().flatten(),
         };
         tracing::debug!(after = ?began.elapsed(), id, "process created, streams connected");
-        agent.start_process(&id).await.map_err(launch_error)?;
+        let pid = agent.start_process(&id).await.map_err(launch_error)?;
         tracing::debug!(after = ?began.elapsed(), id, "process started");
         Ok(Self {
             id,
+            pid,
             agent: agent.clone(),
-            streams,
+            streams: std::sync::Mutex::new(streams),
         })
     }
 
@@ -226,8 +240,9 @@ impl LinuxProcess {
     pub(crate) fn attach(agent: AgentClient, id: &str) -> Self {
         Self {
             id: id.to_owned(),
+            pid: 0,
             agent,
-            streams: ProcessStreams::default(),
+            streams: std::sync::Mutex::new(ProcessStreams::default()),
         }
     }
 }

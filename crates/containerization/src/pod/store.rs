@@ -177,6 +177,18 @@ impl PodStore {
         }
     }
 
+    /// The pods (id and name) configured on network `network`.
+    pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|(config, _)| {
+                matches!(&config.network, crate::container::NetworkMode::Network(n) if n == network)
+            })
+            .map(|(config, _)| (config.id, config.name))
+            .collect())
+    }
+
     /// Removes pod `id`'s folder and VM run folder.
     pub fn remove(&self, id: &ContainerId) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(self.vm_dir(id));

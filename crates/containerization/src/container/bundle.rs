@@ -1,0 +1,248 @@
+//! Containers from OCI bundles, as containerd hands them to a shim: a
+//! runtime spec written for a host runtime and a root file system folder
+//! (the snapshot, mounted by the caller). The folder is copied into an ext4
+//! disk of the container's own, and the spec is made one the guest can run:
+//! what names the host (namespace paths, hooks, the cgroup path, host bind
+//! mounts) goes, the network namespace is the pod VM's, and the pod's
+//! `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bound in.
+//! Such a container always runs in a pod.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerization_ext4::{FormatOptions, Formatter};
+
+use super::manager::check_name;
+use super::record::{ContainerConfig, NetworkMode, now_ms};
+use super::sandbox::{GUEST_ROOTFS, etc_mounts};
+use super::store::new_id;
+use super::{ContainerManager, LinuxContainer};
+use crate::Error;
+
+/// What a container made from an OCI bundle is.
+#[derive(Debug, Clone)]
+pub struct BundleOptions {
+    /// A unique name; `None` gives the first 12 digits of the id.
+    pub name: Option<String>,
+    /// The bundle's runtime spec (`config.json`).
+    pub spec: serde_json::Value,
+    /// The folder holding its root file system.
+    pub rootfs: PathBuf,
+    /// The pod (a name or id) it runs in.
+    pub pod: String,
+    /// What to call its image in listings.
+    pub image: String,
+}
+
+/// The smallest disk: what a container can count on writing.
+const MIN_DISK: u64 = 4 << 30;
+
+/// Mount types the guest makes itself; any other mount in a host
+/// runtime's spec names a host path and is dropped.
+const GUEST_MOUNT_TYPES: &[&str] = &[
+    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2",
+];
+
+/// `spec`, made one the guest runs in a pod's VM.
+pub(crate) fn guest_spec(mut spec: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let invalid = |detail: &str| Error::InvalidOption {
+        option: "runtime spec".to_owned(),
+        detail: detail.to_owned(),
+    };
+    if !spec.is_object() || !spec["process"].is_object() {
+        return Err(invalid("it has no process"));
+    }
+    spec["root"]["path"] = GUEST_ROOTFS.into();
+    if let Some(object) = spec.as_object_mut() {
+        object.remove("hooks");
+    }
+    if let Some(linux) = spec["linux"].as_object_mut() {
+        linux.remove("cgroupsPath");
+        if let Some(namespaces) = linux
+            .get_mut("namespaces")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            // The network is the pod VM's; a host namespace's path means
+            // nothing in the guest, so each is a new one there.
+            namespaces.retain(|ns| ns["type"] != "network");
+            for namespace in namespaces.iter_mut() {
+                if let Some(namespace) = namespace.as_object_mut() {
+                    namespace.remove("path");
+                }
+            }
+        }
+    }
+    let mut mounts: Vec<serde_json::Value> = spec["mounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|mount| {
+            let kind = mount["type"].as_str().unwrap_or("bind");
+            let keep = GUEST_MOUNT_TYPES.contains(&kind);
+            if !keep {
+                tracing::debug!(destination = %mount["destination"], "a host mount is dropped");
+            }
+            keep
+        })
+        .collect();
+    let etc = etc_mounts();
+    for extra in etc.as_array().into_iter().flatten() {
+        mounts.retain(|m| m["destination"] != extra["destination"]);
+        mounts.push(extra.clone());
+    }
+    spec["mounts"] = mounts.into();
+    Ok(spec)
+}
+
+/// Bytes the files under `dir` take (not following symlinks).
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
+                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Writes the tree under `rootfs` into a new ext4 disk at `disk`.
+fn build_disk(rootfs: &Path, disk: &Path) -> Result<(), Error> {
+    let used = tree_bytes(rootfs);
+    let size = (used.saturating_mul(2) + (1 << 30)).max(MIN_DISK);
+    let size = size.div_ceil(1 << 30) << 30;
+    let options = FormatOptions {
+        size: Some(size),
+        journal: true,
+        label: "rootfs".to_owned(),
+        ..FormatOptions::default()
+    };
+    let failed = |error: containerization_ext4::Error| Error::Rootfs {
+        image: rootfs.display().to_string(),
+        detail: format!("cannot copy it into the container's disk: {error}"),
+    };
+    let mut image = Formatter::create(disk, options).map_err(failed)?;
+    image.add_dir_tree(rootfs).map_err(failed)?;
+    image.finish().map_err(failed)?;
+    Ok(())
+}
+
+impl ContainerManager {
+    /// Creates a container in pod `options.pod` from an OCI bundle: its
+    /// root file system folder copied into a disk of its own, its spec
+    /// made one the guest runs (see the module's documentation).
+    pub async fn create_from_bundle(
+        &self,
+        options: BundleOptions,
+    ) -> Result<LinuxContainer, Error> {
+        let inner = self.inner();
+        let pod_id = inner.pods.lookup(&options.pod)?;
+        let pod = inner.pods.config(&pod_id)?;
+        let id = new_id()?;
+        let name = match &options.name {
+            Some(name) => check_name(name)?,
+            None => id.as_str()[..12].to_owned(),
+        };
+        let spec = guest_spec(options.spec.clone())?;
+        let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
+        let config = ContainerConfig {
+            id: id.clone(),
+            name,
+            image: options.image.clone(),
+            manifest: String::new(),
+            spec,
+            stop_signal: 15,
+            network: NetworkMode::None,
+            ports: Vec::new(),
+            dns: Vec::new(),
+            kernel: None,
+            vcpus: pod.vcpus,
+            vm_memory_mib: pod.vm_memory_mib,
+            // The disk is the container's own: written, not overlaid; the
+            // spec's `root.readonly` makes the root read-only in the guest.
+            read_only: false,
+            auto_remove: false,
+            terminal,
+            interactive: false,
+            created_ms: now_ms(),
+            platform: None,
+            volumes: Vec::new(),
+            binds: Vec::new(),
+            pod: Some(pod_id),
+            pod_tmpfs: Vec::new(),
+        };
+        inner.store.create(&config)?;
+        let disk = inner.store.disk(&id);
+        let rootfs = options.rootfs.clone();
+        let built = tokio::task::spawn_blocking(move || build_disk(&rootfs, &disk))
+            .await
+            .map_err(|e| Error::Rootfs {
+                image: options.rootfs.display().to_string(),
+                detail: e.to_string(),
+            })
+            .and_then(|built| built);
+        if let Err(error) = built {
+            let _ = inner.store.remove(&id);
+            return Err(error);
+        }
+        Ok(LinuxContainer::new(Arc::clone(inner), config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_runtimes_spec_loses_what_names_the_host() {
+        let spec = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["sh"], "cwd": "/"},
+            "root": {"path": "/run/containerd/io.containerd.runtime.v2.task/default/x/rootfs"},
+            "hooks": {"prestart": [{"path": "/usr/bin/nvidia-hook"}]},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/etc/hosts", "type": "bind", "source": "/var/lib/x/hosts"},
+                {"destination": "/dev/shm", "type": "bind", "source": "/run/x/shm"}
+            ],
+            "linux": {
+                "cgroupsPath": "/default/x",
+                "namespaces": [
+                    {"type": "pid"},
+                    {"type": "network", "path": "/var/run/netns/cni-1"},
+                    {"type": "ipc", "path": "/proc/42/ns/ipc"}
+                ]
+            }
+        });
+        let guest = guest_spec(spec).unwrap();
+        assert_eq!(guest["root"]["path"], GUEST_ROOTFS);
+        assert!(guest.get("hooks").is_none());
+        assert!(guest["linux"].get("cgroupsPath").is_none());
+        assert_eq!(
+            guest["linux"]["namespaces"],
+            serde_json::json!([{"type": "pid"}, {"type": "ipc"}])
+        );
+        let destinations: Vec<&str> = guest["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            destinations,
+            ["/proc", "/etc/resolv.conf", "/etc/hosts", "/etc/hostname"]
+        );
+        for mount in guest["mounts"].as_array().unwrap() {
+            assert!(!mount["source"].as_str().unwrap().starts_with("/var/lib/x"));
+        }
+        assert!(guest_spec(serde_json::json!({"root": {}})).is_err());
+    }
+}
