@@ -15,6 +15,8 @@
 //! - [`hostile_cases`]: layers written by Python's `tarfile` that try to
 //!   reach the host, with the outcome every unpack path must give, and
 //!   [`Sentinels`] outside the target that must stay untouched.
+//! - [`Containerd`]: a private containerd (its own root, state and sockets),
+//!   with our runtime configured, for the shim's tests.
 //! - [`kernel_catalogue_dir`]: where `scripts/setup` put the guest kernels.
 //! - [`enter_new_network_namespace`] and [`NamedNetns`]: an isolated network
 //!   for each networking test, and stand-in guests.
@@ -36,6 +38,7 @@
 
 mod cache;
 mod command;
+mod containerd;
 mod debian;
 mod error;
 mod faults;
@@ -49,6 +52,7 @@ mod supervise;
 mod tls;
 mod token;
 
+pub use containerd::Containerd;
 pub use debian::{debian_rootfs, foreign_debian_rootfs};
 pub use error::{Error, Result};
 pub use faults::{SmallDisk, Stranger, blob_path, corrupt_blob, edit_json, fill, truncate_half};

@@ -1,0 +1,279 @@
+//! containerd-shim-cz-v2 driven by a real containerd (Debian's 1.6, task
+//! API v2) through `ctr`, as a user of containerd runs containers: each
+//! task in a VM, its exit code, output, TTY, execs, metrics, kill and
+//! delete; and a shim killed outright.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use containerization_testkit::{Containerd, Fixture, NamedNetns, Registry, fixture, state_root};
+
+const RUNTIME: &str = "io.containerd.cz.v2";
+
+struct World {
+    root: tempfile::TempDir,
+    _registry: Registry,
+    image: String,
+    containerd: Containerd,
+    _netns: NamedNetns,
+}
+
+impl World {
+    fn new() -> Self {
+        let netns = NamedNetns::new().expect("network namespace");
+        let root = tempfile::Builder::new()
+            .prefix("cz-shim-")
+            .tempdir()
+            .expect("state root");
+        let real = state_root();
+        for shared in ["kernels", "tools", "initramfs"] {
+            std::fs::create_dir_all(real.join(shared)).expect("shared folder");
+            std::os::unix::fs::symlink(real.join(shared), root.path().join(shared))
+                .expect("link shared folder");
+        }
+        let registry = Registry::anonymous().expect("registry");
+        let image = registry
+            .push(
+                &fixture(Fixture::Busybox).expect("busybox"),
+                "test/busybox:1",
+            )
+            .expect("push busybox");
+        let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-cz-v2"));
+        let containerd = Containerd::start(
+            shim.parent().expect("the shim's folder"),
+            &[("CZ_ROOT", root.path())],
+            Some(&netns),
+            false,
+        )
+        .expect("containerd");
+        let world = Self {
+            root,
+            _registry: registry,
+            image,
+            containerd,
+            _netns: netns,
+        };
+        let pulled = world.ctr(&["image", "pull", "--plain-http", &world.image]);
+        assert!(pulled.status.success(), "pull: {}", text(&pulled.stderr));
+        world
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        self.containerd.ctr(args).output().expect("ctr runs")
+    }
+
+    /// `ctr run --rm --runtime io.containerd.cz.v2 IMAGE id args…`.
+    fn run(&self, id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--runtime", RUNTIME, &self.image, id];
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    /// The state of task `id` in `ctr task ls`, if listed.
+    fn task_status(&self, id: &str) -> Option<String> {
+        let listed = self.ctr(&["task", "ls"]);
+        text(&listed.stdout)
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .and_then(|line| line.split_whitespace().nth(2).map(str::to_owned))
+    }
+
+    /// Waits up to `seconds` for `done`.
+    fn within(&self, seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {seconds} s; containerd's log:\n{}",
+                self.containerd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Entries of the state root's `dir` (containers, pods).
+    fn entries(&self, dir: &str) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join(dir))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// QEMU processes of pods of this state root.
+    fn pod_vms(&self) -> usize {
+        self.entries("pods")
+            .iter()
+            .map(|id| qemu_with(&format!("p-{}", &id[..14])))
+            .sum()
+    }
+
+    /// Asserts nothing of the tasks is left: no shim, no VM, no container,
+    /// no pod.
+    fn assert_clean(&self) {
+        self.within(15, "the shims exit", || self.containerd.shims().is_empty());
+        assert_eq!(self.pod_vms(), 0);
+        assert!(
+            self.entries("containers").is_empty(),
+            "{:?}",
+            self.entries("containers")
+        );
+        assert!(
+            self.entries("pods").is_empty(),
+            "{:?}",
+            self.entries("pods")
+        );
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// QEMU processes whose command line mentions `needle`.
+fn qemu_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("qemu-system") && cmdline.contains(needle)
+        })
+        .count()
+}
+
+#[test]
+fn ctr_runs_each_task_in_a_vm_with_its_output_exit_code_tty_execs_and_metrics() {
+    let world = World::new();
+    let hi = world.run("hi", &["echo", "hi"]);
+    assert!(hi.status.success(), "{}", text(&hi.stderr));
+    assert_eq!(text(&hi.stdout), "hi\n");
+    let code = world.run("code", &["sh", "-c", "exit 3"]);
+    assert_eq!(code.status.code(), Some(3), "{}", text(&code.stderr));
+    // A kernel of its own.
+    let uname = world.run("uname", &["uname", "-r"]);
+    let host = text(
+        &Command::new("uname")
+            .arg("-r")
+            .output()
+            .expect("uname")
+            .stdout,
+    );
+    assert!(uname.status.success());
+    assert_ne!(
+        text(&uname.stdout),
+        host,
+        "the task ran on the host's kernel"
+    );
+    // A terminal, resized to ctr's (30 rows, 100 columns).
+    let tty = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty rows 30 cols 100; ctr -a {} run -t --rm --runtime {RUNTIME} {} tty \
+                 sh -c 'tty; for i in $(seq 100); do [ \"$(stty size)\" = \"30 100\" ] && break; \
+                 sleep 0.1; done; stty size'",
+                world.containerd.socket().display(),
+                world.image
+            ),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let shown = text(&tty.stdout);
+    assert!(shown.contains("/dev/pts/0"), "{shown:?}");
+    assert!(shown.contains("30 100"), "{shown:?}");
+
+    // A detached task: exec, metrics, kill, delete.
+    let started = world.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        &world.image,
+        "long",
+        "sleep",
+        "600",
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    world.within(60, "the task runs", || {
+        world.task_status("long").as_deref() == Some("RUNNING")
+    });
+    let exec = world.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "long",
+        "sh",
+        "-c",
+        "echo exec-ok; ps -o args; exit 4",
+    ]);
+    assert_eq!(exec.status.code(), Some(4), "{}", text(&exec.stderr));
+    let out = text(&exec.stdout);
+    assert!(out.starts_with("exec-ok\n"), "{out:?}");
+    assert!(
+        out.contains("sleep 600"),
+        "the exec joined the task: {out:?}"
+    );
+    let metrics = world.ctr(&["task", "metrics", "long"]);
+    let shown = text(&metrics.stdout);
+    assert!(metrics.status.success(), "{}", text(&metrics.stderr));
+    assert!(shown.contains("pids.current"), "{shown}");
+    assert!(shown.contains("memory.usage"), "{shown}");
+    let refused = world.ctr(&["task", "delete", "long"]);
+    assert!(!refused.status.success(), "a running task is not deleted");
+    let killed = world.ctr(&["task", "kill", "-s", "KILL", "long"]);
+    assert!(killed.status.success(), "{}", text(&killed.stderr));
+    world.within(30, "the task stops", || {
+        world.task_status("long").as_deref() == Some("STOPPED")
+    });
+    let deleted = world.ctr(&["task", "delete", "long"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert!(world.ctr(&["container", "rm", "long"]).status.success());
+    world.assert_clean();
+}
+
+#[test]
+fn sigkill_of_the_shim_leaves_no_vm_and_ctr_is_told_the_truth() {
+    let world = World::new();
+    let started = world.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        &world.image,
+        "doomed",
+        "sleep",
+        "600",
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    world.within(60, "the task runs", || {
+        world.task_status("doomed").as_deref() == Some("RUNNING")
+    });
+    assert_eq!(world.pod_vms(), 1, "one VM for the task's pod");
+    let shims = world.containerd.shims();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(shims[0]).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL the shim");
+    world.within(15, "the VM goes with its shim", || {
+        world
+            .entries("pods")
+            .iter()
+            .all(|id| qemu_with(&format!("p-{}", &id[..14])) == 0)
+    });
+    world.within(30, "ctr stops saying it runs", || {
+        world.task_status("doomed").as_deref() != Some("RUNNING")
+    });
+    let _ = world.ctr(&["task", "delete", "doomed"]);
+    assert!(world.ctr(&["container", "rm", "doomed"]).status.success());
+    world.assert_clean();
+}
