@@ -101,10 +101,19 @@ fn failed(error_: impl std::fmt::Display) -> ttrpc::Error {
     error(Code::UNKNOWN, format!("{error_:#}"))
 }
 
-/// The containers and pods of this machine's state root.
+/// The containers and pods of this machine's state root. The guest's
+/// vminitd is `CZ_VMINITD`, else the one `scripts/install-shim` put in
+/// `../lib/containerization/` beside the shim, else the state root's rule.
 fn manager() -> Result<ContainerManager, ttrpc::Error> {
     let root = StateRoot::from_env().map_err(failed)?;
-    let vminitd = root.find_vminitd().map_err(failed)?;
+    let installed = std::env::current_exe().ok().and_then(|exe| {
+        let path = exe.parent()?.parent()?.join("lib/containerization/vminitd");
+        path.is_file().then_some(path)
+    });
+    let vminitd = match (std::env::var_os("CZ_VMINITD"), installed) {
+        (None, Some(path)) => path,
+        _ => root.find_vminitd().map_err(failed)?,
+    };
     Ok(ContainerManager::new(root, vminitd))
 }
 
