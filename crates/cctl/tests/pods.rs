@@ -217,6 +217,16 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
         ),
         "shared by the containers of a pod",
     );
+    // More disks than the pod VM's SCSI controller has targets.
+    let too_many: Vec<String> = (0..257)
+        .flat_map(|i| ["-v".to_owned(), format!("v{i}:/v{i}")])
+        .chain(["--pod".to_owned(), "web".to_owned()])
+        .collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    assert_refused(
+        &world.run(&too_many, &["true"]),
+        "257 volumes asked for; a container can have at most 256",
+    );
     let named = world.cctl(&["pod", "create", "--name", "web"]);
     assert_ne!(named.code, 0);
     assert!(named.stderr.contains("already in use"), "{named:?}");

@@ -27,8 +27,8 @@ pub(crate) struct Bundle {
 pub(crate) struct Made {
     /// Our container's id.
     pub container: String,
-    /// Our pod's id.
-    pub pod: String,
+    /// Our pod's id, when it joined one.
+    pub pod: Option<String>,
 }
 
 impl Bundle {

@@ -147,7 +147,8 @@ pub(crate) async fn clean_up_after(dir: &Path) {
     if let Err(error) = manager.remove(&made.container, true).await {
         tracing::debug!(%error, "the task's container was already gone");
     }
-    if let Ok(pod) = manager.get_pod(&made.pod)
+    if let Some(pod) = &made.pod
+        && let Ok(pod) = manager.get_pod(pod)
         && pod.containers().is_ok_and(|c| c.is_empty())
     {
         let _ = pod.delete(true).await;
@@ -165,7 +166,8 @@ impl TaskService {
         }
     }
 
-    /// The shim's pod, made and started for the first task.
+    /// The shim's pod, made for the first task, its VM starting (see
+    /// [`Self::pod_ready`]).
     async fn pod(
         &self,
         manager: &ContainerManager,
@@ -197,27 +199,39 @@ impl TaskService {
             let stop = Arc::clone(&stop);
             async move { pod.run(async move { stop.notified().await }).await }
         });
-        loop {
-            if running.is_finished() {
-                let ended = running.await.map_err(failed)?;
-                let why = ended
-                    .err()
-                    .map_or("it stopped".to_owned(), |e| e.to_string());
-                let _ = pod.delete(true).await;
-                return Err(failed(format!("the pod's VM did not start: {why}")));
-            }
-            let state = pod.state().map_err(failed)?;
-            if state.status == PodStatus::Running && state.is_running() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         *guard = Some(PodHandle {
             pod: pod.clone(),
             stop,
             running,
         });
         Ok(pod)
+    }
+
+    /// Waits until the pod's VM runs; its error if it could not start
+    /// (the pod is then removed, and the next task tries again).
+    async fn pod_ready(&self) -> TtrpcResult<()> {
+        loop {
+            {
+                let mut guard = self.pod.lock().await;
+                let handle = guard
+                    .as_ref()
+                    .ok_or_else(|| failed("the shim has no pod"))?;
+                if handle.running.is_finished() {
+                    let handle = guard.take().ok_or_else(|| failed("the shim has no pod"))?;
+                    let ended = handle.running.await.map_err(failed)?;
+                    let why = ended
+                        .err()
+                        .map_or("it stopped".to_owned(), |e| e.to_string());
+                    let _ = handle.pod.delete(true).await;
+                    return Err(failed(format!("the pod's VM did not start: {why}")));
+                }
+                let state = handle.pod.state().map_err(failed)?;
+                if state.status == PodStatus::Running && state.is_running() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A handle on task `id`'s container, for calls through its agent.
@@ -371,7 +385,12 @@ impl Task for TaskService {
         }
         let manager = manager()?;
         let bundle = Bundle::open(&req.bundle).map_err(failed)?;
-        let pod = self.pod(&manager, &bundle, &id).await?;
+        // A pod's task joins the pod's VM; a task of its own (`ctr run`)
+        // is a pod of one: a VM of its own, its disk there from the start.
+        let pod = match bundle.sandbox_id() {
+            Some(_) => Some(self.pod(&manager, &bundle, &id).await?),
+            None => None,
+        };
         let rootfs = bundle.rootfs();
         let mounted = !req.rootfs.is_empty();
         if mounted {
@@ -384,7 +403,7 @@ impl Task for TaskService {
                 name: Some(name_for(&format!("{}.{id}", self.namespace))),
                 spec: bundle.spec.clone(),
                 rootfs: rootfs.clone(),
-                pod: pod.id().to_string(),
+                pod: pod.as_ref().map(|pod| pod.id().to_string()),
                 image: bundle.image_name(),
             })
             .await;
@@ -393,10 +412,17 @@ impl Task for TaskService {
             bundle::unmount_rootfs(&rootfs);
         }
         let container = made.map_err(failed)?;
+        // The pod's VM started while the disk was made.
+        if pod.is_some()
+            && let Err(error) = self.pod_ready().await
+        {
+            let _ = manager.remove(container.id().as_str(), true).await;
+            return Err(error);
+        }
         bundle
             .record(&Made {
                 container: container.id().to_string(),
-                pod: pod.id().to_string(),
+                pod: pod.as_ref().map(|pod| pod.id().to_string()),
             })
             .map_err(failed)?;
         let fifos = Fifos {

@@ -105,11 +105,19 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// QEMU processes of pods of this state root.
-    fn pod_vms(&self) -> usize {
-        self.entries("pods")
-            .iter()
-            .map(|id| qemu_with(&format!("p-{}", &id[..14])))
+    /// QEMU processes of this state root's pods and containers (their run
+    /// folders are named by their ids).
+    fn vms(&self) -> usize {
+        let pods = self
+            .entries("pods")
+            .into_iter()
+            .map(|id| format!("p-{}", &id[..14]));
+        let containers = self
+            .entries("containers")
+            .into_iter()
+            .map(|id| id[..16].to_owned());
+        pods.chain(containers)
+            .map(|needle| qemu_with(&needle))
             .sum()
     }
 
@@ -117,7 +125,7 @@ impl World {
     /// no pod.
     fn assert_clean(&self) {
         self.within(15, "the shims exit", || self.containerd.shims().is_empty());
-        assert_eq!(self.pod_vms(), 0);
+        assert_eq!(self.vms(), 0);
         assert!(
             self.entries("containers").is_empty(),
             "{:?}",
@@ -259,21 +267,74 @@ fn sigkill_of_the_shim_leaves_no_vm_and_ctr_is_told_the_truth() {
     world.within(60, "the task runs", || {
         world.task_status("doomed").as_deref() == Some("RUNNING")
     });
-    assert_eq!(world.pod_vms(), 1, "one VM for the task's pod");
+    assert_eq!(world.vms(), 1, "one VM for the task");
     let shims = world.containerd.shims();
     assert_eq!(shims.len(), 1, "{shims:?}");
     let pid = rustix::process::Pid::from_raw(i32::try_from(shims[0]).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL the shim");
-    world.within(15, "the VM goes with its shim", || {
-        world
-            .entries("pods")
-            .iter()
-            .all(|id| qemu_with(&format!("p-{}", &id[..14])) == 0)
-    });
+    world.within(15, "the VM goes with its shim", || world.vms() == 0);
     world.within(30, "ctr stops saying it runs", || {
         world.task_status("doomed").as_deref() != Some("RUNNING")
     });
     let _ = world.ctr(&["task", "delete", "doomed"]);
     assert!(world.ctr(&["container", "rm", "doomed"]).status.success());
+    world.assert_clean();
+}
+
+#[test]
+fn tasks_naming_one_sandbox_share_its_shim_and_pod_vm_and_localhost() {
+    let world = World::new();
+    let sandbox = "io.kubernetes.cri.sandbox-id=sandbox-1";
+    let server = world.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--annotation",
+        sandbox,
+        &world.image,
+        "server",
+        "sh",
+        "-c",
+        "echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+    ]);
+    assert!(server.status.success(), "{}", text(&server.stderr));
+    world.within(60, "the server runs", || {
+        world.task_status("server").as_deref() == Some("RUNNING")
+    });
+    let client = world.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--annotation",
+        sandbox,
+        &world.image,
+        "client",
+        "sh",
+        "-c",
+        "for i in $(seq 50); do wget -qO- http://localhost:8080/index.html && exit 0; \
+         sleep 0.2; done; exit 1",
+    ]);
+    assert!(client.status.success(), "{}", text(&client.stderr));
+    assert_eq!(text(&client.stdout), "served\n");
+    assert_eq!(
+        world.containerd.shims().len(),
+        1,
+        "one shim for the sandbox"
+    );
+    assert_eq!(world.entries("pods").len(), 1, "one pod");
+    assert_eq!(world.vms(), 1, "one VM");
+    assert!(
+        world
+            .ctr(&["task", "kill", "-s", "KILL", "server"])
+            .status
+            .success()
+    );
+    world.within(30, "the server stops", || {
+        world.task_status("server").as_deref() == Some("STOPPED")
+    });
+    assert!(world.ctr(&["task", "delete", "server"]).status.success());
+    assert!(world.ctr(&["container", "rm", "server"]).status.success());
     world.assert_clean();
 }

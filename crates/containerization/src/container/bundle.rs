@@ -3,9 +3,10 @@
 //! (the snapshot, mounted by the caller). The folder is copied into an ext4
 //! disk of the container's own, and the spec is made one the guest can run:
 //! what names the host (namespace paths, hooks, the cgroup path, host bind
-//! mounts) goes, the network namespace is the pod VM's, and the pod's
+//! mounts) goes, the network namespace is the VM's, and the VM's
 //! `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bound in.
-//! Such a container always runs in a pod.
+//! Such a container runs in a pod, or in a VM of its own on the default
+//! network (a pod of one, with its disk in the VM from the start).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +29,8 @@ pub struct BundleOptions {
     pub spec: serde_json::Value,
     /// The folder holding its root file system.
     pub rootfs: PathBuf,
-    /// The pod (a name or id) it runs in.
-    pub pod: String,
+    /// The pod (a name or id) it runs in; `None`: a VM of its own.
+    pub pod: Option<String>,
     /// What to call its image in listings.
     pub image: String,
 }
@@ -136,22 +137,46 @@ fn build_disk(rootfs: &Path, disk: &Path) -> Result<(), Error> {
 }
 
 impl ContainerManager {
-    /// Creates a container in pod `options.pod` from an OCI bundle: its
-    /// root file system folder copied into a disk of its own, its spec
-    /// made one the guest runs (see the module's documentation).
+    /// Creates a container from an OCI bundle, in pod `options.pod` or in
+    /// a VM of its own: its root file system folder copied into a disk of
+    /// its own, its spec made one the guest runs (see the module's
+    /// documentation).
     pub async fn create_from_bundle(
         &self,
         options: BundleOptions,
     ) -> Result<LinuxContainer, Error> {
         let inner = self.inner();
-        let pod_id = inner.pods.lookup(&options.pod)?;
-        let pod = inner.pods.config(&pod_id)?;
+        let spec = guest_spec(options.spec.clone())?;
+        let pod = match &options.pod {
+            Some(name) => Some(inner.pods.config(&inner.pods.lookup(name)?)?),
+            None => None,
+        };
+        let network = match &pod {
+            Some(_) => NetworkMode::None,
+            None => NetworkMode::Network(super::DEFAULT_NETWORK.to_owned()),
+        };
+        if pod.is_none() {
+            self.check_network(&network, &[]).await?;
+        }
+        let host = crate::host::HostResources::detect();
+        let (vcpus, vm_memory_mib) = match &pod {
+            Some(pod) => (pod.vcpus, pod.vm_memory_mib),
+            None => {
+                let memory = spec["linux"]["resources"]["memory"]["limit"].as_u64();
+                let vm_memory_mib =
+                    host.vm_memory_mib(memory)
+                        .map_err(|detail| Error::InvalidOption {
+                            option: "memory limit".to_owned(),
+                            detail,
+                        })?;
+                (host.default_vcpus(), vm_memory_mib)
+            }
+        };
         let id = new_id()?;
         let name = match &options.name {
             Some(name) => check_name(name)?,
             None => id.as_str()[..12].to_owned(),
         };
-        let spec = guest_spec(options.spec.clone())?;
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let config = ContainerConfig {
             id: id.clone(),
@@ -160,12 +185,12 @@ impl ContainerManager {
             manifest: String::new(),
             spec,
             stop_signal: 15,
-            network: NetworkMode::None,
+            network,
             ports: Vec::new(),
             dns: Vec::new(),
             kernel: None,
-            vcpus: pod.vcpus,
-            vm_memory_mib: pod.vm_memory_mib,
+            vcpus,
+            vm_memory_mib,
             // The disk is the container's own: written, not overlaid; the
             // spec's `root.readonly` makes the root read-only in the guest.
             read_only: false,
@@ -176,7 +201,7 @@ impl ContainerManager {
             platform: None,
             volumes: Vec::new(),
             binds: Vec::new(),
-            pod: Some(pod_id),
+            pod: pod.map(|pod| pod.id),
             pod_tmpfs: Vec::new(),
         };
         inner.store.create(&config)?;
