@@ -405,6 +405,8 @@ impl Task for TaskService {
                 rootfs: rootfs.clone(),
                 pod: pod.as_ref().map(|pod| pod.id().to_string()),
                 image: bundle.image_name(),
+                // containerd keeps the task's record; ours goes when it ends.
+                auto_remove: true,
             })
             .await;
         // The root file system was copied into the container's disk.
@@ -555,10 +557,10 @@ impl Task for TaskService {
         }
         let task = tasks.remove(&req.id).ok_or_else(|| not_found(&req.id))?;
         drop(tasks);
-        manager()?
-            .remove(&task.container, true)
-            .await
-            .map_err(failed)?;
+        match manager()?.remove(&task.container, true).await {
+            Ok(()) | Err(containerization::Error::ContainerNotFound(_)) => {}
+            Err(error) => return Err(failed(error)),
+        }
         bundle::unmount_rootfs(&task.bundle.join("rootfs"));
         let _ = std::fs::remove_file(task.bundle.join("cz.json"));
         response.pid = task.process.pid;

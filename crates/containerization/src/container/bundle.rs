@@ -33,6 +33,10 @@ pub struct BundleOptions {
     pub pod: Option<String>,
     /// What to call its image in listings.
     pub image: String,
+    /// Remove it when its first process ends (a shim's task, whose
+    /// record containerd keeps): its VM is then ended at once, without the
+    /// guest's power-off that a disk kept for later needs.
+    pub auto_remove: bool,
 }
 
 /// The smallest disk: what a container can count on writing.
@@ -194,7 +198,7 @@ impl ContainerManager {
             // The disk is the container's own: written, not overlaid; the
             // spec's `root.readonly` makes the root read-only in the guest.
             read_only: false,
-            auto_remove: false,
+            auto_remove: options.auto_remove,
             terminal,
             interactive: false,
             created_ms: now_ms(),
