@@ -165,6 +165,10 @@ async fn start_vm(
         vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
     }
     vm_config.memory_mib = config.vm_memory_mib;
+    // `CZ_ATTACHABLE_DISKS=1` gives the VM the SCSI controller pods use even
+    // without volumes: what the mechanism costs a single container is
+    // measured with it (`bench/pods/run`).
+    vm_config.attachable_disks = std::env::var("CZ_ATTACHABLE_DISKS").is_ok_and(|v| v == "1");
     let mut disk_config = DiskConfig::new(disk);
     if config.read_only {
         disk_config = disk_config.read_only();
