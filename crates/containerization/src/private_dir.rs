@@ -49,6 +49,20 @@ pub(crate) fn ensure(dir: &Path, mode: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Makes the VMs' run folder `run_dir` private and this user's, and the
+/// `containerization*` folder above it too, refusing any that another
+/// user owns (one who owned a parent could swap a VM's folder).
+pub(crate) fn ensure_run_dir(run_dir: &Path) -> Result<(), Error> {
+    if let Some(parent) = run_dir.parent()
+        && parent
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("containerization"))
+    {
+        ensure(parent, PRIVATE_DIR)?;
+    }
+    ensure(run_dir, PRIVATE_DIR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

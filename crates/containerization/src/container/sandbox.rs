@@ -69,19 +69,8 @@ pub(crate) async fn boot(
     disk: &Path,
     vm_dir: &Path,
 ) -> Result<Sandbox, Error> {
-    let attachment = match (&config.network, context.networks) {
-        (NetworkMode::None, _) => None,
-        (NetworkMode::Network(name), Some(networks)) => Some(
-            networks
-                .attach(name, &config.id, Endpoint::Tap, &config.ports)
-                .await?,
-        ),
-        (NetworkMode::Network(name), None) => {
-            return Err(Error::InvalidNetwork(format!(
-                "network {name:?} needs host networking, which needs root"
-            )));
-        }
-    };
+    let attachment =
+        attach_network(context.networks, &config.network, &config.id, &config.ports).await?;
     let volumes = match lease_volumes(context, config) {
         Ok(volumes) => volumes,
         Err(error) => {
@@ -106,6 +95,25 @@ pub(crate) async fn boot(
             }
             Err(error)
         }
+    }
+}
+
+/// A tap on `network` for VM `id`, with `ports` published to it; `None`
+/// without a network.
+pub(crate) async fn attach_network(
+    networks: Option<&NetworkManager>,
+    network: &NetworkMode,
+    id: &ContainerId,
+    ports: &[crate::network::PublishedPort],
+) -> Result<Option<Attachment>, Error> {
+    match (network, networks) {
+        (NetworkMode::None, _) => Ok(None),
+        (NetworkMode::Network(name), Some(networks)) => {
+            Ok(Some(networks.attach(name, id, Endpoint::Tap, ports).await?))
+        }
+        (NetworkMode::Network(name), None) => Err(Error::InvalidNetwork(format!(
+            "network {name:?} needs host networking, which needs root"
+        ))),
     }
 }
 

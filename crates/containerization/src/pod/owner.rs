@@ -23,7 +23,7 @@ use super::control::{Reply, Request, serve_one};
 use super::record::{PodConfig, PodStatus};
 use crate::container::owner::Heartbeat;
 use crate::container::{Inner, NetworkMode, now_ms, sandbox};
-use crate::network::{Attachment, Endpoint};
+use crate::network::Attachment;
 use crate::volume::{VolumeLease, VolumeStore};
 use crate::{ContainerId, Error};
 
@@ -284,19 +284,8 @@ async fn boot(
     vm_dir: &Path,
 ) -> Result<(QemuVm, AgentClient, Option<Attachment>), Error> {
     let networks = inner.networks().await;
-    let attachment = match (&config.network, networks) {
-        (NetworkMode::None, _) => None,
-        (NetworkMode::Network(name), Some(networks)) => Some(
-            networks
-                .attach(name, &config.id, Endpoint::Tap, &config.ports)
-                .await?,
-        ),
-        (NetworkMode::Network(name), None) => {
-            return Err(Error::InvalidNetwork(format!(
-                "network {name:?} needs host networking, which needs root"
-            )));
-        }
-    };
+    let attachment =
+        sandbox::attach_network(networks, &config.network, &config.id, &config.ports).await?;
     let started = start_vm(inner, config, vm_dir, attachment.as_ref()).await;
     match started {
         Ok((vm, agent)) => Ok((vm, agent, attachment)),

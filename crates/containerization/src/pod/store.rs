@@ -49,14 +49,7 @@ impl PodStore {
 
     /// Makes the run folder above the VM's own, private; returns the VM's.
     pub fn prepare_vm_dir(&self, id: &ContainerId) -> Result<PathBuf, Error> {
-        if let Some(parent) = self.run_dir.parent()
-            && parent
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("containerization"))
-        {
-            private_dir::ensure(parent, private_dir::PRIVATE_DIR)?;
-        }
-        private_dir::ensure(&self.run_dir, private_dir::PRIVATE_DIR)?;
+        private_dir::ensure_run_dir(&self.run_dir)?;
         Ok(self.vm_dir(id))
     }
 
