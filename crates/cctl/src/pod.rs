@@ -142,14 +142,14 @@ impl PodCommand {
                         memory_bytes: args.memory,
                     })
                     .await?;
-                start_owner(manager, &pod).await?;
+                start_owner(&pod).await?;
                 println!("{}", pod.id());
             }
             Self::Start { pods } => {
                 for name in pods {
                     let pod = manager.get_pod(&name)?;
                     if !pod.state()?.is_running() {
-                        start_owner(manager, &pod).await?;
+                        start_owner(&pod).await?;
                     }
                     println!("{name}");
                 }
@@ -187,14 +187,9 @@ impl PodCommand {
 
 /// Starts `pod`'s owner and returns once its VM runs; its error if it
 /// could not start.
-async fn start_owner(manager: &ContainerManager, pod: &LinuxPod) -> anyhow::Result<()> {
+async fn start_owner(pod: &LinuxPod) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find cctl's own path")?;
-    let log = manager
-        .root()
-        .path()
-        .join("pods")
-        .join(pod.id().as_str())
-        .join("owner.log");
+    let log = pod.owner_log();
     let stderr =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut command = std::process::Command::new(exe);
@@ -243,9 +238,7 @@ fn list(manager: &ContainerManager, quiet: bool) -> anyhow::Result<()> {
         "{:<12}  {:<20}  {:<10}  {:<16}  {:<10}  CREATED",
         "POD ID", "NAME", "STATUS", "ADDRESS", "CONTAINERS"
     );
-    for (config, _) in pods {
-        let pod = manager.get_pod(config.id.as_str())?;
-        let state = pod.state()?;
+    for (config, state) in pods {
         let count = containers
             .iter()
             .filter(|(c, _)| c.pod.as_ref() == Some(&config.id))

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use containerization_testkit::{Containerd, Fixture, NamedNetns, Registry, fixture, state_root};
+use containerization_testkit::{
+    Containerd, Fixture, NamedNetns, Registry, fixture, shared_state_root,
+};
 
 const RUNTIME: &str = "io.containerd.cz.v2";
 
@@ -22,16 +24,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let netns = NamedNetns::new().expect("network namespace");
-        let root = tempfile::Builder::new()
-            .prefix("cz-shim-")
-            .tempdir()
-            .expect("state root");
-        let real = state_root();
-        for shared in ["kernels", "tools", "initramfs"] {
-            std::fs::create_dir_all(real.join(shared)).expect("shared folder");
-            std::os::unix::fs::symlink(real.join(shared), root.path().join(shared))
-                .expect("link shared folder");
-        }
+        let root = shared_state_root(&std::env::temp_dir(), "cz-shim-").expect("state root");
         let registry = Registry::anonymous().expect("registry");
         let image = registry
             .push(

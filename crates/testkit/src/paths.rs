@@ -33,6 +33,22 @@ pub fn state_root() -> PathBuf {
     })
 }
 
+/// A new, empty state root in `parent` (its name starting with `prefix`)
+/// that shares the real one's kernels, tools and initramfs cache (what
+/// `scripts/setup` and earlier runs made), for a test's containers.
+pub fn shared_state_root(
+    parent: &std::path::Path,
+    prefix: &str,
+) -> std::io::Result<tempfile::TempDir> {
+    let root = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
+    let real = state_root();
+    for shared in ["kernels", "tools", "initramfs"] {
+        std::fs::create_dir_all(real.join(shared))?;
+        std::os::unix::fs::symlink(real.join(shared), root.path().join(shared))?;
+    }
+    Ok(root)
+}
+
 /// The guest kernel catalogue that `scripts/setup` fills.
 pub fn kernel_catalogue_dir() -> PathBuf {
     state_root().join("kernels")

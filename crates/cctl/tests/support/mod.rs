@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use containerization_testkit::{Fixture, NamedNetns, Registry, fixture, state_root};
+use containerization_testkit::{Fixture, NamedNetns, Registry, fixture, shared_state_root};
 
 /// What one `cctl` run left.
 #[derive(Debug)]
@@ -45,16 +45,7 @@ impl World {
     /// system to fill, say).
     pub fn new_in(parent: &Path) -> Self {
         let netns = NamedNetns::new().expect("network namespace");
-        let root = tempfile::Builder::new()
-            .prefix("cz-containers-")
-            .tempdir_in(parent)
-            .expect("state root");
-        let real = state_root();
-        for shared in ["kernels", "tools", "initramfs"] {
-            std::fs::create_dir_all(real.join(shared)).expect("shared folder");
-            std::os::unix::fs::symlink(real.join(shared), root.path().join(shared))
-                .expect("link shared folder");
-        }
+        let root = shared_state_root(parent, "cz-containers-").expect("state root");
         let registry = Registry::anonymous().expect("registry");
         let image = registry
             .push(

@@ -56,7 +56,17 @@ pub(crate) struct Joined {
     pub slot: PodSlot,
     pub spec: serde_json::Value,
     pub address: Option<std::net::IpAddr>,
-    pub vsock: Option<PathBuf>,
+}
+
+impl PodSlot {
+    /// The pod agent's hybrid vsock socket, through which other processes
+    /// reach the container.
+    pub fn vsock_socket(&self) -> Option<PathBuf> {
+        match &self.vsock {
+            VsockEndpoint::Hybrid(path) => Some(path.clone()),
+            VsockEndpoint::Cid(_) => None,
+        }
+    }
 }
 
 /// Puts container `config` into its running pod `pod`: its disk attached
@@ -123,7 +133,6 @@ pub(crate) async fn join(
             slot,
             spec,
             address: state.address,
-            vsock: Some(socket),
         }),
         Err(error) => {
             leave(&slot, None).await;

@@ -221,7 +221,7 @@ impl LinuxContainer {
             }
         };
         self.inner.store.update(&id, |s| {
-            s.vsock = joined.vsock.clone();
+            s.vsock = joined.slot.vsock_socket();
             s.address = joined.address;
             s.pod_disk = joined.slot.target;
         })?;

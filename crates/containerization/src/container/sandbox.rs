@@ -138,41 +138,20 @@ async fn start_vm(
     attachment: Option<&Attachment>,
 ) -> Result<(QemuVm, AgentClient), Error> {
     let started = std::time::Instant::now();
-    let catalogue = context.root.kernels();
-    let kernel = match &config.kernel {
-        Some(name) => catalogue.get(name)?,
-        None => catalogue.default_kernel()?.0,
-    };
+    let kernel = kernel_named(context.root, config.kernel.as_deref())?;
     let emulator = emulator(config, &kernel)?;
     let extras = match emulator {
         Some(emulator) => vec![emulator.initramfs_file()?],
         None => Vec::new(),
     };
-    let initramfs = build_initramfs_with(
-        &kernel,
-        context.vminitd,
+    let mut vm_config = base_vm_config(
+        context,
+        kernel,
         &extras,
-        &context.root.path().join("initramfs"),
+        vm_dir,
+        (config.vcpus, config.vm_memory_mib),
+        attachment,
     )?;
-    let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
-    let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
-    // vCPUs beyond what the kernel brings up would only cost host threads.
-    vm_config.cpus = match vm_config.kernel.max_cpus() {
-        Some(max) if max < config.vcpus => {
-            tracing::debug!(wanted = config.vcpus, max, "kernel brings up fewer CPUs");
-            max.max(1)
-        }
-        _ => config.vcpus,
-    };
-    // `CZ_GUEST_LOG=debug` (a tracing filter) turns up vminitd's log in the
-    // VM's console log.
-    if let Ok(filter) = std::env::var("CZ_GUEST_LOG")
-        && !filter.is_empty()
-        && !filter.contains(char::is_whitespace)
-    {
-        vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
-    }
-    vm_config.memory_mib = config.vm_memory_mib;
     // `CZ_ATTACHABLE_DISKS=1` gives the VM the SCSI controller pods use even
     // without volumes: what the mechanism costs a single container is
     // measured with it (`bench/pods/run`).
@@ -207,32 +186,92 @@ async fn start_vm(
             }
         })
         .collect();
+    let transport = vm_config.share_transport;
+    tracing::debug!(since_start = ?started.elapsed(), "VM configured");
+    let (vm, agent) = start_from_template(context, &vm_config, attachment).await?;
+    tracing::debug!(since_start = ?started.elapsed(), "agent ready");
+    if let Some(emulator) = emulator {
+        emulator.register(&agent).await?;
+    }
+    prepare_guest(&agent, config, attachment, transport).await?;
+    tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
+    Ok((vm, agent))
+}
+
+/// The catalogue's kernel `name`, or its default.
+pub(crate) fn kernel_named(root: &StateRoot, name: Option<&str>) -> Result<Kernel, Error> {
+    let catalogue = root.kernels();
+    Ok(match name {
+        Some(name) => catalogue.get(name)?,
+        None => catalogue.default_kernel()?.0,
+    })
+}
+
+/// What every VM of this state root starts from: `kernel` with the
+/// initramfs of vminitd (and `extras`), its run folder `vm_dir`, `cpus`
+/// (no more than the kernel brings up: more would only cost host threads)
+/// and memory in MiB, and the NIC of `attachment`. `CZ_GUEST_LOG=debug`
+/// (a tracing filter) turns up vminitd's log in the console log.
+pub(crate) fn base_vm_config(
+    context: &BootContext<'_>,
+    kernel: Kernel,
+    extras: &[containerization_vmm::InitramfsFile],
+    vm_dir: &Path,
+    (cpus, memory_mib): (u32, u32),
+    attachment: Option<&Attachment>,
+) -> Result<VmConfig, Error> {
+    let initramfs = build_initramfs_with(
+        &kernel,
+        context.vminitd,
+        extras,
+        &context.root.path().join("initramfs"),
+    )?;
+    let (vsock, _) = VsockBackend::detect(context.root.tools_bin().join("vhost-device-vsock"));
+    let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
+    vm_config.cpus = match vm_config.kernel.max_cpus() {
+        Some(max) if max < cpus => {
+            tracing::debug!(wanted = cpus, max, "kernel brings up fewer CPUs");
+            max.max(1)
+        }
+        _ => cpus,
+    };
+    if let Ok(filter) = std::env::var("CZ_GUEST_LOG")
+        && !filter.is_empty()
+        && !filter.contains(char::is_whitespace)
+    {
+        vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
+    }
+    vm_config.memory_mib = memory_mib;
     if let Some(attachment) = attachment {
         vm_config.nics.push(NicConfig {
             tap: attachment.device.clone(),
             mac: attachment.mac,
         });
     }
-    let transport = vm_config.share_transport;
-    tracing::debug!(since_start = ?started.elapsed(), "VM configured");
+    Ok(vm_config)
+}
+
+/// Starts `vm_config`'s VM, restored from its template when there is one
+/// (made first when not), and makes a restored guest its own (see
+/// [`reset_restored_guest`]); the VM and its agent.
+pub(crate) async fn start_from_template(
+    context: &BootContext<'_>,
+    vm_config: &VmConfig,
+    attachment: Option<&Attachment>,
+) -> Result<(QemuVm, AgentClient), Error> {
     let templates = TemplateCache::new(context.root.path().join("templates"));
     let (vm, origin) = templates
-        .start(&Qemu::new(context.ready_timeout), &vm_config)
+        .start(&Qemu::new(context.ready_timeout), vm_config)
         .await?;
-    tracing::debug!(since_start = ?started.elapsed(), ?origin, "agent ready");
-    let agent = vm.agent().cloned().ok_or_else(|| Error::InvalidState {
-        container: config.id.to_string(),
-        state: "starting".to_owned(),
-        detail: "its VM started without an agent".to_owned(),
+    tracing::debug!(?origin, "VM started");
+    let agent = vm.agent().cloned().ok_or_else(|| {
+        Error::Vmm(containerization_vmm::VmmError::Qmp {
+            message: "the VM started without an agent".to_owned(),
+        })
     })?;
     if origin.restored() {
         reset_restored_guest(&agent, attachment).await?;
     }
-    if let Some(emulator) = emulator {
-        emulator.register(&agent).await?;
-    }
-    prepare_guest(&agent, config, attachment, transport).await?;
-    tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
 }
 

@@ -105,14 +105,12 @@ impl LinuxPod {
 
     /// Its state now; a pod whose owner died is reported stopped.
     pub fn state(&self) -> Result<PodState, Error> {
-        let mut state = self.inner.pods.state(&self.config.id)?;
-        if matches!(state.status, PodStatus::Running | PodStatus::Starting) && !state.is_running() {
-            state.status = PodStatus::Stopped;
-            state
-                .error
-                .get_or_insert_with(|| "its owner process died".to_owned());
-        }
-        Ok(state)
+        Ok(self.inner.pods.state(&self.config.id)?.as_seen())
+    }
+
+    /// Where its owner writes its own errors.
+    pub fn owner_log(&self) -> std::path::PathBuf {
+        self.inner.pods.owner_log(&self.config.id)
     }
 
     /// Boots its VM and owns it (this process must live as long as the pod
@@ -367,8 +365,15 @@ impl ContainerManager {
         })
     }
 
-    /// Every pod with its state, oldest first.
+    /// Every pod with its state (as [`LinuxPod::state`] says it), oldest
+    /// first.
     pub fn list_pods(&self) -> Result<Vec<(PodConfig, PodState)>, Error> {
-        self.inner().pods.list()
+        Ok(self
+            .inner()
+            .pods
+            .list()?
+            .into_iter()
+            .map(|(config, state)| (config, state.as_seen()))
+            .collect())
     }
 }

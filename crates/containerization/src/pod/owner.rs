@@ -13,10 +13,7 @@ use std::time::Duration;
 
 use containerization_agent::AgentClient;
 use containerization_agent::proto::v1::MountRequest;
-use containerization_vmm::{
-    AttachedDisk, DiskConfig, NicConfig, Qemu, QemuVm, TemplateCache, VirtualMachine, VmConfig,
-    VsockBackend, VsockEndpoint, build_initramfs_with,
-};
+use containerization_vmm::{AttachedDisk, DiskConfig, QemuVm, VirtualMachine, VsockEndpoint};
 use tokio::net::UnixListener;
 
 use super::control::{Reply, Request, serve_one};
@@ -304,49 +301,23 @@ async fn start_vm(
     vm_dir: &Path,
     attachment: Option<&Attachment>,
 ) -> Result<(QemuVm, AgentClient), Error> {
-    let catalogue = inner.root.kernels();
-    let kernel = match &config.kernel {
-        Some(name) => catalogue.get(name)?,
-        None => catalogue.default_kernel()?.0,
+    let context = sandbox::BootContext {
+        root: &inner.root,
+        vminitd: &inner.vminitd,
+        networks: None,
+        ready_timeout: inner.ready_timeout,
     };
-    let initramfs = build_initramfs_with(
-        &kernel,
-        &inner.vminitd,
+    let kernel = sandbox::kernel_named(&inner.root, config.kernel.as_deref())?;
+    let mut vm_config = sandbox::base_vm_config(
+        &context,
+        kernel,
         &[],
-        &inner.root.path().join("initramfs"),
+        vm_dir,
+        (config.vcpus, config.vm_memory_mib),
+        attachment,
     )?;
-    let (vsock, _) = VsockBackend::detect(inner.root.tools_bin().join("vhost-device-vsock"));
-    let mut vm_config = VmConfig::new(kernel, initramfs, vm_dir, vsock);
-    vm_config.cpus = match vm_config.kernel.max_cpus() {
-        Some(max) if max < config.vcpus => max.max(1),
-        _ => config.vcpus,
-    };
-    if let Ok(filter) = std::env::var("CZ_GUEST_LOG")
-        && !filter.is_empty()
-        && !filter.contains(char::is_whitespace)
-    {
-        vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
-    }
-    vm_config.memory_mib = config.vm_memory_mib;
     vm_config.attachable_disks = true;
-    if let Some(attachment) = attachment {
-        vm_config.nics.push(NicConfig {
-            tap: attachment.device.clone(),
-            mac: attachment.mac,
-        });
-    }
-    let templates = TemplateCache::new(inner.root.path().join("templates"));
-    let (vm, origin) = templates
-        .start(&Qemu::new(inner.ready_timeout), &vm_config)
-        .await?;
-    let agent = vm.agent().cloned().ok_or_else(|| Error::PodState {
-        pod: config.name.clone(),
-        state: "starting".to_owned(),
-        detail: "its VM started without an agent".to_owned(),
-    })?;
-    if origin.restored() {
-        sandbox::reset_restored_guest(&agent, attachment).await?;
-    }
+    let (vm, agent) = sandbox::start_from_template(&context, &vm_config, attachment).await?;
     let (networked, written) = tokio::join!(
         sandbox::configure_eth0(&agent, attachment),
         sandbox::write_etc_files(&agent, &config.hostname, &config.dns, attachment)

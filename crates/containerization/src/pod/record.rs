@@ -113,6 +113,17 @@ impl PodState {
         matches!(self.status, PodStatus::Running | PodStatus::Starting) && self.owner_alive()
     }
 
+    /// This state as a user sees it: a pod whose owner died while it ran
+    /// is stopped.
+    pub fn as_seen(mut self) -> Self {
+        if matches!(self.status, PodStatus::Running | PodStatus::Starting) && !self.is_running() {
+            self.status = PodStatus::Stopped;
+            self.error
+                .get_or_insert_with(|| "its owner process died".to_owned());
+        }
+        self
+    }
+
     /// Whether its recorded owner still lives.
     pub fn owner_alive(&self) -> bool {
         self.owner_pid
