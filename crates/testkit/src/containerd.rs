@@ -19,14 +19,16 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd with the CRI plugin off (`cri`: on), with `path`
-    /// prepended to its `PATH` (where it finds shims) and `env` set for it
-    /// and its shims, inside `netns` when given.
+    /// Starts containerd with `path` prepended to its `PATH` (where it
+    /// finds shims) and `env` set for it and its shims, inside `netns` when
+    /// given. Its CRI plugin is off, or on when `sandbox_image` names the
+    /// pods' sandbox image: CNI then reads a private, empty configuration,
+    /// so only host-network pods run.
     pub fn start(
         path: &Path,
         env: &[(&str, &Path)],
         netns: Option<&NamedNetns>,
-        cri: bool,
+        sandbox_image: Option<&str>,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("cz-containerd-")
@@ -37,9 +39,21 @@ impl Containerd {
                 source,
             })?;
         let root = dir.path();
-        let disabled = match cri {
-            true => "",
-            false => "\"io.containerd.grpc.v1.cri\"",
+        let (disabled, cri) = match sandbox_image {
+            Some(image) => (
+                "",
+                format!(
+                    "[plugins.\"io.containerd.grpc.v1.cri\"]\n  \
+                     sandbox_image = \"{image}\"\n\
+                     [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  \
+                     bin_dir = \"{root}/cni/bin\"\n  \
+                     conf_dir = \"{root}/cni/conf\"\n\
+                     [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  \
+                     default_runtime_name = \"cz\"\n",
+                    root = root.display()
+                ),
+            ),
+            None => ("\"io.containerd.grpc.v1.cri\"", String::new()),
         };
         let config = format!(
             "version = 2\n\
@@ -48,6 +62,7 @@ impl Containerd {
              disabled_plugins = [{disabled}]\n\
              [grpc]\n  address = \"{root}/containerd.sock\"\n\
              [ttrpc]\n  address = \"{root}/containerd.sock.ttrpc\"\n\
+             {cri}\
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.cz]\n  \
              runtime_type = \"io.containerd.cz.v2\"\n",
             root = root.display()

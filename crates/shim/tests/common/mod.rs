@@ -1,0 +1,183 @@
+//! What the shim's tests share: a private containerd (in a network
+//! namespace, on a state root of its own) with our runtime, a registry
+//! holding busybox, and what they look at on the host.
+
+#![allow(dead_code)] // Each test binary uses a part.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use containerization_testkit::{
+    Containerd, Fixture, NamedNetns, Registry, fixture, shared_state_root,
+};
+
+pub const RUNTIME: &str = "io.containerd.cz.v2";
+
+/// A containerd with our runtime, and busybox pulled into it.
+pub struct World {
+    /// Our state root (the shims' `CZ_ROOT`).
+    pub root: tempfile::TempDir,
+    _registry: Registry,
+    /// Busybox, in the registry and pulled.
+    pub image: String,
+    /// The sandbox image, when CRI is on.
+    pub pause: Option<String>,
+    pub containerd: Containerd,
+    _netns: NamedNetns,
+}
+
+impl World {
+    /// containerd with its CRI plugin off; busybox pulled into the
+    /// `default` namespace.
+    pub fn new() -> Self {
+        Self::start(false)
+    }
+
+    /// containerd with its CRI plugin on, our runtime as handler `cz`;
+    /// busybox and the sandbox image pulled into CRI's `k8s.io` namespace
+    /// (containerd runs in its own network namespace, away from the
+    /// registry, so `ctr` pulls for it as a kubelet's image puller would).
+    pub fn with_cri() -> Self {
+        Self::start(true)
+    }
+
+    fn start(cri: bool) -> Self {
+        let netns = NamedNetns::new().expect("network namespace");
+        let root = shared_state_root(&std::env::temp_dir(), "cz-shim-").expect("state root");
+        let registry = Registry::anonymous().expect("registry");
+        let image = registry
+            .push(
+                &fixture(Fixture::Busybox).expect("busybox"),
+                "test/busybox:1",
+            )
+            .expect("push busybox");
+        let pause = cri.then(|| {
+            registry
+                .push(&fixture(Fixture::Pause).expect("pause"), "test/pause:1")
+                .expect("push pause")
+        });
+        let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-cz-v2"));
+        let containerd = Containerd::start(
+            shim.parent().expect("the shim's folder"),
+            &[("CZ_ROOT", root.path())],
+            Some(&netns),
+            pause.as_deref(),
+        )
+        .expect("containerd");
+        let world = Self {
+            root,
+            _registry: registry,
+            image,
+            pause,
+            containerd,
+            _netns: netns,
+        };
+        let namespace = if cri { "k8s.io" } else { "default" };
+        for image in [Some(&world.image), world.pause.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let pulled = world.ctr(&["-n", namespace, "image", "pull", "--plain-http", image]);
+            assert!(pulled.status.success(), "pull: {}", text(&pulled.stderr));
+        }
+        world
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.containerd.ctr(args).output().expect("ctr runs")
+    }
+
+    /// `ctr run --rm --runtime io.containerd.cz.v2 IMAGE id args…`.
+    pub fn run(&self, id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--runtime", RUNTIME, &self.image, id];
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    /// The state of task `id` in `ctr task ls`, if listed.
+    pub fn task_status(&self, id: &str) -> Option<String> {
+        let listed = self.ctr(&["task", "ls"]);
+        text(&listed.stdout)
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(id))
+            .and_then(|line| line.split_whitespace().nth(2).map(str::to_owned))
+    }
+
+    /// Waits up to `seconds` for `done`.
+    pub fn within(&self, seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {seconds} s; containerd's log:\n{}",
+                self.containerd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Entries of the state root's `dir` (containers, pods).
+    pub fn entries(&self, dir: &str) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join(dir))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// QEMU processes of this state root's pods and containers (their run
+    /// folders are named by their ids).
+    pub fn vms(&self) -> usize {
+        let pods = self
+            .entries("pods")
+            .into_iter()
+            .map(|id| format!("p-{}", &id[..14]));
+        let containers = self
+            .entries("containers")
+            .into_iter()
+            .map(|id| id[..16].to_owned());
+        pods.chain(containers)
+            .map(|needle| qemu_with(&needle))
+            .sum()
+    }
+
+    /// Asserts nothing of the tasks is left: no shim, no VM, no container,
+    /// no pod.
+    pub fn assert_clean(&self) {
+        self.within(15, "the shims exit", || self.containerd.shims().is_empty());
+        assert_eq!(self.vms(), 0);
+        assert!(
+            self.entries("containers").is_empty(),
+            "{:?}",
+            self.entries("containers")
+        );
+        assert!(
+            self.entries("pods").is_empty(),
+            "{:?}",
+            self.entries("pods")
+        );
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// QEMU processes whose command line mentions `needle`.
+pub fn qemu_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("qemu-system") && cmdline.contains(needle)
+        })
+        .count()
+}
