@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use containerd_shim::protos::types::mount::Mount;
+use containerization::rootfs::SnapshotKey;
 
 /// The annotation CRI sets on every container of a pod: the pod's id.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
@@ -91,6 +92,35 @@ pub(crate) async fn mount_rootfs(mounts: &[Mount], target: &Path) -> anyhow::Res
             })?;
     }
     Ok(())
+}
+
+/// What containerd's root file system `mounts` are when they are a stack
+/// of committed snapshots: one overlay whose upper folder is empty (a new
+/// container's), keyed by its lower folders, which never change. Anything
+/// else (a written upper folder, a bind mount, several mounts) is `None`:
+/// it is copied as it is.
+pub(crate) fn snapshot_key(mounts: &[Mount]) -> Option<SnapshotKey> {
+    let [mount] = mounts else { return None };
+    if mount.type_ != "overlay" {
+        return None;
+    }
+    let mut lowers = Vec::new();
+    for option in &mount.options {
+        if let Some(dirs) = option.strip_prefix("lowerdir=") {
+            lowers.extend(dirs.split(':').map(PathBuf::from));
+        } else if let Some(upper) = option.strip_prefix("upperdir=") {
+            let empty = std::fs::read_dir(upper).is_ok_and(|mut e| e.next().is_none());
+            if !empty {
+                return None;
+            }
+        }
+    }
+    if lowers.iter().any(|dir| !dir.is_absolute()) {
+        return None;
+    }
+    SnapshotKey::new(&lowers)
+        .inspect_err(|error| tracing::debug!(%error, "the snapshots have no key; copying"))
+        .ok()
 }
 
 /// Unmounts what is mounted at `target` (nothing mounted is fine).

@@ -403,13 +403,15 @@ impl Task for TaskService {
                 name: Some(name_for(&format!("{}.{id}", self.namespace))),
                 spec: bundle.spec.clone(),
                 rootfs: rootfs.clone(),
+                rootfs_key: bundle::snapshot_key(&req.rootfs),
                 pod: pod.as_ref().map(|pod| pod.id().to_string()),
                 image: bundle.image_name(),
                 // containerd keeps the task's record; ours goes when it ends.
                 auto_remove: true,
             })
             .await;
-        // The root file system was copied into the container's disk.
+        // The root file system was copied into the container's disk (or
+        // its base).
         if mounted {
             bundle::unmount_rootfs(&rootfs);
         }

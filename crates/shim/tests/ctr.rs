@@ -32,6 +32,10 @@ fn ctr_runs_each_task_in_a_vm_with_its_output_exit_code_tty_execs_and_metrics() 
         host,
         "the task ran on the host's kernel"
     );
+    // Three tasks of one image: its snapshots became one base, built
+    // once and kept beside their key while they are there.
+    let bases = world.snapshot_bases();
+    assert_eq!(bases.len(), 1, "{bases:?}");
     // A terminal, resized to ctr's (30 rows, 100 columns).
     let tty = Command::new("script")
         .args([
@@ -100,6 +104,19 @@ fn ctr_runs_each_task_in_a_vm_with_its_output_exit_code_tty_execs_and_metrics() 
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(world.ctr(&["container", "rm", "long"]).status.success());
     world.assert_clean();
+
+    // The base outlives its containers while containerd keeps the
+    // snapshots, and goes with them.
+    let root = containerization::StateRoot::new(world.root.path());
+    containerization::rootfs::collect_unused(&root, true).expect("collection");
+    assert_eq!(world.snapshot_bases().len(), 1, "kept for the image");
+    let removed = world.ctr(&["image", "rm", "--sync", &world.image]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let collection = containerization::rootfs::collect_unused(&root, true)
+        .expect("collection")
+        .expect("it waits");
+    assert_eq!(collection.removed.len(), 1, "{collection:?}");
+    assert!(world.snapshot_bases().is_empty());
 }
 
 #[test]

@@ -1,17 +1,19 @@
 //! Containers from OCI bundles, as containerd hands them to a shim: a
 //! runtime spec written for a host runtime and a root file system folder
 //! (the snapshot, mounted by the caller). The folder is copied into an ext4
-//! disk of the container's own, and the spec is made one the guest can run:
+//! disk of the container's own, or, when the caller names it by a
+//! [`SnapshotKey`], cloned from a base built once for it; and the spec is
+//! made one the guest can run:
 //! what names the host (namespace paths, hooks, the cgroup path, host bind
 //! mounts) goes, the network namespace is the VM's, and the VM's
 //! `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bound in.
 //! Such a container runs in a pod, or in a VM of its own on the default
 //! network (a pod of one, with its disk in the VM from the start).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use containerization_ext4::{FormatOptions, Formatter};
+use containerization_oci::store::ImageStore;
 
 use super::manager::check_name;
 use super::record::{ContainerConfig, NetworkMode, now_ms};
@@ -19,6 +21,7 @@ use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::new_id;
 use super::{ContainerManager, LinuxContainer};
 use crate::Error;
+use crate::rootfs::{SnapshotKey, build_from_tree, writable_clone};
 
 /// What a container made from an OCI bundle is.
 #[derive(Debug, Clone)]
@@ -29,6 +32,10 @@ pub struct BundleOptions {
     pub spec: serde_json::Value,
     /// The folder holding its root file system.
     pub rootfs: PathBuf,
+    /// What that folder is, when it is a stack of snapshots that never
+    /// change (an overlay's lower folders, its upper one empty): its disk
+    /// is then a clone of a base built once per stack, not a copy.
+    pub rootfs_key: Option<SnapshotKey>,
     /// The pod (a name or id) it runs in; `None`: a VM of its own.
     pub pod: Option<String>,
     /// What to call its image in listings.
@@ -38,9 +45,6 @@ pub struct BundleOptions {
     /// guest's power-off that a disk kept for later needs.
     pub auto_remove: bool,
 }
-
-/// The smallest disk: what a container can count on writing.
-const MIN_DISK: u64 = 4 << 30;
 
 /// Mount types the guest makes itself; any other mount in a host
 /// runtime's spec names a host path and is dropped.
@@ -100,46 +104,6 @@ pub(crate) fn guest_spec(mut spec: serde_json::Value) -> Result<serde_json::Valu
     Ok(spec)
 }
 
-/// Bytes the files under `dir` take (not following symlinks).
-fn tree_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
-                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
-/// Writes the tree under `rootfs` into a new ext4 disk at `disk`.
-fn build_disk(rootfs: &Path, disk: &Path) -> Result<(), Error> {
-    let used = tree_bytes(rootfs);
-    let size = (used.saturating_mul(2) + (1 << 30)).max(MIN_DISK);
-    let size = size.div_ceil(1 << 30) << 30;
-    let options = FormatOptions {
-        size: Some(size),
-        journal: true,
-        label: "rootfs".to_owned(),
-        ..FormatOptions::default()
-    };
-    let failed = |error: containerization_ext4::Error| Error::Rootfs {
-        image: rootfs.display().to_string(),
-        detail: format!("cannot copy it into the container's disk: {error}"),
-    };
-    let mut image = Formatter::create(disk, options).map_err(failed)?;
-    image.add_dir_tree(rootfs).map_err(failed)?;
-    image.finish().map_err(failed)?;
-    Ok(())
-}
-
 impl ContainerManager {
     /// Creates a container from an OCI bundle, in pod `options.pod` or in
     /// a VM of its own: its root file system folder copied into a disk of
@@ -182,7 +146,7 @@ impl ContainerManager {
             None => id.as_str()[..12].to_owned(),
         };
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
-        let config = ContainerConfig {
+        let mut config = ContainerConfig {
             id: id.clone(),
             name,
             image: options.image.clone(),
@@ -208,17 +172,40 @@ impl ContainerManager {
             pod: pod.map(|pod| pod.id),
             pod_tmpfs: Vec::new(),
         };
-        inner.store.create(&config)?;
-        let disk = inner.store.disk(&id);
-        let rootfs = options.rootfs.clone();
-        let built = tokio::task::spawn_blocking(move || build_disk(&rootfs, &disk))
-            .await
-            .map_err(|e| Error::Rootfs {
-                image: options.rootfs.display().to_string(),
-                detail: e.to_string(),
-            })
-            .and_then(|built| built);
-        if let Err(error) = built {
+        let made = match &options.rootfs_key {
+            Some(key) => {
+                // The base stays until the record names it, whatever a
+                // collection running meanwhile does (it waits).
+                let images = ImageStore::open(inner.root.path())?;
+                let hold = images.content().hold_off_gc()?;
+                let cache = inner.rootfs.clone();
+                let (stack, tree) = (key.clone(), options.rootfs.clone());
+                let base = tokio::task::spawn_blocking(move || cache.snapshot_base(&stack, &tree))
+                    .await
+                    .map_err(|e| Error::Rootfs {
+                        image: options.rootfs.display().to_string(),
+                        detail: e.to_string(),
+                    })??;
+                // The record names the base, which keeps it.
+                config.manifest = key.digest().to_string();
+                inner.store.create(&config)?;
+                drop(hold);
+                writable_clone(&base, &inner.store.disk(&id)).map(drop)
+            }
+            None => {
+                inner.store.create(&config)?;
+                let disk = inner.store.disk(&id);
+                let rootfs = options.rootfs.clone();
+                tokio::task::spawn_blocking(move || build_from_tree(&rootfs, &disk))
+                    .await
+                    .map_err(|e| Error::Rootfs {
+                        image: options.rootfs.display().to_string(),
+                        detail: e.to_string(),
+                    })
+                    .and_then(|built| built)
+            }
+        };
+        if let Err(error) = made {
             let _ = inner.store.remove(&id);
             return Err(error);
         }

@@ -31,7 +31,10 @@ pub struct ContainerConfig {
     pub name: String,
     /// The image as the user named it.
     pub image: String,
-    /// The image's manifest digest (`sha256:…`).
+    /// The image's manifest digest (`sha256:…`); for a container made
+    /// from a bundle, its snapshot stack's digest (see
+    /// [`SnapshotKey`](crate::rootfs::SnapshotKey)), or empty when its
+    /// disk is a copy. Its base is kept while this names it.
     pub manifest: String,
     /// The OCI runtime spec of its first process (the root path is set in the
     /// guest).

@@ -220,7 +220,7 @@ fn build_once(
 /// Makes the whole image at `partial` read-only and moves it to `target`,
 /// never over an existing file: a base in use must not change under its
 /// overlays. If another build put one there first, that one is kept.
-fn publish(partial: &Path, target: &Path, image: &str) -> Result<(), Error> {
+pub(crate) fn publish(partial: &Path, target: &Path, image: &str) -> Result<(), Error> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }

@@ -14,6 +14,7 @@ use containerization_oci::store::ContentStore;
 
 use super::build::{self, Layers};
 use super::lock::BuildLock;
+use super::snapshot::{KEY_EXTENSION, SnapshotKey, build_from_tree};
 use crate::Error;
 
 /// What a finished base's file name ends with.
@@ -93,6 +94,58 @@ impl RootfsCache {
         Ok(path)
     }
 
+    /// The base for the snapshot stack `key`, built from `tree` (the
+    /// stack, mounted) if it is not cached yet, under the key's digest,
+    /// with the key written beside it (see [`SnapshotKey`]). Processes
+    /// asking for the same key at once build it once.
+    pub fn snapshot_base(&self, key: &SnapshotKey, tree: &Path) -> Result<PathBuf, Error> {
+        let digest = key.digest();
+        let path = self.path(&digest);
+        if exists(&path)? {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let _lock = BuildLock::acquire(&self.sibling(&digest, "lock"))?;
+        if exists(&path)? {
+            return Ok(path);
+        }
+        let partial = self.sibling(&digest, "partial");
+        let name = tree.display().to_string();
+        let started = std::time::Instant::now();
+        let built =
+            build_from_tree(tree, &partial).and_then(|()| build::publish(&partial, &path, &name));
+        if let Err(error) = built {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+        // Written after the base: a base without its key is only kept
+        // while a container uses it, never kept for a key it lacks.
+        let key_path = self.sibling(&digest, KEY_EXTENSION);
+        let key_partial = self.sibling(&digest, "snapshot.partial");
+        std::fs::write(&key_partial, key.text())
+            .and_then(|()| std::fs::rename(&key_partial, &key_path))
+            .map_err(|source| Error::Io {
+                path: key_path,
+                source,
+            })?;
+        tracing::info!(
+            tree = %name,
+            elapsed_ms = started.elapsed().as_millis(),
+            "built a base from a snapshot"
+        );
+        Ok(path)
+    }
+
+    /// Whether the base for `manifest` was built from snapshots that are
+    /// all still there (so it is kept for the next container of theirs).
+    pub(crate) fn snapshot_present(&self, manifest: &Digest) -> bool {
+        std::fs::read_to_string(self.sibling(manifest, KEY_EXTENSION))
+            .is_ok_and(|text| SnapshotKey::still_present(&text))
+    }
+
     /// Removes the base for `manifest`, if cached; returns whether it was.
     ///
     /// Overlays made from a base read it for as long as they live: remove
@@ -103,6 +156,13 @@ impl RootfsCache {
             return Ok(false);
         }
         let _lock = BuildLock::acquire(&self.sibling(manifest, "lock"))?;
+        // The key first: a base left without it is collected later.
+        let key = self.sibling(manifest, KEY_EXTENSION);
+        if let Err(source) = std::fs::remove_file(&key)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::Io { path: key, source });
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

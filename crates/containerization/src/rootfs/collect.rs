@@ -6,6 +6,8 @@
 //! container's configuration names that manifest, or while a container's
 //! disk is backed by it (a qcow2 overlay's backing file, or the symlink of a
 //! read-only container), whatever state the container's records are in.
+//! A base built from containerd's snapshots is kept while they are all
+//! still there (see [`SnapshotKey`](super::SnapshotKey)).
 //! When a manifest in the store cannot be read, every base is kept: it might
 //! be that image's. The collection holds the image store's writers off (its
 //! GC lock, exclusively), so no container is being made meanwhile, and each
@@ -151,7 +153,7 @@ fn classify(
                 || std::fs::canonicalize(&base.path).is_ok_and(|p| used_paths.contains(&p));
             let user = if by_container {
                 BaseUser::Container
-            } else if reachable.keeps(&base.manifest) {
+            } else if reachable.keeps(&base.manifest) || cache.snapshot_present(&base.manifest) {
                 BaseUser::Image
             } else {
                 BaseUser::Nobody

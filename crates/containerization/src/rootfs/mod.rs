@@ -1,5 +1,6 @@
-//! Root file systems: base ext4 images cached per manifest digest, and
-//! writable clones.
+//! Root file systems: base ext4 images cached per manifest digest (or per
+//! stack of containerd snapshots, see [`SnapshotKey`]), and writable
+//! clones.
 //!
 //! An image's layers are unpacked once into a read-only **base** (an ext4
 //! file with a journal and room to write), kept in the state root's
@@ -33,7 +34,10 @@ mod clone;
 mod collect;
 mod lock;
 mod qcow2;
+mod snapshot;
 
 pub use cache::{CachedBase, RootfsCache};
 pub use clone::{CloneKind, writable_clone};
 pub use collect::{RootfsCollection, RootfsUsage, collect_unused, usage};
+pub use snapshot::SnapshotKey;
+pub(crate) use snapshot::build_from_tree;

@@ -130,6 +130,22 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// The bases built from containerd's snapshots: `rootfs/*.ext4`
+    /// files with their key (`*.snapshot`) beside them.
+    pub fn snapshot_bases(&self) -> Vec<String> {
+        let dir = self.root.path().join("rootfs");
+        let mut bases: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter_map(|name| name.strip_suffix(".ext4").map(str::to_owned))
+            .filter(|stem| dir.join(format!("{stem}.snapshot")).exists())
+            .collect();
+        bases.sort();
+        bases
+    }
+
     /// QEMU processes of this state root's pods and containers (their run
     /// folders are named by their ids).
     pub fn vms(&self) -> usize {
