@@ -25,7 +25,7 @@ pub enum Format {
 }
 
 /// Options for commands that talk to a registry.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RegistryOptions {
     /// Treat this registry as insecure: plain HTTP is allowed and its TLS
     /// certificate is not checked (loopback registries may always use HTTP).

@@ -20,6 +20,7 @@ mod network;
 mod pod;
 mod report;
 mod rootfs;
+mod service;
 mod system;
 mod vm;
 mod volume;

@@ -5,7 +5,8 @@ use std::time::Duration;
 use clap::Args;
 use containerization::spec::{guest_share_path, guest_volume_path};
 use containerization::{
-    ContainerConfig, ContainerManager, ContainerState, DamagedContainer, Found, Status,
+    ContainerConfig, ContainerManager, ContainerState, DamagedContainer, Found, LinuxContainer,
+    Status,
 };
 use serde_json::json;
 
@@ -21,7 +22,7 @@ pub struct ListArgs {
 }
 
 /// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -40,7 +41,7 @@ fn ago(ms: u64) -> String {
 }
 
 /// Docker's STATUS column.
-fn status_text(state: &ContainerState) -> String {
+pub(crate) fn status_text(state: &ContainerState) -> String {
     let running = state.is_running();
     match state.status {
         Status::Running if running => {
@@ -56,7 +57,7 @@ fn status_text(state: &ContainerState) -> String {
     }
 }
 
-fn command_text(config: &ContainerConfig) -> String {
+pub(crate) fn command_text(config: &ContainerConfig) -> String {
     let args: Vec<&str> = config.spec["process"]["args"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
@@ -168,18 +169,23 @@ fn inspect_damaged(dead: &DamagedContainer) -> serde_json::Value {
 pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i32> {
     let mut all = Vec::new();
     for name in names {
-        let container = match manager.find(name)? {
-            Found::Container(container) => container,
-            Found::Damaged(dead) => {
-                all.push(inspect_damaged(&dead));
-                continue;
-            }
-        };
+        match manager.find(name)? {
+            Found::Container(container) => all.push(inspect_value(&container)?),
+            Found::Damaged(dead) => all.push(inspect_damaged(&dead)),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(0)
+}
+
+/// One container as `inspect` shows it (Docker's shape, with ours added).
+pub fn inspect_value(container: &LinuxContainer) -> anyhow::Result<serde_json::Value> {
+    {
         let config = container.config();
         let state = container.state()?;
         let alive = state.is_running();
         let running = alive && state.status == Status::Running;
-        all.push(json!({
+        Ok(json!({
             "Id": config.id,
             "Name": config.name,
             // Podman's: the pod's id, empty for a container of its own.
@@ -244,10 +250,8 @@ pub fn inspect(manager: &ContainerManager, names: &[String]) -> anyhow::Result<i
                 "IPAddress": if running { state.address.map(|a| a.to_string()) } else { None },
                 "Tap": if running { state.tap.clone() } else { None },
             },
-        }));
+        }))
     }
-    println!("{}", serde_json::to_string_pretty(&all)?);
-    Ok(0)
 }
 
 /// Prints a table of resource use, once or every second.

@@ -4,7 +4,7 @@
 mod attach;
 mod cp;
 pub(crate) mod flags;
-mod list;
+pub(crate) mod list;
 mod options;
 pub(crate) mod run;
 
@@ -17,7 +17,7 @@ use containerization::{
     ContainerManager, LogReader, LogStream, StateRoot, StdioConfig, log_tail, parse_signal, spec,
 };
 
-pub use run::{ExitWith, RUNTIME_FAILED, exit_code_of};
+pub use run::{ExitWith, RUNTIME_FAILED, exit_code_of, start_monitored};
 
 /// The container commands.
 #[derive(Debug, Subcommand)]

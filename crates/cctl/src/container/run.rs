@@ -91,9 +91,17 @@ async fn foreground(container: &mut LinuxContainer, args: &CreateArgs) -> anyhow
     Ok(status.code)
 }
 
-/// Starts `container` under a monitor process and returns once it runs (or
-/// failed to start, with its exit code).
+/// Starts `container` under a monitor process, prints `shown` once it runs
+/// and returns 0 (or fails, with its exit code in an [`ExitWith`]).
 pub async fn start_detached(container: &LinuxContainer, shown: &str) -> anyhow::Result<i32> {
+    start_monitored(container).await?;
+    println!("{shown}");
+    Ok(0)
+}
+
+/// Starts `container` under a monitor process and returns once it runs (or
+/// failed to start: an [`ExitWith`] with its exit code and why).
+pub async fn start_monitored(container: &LinuxContainer) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find cctl's own path")?;
     let monitor_log = container.log_path().with_file_name("monitor.log");
     let stderr = std::fs::File::create(&monitor_log)
@@ -117,8 +125,7 @@ pub async fn start_detached(container: &LinuxContainer, shown: &str) -> anyhow::
             containerization::Status::Running
                 if state.started_ms.is_some() && state.started_ms != before.started_ms =>
             {
-                println!("{shown}");
-                return Ok(0);
+                return Ok(());
             }
             containerization::Status::Exited
                 if state.finished_ms.is_some() && state.finished_ms != before.finished_ms =>

@@ -29,6 +29,9 @@ pub enum SystemCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Serve the Docker Engine API (1.41) on a unix socket, for the
+    /// `docker` CLI and tools built on its API.
+    Service(crate::service::ServiceArgs),
 }
 
 impl SystemCommand {
@@ -39,6 +42,7 @@ impl SystemCommand {
             Self::Check => check(root),
             Self::Df => df::df(root),
             Self::Prune { all, force } => prune::prune(root, all, force),
+            Self::Service(args) => crate::service::run(root, &args),
         }
     }
 }

@@ -1,0 +1,120 @@
+//! Responses: Docker's JSON bodies, its error body (`{"message": …}`) with
+//! the status code that fits the error, and streamed bodies.
+
+use bytes::Bytes;
+use containerization::Error;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Response, StatusCode};
+use tokio::sync::mpsc;
+
+/// Every response's body.
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+/// What a handler answers: a response, or an error to answer with.
+pub(crate) type Answer = Result<Response<Body>, ApiError>;
+
+/// An error as Docker answers it: a status code and `{"message": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    /// The status code.
+    pub status: StatusCode,
+    /// What the client is told.
+    pub message: String,
+}
+
+impl ApiError {
+    /// The response that says it.
+    pub fn response(&self) -> Response<Body> {
+        json(self.status, &serde_json::json!({ "message": self.message }))
+    }
+}
+
+fn response(status: StatusCode, content_type: Option<&str>, body: Body) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("Api-Version", super::API_VERSION)
+        .header("Ostype", "linux")
+        .header(
+            "Server",
+            concat!("containerization/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(content_type) = content_type {
+        builder = builder.header("Content-Type", content_type);
+    }
+    builder.body(body).unwrap_or_else(|_| {
+        let mut fallback = Response::new(empty());
+        *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// An empty body.
+pub(crate) fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// `value` as JSON with `status`.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    response(
+        status,
+        Some("application/json"),
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
+/// A plain-text body.
+pub(crate) fn text(status: StatusCode, text: &'static str) -> Response<Body> {
+    response(
+        status,
+        Some("text/plain; charset=utf-8"),
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
+/// No body, with `status` (204 for most actions).
+pub(crate) fn nothing(status: StatusCode) -> Response<Body> {
+    response(status, None, empty())
+}
+
+/// An error with `status` saying `message`.
+pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status,
+        message: message.to_string(),
+    }
+}
+
+/// A body fed by the returned sender, chunk by chunk, with `content_type`.
+pub(crate) fn streamed(
+    status: StatusCode,
+    content_type: &str,
+) -> (mpsc::Sender<Bytes>, Response<Body>) {
+    let (sender, receiver) = mpsc::channel::<Bytes>(64);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(Frame::data(chunk)), receiver))
+    });
+    let body = BodyExt::boxed(StreamBody::new(stream));
+    (sender, response(status, Some(content_type), body))
+}
+
+/// The status code Docker gives for `failure`, with its message.
+pub(crate) fn from_error(failure: &anyhow::Error) -> ApiError {
+    let status = match failure.downcast_ref::<Error>() {
+        Some(Error::ContainerNotFound(_)) => StatusCode::NOT_FOUND,
+        Some(Error::NameInUse(_)) => StatusCode::CONFLICT,
+        Some(Error::InvalidOption { .. }) => StatusCode::BAD_REQUEST,
+        Some(Error::Oci(containerization_oci::Error::ImageNotFound(_))) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, crate::report::one_line(failure))
+}

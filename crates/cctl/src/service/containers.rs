@@ -1,0 +1,537 @@
+//! Containers: create (from Docker's `Config` and `HostConfig`), start,
+//! wait, stop, kill, remove, inspect and list, on the façade.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerization::{
+    ContainerConfig, ContainerState, CreateOptions, Error, NetworkMode, Status, spec,
+};
+use containerization_oci::Platform;
+use containerization_oci::store::ImageStore;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::Service;
+use super::body::{Answer, ApiError, error, from_error, json, nothing, streamed};
+use super::query::Query;
+use crate::container::flags::PortFlag;
+use crate::container::list::{command_text, now_ms, status_text};
+
+/// The largest create body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// A 400 naming what is wrong with the request.
+fn bad(message: impl std::fmt::Display) -> ApiError {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+/// A 501 naming what is not built yet.
+fn missing(what: &str) -> ApiError {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        format!("{what} is not supported by containerization's Docker API yet"),
+    )
+}
+
+/// The strings of a JSON array (`null` or absent: none).
+fn strings(value: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(format!("{field} must be a list of strings")))
+            })
+            .collect(),
+        Value::String(one) => Ok(vec![one.clone()]),
+        _ => Err(bad(format!("{field} must be a list of strings"))),
+    }
+}
+
+/// `POST /containers/create?name=`.
+pub(crate) async fn create(service: &Service, query: &Query, request: Request<Incoming>) -> Answer {
+    let bytes = http_body_util::Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| bad(format!("cannot read the request: {e}")))?
+        .to_bytes();
+    let body: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the request is not JSON: {e}")))?;
+    let typed = body["Image"]
+        .as_str()
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| bad("Config.Image is required"))?;
+    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let image = crate::image::store_name(&store, typed);
+    if store.resolve(&image, &Platform::host()).is_err() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("No such image: {typed}"),
+        ));
+    }
+    let host = &body["HostConfig"];
+    refuse_unbuilt(&body, host)?;
+    let mut entrypoint = strings(&body["Entrypoint"], "Entrypoint")?;
+    let mut args = strings(&body["Cmd"], "Cmd")?;
+    let entrypoint = match body["Entrypoint"] {
+        Value::Null => None,
+        _ if entrypoint.is_empty() => Some(String::new()),
+        _ => {
+            let first = entrypoint.remove(0);
+            entrypoint.append(&mut args);
+            args = entrypoint;
+            Some(first)
+        }
+    };
+    let mut mounts = Vec::new();
+    for bind in strings(&host["Binds"], "HostConfig.Binds")? {
+        mounts.push(spec::Mount::parse_volume_flag(&bind).map_err(bad)?);
+    }
+    if let Some(tmpfs) = host["Tmpfs"].as_object() {
+        for (path, options) in tmpfs {
+            let flag = match options.as_str().unwrap_or_default() {
+                "" => path.clone(),
+                options => format!("{path}:{options}"),
+            };
+            mounts.push(spec::Mount::parse_tmpfs_flag(&flag).map_err(bad)?);
+        }
+    }
+    for mount in host["Mounts"].as_array().into_iter().flatten() {
+        let mut fields = vec![format!(
+            "type={}",
+            mount["Type"].as_str().unwrap_or("volume")
+        )];
+        for (key, field) in [("source", "Source"), ("target", "Target")] {
+            if let Some(value) = mount[field].as_str().filter(|v| !v.is_empty()) {
+                fields.push(format!("{key}={value}"));
+            }
+        }
+        if mount["ReadOnly"].as_bool() == Some(true) {
+            fields.push("readonly".to_owned());
+        }
+        mounts.push(spec::Mount::parse_mount_flag(&fields.join(",")).map_err(bad)?);
+    }
+    let network = match host["NetworkMode"].as_str().unwrap_or_default() {
+        "" | "default" | "bridge" => None,
+        "none" => Some(NetworkMode::None),
+        "host" => {
+            return Err(bad(
+                "network mode host: each container is a VM with a network of its own; \
+                 publish ports instead",
+            ));
+        }
+        other if other.contains(':') => return Err(missing(&format!("network mode {other}"))),
+        name => Some(NetworkMode::Network(name.to_owned())),
+    };
+    let mut ports = Vec::new();
+    if let Some(bindings) = host["PortBindings"].as_object() {
+        for (container_port, hosts) in bindings {
+            for binding in hosts.as_array().into_iter().flatten() {
+                let host_ip = binding["HostIp"].as_str().unwrap_or_default();
+                let host_port = binding["HostPort"].as_str().unwrap_or_default();
+                let flag = match (host_ip, host_port) {
+                    (_, "") => container_port.clone(),
+                    ("", port) => format!("{port}:{container_port}"),
+                    (ip, port) => format!("{ip}:{port}:{container_port}"),
+                };
+                let port: PortFlag = flag.parse().map_err(bad)?;
+                ports.push(port.resolve().map_err(bad)?);
+            }
+        }
+    }
+    let mut dns = Vec::new();
+    for server in strings(&host["Dns"], "HostConfig.Dns")? {
+        dns.push(
+            server
+                .parse()
+                .map_err(|_| bad(format!("{server:?} is not an IP address")))?,
+        );
+    }
+    let memory = host["Memory"].as_u64().filter(|m| *m > 0);
+    let cpus = host["NanoCpus"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .map(|n| n as f64 / 1e9);
+    let text = |field: &str| {
+        body[field]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let options = CreateOptions {
+        image,
+        platform: Some(Platform::host()),
+        name: query
+            .get("name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        container: spec::ContainerOptions {
+            hostname: text("Hostname").unwrap_or_default(),
+            read_only: host["ReadonlyRootfs"].as_bool().unwrap_or(false),
+            memory_bytes: memory,
+            cpus,
+            process: spec::ProcessOptions {
+                entrypoint,
+                args,
+                env: strings(&body["Env"], "Env")?,
+                env_files: Vec::new(),
+                workdir: text("WorkingDir"),
+                user: text("User"),
+                terminal: body["Tty"].as_bool().unwrap_or(false),
+            },
+            mounts,
+        },
+        network,
+        ports,
+        dns,
+        kernel: None,
+        // The service removes it once it ended and its output was read.
+        auto_remove: false,
+        interactive: false,
+        pod: None,
+    };
+    let container = service
+        .manager
+        .create(options)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    let id = container.id().to_string();
+    if host["AutoRemove"].as_bool() == Some(true) {
+        lock(&service.auto_remove).insert(id.clone());
+    }
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "Id": id, "Warnings": [] }),
+    ))
+}
+
+/// Fields the create request may carry that are not built: a 501 naming
+/// the first one set, never a container made without it.
+fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
+    let set = |value: &Value| match value {
+        Value::Null | Value::Bool(false) => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Bool(true) => true,
+    };
+    if set(&body["Labels"]) {
+        return Err(missing("Labels"));
+    }
+    if body["OpenStdin"].as_bool() == Some(true) {
+        return Err(missing("standard input (OpenStdin, docker run -i)"));
+    }
+    let restart = host["RestartPolicy"]["Name"].as_str().unwrap_or_default();
+    if !restart.is_empty() && restart != "no" {
+        return Err(missing(&format!("restart policy {restart}")));
+    }
+    for field in [
+        "Privileged",
+        "CapAdd",
+        "Devices",
+        "VolumesFrom",
+        "Links",
+        "ExtraHosts",
+        "PidMode",
+        "IpcMode",
+    ] {
+        if set(&host[field]) {
+            return Err(missing(&format!("HostConfig.{field}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The container `id` names, or Docker's 404.
+fn find(service: &Service, id: &str) -> Result<containerization::LinuxContainer, ApiError> {
+    service.manager.get(id).map_err(|e| match e {
+        Error::ContainerNotFound(_) => {
+            error(StatusCode::NOT_FOUND, format!("No such container: {id}"))
+        }
+        e => from_error(&e.into()),
+    })
+}
+
+/// Whether the state is of a running first process.
+fn running(state: &ContainerState) -> bool {
+    state.is_running() && matches!(state.status, Status::Running | Status::Starting)
+}
+
+/// `POST /containers/{id}/start`: under a monitor, as `cctl start`; a
+/// container of `AutoRemove` is removed by this service once it ended.
+pub(crate) async fn start(service: &Arc<Service>, id: &str) -> Answer {
+    let container = find(service, id)?;
+    if running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Ok(nothing(StatusCode::NOT_MODIFIED));
+    }
+    let full = container.id().to_string();
+    if let Err(e) = crate::container::start_monitored(&container).await {
+        if lock(&service.auto_remove).remove(&full) {
+            let _ = service.manager.remove(&full, true).await;
+        }
+        return Err(error(StatusCode::BAD_REQUEST, crate::report::one_line(&e)));
+    }
+    if lock(&service.auto_remove).contains(&full) {
+        tokio::spawn(reap(Arc::clone(service), full));
+    }
+    Ok(nothing(StatusCode::NO_CONTENT))
+}
+
+/// Removes container `id` once its first process ended and no attach stream
+/// is still reading its output, keeping its exit code for `wait`.
+async fn reap(service: Arc<Service>, id: String) {
+    let mut ended_at = None;
+    loop {
+        let Ok(container) = service.manager.get(&id) else {
+            break;
+        };
+        let Ok(state) = container.state() else { break };
+        if !running(&state) {
+            let ended = *ended_at.get_or_insert_with(std::time::Instant::now);
+            let readers = lock(&service.attached).get(&id).copied().unwrap_or(0);
+            if readers == 0 || ended.elapsed() > Duration::from_secs(10) {
+                lock(&service.removed).insert(id.clone(), state.exit_code.unwrap_or(0));
+                if let Err(e) = service.manager.remove(&id, true).await {
+                    tracing::warn!(id, "cannot remove an ended container: {e}");
+                }
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lock(&service.auto_remove).remove(&id);
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
+/// the headers at once (the client starts the container after them), the
+/// exit code when the condition holds.
+pub(crate) async fn wait(service: Arc<Service>, id: &str, query: &Query) -> Answer {
+    let condition = query.get("condition").unwrap_or("not-running").to_owned();
+    if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
+        return Err(bad(format!(
+            "condition {condition:?}: not-running, next-exit or removed"
+        )));
+    }
+    let container = find(&service, id)?;
+    let full = container.id().to_string();
+    let since = now_ms();
+    let (sender, response) = streamed(StatusCode::OK, "application/json");
+    tokio::spawn(async move {
+        let mut last_code = None;
+        let code = loop {
+            match service.manager.get(&full).and_then(|c| c.state()) {
+                Ok(state) => {
+                    let ended = !running(&state);
+                    if ended && state.status == Status::Exited {
+                        last_code = state.exit_code.or(last_code);
+                    }
+                    let holds = match condition.as_str() {
+                        "not-running" => ended,
+                        "next-exit" => {
+                            ended
+                                && state.status == Status::Exited
+                                && state.finished_ms.unwrap_or(0) >= since
+                        }
+                        _ => false,
+                    };
+                    if holds {
+                        break state.exit_code.unwrap_or(0);
+                    }
+                }
+                Err(_) => {
+                    let removed = lock(&service.removed).get(&full).copied();
+                    break removed.or(last_code).unwrap_or(0);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let body = json!({ "StatusCode": code, "Error": null });
+        let _ = sender.send(bytes::Bytes::from(format!("{body}\n"))).await;
+    });
+    Ok(response)
+}
+
+/// `POST /containers/{id}/stop?t=SECONDS`.
+pub(crate) async fn stop(service: &Service, id: &str, query: &Query) -> Answer {
+    let mut container = find(service, id)?;
+    if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Ok(nothing(StatusCode::NOT_MODIFIED));
+    }
+    let seconds = query.number("t").unwrap_or(10).max(0);
+    container
+        .stop(Duration::from_secs(u64::try_from(seconds).unwrap_or(10)))
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/kill?signal=`.
+pub(crate) async fn kill(service: &Service, id: &str, query: &Query) -> Answer {
+    let container = find(service, id)?;
+    if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("Container {id} is not running"),
+        ));
+    }
+    let signal =
+        containerization::parse_signal(query.get("signal").unwrap_or("KILL")).map_err(bad)?;
+    container
+        .kill(signal)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{id}?force=&v=`.
+pub(crate) async fn remove(service: &Service, id: &str, query: &Query) -> Answer {
+    let container = find(service, id)?;
+    let force = query.flag("force");
+    if !force && running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!(
+                "You cannot remove a running container {id}. Stop the container before \
+                 attempting removal or force remove"
+            ),
+        ));
+    }
+    let full = container.id().to_string();
+    service
+        .manager
+        .remove_with_volumes(&full, force, query.flag("v"))
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::NO_CONTENT))
+}
+
+/// `GET /containers/{id}/json`.
+pub(crate) fn inspect(service: &Service, id: &str) -> Answer {
+    let container = find(service, id)?;
+    let mut value =
+        crate::container::list::inspect_value(&container).map_err(|e| from_error(&e))?;
+    // Docker names containers with a leading slash.
+    value["Name"] = json!(format!("/{}", container.config().name));
+    value["Path"] = value["Config"]["Cmd"][0].clone();
+    value["Args"] = json!(
+        value["Config"]["Cmd"]
+            .as_array()
+            .map(|a| a.iter().skip(1).cloned().collect::<Vec<_>>())
+    );
+    let config = container.config();
+    value["Config"]["Image"] = json!(config.image);
+    // Docker's types where ours differ: a signal's name, a network's name,
+    // port bindings by container port.
+    value["Config"]["StopSignal"] = json!(signal_name(config.stop_signal));
+    value["Config"]["User"] = json!(user_text(&config.spec["process"]["user"]));
+    value["Config"]["Entrypoint"] = Value::Null;
+    value["HostConfig"]["NetworkMode"] = json!(network_name(&config.network));
+    value["HostConfig"]["PortBindings"] = port_bindings(&config.ports);
+    Ok(json(StatusCode::OK, &value))
+}
+
+/// The spec's user as Docker writes it: `uid:gid`, empty for root.
+fn user_text(user: &Value) -> String {
+    match (
+        user["uid"].as_u64().unwrap_or(0),
+        user["gid"].as_u64().unwrap_or(0),
+    ) {
+        (0, 0) => String::new(),
+        (uid, gid) => format!("{uid}:{gid}"),
+    }
+}
+
+/// `SIGTERM` for 15, as Docker writes stop signals.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        1 => "SIGHUP".to_owned(),
+        2 => "SIGINT".to_owned(),
+        3 => "SIGQUIT".to_owned(),
+        9 => "SIGKILL".to_owned(),
+        15 => "SIGTERM".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A network mode as Docker names it.
+fn network_name(mode: &NetworkMode) -> String {
+    match mode {
+        NetworkMode::None => "none".to_owned(),
+        NetworkMode::Network(name) => name.clone(),
+    }
+}
+
+fn protocol_name(protocol: containerization::network::Protocol) -> &'static str {
+    match protocol {
+        containerization::network::Protocol::Tcp => "tcp",
+        containerization::network::Protocol::Udp => "udp",
+    }
+}
+
+/// `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+fn port_bindings(ports: &[containerization::network::PublishedPort]) -> Value {
+    let mut map = serde_json::Map::new();
+    for port in ports {
+        let key = format!("{}/{}", port.container_port, protocol_name(port.protocol));
+        let entry = map.entry(key).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({
+                "HostIp": port.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                "HostPort": port.host_port.to_string(),
+            }));
+        }
+    }
+    Value::Object(map)
+}
+
+/// `GET /containers/json?all=`: Docker's list shape.
+pub(crate) fn list(service: &Service, query: &Query) -> Answer {
+    let all = query.flag("all");
+    let listed = service.manager.list().map_err(|e| from_error(&e.into()))?;
+    let shown: Vec<Value> = listed
+        .iter()
+        .filter(|(_, state)| all || running(state))
+        .map(|(config, state)| summary(config, state))
+        .collect();
+    Ok(json(StatusCode::OK, &Value::Array(shown)))
+}
+
+fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
+    let docker_state = match state.status {
+        _ if running(state) => "running",
+        Status::Created => "created",
+        _ => "exited",
+    };
+    json!({
+        "Id": config.id,
+        "Names": [format!("/{}", config.name)],
+        "Image": config.image,
+        "ImageID": config.manifest,
+        "Command": command_text(config).trim_matches('"'),
+        "Created": config.created_ms / 1000,
+        "State": docker_state,
+        "Status": status_text(state),
+        "Ports": config.ports.iter().map(|p| json!({
+            "IP": p.host_ip.map_or("0.0.0.0".to_owned(), |ip| ip.to_string()),
+            "PrivatePort": p.container_port,
+            "PublicPort": p.host_port,
+            "Type": protocol_name(p.protocol),
+        })).collect::<Vec<_>>(),
+        "Labels": {},
+        "HostConfig": { "NetworkMode": network_name(&config.network) },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": [],
+    })
+}

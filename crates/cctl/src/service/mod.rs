@@ -1,0 +1,210 @@
+//! `cctl system service`: the Docker Engine API (version 1.41, what Debian
+//! 12's `docker` 20.10 speaks) on a unix socket, over the same containers,
+//! images and networks as `cctl`, so the `docker` CLI and tools built on
+//! its API drive containers in their own VMs.
+//!
+//! Each request is answered by one handler on the façade; a detached
+//! container is owned by the same monitor process `cctl run -d` starts, so
+//! `cctl ls` and `docker ps` show the same containers, and containers outlive
+//! the service. What is not built answers 501 with a message naming it.
+
+mod body;
+mod containers;
+mod images;
+mod query;
+mod streams;
+mod system;
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::Args;
+use containerization::{ContainerManager, StateRoot};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+
+use body::{Body, error};
+use query::Query;
+
+/// The API version served.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// `cctl system service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Where to listen: `unix:///path/to/docker.sock` (by default
+    /// /run/containerization/docker.sock for root, else
+    /// $XDG_RUNTIME_DIR/containerization/docker.sock).
+    #[arg(short = 'H', long)]
+    pub host: Option<String>,
+}
+
+/// What every handler shares.
+pub(crate) struct Service {
+    pub root: StateRoot,
+    pub manager: ContainerManager,
+    /// Exit codes of containers this service removed after they ended (a
+    /// `wait` for their removal answers with it).
+    pub removed: Mutex<HashMap<String, i32>>,
+    /// Attach streams open per container: a container to be removed after
+    /// it ends waits for them to drain its log.
+    pub attached: Mutex<HashMap<String, usize>>,
+    /// Containers created with `AutoRemove`, which this service removes
+    /// once they ended (their exit code kept in `removed`).
+    pub auto_remove: Mutex<HashSet<String>>,
+}
+
+/// Serves the API until the process is told to stop.
+pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
+    let socket = socket_path(args.host.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let vminitd = root.find_vminitd()?;
+    let service = Arc::new(Service {
+        root: root.clone(),
+        manager: ContainerManager::new(root.clone(), vminitd),
+        removed: Mutex::new(HashMap::new()),
+        attached: Mutex::new(HashMap::new()),
+        auto_remove: Mutex::new(HashSet::new()),
+    });
+    runtime.block_on(serve(service, socket))
+}
+
+/// The socket `host` names, or the default one.
+fn socket_path(host: Option<&str>) -> anyhow::Result<PathBuf> {
+    if let Some(host) = host {
+        let path = host.strip_prefix("unix://").with_context(|| {
+            format!("{host:?}: only unix sockets are served (unix:///path/to/docker.sock)")
+        })?;
+        anyhow::ensure!(
+            path.starts_with('/'),
+            "{host:?}: the socket's path must be absolute"
+        );
+        return Ok(PathBuf::from(path));
+    }
+    if rustix::process::geteuid().is_root() {
+        return Ok(PathBuf::from("/run/containerization/docker.sock"));
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .context("XDG_RUNTIME_DIR is not set: give the socket with -H unix:///path")?;
+    Ok(PathBuf::from(runtime).join("containerization/docker.sock"))
+}
+
+async fn serve(service: Arc<Service>, socket: PathBuf) -> anyhow::Result<()> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    // A socket left by a service that died is replaced; one a live service
+    // answers on is not.
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        anyhow::bail!("{} is served by another process already", socket.display());
+    }
+    match std::fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", socket.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
+    eprintln!(
+        "cctl: serving the Docker Engine API {API_VERSION} on unix://{}",
+        socket.display()
+    );
+    let stop = crate::container::run::termination_signals();
+    let accept = async {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            };
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                let handler = hyper::service::service_fn(move |request| {
+                    let service = Arc::clone(&service);
+                    async move { Ok::<_, Infallible>(route(service, request).await) }
+                });
+                let served = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), handler)
+                    .with_upgrades()
+                    .await;
+                if let Err(e) = served {
+                    tracing::debug!("a connection ended: {e}");
+                }
+            });
+        }
+    };
+    tokio::select! {
+        () = accept => {}
+        signal = crate::container::run::told_to_go(stop) => {
+            tracing::debug!(signal, "the service was told to go");
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// The path without its `/v1.xx` prefix, split on `/`.
+fn segments(path: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if parts
+        .first()
+        .is_some_and(|p| p.starts_with('v') && p[1..].contains('.'))
+    {
+        parts.remove(0);
+    }
+    parts
+}
+
+/// Hands `request` to its handler.
+async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = Query::parse(request.uri().query());
+    tracing::debug!(%method, path, "request");
+    let parts = segments(&path);
+    let answer = match (&method, parts.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
+        (&Method::GET, ["version"]) => Ok(system::version()),
+        (&Method::GET, ["info"]) => system::info(&service),
+        (&Method::GET, ["containers", "json"]) => containers::list(&service, &query),
+        (&Method::POST, ["containers", "create"]) => {
+            containers::create(&service, &query, request).await
+        }
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&service, id),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(&service, id).await,
+        (&Method::POST, ["containers", id, "wait"]) => {
+            containers::wait(Arc::clone(&service), id, &query).await
+        }
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(&service, id, &query).await,
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&service, id, &query).await,
+        (&Method::DELETE, ["containers", id]) => containers::remove(&service, id, &query).await,
+        (&Method::POST, ["containers", id, "attach"]) => {
+            streams::attach(Arc::clone(&service), id, &query, request)
+        }
+        (&Method::GET, ["containers", id, "logs"]) => {
+            streams::logs(Arc::clone(&service), id, &query)
+        }
+        (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
+        (&Method::GET, ["images", "json"]) => images::list(&service),
+        _ => Err(error(
+            hyper::StatusCode::NOT_IMPLEMENTED,
+            format!("{method} {path} is not implemented by containerization's Docker API yet"),
+        )),
+    };
+    answer.unwrap_or_else(|failure| failure.response())
+}

@@ -1,0 +1,247 @@
+//! Output streams: `attach` (the connection hijacked, as Docker's clients
+//! ask with `Upgrade: tcp`) and `logs`, both read from the container's log
+//! as its monitor writes it. Without a terminal each record goes in
+//! Docker's multiplexed frame (`[stream, 0, 0, 0, length big-endian]` then
+//! the bytes); with one, raw.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use containerization::{LogReader, LogStream, Status};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::Service;
+use super::body::{Answer, empty, error, streamed};
+use super::containers::lock;
+use super::query::Query;
+use crate::container::list::now_ms;
+
+/// The content type of a stream of Docker frames (and of a raw one).
+const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+
+/// `bytes` from `stream` as the client reads them.
+fn frame(stream: LogStream, bytes: &[u8], tty: bool) -> Bytes {
+    if tty {
+        return Bytes::copy_from_slice(bytes);
+    }
+    let mut framed = Vec::with_capacity(bytes.len() + 8);
+    framed.push(stream as u8);
+    framed.extend_from_slice(&[0, 0, 0]);
+    framed.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    framed.extend_from_slice(bytes);
+    Bytes::from(framed)
+}
+
+/// Which streams the client asked for.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Wanted {
+    fn from(query: &Query) -> Self {
+        Self {
+            stdout: query.flag("stdout"),
+            stderr: query.flag("stderr"),
+        }
+    }
+
+    fn takes(self, stream: LogStream) -> bool {
+        match stream {
+            LogStream::Stdout => self.stdout,
+            LogStream::Stderr => self.stderr,
+        }
+    }
+}
+
+/// What to send of a container's log, and until when.
+struct Feed {
+    /// Where in the log to read from.
+    reader: LogReader,
+    wanted: Wanted,
+    /// Raw bytes (a terminal) rather than frames.
+    tty: bool,
+    /// Go on until the first process ended, rather than stop at the end.
+    follow: bool,
+    /// An end counts only after this (ms since the epoch).
+    since: u64,
+}
+
+/// Sends container `id`'s output to `out` as `feed` says.
+async fn pump(service: &Service, id: &str, mut feed: Feed, out: mpsc::Sender<Bytes>) {
+    loop {
+        let ended = match service.manager.get(id).and_then(|c| c.state()) {
+            Ok(state) => {
+                let running = state.is_running()
+                    && matches!(state.status, Status::Running | Status::Starting);
+                !feed.follow
+                    || (!running
+                        && state.status == Status::Exited
+                        && state.finished_ms.unwrap_or(0) >= feed.since)
+            }
+            Err(_) => true,
+        };
+        // Read after looking at the state: what was written before the end
+        // is in the log by then.
+        for (stream, bytes) in feed.reader.read_new().unwrap_or_default() {
+            if feed.wanted.takes(stream) && out.send(frame(stream, &bytes, feed.tty)).await.is_err()
+            {
+                return;
+            }
+        }
+        if ended {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `POST /containers/{id}/attach?stream=&logs=&stdout=&stderr=`.
+pub(crate) fn attach(
+    service: Arc<Service>,
+    id: &str,
+    query: &Query,
+    mut request: Request<Incoming>,
+) -> Answer {
+    let container = service
+        .manager
+        .get(id)
+        .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
+    if query.flag("stdin") {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "attaching standard input is not supported by containerization's Docker API yet",
+        ));
+    }
+    let full = container.id().to_string();
+    let tty = container.config().terminal;
+    let mut reader = LogReader::new(&container.log_path());
+    if !query.flag("logs") {
+        // Only what comes from now on.
+        let _ = reader.read_new();
+    }
+    let follow = query.flag("stream");
+    let wanted = Wanted::from(query);
+    let since = now_ms();
+    *lock(&service.attached).entry(full.clone()).or_insert(0) += 1;
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(64);
+    let pumping = Arc::clone(&service);
+    let pumped = full.clone();
+    tokio::spawn(async move {
+        let feed = Feed {
+            reader,
+            wanted,
+            tty,
+            follow,
+            since,
+        };
+        pump(&pumping, &pumped, feed, sender).await;
+        if let Some(count) = lock(&pumping.attached).get_mut(&pumped) {
+            *count = count.saturating_sub(1);
+        }
+    });
+    let upgrade = request
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    if !upgrade {
+        let (body_sender, response) = streamed(StatusCode::OK, RAW_STREAM);
+        tokio::spawn(async move {
+            while let Some(chunk) = receiver.recv().await {
+                if body_sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        return Ok(response);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!("attach: the upgrade failed: {e}");
+                return;
+            }
+        };
+        let mut io = TokioIo::new(upgraded);
+        while let Some(chunk) = receiver.recv().await {
+            if io.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = io.flush().await;
+        let _ = io.shutdown().await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
+        .body(empty())
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=`.
+pub(crate) fn logs(service: Arc<Service>, id: &str, query: &Query) -> Answer {
+    let container = service
+        .manager
+        .get(id)
+        .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
+    if query.flag("timestamps") {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "log timestamps are not supported by containerization's Docker API yet",
+        ));
+    }
+    let full = container.id().to_string();
+    let tty = container.config().terminal;
+    let wanted = Wanted::from(query);
+    let follow = query.flag("follow");
+    let mut reader = LogReader::new(&container.log_path());
+    let backlog = reader.read_new().unwrap_or_default();
+    let backlog = match query.get("tail").and_then(|t| t.parse::<usize>().ok()) {
+        Some(lines) => containerization::log_tail(backlog, lines),
+        None => backlog,
+    };
+    let (sender, response) = streamed(StatusCode::OK, RAW_STREAM);
+    tokio::spawn(async move {
+        for (stream, bytes) in backlog {
+            if wanted.takes(stream) && sender.send(frame(stream, &bytes, tty)).await.is_err() {
+                return;
+            }
+        }
+        if follow {
+            let feed = Feed {
+                reader,
+                wanted,
+                tty,
+                follow: true,
+                since: 0,
+            };
+            pump(&service, &full, feed, sender).await;
+        }
+    });
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame;
+    use containerization::LogStream;
+
+    #[test]
+    fn frames_are_dockers_without_a_terminal_and_raw_with_one() {
+        assert_eq!(
+            &frame(LogStream::Stderr, b"hi\n", false)[..],
+            &[2, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']
+        );
+        assert_eq!(&frame(LogStream::Stdout, b"hi", true)[..], b"hi");
+    }
+}

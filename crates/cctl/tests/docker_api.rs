@@ -1,0 +1,168 @@
+//! `cctl system service` driven by Debian's `docker` CLI (20.10, API 1.41)
+//! as a Docker user drives it: version, pull, `run --rm` with its output,
+//! standard error and exit code, a detached container with logs, ps,
+//! inspect, stop and rm, seen by `cctl` too; what is not built answers
+//! 501 with its name.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use containerization_testkit::{Fixture, Supervised, fixture};
+use support::{Ran, World};
+
+/// Debian's client, which speaks API 1.41 (another `docker` may be first
+/// on the PATH).
+const DOCKER: &str = "/usr/bin/docker";
+
+/// The service on the world's state root, on the host's network (where
+/// the registry is), and a `docker` configured for it.
+struct Service {
+    _process: Supervised,
+    socket: PathBuf,
+    config: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(world: &World) -> Self {
+        let socket = world.root.path().join("docker.sock");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cctl"));
+        command
+            .args(["system", "service", "-H"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("CZ_ROOT", world.root.path())
+            .env("CZ_LOG", "warn")
+            .stdin(Stdio::null());
+        let process = Supervised::spawn("cctl system service", command).expect("the service");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "the service listens within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            _process: process,
+            socket,
+            config: tempfile::tempdir().expect("a docker config folder"),
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Ran {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker runs")
+            .into()
+    }
+}
+
+#[test]
+fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
+    let world = World::new();
+    let service = Service::start(&world);
+
+    let version = service.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(
+        (version.code, version.stdout.trim()),
+        (0, "1.41"),
+        "{version:?}"
+    );
+
+    // A pull of an image the store does not have, with Docker's progress.
+    let other = world
+        .registry
+        .push(&fixture(Fixture::Busybox).expect("busybox"), "test/other:2")
+        .expect("push");
+    let pulled = service.docker(&["pull", &other]);
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    assert!(
+        pulled.stdout.contains("Downloaded newer image"),
+        "{pulled:?}"
+    );
+    let images = service.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.stdout.lines().any(|l| l == other), "{images:?}");
+
+    // `run --rm`: output, standard error apart, exit codes, nothing left.
+    let hi = service.docker(&["run", "--rm", &world.image, "echo", "hi"]);
+    assert_eq!((hi.code, hi.stdout.as_str()), (0, "hi\n"), "{hi:?}");
+    let three = service.docker(&[
+        "run",
+        "--rm",
+        &world.image,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        (three.code, three.stdout.as_str()),
+        (3, "out\n"),
+        "{three:?}"
+    );
+    assert!(three.stderr.contains("err"), "{three:?}");
+    let left = service.docker(&["ps", "-a", "-q"]);
+    assert_eq!((left.code, left.stdout.trim()), (0, ""), "{left:?}");
+
+    // A detached container, seen by docker and cctl alike.
+    let started = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        &world.image,
+        "sh",
+        "-c",
+        "echo started; sleep 600",
+    ]);
+    assert_eq!(started.code, 0, "{started:?}");
+    let id = started.stdout.trim().to_owned();
+    assert_eq!(id.len(), 64, "{started:?}");
+    let listed = world.cctl_on_host(&["ls"]);
+    assert!(
+        listed.stdout.contains("web"),
+        "cctl ls shows it: {listed:?}"
+    );
+    let ps = service.docker(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(
+        ps.stdout.starts_with(&format!("{} web Up", &id[..12])),
+        "{ps:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = service.docker(&["logs", "web"]);
+        if logs.stdout == "started\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "docker logs: {logs:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
+    assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
+    let refused = service.docker(&["rm", "web"]);
+    assert_ne!(
+        refused.code, 0,
+        "a running container is not removed: {refused:?}"
+    );
+    let stopped = service.docker(&["stop", "-t", "1", "web"]);
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    let exited = service.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web",
+    ]);
+    assert_eq!(exited.stdout.trim(), "exited 137", "{exited:?}");
+    let removed = service.docker(&["rm", "web"]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let gone = world.cctl_on_host(&["ls", "-a", "-q"]);
+    assert_eq!(gone.stdout.trim(), "", "{gone:?}");
+
+    // What is not built says so.
+    let networks = service.docker(&["network", "ls"]);
+    assert_ne!(networks.code, 0, "{networks:?}");
+    assert!(networks.stderr.contains("not implemented"), "{networks:?}");
+    let _ = world.cctl_on_host(&["network", "rm", "default"]);
+}
