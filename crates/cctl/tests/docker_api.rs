@@ -1,8 +1,8 @@
 //! `cctl system service` driven by Debian's `docker` CLI (20.10, API 1.41)
 //! as a Docker user drives it: version, pull, `run --rm` with its output,
 //! standard error and exit code, a detached container with logs, ps,
-//! inspect, stop and rm, seen by `cctl` too; what is not built answers
-//! 501 with its name.
+//! exec (output, exit code, standard input), inspect, stop and rm, seen by
+//! `cctl` too; what is not built answers 501 with its name.
 
 mod support;
 
@@ -139,6 +139,29 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         assert!(Instant::now() < deadline, "docker logs: {logs:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Execs: output, standard error and exit code, standard input.
+    let exec = service.docker(&["exec", "web", "sh", "-c", "echo o; echo e >&2; exit 4"]);
+    assert_eq!((exec.code, exec.stdout.as_str()), (4, "o\n"), "{exec:?}");
+    assert_eq!(exec.stderr, "e\n", "{exec:?}");
+    let mut cat = Command::new(DOCKER)
+        .args(["exec", "-i", "web", "cat"])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", service.socket.display()),
+        )
+        .env("DOCKER_CONFIG", service.config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker exec -i");
+    {
+        use std::io::Write;
+        let mut input = cat.stdin.take().expect("its stdin");
+        input.write_all(b"fed through\n").expect("write");
+    }
+    let fed = cat.wait_with_output().expect("docker exec -i ends");
+    assert_eq!(String::from_utf8_lossy(&fed.stdout), "fed through\n");
+    assert!(fed.status.success());
     let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
     assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
     let refused = service.docker(&["rm", "web"]);

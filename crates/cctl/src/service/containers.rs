@@ -37,7 +37,7 @@ fn missing(what: &str) -> ApiError {
 }
 
 /// The strings of a JSON array (`null` or absent: none).
-fn strings(value: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) fn strings(value: &Value, field: &str) -> Result<Vec<String>, ApiError> {
     match value {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items
@@ -255,7 +255,10 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 }
 
 /// The container `id` names, or Docker's 404.
-fn find(service: &Service, id: &str) -> Result<containerization::LinuxContainer, ApiError> {
+pub(crate) fn find(
+    service: &Service,
+    id: &str,
+) -> Result<containerization::LinuxContainer, ApiError> {
     service.manager.get(id).map_err(|e| match e {
         Error::ContainerNotFound(_) => {
             error(StatusCode::NOT_FOUND, format!("No such container: {id}"))
@@ -265,7 +268,7 @@ fn find(service: &Service, id: &str) -> Result<containerization::LinuxContainer,
 }
 
 /// Whether the state is of a running first process.
-fn running(state: &ContainerState) -> bool {
+pub(crate) fn running(state: &ContainerState) -> bool {
     state.is_running() && matches!(state.status, Status::Running | Status::Starting)
 }
 

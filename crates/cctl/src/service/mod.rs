@@ -10,6 +10,7 @@
 
 mod body;
 mod containers;
+mod exec;
 mod images;
 mod query;
 mod streams;
@@ -56,6 +57,8 @@ pub(crate) struct Service {
     /// Attach streams open per container: a container to be removed after
     /// it ends waits for them to drain its log.
     pub attached: Mutex<HashMap<String, usize>>,
+    /// Exec instances by id.
+    pub execs: Mutex<HashMap<String, exec::Exec>>,
     /// Containers created with `AutoRemove`, which this service removes
     /// once they ended (their exit code kept in `removed`).
     pub auto_remove: Mutex<HashSet<String>>,
@@ -76,6 +79,7 @@ pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
         removed: Mutex::new(HashMap::new()),
         attached: Mutex::new(HashMap::new()),
         auto_remove: Mutex::new(HashSet::new()),
+        execs: Mutex::new(HashMap::new()),
     });
     runtime.block_on(serve(service, socket))
 }
@@ -199,6 +203,12 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET, ["containers", id, "logs"]) => {
             streams::logs(Arc::clone(&service), id, &query)
         }
+        (&Method::POST, ["containers", id, "exec"]) => exec::create(&service, id, request).await,
+        (&Method::POST, ["exec", id, "start"]) => {
+            exec::start(Arc::clone(&service), id, request).await
+        }
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(&service, id, &query).await,
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(&service, id),
         (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
         (&Method::GET, ["images", "json"]) => images::list(&service),
         _ => Err(error(

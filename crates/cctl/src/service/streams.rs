@@ -22,10 +22,10 @@ use super::query::Query;
 use crate::container::list::now_ms;
 
 /// The content type of a stream of Docker frames (and of a raw one).
-const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+pub(crate) const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
 
 /// `bytes` from `stream` as the client reads them.
-fn frame(stream: LogStream, bytes: &[u8], tty: bool) -> Bytes {
+pub(crate) fn frame(stream: LogStream, bytes: &[u8], tty: bool) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(bytes);
     }

@@ -1,0 +1,352 @@
+//! Exec: create (kept in the service until inspected or the service ends),
+//! start (detached, or with the connection hijacked: standard input from
+//! the client, output in Docker's frames, raw with a terminal), resize and
+//! inspect.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use containerization::{LinuxProcess, LogStream, StdioConfig, spec};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
+
+use super::Service;
+use super::body::{Answer, ApiError, empty, error, from_error, json, nothing};
+use super::containers::{find, lock, running, strings};
+use super::query::Query;
+use super::streams::{RAW_STREAM, frame};
+
+/// The largest exec body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// One exec instance.
+pub(crate) struct Exec {
+    container: String,
+    options: spec::ProcessOptions,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+    /// The process while it runs (for resize).
+    process: Option<Arc<LinuxProcess>>,
+    started: bool,
+    exit_code: Option<i32>,
+    pid: u32,
+}
+
+async fn read_json(request: Request<Incoming>) -> Result<Value, ApiError> {
+    let bytes = http_body_util::Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request: {e}"),
+            )
+        })?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the request is not JSON: {e}"),
+        )
+    })
+}
+
+/// A new exec id: 64 hex digits, as Docker's.
+fn new_exec_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // Unique enough within one service: the time and a counter.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&crate::container::list::now_ms().to_le_bytes());
+        bytes[8..16].copy_from_slice(&n.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `POST /containers/{id}/exec`.
+pub(crate) async fn create(service: &Service, id: &str, request: Request<Incoming>) -> Answer {
+    let container = find(service, id)?;
+    let state = container.state().map_err(|e| from_error(&e.into()))?;
+    if !running(&state) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("Container {id} is not running"),
+        ));
+    }
+    let body = read_json(request).await?;
+    let args = strings(&body["Cmd"], "Cmd")?;
+    if args.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "No exec command specified"));
+    }
+    if body["Privileged"].as_bool() == Some(true) {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "privileged execs are not supported by containerization's Docker API yet",
+        ));
+    }
+    let text = |field: &str| {
+        body[field]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let tty = body["Tty"].as_bool().unwrap_or(false);
+    let exec = Exec {
+        container: container.id().to_string(),
+        options: spec::ProcessOptions {
+            args,
+            env: strings(&body["Env"], "Env")?,
+            workdir: text("WorkingDir"),
+            user: text("User"),
+            terminal: tty,
+            ..spec::ProcessOptions::default()
+        },
+        stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+        stdout: body["AttachStdout"].as_bool().unwrap_or(false),
+        stderr: body["AttachStderr"].as_bool().unwrap_or(false),
+        tty,
+        process: None,
+        started: false,
+        exit_code: None,
+        pid: 0,
+    };
+    let exec_id = new_exec_id();
+    lock(&service.execs).insert(exec_id.clone(), exec);
+    Ok(json(StatusCode::CREATED, &json!({ "Id": exec_id })))
+}
+
+/// `POST /exec/{id}/start` with `{"Detach": …, "Tty": …}`.
+pub(crate) async fn start(
+    service: Arc<Service>,
+    exec_id: &str,
+    mut request: Request<Incoming>,
+) -> Answer {
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let upgrade = request
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    let body = read_json(request).await?;
+    let detach = body["Detach"].as_bool().unwrap_or(false);
+    let (container_id, options, wanted) = {
+        let mut execs = lock(&service.execs);
+        let exec = execs.get_mut(exec_id).ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("No such exec instance: {exec_id}"),
+            )
+        })?;
+        if exec.started {
+            return Err(error(
+                StatusCode::CONFLICT,
+                format!("exec {exec_id} has already started"),
+            ));
+        }
+        exec.started = true;
+        (
+            exec.container.clone(),
+            exec.options.clone(),
+            (
+                exec.stdin && !detach,
+                exec.stdout && !detach,
+                exec.stderr && !detach,
+                exec.tty,
+            ),
+        )
+    };
+    let (stdin, stdout, stderr, tty) = wanted;
+    let container = find(&service, &container_id)?;
+    let stdio = StdioConfig {
+        stdin,
+        stdout,
+        stderr,
+        terminal: tty.then_some((24, 80)),
+    };
+    let mut process = container
+        .exec(&options, stdio)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    let streams = process.take_streams();
+    let process = Arc::new(process);
+    {
+        let mut execs = lock(&service.execs);
+        if let Some(exec) = execs.get_mut(exec_id) {
+            exec.pid = process.pid();
+            exec.process = Some(Arc::clone(&process));
+        }
+    }
+    let (sender, receiver) = mpsc::channel::<Bytes>(64);
+    let output = tokio::spawn(copy_output(streams.stdout, streams.stderr, tty, sender));
+    let finishing = Arc::clone(&service);
+    let finished_id = exec_id.to_owned();
+    let waited = Arc::clone(&process);
+    let ended = tokio::spawn(async move {
+        let status = waited.wait().await;
+        // Its output reaches the client before its end is known.
+        let _ = output.await;
+        let code = status.map_or(126, |s| s.code);
+        let mut execs = lock(&finishing.execs);
+        if let Some(exec) = execs.get_mut(&finished_id) {
+            exec.exit_code = Some(code);
+            exec.process = None;
+        }
+    });
+    if detach {
+        drop(receiver);
+        drop(ended);
+        return Ok(nothing(StatusCode::OK));
+    }
+    let input = streams.stdin;
+    if !upgrade {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "an attached exec start needs the connection upgraded (Upgrade: tcp)",
+        ));
+    }
+    tokio::spawn(hijacked(on_upgrade, input, receiver, ended));
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
+        .body(empty())
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Copies the process's output into `sender` as Docker's frames (raw with
+/// a terminal) until both streams end.
+async fn copy_output(
+    stdout: Option<containerization::BoxedStream>,
+    stderr: Option<containerization::BoxedStream>,
+    tty: bool,
+    sender: mpsc::Sender<Bytes>,
+) {
+    let pump = |stream: Option<containerization::BoxedStream>, which: LogStream| {
+        let sender = sender.clone();
+        async move {
+            let Some(mut stream) = stream else { return };
+            let mut buffer = vec![0u8; 32 * 1024];
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if sender.send(frame(which, &buffer[..n], tty)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(
+        pump(stdout, LogStream::Stdout),
+        pump(stderr, LogStream::Stderr)
+    );
+}
+
+/// The hijacked connection: the client's bytes to the process's standard
+/// input, its output back, closed once the process ended and its output
+/// was sent.
+async fn hijacked(
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    input: Option<containerization::BoxedStream>,
+    mut output: mpsc::Receiver<Bytes>,
+    ended: tokio::task::JoinHandle<()>,
+) {
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            tracing::debug!("exec: the upgrade failed: {e}");
+            return;
+        }
+    };
+    let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+    let input = Arc::new(AsyncMutex::new(input));
+    let feeding = Arc::clone(&input);
+    let feeder = tokio::spawn(async move {
+        let mut guard = feeding.lock().await;
+        let Some(stdin) = guard.as_mut() else { return };
+        let _ = tokio::io::copy(&mut from_client, stdin).await;
+        let _ = stdin.shutdown().await;
+    });
+    while let Some(chunk) = output.recv().await {
+        if to_client.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = ended.await;
+    feeder.abort();
+    let _ = to_client.flush().await;
+    let _ = to_client.shutdown().await;
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub(crate) async fn resize(service: &Service, exec_id: &str, query: &Query) -> Answer {
+    let process = {
+        let execs = lock(&service.execs);
+        let exec = execs.get(exec_id).ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("No such exec instance: {exec_id}"),
+            )
+        })?;
+        exec.process.clone()
+    };
+    let rows = query.number("h").and_then(|h| u16::try_from(h).ok());
+    let columns = query.number("w").and_then(|w| u16::try_from(w).ok());
+    let (Some(rows), Some(columns), Some(process)) = (rows, columns, process) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "resize needs h and w, and an exec that runs",
+        ));
+    };
+    process
+        .resize(rows, columns)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::OK))
+}
+
+/// `GET /exec/{id}/json`.
+pub(crate) fn inspect(service: &Service, exec_id: &str) -> Answer {
+    let execs = lock(&service.execs);
+    let exec = execs.get(exec_id).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("No such exec instance: {exec_id}"),
+        )
+    })?;
+    let running = exec.started && exec.exit_code.is_none();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "ID": exec_id,
+            "Running": running,
+            "ExitCode": exec.exit_code,
+            "ProcessConfig": {
+                "tty": exec.tty,
+                "entrypoint": exec.options.args.first(),
+                "arguments": exec.options.args.iter().skip(1).collect::<Vec<_>>(),
+                "user": exec.options.user.clone().unwrap_or_default(),
+            },
+            "OpenStdin": exec.stdin,
+            "OpenStdout": exec.stdout,
+            "OpenStderr": exec.stderr,
+            "ContainerID": exec.container,
+            "Pid": exec.pid,
+        }),
+    ))
+}
