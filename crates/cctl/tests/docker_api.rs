@@ -103,6 +103,18 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         "{three:?}"
     );
     assert!(three.stderr.contains("err"), "{three:?}");
+    // Docker's codes for a command not found, one that cannot run, and a
+    // run that cannot be made; a field not built is refused, named.
+    let missing = service.docker(&["run", "--rm", &world.image, "nosuch"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    let folder = service.docker(&["run", "--rm", &world.image, "/etc"]);
+    assert_eq!(folder.code, 126, "{folder:?}");
+    let labelled = service.docker(&["run", "--rm", "--label", "a=b", &world.image, "true"]);
+    assert_eq!(labelled.code, 125, "{labelled:?}");
+    assert!(
+        labelled.stderr.contains("Labels is not supported"),
+        "{labelled:?}"
+    );
     let left = service.docker(&["ps", "-a", "-q"]);
     assert_eq!((left.code, left.stdout.trim()), (0, ""), "{left:?}");
 

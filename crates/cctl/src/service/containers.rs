@@ -284,7 +284,20 @@ pub(crate) async fn start(service: &Arc<Service>, id: &str) -> Answer {
         if lock(&service.auto_remove).remove(&full) {
             let _ = service.manager.remove(&full, true).await;
         }
-        return Err(error(StatusCode::BAD_REQUEST, crate::report::one_line(&e)));
+        // The docker CLI picks `run`'s exit code from these words: 127 for
+        // "executable file not found", 126 for "permission denied".
+        let why = crate::report::one_line(&e);
+        let words = match e.downcast_ref::<crate::container::ExitWith>() {
+            Some(crate::container::ExitWith(127, _)) => "executable file not found",
+            Some(crate::container::ExitWith(126, _)) => "permission denied",
+            _ => "",
+        };
+        let message = if why.contains(words) {
+            why
+        } else {
+            format!("{why}: {words}")
+        };
+        return Err(error(StatusCode::BAD_REQUEST, message));
     }
     if lock(&service.auto_remove).contains(&full) {
         tokio::spawn(reap(Arc::clone(service), full));
