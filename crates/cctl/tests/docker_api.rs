@@ -2,7 +2,9 @@
 //! as a Docker user drives it: version, pull, `run --rm` with its output,
 //! standard error and exit code, a detached container with logs, ps,
 //! exec (output, exit code, standard input), inspect, stop and rm, seen by
-//! `cctl` too; what is not built answers 501 with its name.
+//! `cctl` too; a network whose containers reach each other, a volume's
+//! data kept across containers, a published port reached from the host;
+//! what is not built answers 501 with its name.
 
 mod support;
 
@@ -58,6 +60,19 @@ impl Service {
             .expect("docker runs")
             .into()
     }
+}
+
+/// What `GET path` on 127.0.0.1:`port` answers (HTTP/1.0), or nothing.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
 }
 
 #[test]
@@ -195,9 +210,113 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     let gone = world.cctl_on_host(&["ls", "-a", "-q"]);
     assert_eq!(gone.stdout.trim(), "", "{gone:?}");
 
+    // A network of two containers that reach each other.
+    let created = service.docker(&["network", "create", "apinet"]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let listed = service.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(listed.stdout.lines().any(|l| l == "apinet"), "{listed:?}");
+    let server = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "apinet",
+        &world.image,
+        "sh",
+        "-c",
+        "echo served > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    assert_eq!(server.code, 0, "{server:?}");
+    let address = service.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"]);
+    let address = address.stdout.trim().to_owned();
+    let fetched = service.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "apinet",
+        &world.image,
+        "sh",
+        "-c",
+        &format!(
+            "for i in $(seq 50); do wget -qO- http://{address}/index.html && exit 0; \
+             sleep 0.2; done; exit 1"
+        ),
+    ]);
+    assert_eq!(
+        (fetched.code, fetched.stdout.as_str()),
+        (0, "served\n"),
+        "{fetched:?}"
+    );
+    let busy = service.docker(&["network", "rm", "apinet"]);
+    assert_ne!(busy.code, 0, "a network in use stays: {busy:?}");
+    assert_eq!(service.docker(&["rm", "-f", "srv"]).code, 0);
+    assert_eq!(service.docker(&["network", "rm", "apinet"]).code, 0);
+
+    // A volume's data outlives its containers.
+    assert_eq!(service.docker(&["volume", "create", "apivol"]).code, 0);
+    let wrote = service.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "apivol:/data",
+        &world.image,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(wrote.code, 0, "{wrote:?}");
+    let read = service.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "apivol:/data",
+        &world.image,
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!((read.code, read.stdout.as_str()), (0, "kept\n"), "{read:?}");
+    let volumes = service.docker(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(volumes.stdout.lines().any(|l| l == "apivol"), "{volumes:?}");
+    assert_eq!(service.docker(&["volume", "rm", "apivol"]).code, 0);
+
+    // A published port, reached from the host.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let published = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        &format!("{port}:80"),
+        &world.image,
+        "sh",
+        "-c",
+        "echo published > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    assert_eq!(published.code, 0, "{published:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = http_get(port, "/index.html");
+        if got.ends_with("\r\n\r\npublished\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published port answers: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(service.docker(&["rm", "-f", "pub"]).code, 0);
+
     // What is not built says so.
-    let networks = service.docker(&["network", "ls"]);
-    assert_ne!(networks.code, 0, "{networks:?}");
-    assert!(networks.stderr.contains("not implemented"), "{networks:?}");
+    let connect = service.docker(&["network", "connect", "default", "web"]);
+    assert_ne!(connect.code, 0, "{connect:?}");
+    let top = service.docker(&["container", "prune", "-f"]);
+    assert_ne!(top.code, 0, "{top:?}");
+    assert!(top.stderr.contains("not implemented"), "{top:?}");
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }

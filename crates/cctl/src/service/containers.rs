@@ -272,6 +272,12 @@ pub(crate) fn running(state: &ContainerState) -> bool {
     state.is_running() && matches!(state.status, Status::Running | Status::Starting)
 }
 
+/// Whether it ended and its owner is gone too, so its VM, address and
+/// volumes are free (an owner tears them down after the exit is recorded).
+fn settled(state: &ContainerState) -> bool {
+    !running(state) && !state.owner_alive()
+}
+
 /// `POST /containers/{id}/start`: under a monitor, as `cctl start`; a
 /// container of `AutoRemove` is removed by this service once it ended.
 pub(crate) async fn start(service: &Arc<Service>, id: &str) -> Answer {
@@ -316,8 +322,12 @@ async fn reap(service: Arc<Service>, id: String) {
         let Ok(state) = container.state() else { break };
         if !running(&state) {
             let ended = *ended_at.get_or_insert_with(std::time::Instant::now);
+            let late = ended.elapsed() > Duration::from_secs(10);
             let readers = lock(&service.attached).get(&id).copied().unwrap_or(0);
-            if readers == 0 || ended.elapsed() > Duration::from_secs(10) {
+            // Its volumes and address are free once its owner is gone (which
+            // a next `run -v` of them needs), its output read once no attach
+            // stream reads it.
+            if late || (!state.owner_alive() && readers == 0) {
                 lock(&service.removed).insert(id.clone(), state.exit_code.unwrap_or(0));
                 if let Err(e) = service.manager.remove(&id, true).await {
                     tracing::warn!(id, "cannot remove an ended container: {e}");
@@ -349,7 +359,7 @@ pub(crate) async fn wait(service: Arc<Service>, id: &str, query: &Query) -> Answ
         let code = loop {
             match service.manager.get(&full).and_then(|c| c.state()) {
                 Ok(state) => {
-                    let ended = !running(&state);
+                    let ended = settled(&state);
                     if ended && state.status == Status::Exited {
                         last_code = state.exit_code.or(last_code);
                     }

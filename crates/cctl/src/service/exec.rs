@@ -61,8 +61,8 @@ async fn read_json(request: Request<Incoming>) -> Result<Value, ApiError> {
     })
 }
 
-/// A new exec id: 64 hex digits, as Docker's.
-fn new_exec_id() -> String {
+/// A new id: 64 hex digits, as Docker's (execs, unnamed volumes).
+pub(crate) fn new_id() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 32];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -123,7 +123,7 @@ pub(crate) async fn create(service: &Service, id: &str, request: Request<Incomin
         exit_code: None,
         pid: 0,
     };
-    let exec_id = new_exec_id();
+    let exec_id = new_id();
     lock(&service.execs).insert(exec_id.clone(), exec);
     Ok(json(StatusCode::CREATED, &json!({ "Id": exec_id })))
 }

@@ -12,9 +12,11 @@ mod body;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod query;
 mod streams;
 mod system;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -211,6 +213,25 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&service, id),
         (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
         (&Method::GET, ["images", "json"]) => images::list(&service),
+        (&Method::GET, ["volumes"]) => volumes::list(&service),
+        (&Method::POST, ["volumes", "create"]) => volumes::create(&service, request).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(&service),
+        (&Method::GET, ["volumes", name]) => volumes::inspect(&service, name),
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(&service, name),
+        (&Method::GET, ["networks"]) => networks::list(&service),
+        (&Method::POST, ["networks", "create"]) => networks::create(&service, request).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&service).await,
+        (&Method::GET, ["networks", name]) => networks::inspect(&service, name),
+        (&Method::DELETE, ["networks", name]) => networks::remove(&service, name).await,
+        (&Method::POST, ["networks", name, action @ ("connect" | "disconnect")]) => {
+            Err(body::error(
+                hyper::StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "{action} of network {name}: a container's VM has its network card from \
+                     boot (microvm has no hotplug); create the container on the network instead"
+                ),
+            ))
+        }
         _ => Err(error(
             hyper::StatusCode::NOT_IMPLEMENTED,
             format!("{method} {path} is not implemented by containerization's Docker API yet"),

@@ -1,0 +1,222 @@
+//! Networks: create, list, inspect, remove and prune (each a bridge with a
+//! subnet on the host). Connecting a running container is not possible:
+//! a VM's network card is fixed when it boots (`microvm` has no hotplug).
+
+use containerization::ContainerStore;
+use containerization::network::{NetworkConfig, NetworkManager};
+use containerization_netlink::Netlink;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::Service;
+use super::body::{Answer, ApiError, error, from_error, json, nothing};
+
+fn manager(service: &Service) -> Result<NetworkManager, ApiError> {
+    let netlink = Netlink::connect().map_err(|e| from_error(&e.into()))?;
+    Ok(NetworkManager::new(service.root.network_dir(), netlink))
+}
+
+/// A network as Docker shows it.
+fn shape(service: &Service, network: &NetworkConfig) -> Value {
+    let mut config = vec![json!({
+        "Subnet": network.subnet.to_string(),
+        "Gateway": network.gateway.to_string(),
+    })];
+    if let Some(subnet6) = network.subnet6 {
+        config.push(json!({
+            "Subnet": subnet6.to_string(),
+            "Gateway": network.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+        }));
+    }
+    let containers: serde_json::Map<String, Value> = containers(service)
+        .using_network(&network.name)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), json!({ "Name": name })))
+        .collect();
+    json!({
+        "Name": network.name,
+        "Id": network.name,
+        "Created": "0001-01-01T00:00:00Z",
+        "Scope": "local",
+        "Driver": "bridge",
+        "EnableIPv6": network.subnet6.is_some(),
+        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "Containers": containers,
+        "Options": { "com.docker.network.bridge.name": network.bridge },
+        "Labels": {},
+    })
+}
+
+fn containers(service: &Service) -> ContainerStore {
+    ContainerStore::new(
+        service.root.path().join("containers"),
+        service.root.run_dir(),
+    )
+}
+
+fn pods(service: &Service) -> containerization::pod::PodStore {
+    containerization::pod::PodStore::new(service.root.path().join("pods"), service.root.run_dir())
+}
+
+fn not_found(name: &str) -> ApiError {
+    error(StatusCode::NOT_FOUND, format!("network {name} not found"))
+}
+
+/// `GET /networks`.
+pub(crate) fn list(service: &Service) -> Answer {
+    let networks = manager(service)?
+        .list()
+        .map_err(|e| from_error(&e.into()))?;
+    let shown: Vec<Value> = networks.iter().map(|n| shape(service, n)).collect();
+    Ok(json(StatusCode::OK, &Value::Array(shown)))
+}
+
+/// `GET /networks/{name}`.
+pub(crate) fn inspect(service: &Service, name: &str) -> Answer {
+    let network = manager(service)?.get(name).map_err(|_| not_found(name))?;
+    Ok(json(StatusCode::OK, &shape(service, &network)))
+}
+
+/// `POST /networks/create` with `{"Name", "Driver", "IPAM": {"Config":
+/// [{"Subnet", "Gateway"}]}, "EnableIPv6", …}`.
+pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Answer {
+    let bytes = http_body_util::Limited::new(request.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request: {e}"),
+            )
+        })?
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the request is not JSON: {e}"),
+        )
+    })?;
+    let name = body["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "Name is required"))?;
+    let driver = body["Driver"].as_str().unwrap_or_default();
+    if !driver.is_empty() && driver != "bridge" {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("network driver {driver:?} is not supported: only bridge is"),
+        ));
+    }
+    for field in ["Internal", "Attachable", "Ingress"] {
+        if body[field].as_bool() == Some(true) {
+            return Err(error(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("{field} networks are not supported by containerization's Docker API yet"),
+            ));
+        }
+    }
+    if body["Labels"].as_object().is_some_and(|o| !o.is_empty()) {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "network Labels are not supported by containerization's Docker API yet",
+        ));
+    }
+    let mut subnet = None;
+    let mut gateway = None;
+    let mut ipv6 = None;
+    for entry in body["IPAM"]["Config"].as_array().into_iter().flatten() {
+        let parse_error = |what: &str, text: &str| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("{what} {text:?} is not valid"),
+            )
+        };
+        let Some(text) = entry["Subnet"].as_str() else {
+            continue;
+        };
+        let gateway_text = entry["Gateway"].as_str().filter(|g| !g.is_empty());
+        if text.contains(':') {
+            let net = text.parse().map_err(|_| parse_error("subnet", text))?;
+            let gw = gateway_text
+                .map(|g| g.parse().map_err(|_| parse_error("gateway", g)))
+                .transpose()?;
+            ipv6 = Some((net, gw));
+        } else {
+            subnet = Some(text.parse().map_err(|_| parse_error("subnet", text))?);
+            gateway = gateway_text
+                .map(|g| g.parse().map_err(|_| parse_error("gateway", g)))
+                .transpose()?;
+        }
+    }
+    if body["EnableIPv6"].as_bool() == Some(true) && ipv6.is_none() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "EnableIPv6 needs an IPv6 subnet in IPAM.Config",
+        ));
+    }
+    let network = manager(service)?
+        .create_with_ipv6(name, subnet, gateway, ipv6)
+        .await
+        .map_err(|e| match e {
+            containerization::Error::NetworkExists(_) => error(
+                StatusCode::CONFLICT,
+                format!("network with name {name} already exists"),
+            ),
+            e => from_error(&e.into()),
+        })?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "Id": network.name, "Warning": "" }),
+    ))
+}
+
+/// `DELETE /networks/{name}`: refused (403, as Docker's) while containers
+/// or pods are configured on it.
+pub(crate) async fn remove(service: &Service, name: &str) -> Answer {
+    let manager = manager(service)?;
+    manager.get(name).map_err(|_| not_found(name))?;
+    let mut using = containers(service).using_network(name).unwrap_or_default();
+    using.extend(pods(service).using_network(name).unwrap_or_default());
+    if !using.is_empty() {
+        let names: Vec<String> = using.iter().map(|(_, n)| n.clone()).collect();
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "error while removing network: network {name} has active endpoints ({})",
+                names.join(", ")
+            ),
+        ));
+    }
+    manager
+        .remove(name)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::NO_CONTENT))
+}
+
+/// `POST /networks/prune`: removes the networks no container or pod uses.
+pub(crate) async fn prune(service: &Service) -> Answer {
+    let manager = manager(service)?;
+    let (containers, pods) = (containers(service), pods(service));
+    let mut removed = Vec::new();
+    for network in manager.list().map_err(|e| from_error(&e.into()))? {
+        let used = !containers
+            .using_network(&network.name)
+            .unwrap_or_default()
+            .is_empty()
+            || !pods
+                .using_network(&network.name)
+                .unwrap_or_default()
+                .is_empty();
+        if !used && manager.remove(&network.name).await.is_ok() {
+            removed.push(network.name);
+        }
+    }
+    Ok(json(StatusCode::OK, &json!({ "NetworksDeleted": removed })))
+}
