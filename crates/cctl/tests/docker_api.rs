@@ -191,6 +191,21 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert!(fed.status.success());
     let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
     assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
+    let top = service.docker(&["top", "web"]);
+    assert!(top.stdout.contains("sleep 600"), "{top:?}");
+    assert!(!top.stdout.contains("ps -o"), "{top:?}");
+    let stats = service.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "web",
+    ]);
+    assert_eq!((stats.code, stats.stdout.trim()), (0, "web 1"), "{stats:?}");
+    let restarted = service.docker(&["restart", "-t", "1", "web"]);
+    assert_eq!(restarted.code, 0, "{restarted:?}");
+    let again = service.docker(&["inspect", "-f", "{{.State.Running}}", "web"]);
+    assert_eq!(again.stdout.trim(), "true", "{again:?}");
     let refused = service.docker(&["rm", "web"]);
     assert_ne!(
         refused.code, 0,
@@ -312,11 +327,51 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     }
     assert_eq!(service.docker(&["rm", "-f", "pub"]).code, 0);
 
+    // Images: inspect, tag, removal (refused while a container uses one).
+    let inspected = service.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Os}}/{{.Architecture}}",
+        &world.image,
+    ]);
+    assert_eq!(inspected.stdout.trim(), "linux/amd64", "{inspected:?}");
+    assert_eq!(
+        service
+            .docker(&["tag", &world.image, "localhost/again:3"])
+            .code,
+        0
+    );
+    let tagged = service.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        tagged.stdout.lines().any(|l| l == "localhost/again:3"),
+        "{tagged:?}"
+    );
+    let untagged = service.docker(&["rmi", "localhost/again:3"]);
+    assert_eq!(untagged.code, 0, "{untagged:?}");
+    // The image pulled as `other` is the same one: that name goes, the
+    // image stays for its other name.
+    let other_gone = service.docker(&["rmi", &other]);
+    assert_eq!(other_gone.code, 0, "{other_gone:?}");
+    assert_eq!(
+        service
+            .docker(&["create", "--name", "user", &world.image, "true"])
+            .code,
+        0
+    );
+    let in_use = service.docker(&["rmi", &world.image]);
+    assert_ne!(in_use.code, 0, "{in_use:?}");
+    assert!(in_use.stderr.contains("in use"), "{in_use:?}");
+    let pruned = service.docker(&["container", "prune", "-f"]);
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    let gone = service.docker(&["ps", "-a", "-q"]);
+    assert_eq!(gone.stdout.trim(), "", "{gone:?}");
+
     // What is not built says so.
     let connect = service.docker(&["network", "connect", "default", "web"]);
     assert_ne!(connect.code, 0, "{connect:?}");
-    let top = service.docker(&["container", "prune", "-f"]);
-    assert_ne!(top.code, 0, "{top:?}");
-    assert!(top.stderr.contains("not implemented"), "{top:?}");
+    let events = service.docker(&["events", "--since", "1m", "--until", "0s"]);
+    assert_ne!(events.code, 0, "{events:?}");
+    assert!(events.stderr.contains("not implemented"), "{events:?}");
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }

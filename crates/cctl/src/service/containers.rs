@@ -561,3 +561,179 @@ fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
         "Mounts": [],
     })
 }
+
+/// `POST /containers/{id}/restart?t=`: stopped (if running), then started.
+pub(crate) async fn restart(service: &Arc<Service>, id: &str, query: &Query) -> Answer {
+    let mut container = find(service, id)?;
+    if running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        let seconds = query.number("t").unwrap_or(10).max(0);
+        container
+            .stop(Duration::from_secs(u64::try_from(seconds).unwrap_or(10)))
+            .await
+            .map_err(|e| from_error(&e.into()))?;
+    }
+    // Its monitor is gone before a new one starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while container.state().is_ok_and(|s| s.owner_alive()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start(service, id).await
+}
+
+/// `POST /containers/prune`: removes every container that is not running.
+pub(crate) async fn prune(service: &Service) -> Answer {
+    let listed = service.manager.list().map_err(|e| from_error(&e.into()))?;
+    let mut removed = Vec::new();
+    for (config, state) in listed {
+        if settled(&state)
+            && service
+                .manager
+                .remove(config.id.as_str(), false)
+                .await
+                .is_ok()
+        {
+            removed.push(config.id.to_string());
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "ContainersDeleted": removed, "SpaceReclaimed": 0 }),
+    ))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: its first process's terminal.
+pub(crate) async fn resize(service: &Service, id: &str, query: &Query) -> Answer {
+    let container = find(service, id)?;
+    let rows = query.number("h").and_then(|h| u16::try_from(h).ok());
+    let columns = query.number("w").and_then(|w| u16::try_from(w).ok());
+    let (Some(rows), Some(columns)) = (rows, columns) else {
+        return Err(bad("resize needs h and w"));
+    };
+    container
+        .resize(rows, columns)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(nothing(StatusCode::OK))
+}
+
+/// `GET /containers/{id}/stats?stream=false`: one sample in Docker's shape
+/// (a stream of them is not built).
+pub(crate) async fn stats(service: &Service, id: &str, query: &Query) -> Answer {
+    if !matches!(query.get("stream"), Some("0" | "false")) && !query.flag("one-shot") {
+        return Err(missing("a stream of statistics (use stream=false)"));
+    }
+    let container = find(service, id)?;
+    if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("Container {id} is not running"),
+        ));
+    }
+    let stats = container
+        .statistics()
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    let config = container.config();
+    let online_cpus = config.vcpus;
+    let limit = if stats.memory_limit_bytes > 0 {
+        stats.memory_limit_bytes
+    } else {
+        u64::from(config.vm_memory_mib) << 20
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "id": config.id,
+            "name": format!("/{}", config.name),
+            "read": crate::clock::rfc3339_millis(Some(now_ms())),
+            "preread": "0001-01-01T00:00:00Z",
+            "pids_stats": { "current": stats.pids_current },
+            "cpu_stats": {
+                "cpu_usage": { "total_usage": stats.cpu_usage_usec * 1000 },
+                "online_cpus": online_cpus,
+            },
+            "precpu_stats": { "cpu_usage": { "total_usage": 0 } },
+            "memory_stats": {
+                "usage": stats.memory_current_bytes,
+                "limit": limit,
+                "stats": {},
+                "failcnt": stats.oom_kills,
+            },
+            "blkio_stats": {
+                "io_service_bytes_recursive": [
+                    { "major": 0, "minor": 0, "op": "read", "value": stats.io_read_bytes },
+                    { "major": 0, "minor": 0, "op": "write", "value": stats.io_write_bytes },
+                ],
+            },
+            "networks": {},
+        }),
+    ))
+}
+
+/// `GET /containers/{id}/top`: `ps` run in the container (its processes
+/// live in its VM, not on the host).
+pub(crate) async fn top(service: &Service, id: &str) -> Answer {
+    use tokio::io::AsyncReadExt;
+    let container = find(service, id)?;
+    if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("Container {id} is not running"),
+        ));
+    }
+    let options = spec::ProcessOptions {
+        args: ["ps", "-o", "pid,user,args"].map(str::to_owned).to_vec(),
+        ..spec::ProcessOptions::default()
+    };
+    let stdio = containerization::StdioConfig {
+        stdin: false,
+        stdout: true,
+        stderr: false,
+        terminal: None,
+    };
+    let mut process = container
+        .exec(&options, stdio)
+        .await
+        .map_err(|e| from_error(&e.into()))?;
+    let mut out = String::new();
+    if let Some(mut stdout) = process.take_streams().stdout {
+        let _ = stdout.read_to_string(&mut out).await;
+    }
+    let status = process.wait().await.map_err(|e| from_error(&e.into()))?;
+    let _ = process.delete().await;
+    if status.code != 0 {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "ps in the container failed ({}): the image needs a ps that takes -o",
+                status.code
+            ),
+        ));
+    }
+    let mut lines = out.lines();
+    let titles: Vec<&str> = lines
+        .next()
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let processes: Vec<Vec<String>> = lines
+        .filter(|l| !l.trim().is_empty() && !l.ends_with("ps -o pid,user,args"))
+        .map(|line| {
+            let mut fields: Vec<String> = line
+                .split_whitespace()
+                .take(titles.len().saturating_sub(1))
+                .map(str::to_owned)
+                .collect();
+            let rest = line
+                .split_whitespace()
+                .skip(fields.len())
+                .collect::<Vec<_>>()
+                .join(" ");
+            fields.push(rest);
+            fields
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "Titles": titles, "Processes": processes }),
+    ))
+}

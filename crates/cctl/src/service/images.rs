@@ -178,6 +178,97 @@ fn epoch_seconds(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// The image `name` names, resolved for this host, or Docker's 404.
+fn resolve(
+    store: &ImageStore,
+    name: &str,
+) -> Result<(String, containerization_oci::store::ResolvedImage), super::body::ApiError> {
+    let stored = crate::image::store_name(store, name);
+    store
+        .resolve(&stored, &Platform::host())
+        .map(|resolved| (stored, resolved))
+        .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such image: {name}")))
+}
+
+/// `GET /images/{name}/json`.
+pub(crate) fn inspect(service: &Service, name: &str) -> Answer {
+    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let (stored, resolved) = resolve(&store, name)?;
+    let config: Value = serde_json::from_slice(&resolved.config_bytes).unwrap_or_default();
+    let size: u64 = resolved.manifest.layers().iter().map(|l| l.size()).sum();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "Id": resolved.manifest.config().digest().to_string(),
+            "RepoTags": [stored],
+            "RepoDigests": [format!("{}@{}", stored.split(':').next().unwrap_or(&stored), resolved.manifest_descriptor.digest())],
+            "Parent": "",
+            "Comment": "",
+            "Created": config["created"],
+            "Container": "",
+            "Config": config["config"],
+            "Author": config["author"],
+            "Architecture": config["architecture"],
+            "Variant": config["variant"],
+            "Os": config["os"],
+            "Size": size,
+            "VirtualSize": size,
+            "RootFS": config["rootfs"],
+            "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        }),
+    ))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub(crate) fn tag(service: &Service, name: &str, query: &Query) -> Answer {
+    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let (stored, _) = resolve(&store, name)?;
+    let repo = query
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "repo is required"))?;
+    let target = format!(
+        "{repo}:{}",
+        query
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .unwrap_or("latest")
+    );
+    let target = target
+        .parse::<Reference>()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{target:?}: {e}")))?
+        .to_string();
+    store
+        .tag(&stored, &target)
+        .map_err(|e| from_error(&e.into()))?;
+    Ok(super::body::nothing(StatusCode::CREATED))
+}
+
+/// `DELETE /images/{name}?force=`: refused (409) while a container was
+/// made from it, unless forced; then blobs and bases no one needs go.
+pub(crate) fn remove(service: &Service, name: &str, query: &Query) -> Answer {
+    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let stored = crate::image::store_name(&store, name);
+    if store.get(&stored).is_err() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("No such image: {name}"),
+        ));
+    }
+    if !query.flag("force") {
+        crate::image_in_use::refuse_if_in_use(&service.root, &store, &stored)
+            .map_err(|e| error(StatusCode::CONFLICT, crate::report::one_line(&e)))?;
+    }
+    store.untag(&stored).map_err(|e| from_error(&e.into()))?;
+    let mut answer = vec![json!({ "Untagged": stored })];
+    let report = store.prune().map_err(|e| from_error(&e.into()))?;
+    for digest in &report.removed {
+        answer.push(json!({ "Deleted": digest.to_string() }));
+    }
+    crate::image::collect_rootfs(&service.root, &report).map_err(|e| from_error(&e))?;
+    Ok(json(StatusCode::OK, &Value::Array(answer)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::epoch_seconds;

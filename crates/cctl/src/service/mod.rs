@@ -211,8 +211,28 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         }
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&service, id, &query).await,
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&service, id),
+        (&Method::POST, ["containers", id, "restart"]) => {
+            containers::restart(&service, id, &query).await
+        }
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&service).await,
+        (&Method::POST, ["containers", id, "resize"]) => {
+            containers::resize(&service, id, &query).await
+        }
+        (&Method::GET, ["containers", id, "stats"]) => {
+            containers::stats(&service, id, &query).await
+        }
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&service, id).await,
         (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
         (&Method::GET, ["images", "json"]) => images::list(&service),
+        (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
+            images::inspect(&service, &name.join("/"))
+        }
+        (&Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
+            images::tag(&service, &name.join("/"), &query)
+        }
+        (&Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
+            images::remove(&service, &name.join("/"), &query)
+        }
         (&Method::GET, ["volumes"]) => volumes::list(&service),
         (&Method::POST, ["volumes", "create"]) => volumes::create(&service, request).await,
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&service),
