@@ -1,9 +1,10 @@
 //! `cctl system service` driven by Debian's `docker` CLI (20.10, API 1.41)
 //! as a Docker user drives it: version, pull, `run --rm` with its output,
 //! standard error and exit code, a detached container with logs, ps,
-//! exec (output, exit code, standard input), inspect, stop and rm, seen by
-//! `cctl` too; a network whose containers reach each other, a volume's
-//! data kept across containers, a published port reached from the host;
+//! exec (output, exit code, standard input), cp both ways, top, stats,
+//! restart, inspect, stop and rm, seen by `cctl` too; a network whose
+//! containers reach each other, a volume's data kept across containers, a
+//! published port reached from the host; image inspect, tag and rmi; and
 //! what is not built answers 501 with its name.
 
 mod support;
@@ -191,6 +192,24 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert!(fed.status.success());
     let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
     assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
+    // docker cp both ways, a folder to a new name and a file into a folder.
+    let host = tempfile::tempdir().expect("a host folder");
+    std::fs::create_dir_all(host.path().join("tree/sub")).expect("mkdir");
+    std::fs::write(host.path().join("tree/sub/f"), "copied in\n").expect("write");
+    let tree = host.path().join("tree");
+    let copied_in = service.docker(&["cp", &tree.display().to_string(), "web:/tmp/landed"]);
+    assert_eq!(copied_in.code, 0, "{copied_in:?}");
+    let seen = service.docker(&["exec", "web", "cat", "/tmp/landed/sub/f"]);
+    assert_eq!(seen.stdout, "copied in\n", "{seen:?}");
+    let out = host.path().join("out");
+    let copied_out = service.docker(&["cp", "web:/tmp/landed", &out.display().to_string()]);
+    assert_eq!(copied_out.code, 0, "{copied_out:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/f")).expect("copied out"),
+        "copied in\n"
+    );
+    let missing_path = service.docker(&["cp", "web:/no/such", &out.display().to_string()]);
+    assert_ne!(missing_path.code, 0, "{missing_path:?}");
     let top = service.docker(&["top", "web"]);
     assert!(top.stdout.contains("sleep 600"), "{top:?}");
     assert!(!top.stdout.contains("ps -o"), "{top:?}");

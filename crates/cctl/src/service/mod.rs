@@ -8,6 +8,7 @@
 //! `cctl ls` and `docker ps` show the same containers, and containers outlive
 //! the service. What is not built answers 501 with a message naming it.
 
+mod archive;
 mod body;
 mod containers;
 mod exec;
@@ -213,6 +214,11 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&service, id),
         (&Method::POST, ["containers", id, "restart"]) => {
             containers::restart(&service, id, &query).await
+        }
+        (&Method::HEAD, ["containers", id, "archive"]) => archive::head(&service, id, &query).await,
+        (&Method::GET, ["containers", id, "archive"]) => archive::get(&service, id, &query).await,
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            archive::put(&service, id, &query, request).await
         }
         (&Method::POST, ["containers", "prune"]) => containers::prune(&service).await,
         (&Method::POST, ["containers", id, "resize"]) => {

@@ -25,7 +25,7 @@ pub(crate) mod sandbox;
 mod store;
 
 pub use bundle::BundleOptions;
-pub use copy::CopyOptions;
+pub use copy::{CopyOptions, PathInfo, PathKind};
 pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
 pub(crate) use manager::Inner;

@@ -27,6 +27,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use containerization_agent::proto::v1::{CopyRoot, copy_root};
+pub use containerization_archive::{Kind as PathKind, PathInfo};
 use containerization_archive::{Kind, Rebase, Root, UnpackOptions};
 
 use super::linux_container::LinuxContainer;
@@ -82,6 +83,18 @@ impl LinuxContainer {
                 path: path.to_owned(),
                 container: self.config().name.clone(),
             })
+    }
+
+    /// What `path` in the container is (kind, mode, size, owner, time, a
+    /// symlink's target; `docker cp`'s stat), or `None` when nothing is
+    /// there. A stopped container gets a copy VM for it, as for a copy.
+    pub async fn stat_path(
+        &self,
+        path: &str,
+        follow_link: bool,
+    ) -> Result<Option<PathInfo>, Error> {
+        self.with_tree(async |view| view.stat(path, follow_link).await)
+            .await
     }
 
     /// Copies `source` in the container to `destination` on the host, with
