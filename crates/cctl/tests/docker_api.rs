@@ -125,11 +125,13 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert_eq!(missing.code, 127, "{missing:?}");
     let folder = service.docker(&["run", "--rm", &world.image, "/etc"]);
     assert_eq!(folder.code, 126, "{folder:?}");
-    let labelled = service.docker(&["run", "--rm", "--label", "a=b", &world.image, "true"]);
-    assert_eq!(labelled.code, 125, "{labelled:?}");
+    let restarting = service.docker(&["run", "--restart", "always", &world.image, "true"]);
+    assert_eq!(restarting.code, 125, "{restarting:?}");
     assert!(
-        labelled.stderr.contains("Labels is not supported"),
-        "{labelled:?}"
+        restarting
+            .stderr
+            .contains("restart policy always is not supported"),
+        "{restarting:?}"
     );
     let left = service.docker(&["ps", "-a", "-q"]);
     assert_eq!((left.code, left.stdout.trim()), (0, ""), "{left:?}");
@@ -153,6 +155,35 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         listed.stdout.contains("web"),
         "cctl ls shows it: {listed:?}"
     );
+    // Labels, kept and filtered on by docker and cctl alike.
+    assert_eq!(
+        service
+            .docker(&[
+                "create",
+                "--name",
+                "labelled",
+                "--label",
+                "tier=db",
+                &world.image,
+                "true"
+            ])
+            .code,
+        0
+    );
+    let by_label = service.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=tier=db",
+        "--format",
+        "{{.Names}} {{.Labels}}",
+    ]);
+    assert_eq!(by_label.stdout.trim(), "labelled tier=db", "{by_label:?}");
+    let created = service.docker(&["ps", "--filter", "status=created", "--format", "{{.Names}}"]);
+    assert_eq!(created.stdout.trim(), "labelled", "{created:?}");
+    let listed = world.cctl_on_host(&["ls", "-a", "-q", "--filter", "label=tier"]);
+    assert_eq!(listed.stdout.trim().len(), 12, "{listed:?}");
+    assert_eq!(service.docker(&["rm", "labelled"]).code, 0);
     let ps = service.docker(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
     assert!(
         ps.stdout.starts_with(&format!("{} web Up", &id[..12])),

@@ -19,6 +19,91 @@ pub struct ListArgs {
     /// Print ids only.
     #[arg(short, long)]
     quiet: bool,
+    /// Show only containers that match (`label=KEY[=VALUE]`, `name=TEXT`,
+    /// `id=PREFIX`, `status=created|running|exited`), as Docker's `ps`:
+    /// all filters of different kinds must match, any of one kind.
+    #[arg(short, long, value_name = "KIND=VALUE", value_parser = Filter::parse)]
+    filter: Vec<Filter>,
+}
+
+/// One `--filter` of `ls` (and of the Docker API's list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `label=KEY` or `label=KEY=VALUE`.
+    Label(String, Option<String>),
+    /// `name=TEXT`: the name contains it.
+    Name(String),
+    /// `id=PREFIX`.
+    Id(String),
+    /// `status=created|running|exited`.
+    Status(String),
+}
+
+impl Filter {
+    /// Parses `KIND=VALUE`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (kind, value) = text.split_once('=').ok_or_else(|| {
+            format!("filter {text:?}: KIND=VALUE, such as label=app or status=running")
+        })?;
+        match kind {
+            "label" => Ok(match value.split_once('=') {
+                Some((key, wanted)) => Self::Label(key.to_owned(), Some(wanted.to_owned())),
+                None => Self::Label(value.to_owned(), None),
+            }),
+            "name" => Ok(Self::Name(value.trim_start_matches('/').to_owned())),
+            "id" => Ok(Self::Id(value.to_owned())),
+            "status" if matches!(value, "created" | "running" | "exited") => {
+                Ok(Self::Status(value.to_owned()))
+            }
+            "status" => Err(format!(
+                "filter {text:?}: status is created, running or exited"
+            )),
+            _ => Err(format!(
+                "filter {text:?}: filters are label, name, id and status"
+            )),
+        }
+    }
+
+    /// Whether a container of `config` in `state` passes it.
+    pub fn admits(&self, config: &ContainerConfig, state: &ContainerState) -> bool {
+        match self {
+            Self::Label(key, wanted) => config
+                .labels
+                .get(key)
+                .is_some_and(|value| wanted.as_ref().is_none_or(|w| w == value)),
+            Self::Name(text) => config.name.contains(text.as_str()),
+            Self::Id(prefix) => config.id.as_str().starts_with(prefix.as_str()),
+            Self::Status(status) => docker_status(state) == status,
+        }
+    }
+}
+
+/// Docker's word for where a container is: created, running or exited.
+pub(crate) fn docker_status(state: &ContainerState) -> &'static str {
+    match state.status {
+        _ if state.is_running() => "running",
+        Status::Created => "created",
+        _ => "exited",
+    }
+}
+
+/// Whether `filters` admit a container: every kind given matches (any
+/// filter of that kind).
+pub(crate) fn admitted(
+    filters: &[Filter],
+    config: &ContainerConfig,
+    state: &ContainerState,
+) -> bool {
+    let kinds = [
+        |f: &Filter| matches!(f, Filter::Label(..)),
+        |f: &Filter| matches!(f, Filter::Name(_)),
+        |f: &Filter| matches!(f, Filter::Id(_)),
+        |f: &Filter| matches!(f, Filter::Status(_)),
+    ];
+    kinds.iter().all(|of_kind| {
+        let mut given = filters.iter().filter(|f| of_kind(f)).peekable();
+        given.peek().is_none() || given.any(|f| f.admits(config, state))
+    })
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -74,10 +159,14 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
     let rows: Vec<_> = manager
         .list()?
         .into_iter()
-        .filter(|(_, state)| args.all || state.is_running())
+        .filter(|(config, state)| {
+            // A status filter shows stopped ones too, as Docker's.
+            let by_status = args.filter.iter().any(|f| matches!(f, Filter::Status(_)));
+            (args.all || by_status || state.is_running()) && admitted(&args.filter, config, state)
+        })
         .collect();
-    // Docker lists dead containers with --all only.
-    let damaged = if args.all {
+    // Docker lists dead containers with --all only (and no filter).
+    let damaged = if args.all && args.filter.is_empty() {
         manager.list_damaged()?
     } else {
         Vec::new()
@@ -223,6 +312,7 @@ pub fn inspect_value(container: &LinuxContainer) -> anyhow::Result<serde_json::V
                 "OwnerPid": state.owner_pid,
             },
             "Config": {
+                "Labels": config.labels,
                 "Hostname": config.spec["hostname"],
                 "Cmd": config.spec["process"]["args"],
                 "Env": config.spec["process"]["env"],

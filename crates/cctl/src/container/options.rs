@@ -28,6 +28,22 @@ fn parse_mount(flag: &str) -> Result<spec::Mount, String> {
     spec::Mount::parse_mount_flag(flag).map_err(|e| e.to_string())
 }
 
+/// `--label` flags as a map: `KEY=VALUE`, or `KEY` for an empty value, as
+/// Docker reads them; an empty key is refused.
+pub fn labels(flags: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    flags
+        .iter()
+        .map(|flag| {
+            let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+            anyhow::ensure!(
+                !key.trim().is_empty(),
+                "--label {flag:?}: a label needs a key (KEY=VALUE)"
+            );
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
 /// When to pull the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PullPolicy {
@@ -54,6 +70,9 @@ pub struct CreateArgs {
     /// A name for the container.
     #[arg(long)]
     pub name: Option<String>,
+    /// Set a label on the container (KEY=VALUE, or KEY for an empty value).
+    #[arg(short, long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
     /// Set an environment variable (KEY=VALUE, or KEY to take this shell's).
     #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
@@ -172,6 +191,7 @@ impl CreateArgs {
             auto_remove: self.rm,
             interactive: self.interactive,
             pod: self.pod.clone(),
+            labels: labels(&self.label)?,
         })
     }
 

@@ -18,7 +18,7 @@ use super::Service;
 use super::body::{Answer, ApiError, error, from_error, json, nothing, streamed};
 use super::query::Query;
 use crate::container::flags::PortFlag;
-use crate::container::list::{command_text, now_ms, status_text};
+use crate::container::list::{Filter, admitted, command_text, now_ms, status_text};
 
 /// The largest create body read.
 const MAX_BODY: usize = 1 << 20;
@@ -194,6 +194,14 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         auto_remove: false,
         interactive: false,
         pod: None,
+        labels: match &body["Labels"] {
+            Value::Null => Default::default(),
+            Value::Object(labels) => labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
+            _ => return Err(bad("Labels must map names to strings")),
+        },
     };
     let container = service
         .manager
@@ -221,9 +229,6 @@ fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
         Value::Number(n) => n.as_f64() != Some(0.0),
         Value::Bool(true) => true,
     };
-    if set(&body["Labels"]) {
-        return Err(missing("Labels"));
-    }
     if body["OpenStdin"].as_bool() == Some(true) {
         return Err(missing("standard input (OpenStdin, docker run -i)"));
     }
@@ -525,10 +530,15 @@ fn port_bindings(ports: &[containerization::network::PublishedPort]) -> Value {
 /// `GET /containers/json?all=`: Docker's list shape.
 pub(crate) fn list(service: &Service, query: &Query) -> Answer {
     let all = query.flag("all");
+    let filters = filters(query)?;
+    // A status filter shows stopped ones too, as Docker's.
+    let by_status = filters.iter().any(|f| matches!(f, Filter::Status(_)));
     let listed = service.manager.list().map_err(|e| from_error(&e.into()))?;
     let shown: Vec<Value> = listed
         .iter()
-        .filter(|(_, state)| all || running(state))
+        .filter(|(config, state)| {
+            (all || by_status || running(state)) && admitted(&filters, config, state)
+        })
         .map(|(config, state)| summary(config, state))
         .collect();
     Ok(json(StatusCode::OK, &Value::Array(shown)))
@@ -555,7 +565,7 @@ fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
             "PublicPort": p.host_port,
             "Type": protocol_name(p.protocol),
         })).collect::<Vec<_>>(),
-        "Labels": {},
+        "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },
         "NetworkSettings": { "Networks": {} },
         "Mounts": [],
@@ -736,4 +746,30 @@ pub(crate) async fn top(service: &Service, id: &str) -> Answer {
         StatusCode::OK,
         &json!({ "Titles": titles, "Processes": processes }),
     ))
+}
+
+/// The list's `filters` parameter (`{"label": ["a=b"], "status":
+/// ["running"]}`) as filters; a kind not known is refused.
+fn filters(query: &Query) -> Result<Vec<Filter>, ApiError> {
+    let Some(text) = query.get("filters").filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let parsed: Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("filters are not JSON: {e}")))?;
+    let mut filters = Vec::new();
+    for (kind, values) in parsed.as_object().into_iter().flatten() {
+        // Both `["v"]` and `{"v": true}` are sent by Docker's clients.
+        let values: Vec<String> = match values {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Value::Object(map) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        for value in values {
+            filters.push(Filter::parse(&format!("{kind}={value}")).map_err(bad)?);
+        }
+    }
+    Ok(filters)
 }

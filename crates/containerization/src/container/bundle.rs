@@ -171,6 +171,7 @@ impl ContainerManager {
             binds: Vec::new(),
             pod: pod.map(|pod| pod.id),
             pod_tmpfs: Vec::new(),
+            labels: std::collections::BTreeMap::new(),
         };
         let made = match &options.rootfs_key {
             Some(key) => {

@@ -51,6 +51,20 @@ pub struct CreateOptions {
     /// The pod to run it in (a name or id): it shares the pod's VM, network
     /// and hostname instead of booting a VM of its own.
     pub pod: Option<String>,
+    /// Labels (`--label`), over the image's.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The labels an image's config gives its containers.
+fn image_labels(
+    config: &oci_spec::image::ImageConfiguration,
+) -> std::collections::BTreeMap<String, String> {
+    config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+        .map(|labels| labels.into_iter().collect())
+        .unwrap_or_default()
 }
 
 /// Removes the anonymous ones of `volumes`, once their container is gone;
@@ -456,6 +470,10 @@ impl ContainerManager {
             binds,
             pod: pod.as_ref().map(|pod| pod.id.clone()),
             pod_tmpfs,
+            labels: image_labels(&resolved.config)
+                .into_iter()
+                .chain(options.labels.clone())
+                .collect(),
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is

@@ -82,6 +82,10 @@ pub struct ContainerConfig {
     /// (the first container to name one sets its size and mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_tmpfs: Vec<PodTmpfs>,
+    /// Its labels (`--label`): the image's, then those given at create
+    /// over them, as Docker merges them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A tmpfs of a pod, shared by the containers that name it.

@@ -494,6 +494,7 @@ mod tests {
             binds: Vec::new(),
             pod: None,
             pod_tmpfs: Vec::new(),
+            labels: Default::default(),
         }
     }
 
