@@ -223,6 +223,45 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert!(fed.status.success());
     let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
     assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
+    // A terminal for exec -it, driven from a pseudo-terminal.
+    let tty = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{DOCKER} exec -it web sh -c 'tty; echo on-a-terminal'"),
+            "/dev/null",
+        ])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", service.socket.display()),
+        )
+        .env("DOCKER_CONFIG", service.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(shown.contains("/dev/pts/"), "{shown:?}");
+    assert!(shown.contains("on-a-terminal"), "{shown:?}");
+
+    // logs -f follows a container until it ends.
+    let counting = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        &world.image,
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.3; done",
+    ]);
+    assert_eq!(counting.code, 0, "{counting:?}");
+    let followed = service.docker(&["logs", "-f", "counter"]);
+    assert_eq!(
+        (followed.code, followed.stdout.as_str()),
+        (0, "1\n2\n3\n"),
+        "{followed:?}"
+    );
+    assert_eq!(service.docker(&["rm", "counter"]).code, 0);
+
     // docker cp both ways, a folder to a new name and a file into a folder.
     let host = tempfile::tempdir().expect("a host folder");
     std::fs::create_dir_all(host.path().join("tree/sub")).expect("mkdir");
