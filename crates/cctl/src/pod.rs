@@ -173,9 +173,9 @@ impl PodCommand {
             }
             Self::Owner { id } => {
                 let pod = manager.get_pod(&id)?;
-                let watched = termination_signals();
+                let mut watched = termination_signals();
                 pod.run(async move {
-                    let signal = told_to_go(watched).await;
+                    let signal = told_to_go(&mut watched).await;
                     tracing::debug!(signal, "the pod's owner was told to go");
                 })
                 .await?;

@@ -125,13 +125,13 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert_eq!(missing.code, 127, "{missing:?}");
     let folder = service.docker(&["run", "--rm", &world.image, "/etc"]);
     assert_eq!(folder.code, 126, "{folder:?}");
-    let restarting = service.docker(&["run", "--restart", "always", &world.image, "true"]);
-    assert_eq!(restarting.code, 125, "{restarting:?}");
+    let privileged = service.docker(&["run", "--rm", "--privileged", &world.image, "true"]);
+    assert_eq!(privileged.code, 125, "{privileged:?}");
     assert!(
-        restarting
+        privileged
             .stderr
-            .contains("restart policy always is not supported"),
-        "{restarting:?}"
+            .contains("HostConfig.Privileged is not supported"),
+        "{privileged:?}"
     );
     let left = service.docker(&["ps", "-a", "-q"]);
     assert_eq!((left.code, left.stdout.trim()), (0, ""), "{left:?}");
@@ -462,5 +462,101 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     let events = service.docker(&["events", "--since", "1m", "--until", "0s"]);
     assert_ne!(events.code, 0, "{events:?}");
     assert!(events.stderr.contains("not implemented"), "{events:?}");
+    let _ = world.cctl_on_host(&["network", "rm", "default"]);
+}
+
+/// `docker inspect -f FORMAT NAME`, trimmed.
+fn inspect(service: &Service, format: &str, name: &str) -> String {
+    service
+        .docker(&["inspect", "-f", format, name])
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// Waits up to `seconds` until `inspect(format, name)` says `wanted`.
+fn until(service: &Service, format: &str, name: &str, wanted: &str, seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let now = inspect(service, format, name);
+        if now == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {format} is {now:?}, not {wanted:?}, after {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn restart_policies_restart_as_dockers_and_the_service_starts_what_its_policy_keeps_running() {
+    let world = World::new();
+    let service = Service::start(&world);
+
+    // on-failure:2: the first run and two restarts, then it stays exited.
+    let retry = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "retry",
+        "--restart",
+        "on-failure:2",
+        &world.image,
+        "sh",
+        "-c",
+        "echo ran; exit 1",
+    ]);
+    assert_eq!(retry.code, 0, "{retry:?}");
+    until(
+        &service,
+        "{{.State.Status}} {{.RestartCount}}",
+        "retry",
+        "exited 2",
+        60,
+    );
+    let policy = inspect(
+        &service,
+        "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        "retry",
+    );
+    assert_eq!(policy, "on-failure:2");
+    let ran = service.docker(&["logs", "retry"]);
+    assert_eq!(ran.stdout, "ran\nran\nran\n", "{ran:?}");
+
+    // unless-stopped: its owner killed (as a host's crash would), the next
+    // service starts it; a user's stop holds it.
+    let keeper = service.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "unless-stopped",
+        &world.image,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(keeper.code, 0, "{keeper:?}");
+    let inspected = world.cctl_on_host(&["inspect", "keeper"]);
+    let value: serde_json::Value = serde_json::from_str(&inspected.stdout).expect("inspect JSON");
+    let owner = value[0]["State"]["OwnerPid"].as_i64().expect("an owner");
+    let owner =
+        rustix::process::Pid::from_raw(i32::try_from(owner).expect("a pid")).expect("a pid");
+    rustix::process::kill_process(owner, rustix::process::Signal::KILL).expect("kill the owner");
+    until(&service, "{{.State.Running}}", "keeper", "false", 30);
+    drop(service);
+    let service = Service::start(&world);
+    until(&service, "{{.State.Running}}", "keeper", "true", 60);
+    assert_eq!(service.docker(&["stop", "-t", "1", "keeper"]).code, 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inspect(&service, "{{.State.Running}}", "keeper"), "false");
+
+    // --rm and --restart together are refused, by cctl too.
+    let both = world.cctl_on_host(&["run", "--rm", "--restart", "always", &world.image, "true"]);
+    assert_eq!(both.code, 125, "{both:?}");
+    assert!(both.stderr.contains("cannot be restarted"), "{both:?}");
+    assert_eq!(service.docker(&["rm", "-f", "retry", "keeper"]).code, 0);
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }

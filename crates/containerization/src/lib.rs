@@ -32,7 +32,8 @@ pub use container::{
     BundleOptions, ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions,
     CreateOptions, DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer,
     LinuxProcess, LogReader, LogStream, LogWriter, NetworkMode, PathInfo, PathKind, PodTmpfs,
-    ProcessStreams, Statistics, Status, StdioConfig, VolumeUse, log_tail, parse_signal,
+    ProcessStreams, RestartPolicy, Statistics, Status, StdioConfig, VolumeUse, log_tail,
+    parse_signal,
 };
 pub use container_id::ContainerId;
 /// The host end of one of a process's standard streams.

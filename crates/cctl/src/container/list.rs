@@ -322,7 +322,12 @@ pub fn inspect_value(container: &LinuxContainer) -> anyhow::Result<serde_json::V
                 "OpenStdin": config.interactive,
                 "StopSignal": config.stop_signal,
             },
+            "RestartCount": state.restart_count,
             "HostConfig": {
+                "RestartPolicy": {
+                    "Name": config.restart.name(),
+                    "MaximumRetryCount": config.restart.max_retries(),
+                },
                 "AutoRemove": config.auto_remove,
                 "ReadonlyRootfs": config.read_only,
                 "Memory": config.spec["linux"]["resources"]["memory"]["limit"],

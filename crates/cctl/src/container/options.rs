@@ -23,6 +23,12 @@ fn parse_volume(flag: &str) -> Result<spec::Mount, String> {
     spec::Mount::parse_volume_flag(flag).map_err(|e| e.to_string())
 }
 
+/// `--restart`, parsed as it is read.
+fn parse_restart(flag: &str) -> Result<containerization::RestartPolicy, String> {
+    flag.parse()
+        .map_err(|e: containerization::Error| e.to_string())
+}
+
 /// `--mount`, parsed as it is read.
 fn parse_mount(flag: &str) -> Result<spec::Mount, String> {
     spec::Mount::parse_mount_flag(flag).map_err(|e| e.to_string())
@@ -70,6 +76,10 @@ pub struct CreateArgs {
     /// A name for the container.
     #[arg(long)]
     pub name: Option<String>,
+    /// When to start the container's process again after it exits: no,
+    /// on-failure[:N], always, unless-stopped (detached containers).
+    #[arg(long, default_value = "no", value_parser = parse_restart)]
+    pub restart: containerization::RestartPolicy,
     /// Set a label on the container (KEY=VALUE, or KEY for an empty value).
     #[arg(short, long = "label", value_name = "KEY[=VALUE]")]
     pub label: Vec<String>,
@@ -192,6 +202,7 @@ impl CreateArgs {
             interactive: self.interactive,
             pod: self.pod.clone(),
             labels: labels(&self.label)?,
+            restart: self.restart,
         })
     }
 

@@ -159,38 +159,85 @@ impl std::fmt::Display for ExitWith {
 impl std::error::Error for ExitWith {}
 
 /// `cctl __monitor ID`: owns a detached container's VM, logs its output and
-/// records its exit.
+/// records its exit; starts it again when its restart policy says so (after
+/// 100 ms, doubling up to a minute between restarts, back to 100 ms once a
+/// run lasted 10 s, as Docker's).
 pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32> {
-    let mut container = manager.get(id)?;
-    let stdio = StdioConfig {
-        stdin: false,
-        stdout: true,
-        stderr: true,
-        terminal: container.config().terminal.then_some((24, 80)),
-    };
-    let watched = termination_signals();
-    let mut process = container.start(stdio).await?;
-    let log = LogWriter::open(&container.log_path())?;
-    // Told to go (SIGTERM, SIGINT, SIGHUP: a shutdown, a kill), the monitor
-    // does not just die, which would take the VM down with it and leave the
-    // exit unrecorded and the lease held until another command noticed: it
-    // kills the container and records the end on its way out.
-    tokio::select! {
-        () = log_only(&mut process, log) => {}
-        signal = told_to_go(watched) => {
+    let mut watched = termination_signals();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut container = manager.get(id)?;
+        let stdio = StdioConfig {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            terminal: container.config().terminal.then_some((24, 80)),
+        };
+        let started = std::time::Instant::now();
+        let mut process = container.start(stdio).await?;
+        let log = LogWriter::open(&container.log_path())?;
+        // Told to go (SIGTERM, SIGINT, SIGHUP: a shutdown, a kill), the
+        // monitor does not just die, which would take the VM down with it
+        // and leave the exit unrecorded and the lease held until another
+        // command noticed: it kills the container and records the end on
+        // its way out.
+        let told = tokio::select! {
+            () = log_only(&mut process, log) => None,
+            signal = told_to_go(&mut watched) => Some(signal),
+        };
+        if let Some(signal) = told {
             tracing::debug!(signal, "the monitor was told to go: killing its container");
             let _ = container.kill(9).await;
+            let status = container.wait().await?;
+            return Ok(status.code);
         }
+        let status = container.wait().await?;
+        let policy = container.config().restart;
+        let state = match container.state() {
+            Ok(state) => state,
+            // Removed meanwhile.
+            Err(_) => return Ok(status.code),
+        };
+        if !policy.restarts(status.code, state.restart_count, state.stopped_by_user) {
+            return Ok(status.code);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            delay = Duration::from_millis(100);
+        }
+        tracing::debug!(
+            code = status.code,
+            ?delay,
+            "restarting the container as its policy says"
+        );
+        let waited = tokio::select! {
+            () = tokio::time::sleep(delay) => None,
+            signal = told_to_go(&mut watched) => Some(signal),
+        };
+        if let Some(signal) = waited {
+            tracing::debug!(
+                signal,
+                "the monitor was told to go while waiting to restart"
+            );
+            return Ok(status.code);
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+        // A user's stop during the wait holds the policy off.
+        let held = manager
+            .get(id)
+            .and_then(|c| c.state())
+            .map(|s| s.stopped_by_user);
+        if !matches!(held, Ok(false)) {
+            return Ok(status.code);
+        }
+        container.record_restart()?;
     }
-    let status = container.wait().await?;
-    Ok(status.code)
 }
 
 /// Watches SIGTERM, SIGINT and SIGHUP (from the moment it is made: one that
 /// comes while the container boots is kept) and returns the first to come.
-pub(crate) async fn told_to_go(mut watched: Vec<(tokio::signal::unix::Signal, i32)>) -> i32 {
+pub(crate) async fn told_to_go(watched: &mut [(tokio::signal::unix::Signal, i32)]) -> i32 {
     std::future::poll_fn(|cx| {
-        for (stream, number) in &mut watched {
+        for (stream, number) in watched.iter_mut() {
             if stream.poll_recv(cx).is_ready() {
                 return std::task::Poll::Ready(*number);
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use containerization::{
-    ContainerConfig, ContainerState, CreateOptions, Error, NetworkMode, Status, spec,
+    ContainerConfig, ContainerState, CreateOptions, Error, NetworkMode, RestartPolicy, Status, spec,
 };
 use containerization_oci::Platform;
 use containerization_oci::store::ImageStore;
@@ -202,6 +202,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
                 .collect(),
             _ => return Err(bad("Labels must map names to strings")),
         },
+        restart: restart_policy(&host["RestartPolicy"])?,
     };
     let container = service
         .manager
@@ -218,6 +219,17 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
     ))
 }
 
+/// `HostConfig.RestartPolicy` (`{"Name": "on-failure",
+/// "MaximumRetryCount": 3}`) as a policy.
+fn restart_policy(value: &Value) -> Result<RestartPolicy, ApiError> {
+    let name = value["Name"].as_str().unwrap_or_default();
+    let text = match value["MaximumRetryCount"].as_u64().filter(|n| *n > 0) {
+        Some(count) if name == "on-failure" => format!("{name}:{count}"),
+        _ => name.to_owned(),
+    };
+    text.parse().map_err(bad)
+}
+
 /// Fields the create request may carry that are not built: a 501 naming
 /// the first one set, never a container made without it.
 fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
@@ -231,10 +243,6 @@ fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
     };
     if body["OpenStdin"].as_bool() == Some(true) {
         return Err(missing("standard input (OpenStdin, docker run -i)"));
-    }
-    let restart = host["RestartPolicy"]["Name"].as_str().unwrap_or_default();
-    if !restart.is_empty() && restart != "no" {
-        return Err(missing(&format!("restart policy {restart}")));
     }
     for field in [
         "Privileged",

@@ -84,7 +84,44 @@ pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
         auto_remove: Mutex::new(HashSet::new()),
         execs: Mutex::new(HashMap::new()),
     });
-    runtime.block_on(serve(service, socket))
+    runtime.block_on(async move {
+        tokio::spawn(start_restartable(Arc::clone(&service)));
+        serve(service, socket).await
+    })
+}
+
+/// Starts what Docker's daemon starts when it starts: containers whose
+/// policy is `always` (unless never started) or `unless-stopped` (unless a
+/// user stopped it) that are not running (their owner died with the host,
+/// say).
+async fn start_restartable(service: Arc<Service>) {
+    let Ok(listed) = service.manager.list() else {
+        return;
+    };
+    for (config, state) in listed {
+        let wanted = match config.restart {
+            containerization::RestartPolicy::Always => true,
+            containerization::RestartPolicy::UnlessStopped => !state.stopped_by_user,
+            _ => false,
+        };
+        if !wanted
+            || state.status == containerization::Status::Created
+            || state.is_running()
+            || state.owner_alive()
+        {
+            continue;
+        }
+        let Ok(container) = service.manager.get(config.id.as_str()) else {
+            continue;
+        };
+        match crate::container::start_monitored(&container).await {
+            Ok(()) => tracing::info!(name = config.name, "started as its restart policy says"),
+            Err(e) => tracing::warn!(
+                name = config.name,
+                "cannot start as its restart policy says: {e}"
+            ),
+        }
+    }
 }
 
 /// The socket `host` names, or the default one.
@@ -129,7 +166,7 @@ async fn serve(service: Arc<Service>, socket: PathBuf) -> anyhow::Result<()> {
         "cctl: serving the Docker Engine API {API_VERSION} on unix://{}",
         socket.display()
     );
-    let stop = crate::container::run::termination_signals();
+    let mut stop = crate::container::run::termination_signals();
     let accept = async {
         loop {
             let (stream, _) = match listener.accept().await {
@@ -157,7 +194,7 @@ async fn serve(service: Arc<Service>, socket: PathBuf) -> anyhow::Result<()> {
     };
     tokio::select! {
         () = accept => {}
-        signal = crate::container::run::told_to_go(stop) => {
+        signal = crate::container::run::told_to_go(&mut stop) => {
             tracing::debug!(signal, "the service was told to go");
         }
     }

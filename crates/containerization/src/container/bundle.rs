@@ -172,6 +172,7 @@ impl ContainerManager {
             pod: pod.map(|pod| pod.id),
             pod_tmpfs: Vec::new(),
             labels: std::collections::BTreeMap::new(),
+            restart: super::RestartPolicy::No,
         };
         let made = match &options.rootfs_key {
             Some(key) => {

@@ -150,7 +150,11 @@ impl LinuxContainer {
                     "a copy (cctl cp) holds it; start it when the copy ends",
                 ));
             }
+            // A start lifts a user's hold on the restart policy; the count
+            // of its restarts stays.
+            let restarts = s.restart_count;
             *s = ContainerState::created();
+            s.restart_count = restarts;
             s.status = Status::Starting;
             s.set_owner_to_this_process();
             Ok(())
@@ -421,8 +425,10 @@ impl LinuxContainer {
             .ok_or_else(|| self.invalid(&state.status.to_string(), "it is not running"))
     }
 
-    /// Sends `signal` to its first process.
+    /// Sends `signal` to its first process. A user's kill holds its
+    /// restart policy off until it is started again.
     pub async fn kill(&self, signal: i32) -> Result<(), Error> {
+        self.held_by_user()?;
         Ok(self
             .agent()
             .await?
@@ -430,10 +436,38 @@ impl LinuxContainer {
             .await?)
     }
 
+    /// Records that a user stopped it, so its restart policy does not
+    /// start it again (until a start).
+    fn held_by_user(&self) -> Result<(), Error> {
+        if self.config.restart.is_no() {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .update(&self.config.id, |s| {
+                s.stopped_by_user = true;
+            })
+            .map(drop)
+    }
+
+    /// Counts a start by its restart policy (after an exit); the count so
+    /// far.
+    pub fn record_restart(&self) -> Result<u32, Error> {
+        let mut count = 0;
+        self.inner.store.update(&self.config.id, |s| {
+            s.restart_count += 1;
+            count = s.restart_count;
+        })?;
+        Ok(count)
+    }
+
     /// Stops it: its stop signal, then SIGKILL after `timeout`; if its owner
     /// does not record the exit, the owner is killed, which takes the VM
     /// with it. Stopping a container that is not running does nothing.
     pub async fn stop(&mut self, timeout: Duration) -> Result<(), Error> {
+        // Between an exit and its restart it is not running, but its policy
+        // must still not start it again.
+        self.held_by_user()?;
         if !self.state()?.is_running() {
             return Ok(());
         }

@@ -53,6 +53,9 @@ pub struct CreateOptions {
     pub pod: Option<String>,
     /// Labels (`--label`), over the image's.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// When its first process starts again after it exits (`--restart`);
+    /// refused with `auto_remove`, as Docker refuses it.
+    pub restart: super::RestartPolicy,
 }
 
 /// The labels an image's config gives its containers.
@@ -323,6 +326,14 @@ impl ContainerManager {
     /// spec from the image config and `options`, and its folder. The VM
     /// starts with [`LinuxContainer::start`].
     pub async fn create(&self, options: CreateOptions) -> Result<LinuxContainer, Error> {
+        if options.auto_remove && !options.restart.is_no() {
+            return Err(Error::InvalidOption {
+                option: "--restart".to_owned(),
+                detail: "a container removed when it exits (--rm) cannot be restarted: \
+                         give one or the other"
+                    .to_owned(),
+            });
+        }
         let images = ImageStore::open(self.inner.root.path())?;
         // The image's blobs stay until its base is built, whatever an
         // `image rm` running meanwhile does (its collection waits).
@@ -474,6 +485,7 @@ impl ContainerManager {
                 .into_iter()
                 .chain(options.labels.clone())
                 .collect(),
+            restart: options.restart,
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is

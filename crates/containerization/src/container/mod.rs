@@ -21,6 +21,7 @@ mod manager;
 pub(crate) mod owner;
 mod process;
 mod record;
+mod restart;
 pub(crate) mod sandbox;
 mod store;
 
@@ -34,5 +35,6 @@ pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub(crate) use record::now_ms;
 pub use record::{ContainerConfig, ContainerState, NetworkMode, PodTmpfs, Status, VolumeUse};
+pub use restart::RestartPolicy;
 pub(crate) use store::new_id;
 pub use store::{ContainerStore, DamagedContainer};

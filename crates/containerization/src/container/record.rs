@@ -86,6 +86,9 @@ pub struct ContainerConfig {
     /// over them, as Docker merges them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// When its owner starts its first process again after it exits.
+    #[serde(default, skip_serializing_if = "super::RestartPolicy::is_no")]
+    pub restart: super::RestartPolicy,
 }
 
 /// A tmpfs of a pod, shared by the containers that name it.
@@ -185,6 +188,17 @@ pub struct ContainerState {
     /// In a pod: the SCSI target of its disk in the pod's VM while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_disk: Option<u16>,
+    /// A user stopped or killed it: its restart policy waits until it is
+    /// started again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_user: bool,
+    /// Times its restart policy started it again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ContainerState {
@@ -204,6 +218,8 @@ impl ContainerState {
             error: None,
             copying: false,
             pod_disk: None,
+            stopped_by_user: false,
+            restart_count: 0,
         }
     }
 

@@ -495,6 +495,7 @@ mod tests {
             pod: None,
             pod_tmpfs: Vec::new(),
             labels: Default::default(),
+            restart: Default::default(),
         }
     }
 
