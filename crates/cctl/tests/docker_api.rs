@@ -51,6 +51,27 @@ impl Service {
         }
     }
 
+    /// `docker args…` with `input` as its standard input.
+    fn docker_with_input(&self, args: &[&str], input: &[u8]) -> Ran {
+        use std::io::Write;
+        let mut child = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker runs");
+        child
+            .stdin
+            .take()
+            .expect("its stdin")
+            .write_all(input)
+            .expect("write its input");
+        child.wait_with_output().expect("docker ends").into()
+    }
+
     fn docker(&self, args: &[&str]) -> Ran {
         Command::new(DOCKER)
             .args(args)
@@ -119,6 +140,25 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         "{three:?}"
     );
     assert!(three.stderr.contains("err"), "{three:?}");
+    // `run -i`: standard input through the attach stream, its end the
+    // process's end of input.
+    let fed = service.docker_with_input(
+        &["run", "--rm", "-i", &world.image, "sh"],
+        b"echo from-input; exit 5\n",
+    );
+    assert_eq!(
+        (fed.code, fed.stdout.as_str()),
+        (5, "from-input\n"),
+        "{fed:?}"
+    );
+    let cat =
+        service.docker_with_input(&["run", "--rm", "-i", &world.image, "cat"], b"all of it\n");
+    assert_eq!(
+        (cat.code, cat.stdout.as_str()),
+        (0, "all of it\n"),
+        "{cat:?}"
+    );
+
     // Docker's codes for a command not found, one that cannot run, and a
     // run that cannot be made; a field not built is refused, named.
     let missing = service.docker(&["run", "--rm", &world.image, "nosuch"]);
@@ -202,25 +242,12 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     let exec = service.docker(&["exec", "web", "sh", "-c", "echo o; echo e >&2; exit 4"]);
     assert_eq!((exec.code, exec.stdout.as_str()), (4, "o\n"), "{exec:?}");
     assert_eq!(exec.stderr, "e\n", "{exec:?}");
-    let mut cat = Command::new(DOCKER)
-        .args(["exec", "-i", "web", "cat"])
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", service.socket.display()),
-        )
-        .env("DOCKER_CONFIG", service.config.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("docker exec -i");
-    {
-        use std::io::Write;
-        let mut input = cat.stdin.take().expect("its stdin");
-        input.write_all(b"fed through\n").expect("write");
-    }
-    let fed = cat.wait_with_output().expect("docker exec -i ends");
-    assert_eq!(String::from_utf8_lossy(&fed.stdout), "fed through\n");
-    assert!(fed.status.success());
+    let fed = service.docker_with_input(&["exec", "-i", "web", "cat"], b"fed through\n");
+    assert_eq!(
+        (fed.code, fed.stdout.as_str()),
+        (0, "fed through\n"),
+        "{fed:?}"
+    );
     let running = service.docker(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"]);
     assert_eq!(running.stdout.trim(), "true /web", "{running:?}");
     // A terminal for exec -it, driven from a pseudo-terminal.

@@ -4,6 +4,7 @@
 //! standard input fed with `-i`, output copied (and logged).
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -180,8 +181,13 @@ async fn pump(
 
 /// Copies the container's output into its log until the streams end (the
 /// detached monitor's job).
-pub async fn log_only(process: &mut LinuxProcess, log: LogWriter) {
+pub async fn log_only(process: &mut LinuxProcess, log: LogWriter, stdin_socket: Option<&Path>) {
     let streams = process.take_streams();
+    // Standard input, when it has one, comes from whoever attaches first.
+    let feeder = match (streams.stdin, stdin_socket) {
+        (Some(stdin), Some(socket)) => Some(tokio::spawn(feed_stdin(socket.to_path_buf(), stdin))),
+        _ => None,
+    };
     let log = Arc::new(Mutex::new(log));
     let out = streams.stdout.map(|s| {
         tokio::spawn(pump(
@@ -202,4 +208,29 @@ pub async fn log_only(process: &mut LinuxProcess, log: LogWriter) {
     for pump in [out, err].into_iter().flatten() {
         let _ = pump.await;
     }
+    if let Some(feeder) = feeder {
+        feeder.abort();
+    }
+    if let Some(socket) = stdin_socket {
+        let _ = std::fs::remove_file(socket);
+    }
+}
+
+/// Serves `socket` (0600, in the container's private run folder): the
+/// first connection's bytes go to the process's standard input, and its
+/// end closes it, as Docker's `StdinOnce` does for `run -i`.
+async fn feed_stdin(socket: PathBuf, mut stdin: containerization::BoxedStream) {
+    let _ = std::fs::remove_file(&socket);
+    let listener = match tokio::net::UnixListener::bind(&socket) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(socket = %socket.display(), "no standard input for attachers: {e}");
+            return;
+        }
+    };
+    let _ = std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    if let Ok((mut input, _)) = listener.accept().await {
+        let _ = tokio::io::copy(&mut input, &mut stdin).await;
+    }
+    let _ = stdin.shutdown().await;
 }

@@ -167,8 +167,11 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
     let mut delay = Duration::from_millis(100);
     loop {
         let mut container = manager.get(id)?;
+        // Standard input, for `-i`, from whoever attaches first (see
+        // `log_only`).
+        let interactive = container.config().interactive;
         let stdio = StdioConfig {
-            stdin: false,
+            stdin: interactive,
             stdout: true,
             stderr: true,
             terminal: container.config().terminal.then_some((24, 80)),
@@ -181,8 +184,9 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
         // and leave the exit unrecorded and the lease held until another
         // command noticed: it kills the container and records the end on
         // its way out.
+        let stdin_socket = interactive.then(|| container.stdin_socket());
         let told = tokio::select! {
-            () = log_only(&mut process, log) => None,
+            () = log_only(&mut process, log, stdin_socket.as_deref()) => None,
             signal = told_to_go(&mut watched) => Some(signal),
         };
         if let Some(signal) = told {

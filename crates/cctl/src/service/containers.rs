@@ -75,7 +75,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         ));
     }
     let host = &body["HostConfig"];
-    refuse_unbuilt(&body, host)?;
+    refuse_unbuilt(host)?;
     let mut entrypoint = strings(&body["Entrypoint"], "Entrypoint")?;
     let mut args = strings(&body["Cmd"], "Cmd")?;
     let entrypoint = match body["Entrypoint"] {
@@ -192,7 +192,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         kernel: None,
         // The service removes it once it ended and its output was read.
         auto_remove: false,
-        interactive: false,
+        interactive: body["OpenStdin"].as_bool().unwrap_or(false),
         pod: None,
         labels: match &body["Labels"] {
             Value::Null => Default::default(),
@@ -232,7 +232,7 @@ fn restart_policy(value: &Value) -> Result<RestartPolicy, ApiError> {
 
 /// Fields the create request may carry that are not built: a 501 naming
 /// the first one set, never a container made without it.
-fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
+fn refuse_unbuilt(host: &Value) -> Result<(), ApiError> {
     let set = |value: &Value| match value {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),
@@ -241,9 +241,6 @@ fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
         Value::Number(n) => n.as_f64() != Some(0.0),
         Value::Bool(true) => true,
     };
-    if body["OpenStdin"].as_bool() == Some(true) {
-        return Err(missing("standard input (OpenStdin, docker run -i)"));
-    }
     for field in [
         "Privileged",
         "CapAdd",

@@ -113,12 +113,9 @@ pub(crate) fn attach(
         .manager
         .get(id)
         .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
-    if query.flag("stdin") {
-        return Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            "attaching standard input is not supported by containerization's Docker API yet",
-        ));
-    }
+    // Standard input goes to a container made with it (`OpenStdin`).
+    let stdin = query.flag("stdin") && container.config().interactive;
+    let stdin_socket = container.stdin_socket();
     let full = container.id().to_string();
     let tty = container.config().terminal;
     let mut reader = LogReader::new(&container.log_path());
@@ -162,6 +159,8 @@ pub(crate) fn attach(
         return Ok(response);
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
+    let feeding = Arc::clone(&service);
+    let fed = full.clone();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -170,14 +169,20 @@ pub(crate) fn attach(
                 return;
             }
         };
-        let mut io = TokioIo::new(upgraded);
+        let (from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+        let feeder = stdin.then(|| {
+            tokio::spawn(async move { feed(&feeding, &fed, &stdin_socket, from_client).await })
+        });
         while let Some(chunk) = receiver.recv().await {
-            if io.write_all(&chunk).await.is_err() {
-                return;
+            if to_client.write_all(&chunk).await.is_err() {
+                break;
             }
         }
-        let _ = io.flush().await;
-        let _ = io.shutdown().await;
+        if let Some(feeder) = feeder {
+            feeder.abort();
+        }
+        let _ = to_client.flush().await;
+        let _ = to_client.shutdown().await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -186,6 +191,34 @@ pub(crate) fn attach(
         .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
         .body(empty())
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Copies the client's bytes to container `id`'s standard input, through
+/// the socket its monitor serves once its process runs; the end of the
+/// client's input is the end of the process's.
+async fn feed(
+    service: &Service,
+    id: &str,
+    socket: &std::path::Path,
+    mut input: impl tokio::io::AsyncRead + Unpin,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut stdin = loop {
+        if let Ok(stream) = tokio::net::UnixStream::connect(socket).await {
+            break stream;
+        }
+        let state = service.manager.get(id).and_then(|c| c.state());
+        let over = match state {
+            Ok(state) => state.status == Status::Exited && !state.owner_alive(),
+            Err(_) => true,
+        };
+        if over || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = tokio::io::copy(&mut input, &mut stdin).await;
+    let _ = stdin.shutdown().await;
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=`.

@@ -129,6 +129,14 @@ impl LinuxContainer {
         self.inner.store.log(&self.config.id)
     }
 
+    /// Where a detached container's owner takes standard input for its
+    /// first process while it runs (a unix socket in its private run
+    /// folder; see `cctl`'s monitor): the first connection's bytes are the
+    /// process's input, and its end is the input's end.
+    pub fn stdin_socket(&self) -> PathBuf {
+        self.inner.store.vm_dir(&self.config.id).join("stdin.sock")
+    }
+
     /// Boots its VM, prepares the guest and starts its first process with
     /// `stdio`. This process then owns the VM: call [`Self::wait`].
     pub async fn start(&mut self, stdio: StdioConfig) -> Result<LinuxProcess, Error> {
