@@ -587,3 +587,54 @@ fn restart_policies_restart_as_dockers_and_the_service_starts_what_its_policy_ke
     assert_eq!(service.docker(&["rm", "-f", "retry", "keeper"]).code, 0);
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }
+
+/// Systemd's socket activation, as `contrib/containerization-docker.socket`
+/// sets it up: a launcher binds the socket, hands it over as descriptor 3
+/// with `LISTEN_FDS` and `LISTEN_PID`, and the service answers on it
+/// without making a socket of its own.
+#[test]
+fn the_service_answers_on_a_socket_systemd_passes() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let root = containerization_testkit::shared_state_root(dir.path(), "root-").expect("a root");
+    let socket = dir.path().join("activated.sock");
+    let unused = dir.path().join("never.sock");
+    let launcher = "import os, socket, sys\n\
+        s = socket.socket(socket.AF_UNIX)\n\
+        s.bind(sys.argv[1])\n\
+        s.listen(16)\n\
+        os.dup2(s.fileno(), 3)\n\
+        os.set_inheritable(3, True)\n\
+        os.environ['LISTEN_FDS'] = '1'\n\
+        os.environ['LISTEN_PID'] = str(os.getpid())\n\
+        os.execv(sys.argv[2], [sys.argv[2], 'system', 'service', '-H', 'unix://' + sys.argv[3]])\n";
+    let mut command = Command::new("python3");
+    command
+        .arg("-c")
+        .arg(launcher)
+        .arg(&socket)
+        .arg(env!("CARGO_BIN_EXE_cctl"))
+        .arg(&unused)
+        .env("CZ_ROOT", root.path())
+        .stdin(Stdio::null());
+    let _service = Supervised::spawn("an activated service", command).expect("the launcher");
+    let config = tempfile::tempdir().expect("a docker config folder");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let version = Command::new(DOCKER)
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DOCKER_CONFIG", config.path())
+            .output()
+            .expect("docker runs");
+        if String::from_utf8_lossy(&version.stdout).trim() == "1.41" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the activated service answers: {}",
+            String::from_utf8_lossy(&version.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!unused.exists(), "the service made no socket of its own");
+}

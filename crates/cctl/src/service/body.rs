@@ -107,6 +107,57 @@ pub(crate) fn streamed(
     (sender, response(status, Some(content_type), body))
 }
 
+/// The largest request body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// The request's body as JSON (`{}` when it is empty).
+pub(crate) async fn read_json(
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<serde_json::Value, ApiError> {
+    let bytes = http_body_util::Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request: {e}"),
+            )
+        })?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the request is not JSON: {e}"),
+        )
+    })
+}
+
+/// The 101 that hands the connection over to a raw stream (`Upgrade:
+/// tcp`), as Docker's `attach` and `exec start` answer.
+pub(crate) fn upgraded() -> Answer {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
+        .body(empty())
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// Whether the client asks to take the connection over (`Upgrade: tcp`).
+pub(crate) fn wants_upgrade<B>(request: &hyper::Request<B>) -> bool {
+    request
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"))
+}
+
+/// The content type of a stream of Docker frames (and of a raw one).
+pub(crate) const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+
 /// The status code Docker gives for `failure`, with its message.
 pub(crate) fn from_error(failure: &anyhow::Error) -> ApiError {
     let status = match failure.downcast_ref::<Error>() {

@@ -9,19 +9,15 @@ use containerization::{
 };
 use containerization_oci::Platform;
 use containerization_oci::store::ImageStore;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::Service;
-use super::body::{Answer, ApiError, error, from_error, json, nothing, streamed};
+use super::body::{Answer, ApiError, error, from_error, json, nothing, read_json, streamed};
 use super::query::Query;
 use crate::container::flags::PortFlag;
 use crate::container::list::{Filter, admitted, command_text, now_ms, status_text};
-
-/// The largest create body read.
-const MAX_BODY: usize = 1 << 20;
 
 /// A 400 naming what is wrong with the request.
 fn bad(message: impl std::fmt::Display) -> ApiError {
@@ -55,13 +51,7 @@ pub(crate) fn strings(value: &Value, field: &str) -> Result<Vec<String>, ApiErro
 
 /// `POST /containers/create?name=`.
 pub(crate) async fn create(service: &Service, query: &Query, request: Request<Incoming>) -> Answer {
-    let bytes = http_body_util::Limited::new(request.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| bad(format!("cannot read the request: {e}")))?
-        .to_bytes();
-    let body: Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the request is not JSON: {e}")))?;
+    let body = read_json(request).await?;
     let typed = body["Image"]
         .as_str()
         .filter(|i| !i.is_empty())

@@ -7,22 +7,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use containerization::{LinuxProcess, LogStream, StdioConfig, spec};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex as AsyncMutex, mpsc};
 
 use super::Service;
-use super::body::{Answer, ApiError, empty, error, from_error, json, nothing};
+use super::body::{
+    Answer, ApiError, error, from_error, json, nothing, read_json, upgraded, wants_upgrade,
+};
 use super::containers::{find, lock, running, strings};
 use super::query::Query;
-use super::streams::{RAW_STREAM, frame};
-
-/// The largest exec body read.
-const MAX_BODY: usize = 1 << 20;
+use super::streams::frame;
 
 /// One exec instance.
 pub(crate) struct Exec {
@@ -39,28 +37,6 @@ pub(crate) struct Exec {
     pid: u32,
 }
 
-async fn read_json(request: Request<Incoming>) -> Result<Value, ApiError> {
-    let bytes = http_body_util::Limited::new(request.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request: {e}"),
-            )
-        })?
-        .to_bytes();
-    if bytes.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the request is not JSON: {e}"),
-        )
-    })
-}
-
 /// A new id: 64 hex digits, as Docker's (execs, unnamed volumes).
 pub(crate) fn new_id() -> String {
     use std::io::Read;
@@ -74,6 +50,13 @@ pub(crate) fn new_id() -> String {
         bytes[8..16].copy_from_slice(&n.to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn no_such_exec(exec_id: &str) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("No such exec instance: {exec_id}"),
+    )
 }
 
 /// `POST /containers/{id}/exec`.
@@ -135,20 +118,14 @@ pub(crate) async fn start(
     mut request: Request<Incoming>,
 ) -> Answer {
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let upgrade = request
-        .headers()
-        .get(hyper::header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    let upgrade = wants_upgrade(&request);
     let body = read_json(request).await?;
     let detach = body["Detach"].as_bool().unwrap_or(false);
     let (container_id, options, wanted) = {
         let mut execs = lock(&service.execs);
-        let exec = execs.get_mut(exec_id).ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("No such exec instance: {exec_id}"),
-            )
-        })?;
+        let exec = execs
+            .get_mut(exec_id)
+            .ok_or_else(|| no_such_exec(exec_id))?;
         if exec.started {
             return Err(error(
                 StatusCode::CONFLICT,
@@ -217,13 +194,7 @@ pub(crate) async fn start(
         ));
     }
     tokio::spawn(hijacked(on_upgrade, input, receiver, ended));
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, "tcp")
-        .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
-        .body(empty())
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+    upgraded()
 }
 
 /// Copies the process's output into `sender` as Docker's frames (raw with
@@ -297,12 +268,7 @@ async fn hijacked(
 pub(crate) async fn resize(service: &Service, exec_id: &str, query: &Query) -> Answer {
     let process = {
         let execs = lock(&service.execs);
-        let exec = execs.get(exec_id).ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("No such exec instance: {exec_id}"),
-            )
-        })?;
+        let exec = execs.get(exec_id).ok_or_else(|| no_such_exec(exec_id))?;
         exec.process.clone()
     };
     let rows = query.number("h").and_then(|h| u16::try_from(h).ok());
@@ -323,12 +289,7 @@ pub(crate) async fn resize(service: &Service, exec_id: &str, query: &Query) -> A
 /// `GET /exec/{id}/json`.
 pub(crate) fn inspect(service: &Service, exec_id: &str) -> Answer {
     let execs = lock(&service.execs);
-    let exec = execs.get(exec_id).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("No such exec instance: {exec_id}"),
-        )
-    })?;
+    let exec = execs.get(exec_id).ok_or_else(|| no_such_exec(exec_id))?;
     let running = exec.started && exec.exit_code.is_none();
     Ok(json(
         StatusCode::OK,

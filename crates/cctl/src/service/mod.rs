@@ -21,6 +21,7 @@ mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,8 @@ pub(crate) struct Service {
 
 /// Serves the API until the process is told to stop.
 pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
+    // Before any other thread exists: it edits the environment.
+    let activated = activated_listener()?;
     let socket = socket_path(args.host.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -86,7 +89,7 @@ pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
     });
     runtime.block_on(async move {
         tokio::spawn(start_restartable(Arc::clone(&service)));
-        serve(service, socket).await
+        serve(service, socket, activated).await
     })
 }
 
@@ -144,27 +147,25 @@ fn socket_path(host: Option<&str>) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(runtime).join("containerization/docker.sock"))
 }
 
-async fn serve(service: Arc<Service>, socket: PathBuf) -> anyhow::Result<()> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
-    }
-    // A socket left by a service that died is replaced; one a live service
-    // answers on is not.
-    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-        anyhow::bail!("{} is served by another process already", socket.display());
-    }
-    match std::fs::remove_file(&socket) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", socket.display())),
-    }
-    let listener = tokio::net::UnixListener::bind(&socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
+async fn serve(
+    service: Arc<Service>,
+    socket: PathBuf,
+    activated: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<()> {
+    let (listener, owned) = match activated {
+        Some(listener) => (
+            tokio::net::UnixListener::from_std(listener)
+                .context("the socket systemd passed is not a listening unix socket")?,
+            false,
+        ),
+        None => (bind(&socket)?, true),
+    };
     eprintln!(
-        "cctl: serving the Docker Engine API {API_VERSION} on unix://{}",
-        socket.display()
+        "cctl: serving the Docker Engine API {API_VERSION} on {}",
+        match owned {
+            true => format!("unix://{}", socket.display()),
+            false => "the socket systemd passed".to_owned(),
+        }
     );
     let mut stop = crate::container::run::termination_signals();
     let accept = async {
@@ -198,8 +199,69 @@ async fn serve(service: Arc<Service>, socket: PathBuf) -> anyhow::Result<()> {
             tracing::debug!(signal, "the service was told to go");
         }
     }
-    let _ = std::fs::remove_file(&socket);
+    // A socket systemd made stays systemd's.
+    if owned {
+        let _ = std::fs::remove_file(&socket);
+    }
     Ok(())
+}
+
+/// Binds `socket` (0660): one left by a service that died is replaced, one a
+/// live service answers on is not.
+fn bind(socket: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        anyhow::bail!("{} is served by another process already", socket.display());
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot replace {}", socket.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
+    Ok(listener)
+}
+
+/// The listening socket systemd passed (socket activation: `LISTEN_PID` is
+/// this process and `LISTEN_FDS` at least 1, the socket at descriptor 3),
+/// if it passed one. The variables are cleared so the containers' monitors
+/// do not see them.
+fn activated_listener() -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    // SAFETY: `run` calls this before it starts the async runtime or any
+    // thread, so no other thread reads or writes the environment.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !for_us || count == 0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        count == 1,
+        "systemd passed {count} sockets; the service listens on one (one ListenStream=)"
+    );
+    // SAFETY: systemd's protocol hands this process descriptor 3, open, and
+    // nothing else in it owns or closes descriptor 3.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(3) };
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener
+        .set_nonblocking(true)
+        .context("the socket systemd passed cannot be made non-blocking")?;
+    Ok(Some(listener))
 }
 
 /// The path without its `/v1.xx` prefix, split on `/`.

@@ -5,7 +5,6 @@
 use containerization::ContainerStore;
 use containerization::network::{NetworkConfig, NetworkManager};
 use containerization_netlink::Netlink;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -86,22 +85,7 @@ pub(crate) fn inspect(service: &Service, name: &str) -> Answer {
 /// `POST /networks/create` with `{"Name", "Driver", "IPAM": {"Config":
 /// [{"Subnet", "Gateway"}]}, "EnableIPv6", …}`.
 pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Answer {
-    let bytes = http_body_util::Limited::new(request.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request: {e}"),
-            )
-        })?
-        .to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the request is not JSON: {e}"),
-        )
-    })?;
+    let body = super::body::read_json(request).await?;
     let name = body["Name"]
         .as_str()
         .filter(|n| !n.is_empty())

@@ -10,19 +10,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use containerization::{LogReader, LogStream, Status};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::Service;
-use super::body::{Answer, empty, error, streamed};
+use super::body::{Answer, RAW_STREAM, error, streamed, upgraded, wants_upgrade};
 use super::containers::lock;
 use super::query::Query;
 use crate::container::list::now_ms;
-
-/// The content type of a stream of Docker frames (and of a raw one).
-pub(crate) const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
 
 /// `bytes` from `stream` as the client reads them.
 pub(crate) fn frame(stream: LogStream, bytes: &[u8], tty: bool) -> Bytes {
@@ -143,11 +140,7 @@ pub(crate) fn attach(
             *count = count.saturating_sub(1);
         }
     });
-    let upgrade = request
-        .headers()
-        .get(hyper::header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    if !upgrade {
+    if !wants_upgrade(&request) {
         let (body_sender, response) = streamed(StatusCode::OK, RAW_STREAM);
         tokio::spawn(async move {
             while let Some(chunk) = receiver.recv().await {
@@ -184,13 +177,7 @@ pub(crate) fn attach(
         let _ = to_client.flush().await;
         let _ = to_client.shutdown().await;
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, "tcp")
-        .header(hyper::header::CONTENT_TYPE, RAW_STREAM)
-        .body(empty())
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+    upgraded()
 }
 
 /// Copies the client's bytes to container `id`'s standard input, through

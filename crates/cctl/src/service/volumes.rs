@@ -2,7 +2,6 @@
 //! ext4 disk images, driver `local`).
 
 use containerization::volume::Volume;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -36,26 +35,7 @@ fn not_found(name: &str) -> ApiError {
 
 /// `POST /volumes/create` with `{"Name", "Driver", "DriverOpts", "Labels"}`.
 pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Answer {
-    let bytes = http_body_util::Limited::new(request.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request: {e}"),
-            )
-        })?
-        .to_bytes();
-    let body: Value = if bytes.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("the request is not JSON: {e}"),
-            )
-        })?
-    };
+    let body = super::body::read_json(request).await?;
     let driver = body["Driver"].as_str().unwrap_or_default();
     if !driver.is_empty() && driver != "local" {
         return Err(error(

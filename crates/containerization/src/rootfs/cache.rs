@@ -72,7 +72,26 @@ impl RootfsCache {
         content: &ContentStore,
         layers: &[StoredLayer],
     ) -> Result<PathBuf, Error> {
-        let path = self.path(manifest);
+        self.build_once(manifest, |path, partial| {
+            build::build(
+                path,
+                partial,
+                Layers { content, layers },
+                &manifest.to_string(),
+            )
+            .map(drop)
+        })
+    }
+
+    /// The base named `digest`: there already, or built by `build` (into
+    /// the partial file it is given, then put in place), under the build
+    /// lock, so processes asking at once build it once.
+    fn build_once(
+        &self,
+        digest: &Digest,
+        build: impl FnOnce(&Path, &Path) -> Result<(), Error>,
+    ) -> Result<PathBuf, Error> {
+        let path = self.path(digest);
         if exists(&path)? {
             return Ok(path);
         }
@@ -80,17 +99,12 @@ impl RootfsCache {
             path: self.dir.clone(),
             source,
         })?;
-        let _lock = BuildLock::acquire(&self.sibling(manifest, "lock"))?;
+        let _lock = BuildLock::acquire(&self.sibling(digest, "lock"))?;
         if exists(&path)? {
-            tracing::debug!(%manifest, "another process built the base while this one waited");
+            tracing::debug!(%digest, "another process built the base while this one waited");
             return Ok(path);
         }
-        build::build(
-            &path,
-            &self.sibling(manifest, "partial"),
-            Layers { content, layers },
-            &manifest.to_string(),
-        )?;
+        build(&path, &self.sibling(digest, "partial"))?;
         Ok(path)
     }
 
@@ -100,43 +114,32 @@ impl RootfsCache {
     /// asking for the same key at once build it once.
     pub fn snapshot_base(&self, key: &SnapshotKey, tree: &Path) -> Result<PathBuf, Error> {
         let digest = key.digest();
-        let path = self.path(&digest);
-        if exists(&path)? {
-            return Ok(path);
-        }
-        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let _lock = BuildLock::acquire(&self.sibling(&digest, "lock"))?;
-        if exists(&path)? {
-            return Ok(path);
-        }
-        let partial = self.sibling(&digest, "partial");
-        let name = tree.display().to_string();
-        let started = std::time::Instant::now();
-        let built =
-            build_from_tree(tree, &partial).and_then(|()| build::publish(&partial, &path, &name));
-        if let Err(error) = built {
-            let _ = std::fs::remove_file(&partial);
-            return Err(error);
-        }
-        // Written after the base: a base without its key is only kept
-        // while a container uses it, never kept for a key it lacks.
-        let key_path = self.sibling(&digest, KEY_EXTENSION);
-        let key_partial = self.sibling(&digest, "snapshot.partial");
-        std::fs::write(&key_partial, key.text())
-            .and_then(|()| std::fs::rename(&key_partial, &key_path))
-            .map_err(|source| Error::Io {
-                path: key_path,
-                source,
-            })?;
-        tracing::info!(
-            tree = %name,
-            elapsed_ms = started.elapsed().as_millis(),
-            "built a base from a snapshot"
-        );
-        Ok(path)
+        self.build_once(&digest, |path, partial| {
+            let name = tree.display().to_string();
+            let started = std::time::Instant::now();
+            let built =
+                build_from_tree(tree, partial).and_then(|()| build::publish(partial, path, &name));
+            if let Err(error) = built {
+                let _ = std::fs::remove_file(partial);
+                return Err(error);
+            }
+            // Written after the base: a base without its key is only kept
+            // while a container uses it, never kept for a key it lacks.
+            let key_path = self.sibling(&digest, KEY_EXTENSION);
+            let key_partial = self.sibling(&digest, "snapshot.partial");
+            std::fs::write(&key_partial, key.text())
+                .and_then(|()| std::fs::rename(&key_partial, &key_path))
+                .map_err(|source| Error::Io {
+                    path: key_path,
+                    source,
+                })?;
+            tracing::info!(
+                tree = %name,
+                elapsed_ms = started.elapsed().as_millis(),
+                "built a base from a snapshot"
+            );
+            Ok(())
+        })
     }
 
     /// Whether the base for `manifest` was built from snapshots that are
