@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{World, text};
@@ -234,13 +233,7 @@ async fn a_cri_pod_runs_in_one_vm_whose_containers_share_localhost() {
     assert_eq!((code, out.as_str(), err.as_str()), (3, "", "oops\n"));
     // In a VM: a kernel that is not the host's.
     let (_, guest, _) = exec_sync(&mut client, &client_id, &["uname", "-r"]).await;
-    let host = text(
-        &Command::new("uname")
-            .arg("-r")
-            .output()
-            .expect("uname")
-            .stdout,
-    );
+    let host = common::host_kernel();
     assert_ne!(guest, host, "the container ran on the host's kernel");
     // One shim and one VM for the pod and its three containers (the
     // sandbox's and two).

@@ -19,13 +19,7 @@ fn ctr_runs_each_task_in_a_vm_with_its_output_exit_code_tty_execs_and_metrics() 
     assert_eq!(code.status.code(), Some(3), "{}", text(&code.stderr));
     // A kernel of its own.
     let uname = world.run("uname", &["uname", "-r"]);
-    let host = text(
-        &Command::new("uname")
-            .arg("-r")
-            .output()
-            .expect("uname")
-            .stdout,
-    );
+    let host = common::host_kernel();
     assert!(uname.status.success());
     assert_ne!(
         text(&uname.stdout),

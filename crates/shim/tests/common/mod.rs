@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each test binary uses a part.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use containerization_testkit::{
@@ -178,6 +178,17 @@ impl World {
             self.entries("pods")
         );
     }
+}
+
+/// The host's kernel release, as `uname -r` prints it.
+pub fn host_kernel() -> String {
+    text(
+        &Command::new("uname")
+            .arg("-r")
+            .output()
+            .expect("uname")
+            .stdout,
+    )
 }
 
 pub fn text(bytes: &[u8]) -> String {
