@@ -29,7 +29,15 @@ use clap::{Parser, Subcommand};
 
 /// Run Linux containers, each in its own lightweight virtual machine.
 #[derive(Debug, Parser)]
-#[command(name = "cctl", version, about)]
+#[command(
+    name = "cctl",
+    version,
+    about,
+    after_help = "Docker's verbs work too: pull, push, images, rmi and tag are `cctl image \
+                  pull|push|ls|rm|tag`, info is `cctl system info`; ps, run, create, start, \
+                  stop, kill, rm, exec, cp, logs, inspect, stats, wait, restart, port, top and \
+                  version are cctl's own."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,9 +105,26 @@ fn end_quietly_on_closed_stdout() {
     }));
 }
 
+/// Docker's top-level image and system verbs, as the `cctl` commands they
+/// are: `cctl pull X` is `cctl image pull X`, `cctl images` is `cctl image
+/// ls`, and so on.
+fn docker_verbs(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let words: &[&str] = match args.get(1).and_then(|a| a.to_str()) {
+        Some("pull") => &["image", "pull"],
+        Some("push") => &["image", "push"],
+        Some("images") => &["image", "ls"],
+        Some("rmi") => &["image", "rm"],
+        Some("tag") => &["image", "tag"],
+        Some("info") => &["system", "info"],
+        _ => return args,
+    };
+    args.splice(1..2, words.iter().map(std::ffi::OsString::from));
+    args
+}
+
 fn main() -> std::process::ExitCode {
     end_quietly_on_closed_stdout();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(docker_verbs(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(error) => {
             // `--help` and `--version` are "errors" to clap that print to

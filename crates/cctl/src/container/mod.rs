@@ -7,6 +7,7 @@ pub(crate) mod flags;
 pub(crate) mod list;
 mod options;
 pub(crate) mod run;
+pub(crate) mod verbs;
 
 use std::io::Write;
 use std::time::Duration;
@@ -86,6 +87,36 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Wait until containers stop, then print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers (if they run), then start them in the background.
+    Restart {
+        /// Seconds to wait for each to stop before killing it.
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List a container's published ports (or the one for PORT[/PROTOCOL]).
+    Port {
+        /// The container.
+        container: String,
+        /// Only this container port (`80` or `80/tcp`).
+        port: Option<String>,
+    },
+    /// Show the processes of a running container (`ps` in it: they live in
+    /// its VM).
+    Top {
+        /// The container.
+        container: String,
+    },
+    /// Print cctl's version and the Docker Engine API version it serves.
+    Version,
     /// Print running containers' resource use.
     Stats {
         /// Print once instead of every second.
@@ -189,6 +220,20 @@ impl ContainerCommand {
                 tail,
                 container,
             } => logs(manager, &container, follow, tail).await,
+            Self::Wait { containers } => verbs::wait(manager, &containers).await,
+            Self::Restart { time, containers } => {
+                verbs::restart(manager, &containers, Duration::from_secs(time)).await
+            }
+            Self::Port { container, port } => verbs::port(manager, &container, port.as_deref()),
+            Self::Top { container } => verbs::top(manager, &container).await,
+            Self::Version => {
+                println!("cctl {}", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "Docker Engine API {} (cctl system service)",
+                    crate::service::API_VERSION
+                );
+                Ok(0)
+            }
             Self::Stop { time, containers } => {
                 for name in containers {
                     manager.get(&name)?.stop(Duration::from_secs(time)).await?;

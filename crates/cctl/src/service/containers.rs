@@ -678,7 +678,6 @@ pub(crate) async fn stats(service: &Service, id: &str, query: &Query) -> Answer 
 /// `GET /containers/{id}/top`: `ps` run in the container (its processes
 /// live in its VM, not on the host).
 pub(crate) async fn top(service: &Service, id: &str) -> Answer {
-    use tokio::io::AsyncReadExt;
     let container = find(service, id)?;
     if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
         return Err(error(
@@ -686,42 +685,20 @@ pub(crate) async fn top(service: &Service, id: &str) -> Answer {
             format!("Container {id} is not running"),
         ));
     }
-    let options = spec::ProcessOptions {
-        args: ["ps", "-o", "pid,user,args"].map(str::to_owned).to_vec(),
-        ..spec::ProcessOptions::default()
-    };
-    let stdio = containerization::StdioConfig {
-        stdin: false,
-        stdout: true,
-        stderr: false,
-        terminal: None,
-    };
-    let mut process = container
-        .exec(&options, stdio)
+    let lines = crate::container::verbs::processes(&service.manager, container.id().as_str())
         .await
-        .map_err(|e| from_error(&e.into()))?;
-    let mut out = String::new();
-    if let Some(mut stdout) = process.take_streams().stdout {
-        let _ = stdout.read_to_string(&mut out).await;
-    }
-    let status = process.wait().await.map_err(|e| from_error(&e.into()))?;
-    let _ = process.delete().await;
-    if status.code != 0 {
-        return Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "ps in the container failed ({}): the image needs a ps that takes -o",
-                status.code
-            ),
-        ));
-    }
-    let mut lines = out.lines();
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::report::one_line(&e),
+            )
+        })?;
+    let mut lines = lines.iter();
     let titles: Vec<&str> = lines
         .next()
         .map(|l| l.split_whitespace().collect())
         .unwrap_or_default();
     let processes: Vec<Vec<String>> = lines
-        .filter(|l| !l.trim().is_empty() && !l.ends_with("ps -o pid,user,args"))
         .map(|line| {
             let mut fields: Vec<String> = line
                 .split_whitespace()

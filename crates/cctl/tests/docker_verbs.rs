@@ -1,0 +1,69 @@
+//! Docker's top-level verbs on `cctl`, answering as Docker's do: `pull`,
+//! `images`, `tag`, `rmi`, `info`, `version`, `port`, `top`, `restart` and
+//! `wait`.
+
+mod support;
+
+use containerization_testkit::{Fixture, fixture};
+use support::World;
+
+#[test]
+fn dockers_verbs_work_on_cctl() {
+    let world = World::new();
+    // Image verbs are `cctl image …`.
+    let other = world
+        .registry
+        .push(
+            &fixture(Fixture::Busybox).expect("busybox"),
+            "verbs/other:1",
+        )
+        .expect("push");
+    let pulled = world.cctl_on_host(&["pull", &other]);
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    let images = world.cctl(&["images"]);
+    assert!(images.stdout.contains("verbs/other"), "{images:?}");
+    assert_eq!(world.cctl(&["tag", &other, "localhost/verbs:2"]).code, 0);
+    assert!(world.cctl(&["images"]).stdout.contains("localhost/verbs"));
+    let untagged = world.cctl(&["rmi", "localhost/verbs:2"]);
+    assert_eq!(untagged.code, 0, "{untagged:?}");
+    assert!(!world.cctl(&["images"]).stdout.contains("localhost/verbs"));
+    assert_eq!(world.cctl(&["info"]).code, 0);
+    let version = world.cctl(&["version"]);
+    assert!(version.stdout.starts_with("cctl "), "{version:?}");
+    assert!(version.stdout.contains("API 1.41"), "{version:?}");
+
+    // Container verbs.
+    world.detach("verbs", &["-p", "127.0.0.1:18093:80"], &["sleep", "600"]);
+    let ports = world.cctl(&["port", "verbs"]);
+    assert_eq!(ports.stdout, "80/tcp -> 127.0.0.1:18093\n", "{ports:?}");
+    let one = world.cctl(&["port", "verbs", "80/tcp"]);
+    assert_eq!(one.stdout, "127.0.0.1:18093\n", "{one:?}");
+    let none = world.cctl(&["port", "verbs", "81"]);
+    assert_ne!(none.code, 0, "{none:?}");
+    assert!(none.stderr.contains("no public port '81/tcp'"), "{none:?}");
+    let top = world.cctl(&["top", "verbs"]);
+    assert!(top.stdout.starts_with("PID"), "{top:?}");
+    assert!(top.stdout.contains("sleep 600"), "{top:?}");
+    assert!(!top.stdout.contains("ps -o"), "{top:?}");
+    let before = world.inspect("verbs")["State"]["StartedAt"].clone();
+    let restarted = world.cctl(&["restart", "-t", "1", "verbs"]);
+    assert_eq!(
+        (restarted.code, restarted.stdout.trim()),
+        (0, "verbs"),
+        "{restarted:?}"
+    );
+    let after = world.inspect("verbs");
+    assert_eq!(after["State"]["Running"], true, "{after}");
+    assert_ne!(after["State"]["StartedAt"], before, "a new start");
+    // `wait` ends with the container, printing its exit code.
+    let waiter = world
+        .command(&["wait", "verbs"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cctl wait");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(world.cctl(&["stop", "-t", "1", "verbs"]).code, 0);
+    let waited = waiter.wait_with_output().expect("wait ends");
+    assert_eq!(String::from_utf8_lossy(&waited.stdout), "137\n");
+    assert_eq!(world.cctl(&["rm", "verbs"]).code, 0);
+}
