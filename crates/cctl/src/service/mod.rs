@@ -11,6 +11,7 @@
 mod archive;
 mod body;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod networks;
@@ -287,6 +288,7 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
         (&Method::GET, ["version"]) => Ok(system::version()),
         (&Method::GET, ["info"]) => system::info(&service),
+        (&Method::GET, ["events"]) => events::stream(Arc::clone(&service), &query),
         (&Method::GET, ["containers", "json"]) => containers::list(&service, &query),
         (&Method::POST, ["containers", "create"]) => {
             containers::create(&service, &query, request).await
