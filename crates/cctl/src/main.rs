@@ -35,8 +35,8 @@ use clap::{Parser, Subcommand};
     about,
     after_help = "Docker's verbs work too: pull, push, images, rmi and tag are `cctl image \
                   pull|push|ls|rm|tag`, info is `cctl system info`; ps, run, create, start, \
-                  stop, kill, rm, exec, cp, logs, inspect, stats, wait, restart, port, top and \
-                  version are cctl's own."
+                  stop, kill, rm, exec, cp, logs, inspect, stats, wait, restart, rename, port, top \
+                  and version are cctl's own."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -322,6 +322,9 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert_eq!(restarted.code, 0, "{restarted:?}");
     let again = service.docker(&["inspect", "-f", "{{.State.Running}}", "web"]);
     assert_eq!(again.stdout.trim(), "true", "{again:?}");
+    assert_eq!(service.docker(&["rename", "web", "web2"]).code, 0);
+    assert_eq!(inspect(&service, "{{.Name}}", "web2"), "/web2");
+    assert_eq!(service.docker(&["rename", "web2", "web"]).code, 0);
     let refused = service.docker(&["rm", "web"]);
     assert_ne!(
         refused.code, 0,

@@ -1,6 +1,6 @@
 //! Docker's top-level verbs on `cctl`, answering as Docker's do: `pull`,
-//! `images`, `tag`, `rmi`, `info`, `version`, `port`, `top`, `restart` and
-//! `wait`.
+//! `images`, `tag`, `rmi`, `info`, `version`, `port`, `top`, `restart`,
+//! `wait` and `rename`.
 
 mod support;
 
@@ -65,5 +65,13 @@ fn dockers_verbs_work_on_cctl() {
     assert_eq!(world.cctl(&["stop", "-t", "1", "verbs"]).code, 0);
     let waited = waiter.wait_with_output().expect("wait ends");
     assert_eq!(String::from_utf8_lossy(&waited.stdout), "137\n");
-    assert_eq!(world.cctl(&["rm", "verbs"]).code, 0);
+    // rename: the old name goes, a taken one is refused.
+    assert_eq!(world.cctl(&["rename", "verbs", "renamed"]).code, 0);
+    assert_eq!(world.inspect("renamed")["Name"], "renamed");
+    assert_ne!(world.cctl(&["inspect", "verbs"]).code, 0);
+    world.cctl(&["create", "--name", "taken", &world.image, "true"]);
+    let refused = world.cctl(&["rename", "renamed", "taken"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("taken"), "{refused:?}");
+    assert_eq!(world.cctl(&["rm", "renamed", "taken"]).code, 0);
 }

@@ -115,6 +115,13 @@ pub enum ContainerCommand {
         /// The container.
         container: String,
     },
+    /// Give a container another name.
+    Rename {
+        /// The container.
+        container: String,
+        /// Its new name.
+        name: String,
+    },
     /// Print cctl's version and the Docker Engine API version it serves.
     Version,
     /// Print running containers' resource use.
@@ -226,6 +233,10 @@ impl ContainerCommand {
             }
             Self::Port { container, port } => verbs::port(manager, &container, port.as_deref()),
             Self::Top { container } => verbs::top(manager, &container).await,
+            Self::Rename { container, name } => {
+                manager.rename(&container, &name)?;
+                Ok(0)
+            }
             Self::Version => {
                 println!("cctl {}", env!("CARGO_PKG_VERSION"));
                 println!(

@@ -745,3 +745,23 @@ fn filters(query: &Query) -> Result<Vec<Filter>, ApiError> {
     }
     Ok(filters)
 }
+
+/// `POST /containers/{id}/rename?name=`.
+pub(crate) fn rename(service: &Service, id: &str, query: &Query) -> Answer {
+    let name = query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("name is required"))?;
+    find(service, id)?;
+    service
+        .manager
+        .rename(id, name.trim_start_matches('/'))
+        .map_err(|e| match e {
+            Error::NameInUse(name) => error(
+                StatusCode::CONFLICT,
+                format!("Conflict. The container name \"/{name}\" is already in use"),
+            ),
+            e => from_error(&e.into()),
+        })?;
+    Ok(nothing(StatusCode::NO_CONTENT))
+}

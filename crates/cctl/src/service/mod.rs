@@ -329,6 +329,7 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
             containers::stats(&service, id, &query).await
         }
         (&Method::GET, ["containers", id, "top"]) => containers::top(&service, id).await,
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&service, id, &query),
         (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
         (&Method::GET, ["images", "json"]) => images::list(&service),
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {

@@ -535,6 +535,15 @@ impl ContainerManager {
         Ok(LinuxContainer::new(Arc::clone(&self.inner), config))
     }
 
+    /// Gives the container `name_or_id` names the name `name` (Docker's
+    /// rules: letters, digits, `_`, `.`, `-`; not one another container
+    /// has). Its VM, running or not, is not touched.
+    pub fn rename(&self, name_or_id: &str, name: &str) -> Result<(), Error> {
+        let name = check_name(name)?;
+        let container = self.get(name_or_id)?;
+        self.inner.store.rename(container.id(), &name)
+    }
+
     /// The container a user means by `name_or_id` (a name, an id or an id's
     /// unique prefix); a damaged one is [`Error::ContainerDamaged`].
     pub fn get(&self, name_or_id: &str) -> Result<LinuxContainer, Error> {

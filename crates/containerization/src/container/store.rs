@@ -98,6 +98,25 @@ impl ContainerStore {
         written
     }
 
+    /// Renames container `id` to `name`, refusing a name already taken
+    /// (its own is fine). The configuration is rewritten whole.
+    pub fn rename(&self, id: &ContainerId, name: &str) -> Result<(), Error> {
+        let _lock = state_file::lock(&self.dir.join(".lock"))?;
+        for record in self.records()? {
+            let other = match &record {
+                Record::Sound(existing, _) if existing.id != *id => Some(&existing.name),
+                Record::Damaged(damaged) => damaged.config.as_ref().map(|c| &c.name),
+                _ => None,
+            };
+            if other.is_some_and(|other| other == name) {
+                return Err(Error::NameInUse(name.to_owned()));
+            }
+        }
+        let mut config = self.config(id)?;
+        config.name = name.to_owned();
+        state_file::write_json(&self.config_path(id), &config)
+    }
+
     /// The configuration of container `id`.
     pub fn config(&self, id: &ContainerId) -> Result<ContainerConfig, Error> {
         state_file::read_json(&self.config_path(id))?
@@ -511,6 +530,12 @@ mod tests {
             .create(&config(&"ffff".parse().unwrap(), "web", 3))
             .unwrap_err();
         assert!(matches!(err, Error::NameInUse(_)), "{err}");
+        let taken = store.rename(&a, "db").unwrap_err();
+        assert!(matches!(taken, Error::NameInUse(_)), "{taken}");
+        store.rename(&a, "web").unwrap();
+        store.rename(&a, "front").unwrap();
+        assert_eq!(store.config(&a).unwrap().name, "front");
+        store.rename(&a, "web").unwrap();
         assert_eq!(store.lookup("web").unwrap(), a);
         assert_eq!(store.lookup("abd").unwrap(), b);
         assert!(
