@@ -14,7 +14,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 pub enum NetworkCommand {
     /// Create a network: a host bridge `cz-NAME` holding the gateway address.
     Create {
-        /// The network's name (1 to 12 of a-z, 0-9, '-', '_').
+        /// The network's name (1 to 64 of a-z, 0-9, '-', '_').
         name: String,
         /// Its subnet, such as 10.89.0.0/24; by default a /24 that no host route,
         /// interface or network overlaps, from 172.18.0.0/15, 172.20.0.0/14,

@@ -689,3 +689,86 @@ fn the_service_answers_on_a_socket_systemd_passes() {
     }
     assert!(!unused.exists(), "the service made no socket of its own");
 }
+
+/// Docker Compose (v1, 1.29) on the service: a project of two services, a
+/// published port, a named volume and a network of its own, up, listed,
+/// served, logged and down with nothing left.
+#[test]
+fn docker_compose_brings_a_project_up_and_down() {
+    let world = World::new();
+    let service = Service::start(&world);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let project = tempfile::tempdir().expect("a project folder");
+    let dir = project.path().join("czproj");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let file = format!(
+        "version: \"3\"\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: {image}\n\
+         \x20   command: sh -c \"echo composed > /tmp/index.html; exec httpd -f -p 80 -h /tmp\"\n\
+         \x20   ports: [\"{port}:80\"]\n\
+         \x20   volumes: [\"data:/data\"]\n\
+         \x20 job:\n\
+         \x20   image: {image}\n\
+         \x20   command: sh -c \"echo job ran\"\n\
+         volumes:\n\
+         \x20 data:\n",
+        image = world.image
+    );
+    std::fs::write(dir.join("docker-compose.yml"), file).expect("write the compose file");
+    let compose = |args: &[&str]| -> Ran {
+        Command::new("docker-compose")
+            .args(args)
+            .current_dir(&dir)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", service.socket.display()),
+            )
+            .env("DOCKER_CONFIG", service.config.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker-compose runs")
+            .into()
+    };
+    let up = compose(&["up", "-d"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let listed = compose(&["ps"]);
+    assert!(listed.stdout.contains("czproj_web_1"), "{listed:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(port, "/index.html").ends_with("\r\n\r\ncomposed\n") {
+        assert!(
+            Instant::now() < deadline,
+            "the web service answers on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = compose(&["logs", "--no-color", "job"]);
+        if logs.stdout.contains("job ran") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let labelled = service.docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        "label=com.docker.compose.project=czproj",
+    ]);
+    assert_eq!(labelled.stdout.lines().count(), 2, "{labelled:?}");
+    let down = compose(&["down", "-v"]);
+    assert_eq!(down.code, 0, "{down:?}");
+    assert_eq!(service.docker(&["ps", "-a", "-q"]).stdout.trim(), "");
+    let networks = service.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!networks.stdout.contains("czproj"), "{networks:?}");
+    let volumes = service.docker(&["volume", "ls", "-q"]);
+    assert_eq!(volumes.stdout.trim(), "", "{volumes:?}");
+    let _ = world.cctl_on_host(&["network", "rm", "default"]);
+}

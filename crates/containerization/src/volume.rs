@@ -47,6 +47,10 @@ pub struct Volume {
     pub disk: PathBuf,
     /// When it was made, in milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Labels given when it was made (Docker's; Compose names its project
+    /// in them).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A held volume: its lock, kept while the VM using it runs.
@@ -121,6 +125,16 @@ impl VolumeStore {
     /// Makes volume `name` (an empty file system), or returns it when it
     /// exists, as `docker volume create` does.
     pub fn create(&self, name: &str) -> Result<Volume, Error> {
+        self.create_with_labels(name, std::collections::BTreeMap::new())
+    }
+
+    /// [`Self::create`], a new volume keeping `labels` (an existing one
+    /// keeps its own).
+    pub fn create_with_labels(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<Volume, Error> {
         if let Some(volume) = self.get(name)? {
             return Ok(volume);
         }
@@ -156,6 +170,7 @@ impl VolumeStore {
             name: name.to_owned(),
             disk: self.folder(name).join("disk.ext4"),
             created_ms: crate::container::now_ms(),
+            labels,
         };
         let record = made.join("volume.json");
         let json = serde_json::to_vec_pretty(&volume).map_err(|e| invalid(e.to_string()))?;

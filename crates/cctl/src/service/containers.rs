@@ -184,14 +184,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         auto_remove: false,
         interactive: body["OpenStdin"].as_bool().unwrap_or(false),
         pod: None,
-        labels: match &body["Labels"] {
-            Value::Null => Default::default(),
-            Value::Object(labels) => labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect(),
-            _ => return Err(bad("Labels must map names to strings")),
-        },
+        labels: labels_of(&body["Labels"])?,
         restart: restart_policy(&host["RestartPolicy"])?,
     };
     let container = service
@@ -207,6 +200,20 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         StatusCode::CREATED,
         &json!({ "Id": id, "Warnings": [] }),
     ))
+}
+
+/// Docker's `Labels` (`{"name": "value"}`, or null) as a map.
+pub(crate) fn labels_of(
+    value: &Value,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    match value {
+        Value::Null => Ok(Default::default()),
+        Value::Object(labels) => Ok(labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect()),
+        _ => Err(bad("Labels must map names to strings")),
+    }
 }
 
 /// `HostConfig.RestartPolicy` (`{"Name": "on-failure",
@@ -465,6 +472,14 @@ pub(crate) fn inspect(service: &Service, id: &str) -> Answer {
     value["Config"]["Entrypoint"] = Value::Null;
     value["HostConfig"]["NetworkMode"] = json!(network_name(&config.network));
     value["HostConfig"]["PortBindings"] = port_bindings(&config.ports);
+    // Its output is kept in a file of its own, read through the API, as
+    // Docker's `local` log driver keeps it.
+    value["HostConfig"]["LogConfig"] = json!({ "Type": "local", "Config": {} });
+    value["NetworkSettings"]["Networks"] =
+        networks_of(config, &value["NetworkSettings"]["IPAddress"]);
+    if value["State"]["ExitCode"].is_null() {
+        value["State"]["ExitCode"] = json!(0);
+    }
     Ok(json(StatusCode::OK, &value))
 }
 
@@ -476,6 +491,27 @@ fn user_text(user: &Value) -> String {
     ) {
         (0, 0) => String::new(),
         (uid, gid) => format!("{uid}:{gid}"),
+    }
+}
+
+/// Docker's `NetworkSettings.Networks`: the container's network, its
+/// short id among its aliases (as Docker's, which Compose looks for).
+fn networks_of(config: &ContainerConfig, address: &Value) -> Value {
+    match &config.network {
+        NetworkMode::None => json!({}),
+        NetworkMode::Network(name) => {
+            let short: String = config.id.as_str().chars().take(12).collect();
+            let mut networks = serde_json::Map::new();
+            networks.insert(
+                name.clone(),
+                json!({
+                    "Aliases": [short],
+                    "NetworkID": name,
+                    "IPAddress": address.as_str().unwrap_or_default(),
+                }),
+            );
+            Value::Object(networks)
+        }
     }
 }
 
@@ -562,7 +598,7 @@ fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
         })).collect::<Vec<_>>(),
         "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": networks_of(config, &Value::Null) },
         "Mounts": [],
     })
 }

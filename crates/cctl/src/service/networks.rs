@@ -48,7 +48,7 @@ fn shape(service: &Service, network: &NetworkConfig) -> Value {
         "Ingress": false,
         "Containers": containers,
         "Options": { "com.docker.network.bridge.name": network.bridge },
-        "Labels": {},
+        "Labels": network.labels,
     })
 }
 
@@ -97,7 +97,9 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
             format!("network driver {driver:?} is not supported: only bridge is"),
         ));
     }
-    for field in ["Internal", "Attachable", "Ingress"] {
+    // `Attachable` (Compose sets it) only means something for swarm's
+    // networks: every network here takes containers.
+    for field in ["Internal", "Ingress"] {
         if body[field].as_bool() == Some(true) {
             return Err(error(
                 StatusCode::NOT_IMPLEMENTED,
@@ -105,12 +107,7 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
             ));
         }
     }
-    if body["Labels"].as_object().is_some_and(|o| !o.is_empty()) {
-        return Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            "network Labels are not supported by containerization's Docker API yet",
-        ));
-    }
+    let labels = super::containers::labels_of(&body["Labels"])?;
     let mut subnet = None;
     let mut gateway = None;
     let mut ipv6 = None;
@@ -154,6 +151,11 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
             ),
             e => from_error(&e.into()),
         })?;
+    if !labels.is_empty() {
+        manager(service)?
+            .set_labels(&network.name, labels)
+            .map_err(|e| from_error(&e.into()))?;
+    }
     Ok(json(
         StatusCode::CREATED,
         &json!({ "Id": network.name, "Warning": "" }),

@@ -20,7 +20,7 @@ fn shape(service: &Service, volume: &Volume) -> Value {
         "Mountpoint": volume.disk,
         "CreatedAt": crate::clock::rfc3339_millis(Some(volume.created_ms)),
         "Scope": "local",
-        "Labels": {},
+        "Labels": volume.labels,
         "Options": {},
         "UsageData": {
             "Size": used,
@@ -43,14 +43,16 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
             format!("volume driver {driver:?} is not known: only local is"),
         ));
     }
-    for field in ["DriverOpts", "Labels"] {
-        if body[field].as_object().is_some_and(|o| !o.is_empty()) {
-            return Err(error(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("volume {field} are not supported by containerization's Docker API yet"),
-            ));
-        }
+    if body["DriverOpts"]
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "volume DriverOpts are not supported by containerization's Docker API yet",
+        ));
     }
+    let labels = super::containers::labels_of(&body["Labels"])?;
     let name = match body["Name"].as_str().filter(|n| !n.is_empty()) {
         Some(name) => name.to_owned(),
         None => super::exec::new_id(),
@@ -58,7 +60,7 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
     let volume = service
         .manager
         .volumes()
-        .create(&name)
+        .create_with_labels(&name, labels)
         .map_err(|e| from_error(&e.into()))?;
     Ok(json(StatusCode::CREATED, &shape(service, &volume)))
 }

@@ -9,7 +9,7 @@ use crate::Error;
 
 /// The longest network name: the bridge is `cz-<name>`, and interface names
 /// stop at 15 bytes.
-const MAX_NAME: usize = 12;
+const MAX_NAME: usize = 64;
 
 /// A network as stored in `network/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,10 @@ pub struct NetworkConfig {
     /// The host's IPv6 address on the bridge, with `subnet6`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<Ipv6Addr>,
+    /// Labels given when it was made (Docker's; Compose names its project
+    /// in them).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl NetworkConfig {
@@ -56,11 +60,12 @@ impl NetworkConfig {
         }
         Ok(Self {
             name: name.to_owned(),
-            bridge: format!("cz-{name}"),
+            bridge: super::host_names::system_bridge(name),
             subnet,
             gateway,
             subnet6: None,
             gateway6: None,
+            labels: std::collections::BTreeMap::new(),
         })
     }
 
@@ -95,7 +100,7 @@ impl NetworkConfig {
     }
 }
 
-/// Network names: 1 to 12 lowercase letters, digits, `-` or `_`, starting
+/// Network names: 1 to 64 lowercase letters, digits, `-` or `_`, starting
 /// with a letter or digit.
 pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     let mut chars = name.chars();
@@ -150,7 +155,7 @@ mod tests {
         let cases = [
             ("Web", "10.0.0.0/24", None, "invalid network name"),
             (
-                "a-name-too-long",
+                "a-name-longer-than-sixty-four-bytes-is-refused-because-it-is-far-too-long",
                 "10.0.0.0/24",
                 None,
                 "invalid network name",

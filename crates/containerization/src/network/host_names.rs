@@ -38,6 +38,16 @@ pub(crate) struct HostNames {
     device_tag: String,
 }
 
+/// The system root's bridge for network `name`: `cz-NAME` up to 12 bytes
+/// of name, a hash past them (interface names hold 15 bytes).
+pub(crate) fn system_bridge(name: &str) -> String {
+    if name.len() <= 12 {
+        format!("cz-{name}")
+    } else {
+        format!("{BRIDGE_PREFIX}{}", hash12(&format!("bridge/{name}")))
+    }
+}
+
 impl HostNames {
     /// The names of the root whose `network/` folder is `network_dir`.
     pub(crate) fn for_network_dir(network_dir: &Path) -> Self {
@@ -52,10 +62,12 @@ impl HostNames {
         }
     }
 
-    /// The bridge of network `name` (at most 15 bytes, as interface names are).
+    /// The bridge of network `name` (at most 15 bytes, as interface names
+    /// are): `cz-NAME` for the system root's names of up to 12 bytes, a
+    /// hash otherwise.
     pub(crate) fn bridge(&self, name: &str) -> String {
         match &self.tag {
-            None => format!("cz-{name}"),
+            None => system_bridge(name),
             Some(tag) => format!("{BRIDGE_PREFIX}{}", hash12(&format!("bridge/{tag}/{name}"))),
         }
     }
@@ -148,6 +160,12 @@ mod tests {
     fn the_system_root_keeps_its_names() {
         let names = HostNames::for_network_dir(&Path::new(SYSTEM_ROOT).join("network"));
         assert_eq!(names.bridge("web"), "cz-web");
+        // A name past 12 bytes (Compose's `project_default`) is hashed.
+        let long = names.bridge("myproject_default");
+        assert!(
+            long.len() <= 15 && long != names.bridge("myproject_other"),
+            "{long}"
+        );
         assert_eq!(names.table(), "containerization");
     }
 

@@ -81,6 +81,19 @@ impl NetworkManager {
         self.dir.join("networks").join(format!("{name}.json"))
     }
 
+    /// Sets network `name`'s labels (Docker's `Labels`, kept with it).
+    pub fn set_labels(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<NetworkConfig, Error> {
+        let _lock = state_file::lock(&self.lock_path())?;
+        let mut config = self.get(name)?;
+        config.labels = labels;
+        state_file::write_json(&self.file(name), &config)?;
+        Ok(config)
+    }
+
     /// Creates network `name` on `subnet` (or a free /24) with `gateway` (or
     /// the subnet's first address): the bridge, its address, up.
     pub async fn create(
