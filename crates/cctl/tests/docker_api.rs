@@ -373,13 +373,14 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         "sh",
         "-c",
         &format!(
-            "for i in $(seq 50); do wget -qO- http://{address}/index.html && exit 0; \
-             sleep 0.2; done; exit 1"
+            "for i in $(seq 50); do wget -qO- http://{address}/index.html && \
+             wget -qO- http://srv/index.html && exit 0; sleep 0.2; done; exit 1"
         ),
     ]);
+    // By address, then by the server's name.
     assert_eq!(
         (fetched.code, fetched.stdout.as_str()),
-        (0, "served\n"),
+        (0, "served\nserved\n"),
         "{fetched:?}"
     );
     let busy = service.docker(&["network", "rm", "apinet"]);
@@ -714,7 +715,8 @@ fn docker_compose_brings_a_project_up_and_down() {
          \x20   volumes: [\"data:/data\"]\n\
          \x20 job:\n\
          \x20   image: {image}\n\
-         \x20   command: sh -c \"echo job ran\"\n\
+         \x20   command: sh -c \"echo job ran; for i in $$(seq 50); do wget -qO- http://web/index.html && exit 0; sleep 0.2; done\"\n\
+         \x20   depends_on: [web]\n\
          volumes:\n\
          \x20 data:\n",
         image = world.image
@@ -749,7 +751,8 @@ fn docker_compose_brings_a_project_up_and_down() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let logs = compose(&["logs", "--no-color", "job"]);
-        if logs.stdout.contains("job ran") {
+        // The job found the web service by its name.
+        if logs.stdout.contains("job ran") && logs.stdout.contains("composed") {
             break;
         }
         assert!(Instant::now() < deadline, "{logs:?}");

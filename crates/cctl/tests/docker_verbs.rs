@@ -1,6 +1,6 @@
 //! Docker's top-level verbs on `cctl`, answering as Docker's do: `pull`,
 //! `images`, `tag`, `rmi`, `info`, `version`, `port`, `top`, `restart`,
-//! `wait` and `rename`.
+//! `wait` and `rename`; and names on a network (`--network-alias`).
 
 mod support;
 
@@ -74,4 +74,31 @@ fn dockers_verbs_work_on_cctl() {
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("taken"), "{refused:?}");
     assert_eq!(world.cctl(&["rm", "renamed", "taken"]).code, 0);
+
+    // A container started later on the network finds one by its name and
+    // its --network-alias.
+    world.detach(
+        "named",
+        &["--network-alias", "backend"],
+        &[
+            "sh",
+            "-c",
+            "echo by-name > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+        ],
+    );
+    let fetched = world.run(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 50); do wget -qO- http://named/index.html && \
+             wget -qO- http://backend/index.html && exit 0; sleep 0.2; done; exit 1",
+        ],
+    );
+    assert_eq!(
+        (fetched.code, fetched.stdout.as_str()),
+        (0, "by-name\nby-name\n"),
+        "{fetched:?}"
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "named"]).code, 0);
 }

@@ -76,6 +76,10 @@ pub struct CreateArgs {
     /// A name for the container.
     #[arg(long)]
     pub name: Option<String>,
+    /// Another name the container answers to on its network (containers
+    /// started after it there find it by it, as by its name).
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
     /// When to start the container's process again after it exits: no,
     /// on-failure[:N], always, unless-stopped (detached containers).
     #[arg(long, default_value = "no", value_parser = parse_restart)]
@@ -203,6 +207,7 @@ impl CreateArgs {
             pod: self.pod.clone(),
             labels: labels(&self.label)?,
             restart: self.restart,
+            aliases: self.network_alias.clone(),
         })
     }
 

@@ -186,6 +186,14 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         pod: None,
         labels: labels_of(&body["Labels"])?,
         restart: restart_policy(&host["RestartPolicy"])?,
+        // The aliases asked for on its network (Compose's service name).
+        aliases: body["NetworkingConfig"]["EndpointsConfig"]
+            .as_object()
+            .into_iter()
+            .flat_map(|endpoints| endpoints.values())
+            .flat_map(|endpoint| endpoint["Aliases"].as_array().cloned().unwrap_or_default())
+            .filter_map(|alias| alias.as_str().map(str::to_owned))
+            .collect(),
     };
     let container = service
         .manager

@@ -173,6 +173,7 @@ impl ContainerManager {
             pod_tmpfs: Vec::new(),
             labels: std::collections::BTreeMap::new(),
             restart: super::RestartPolicy::No,
+            aliases: Vec::new(),
         };
         let made = match &options.rootfs_key {
             Some(key) => {

@@ -56,6 +56,9 @@ pub struct CreateOptions {
     /// When its first process starts again after it exits (`--restart`);
     /// refused with `auto_remove`, as Docker refuses it.
     pub restart: super::RestartPolicy,
+    /// More names on its network (`--network-alias`): containers started
+    /// after it on that network find it by them, as by its name.
+    pub aliases: Vec<String>,
 }
 
 /// The labels an image's config gives its containers.
@@ -486,6 +489,7 @@ impl ContainerManager {
                 .chain(options.labels.clone())
                 .collect(),
             restart: options.restart,
+            aliases: options.aliases.clone(),
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is

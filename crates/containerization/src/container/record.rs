@@ -89,6 +89,10 @@ pub struct ContainerConfig {
     /// When its owner starts its first process again after it exits.
     #[serde(default, skip_serializing_if = "super::RestartPolicy::is_no")]
     pub restart: super::RestartPolicy,
+    /// More names it has on its network (`--network-alias`, Compose's
+    /// service name), besides its own name and short id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A tmpfs of a pod, shared by the containers that name it.

@@ -193,7 +193,8 @@ async fn start_vm(
     if let Some(emulator) = emulator {
         emulator.register(&agent).await?;
     }
-    prepare_guest(&agent, config, attachment, transport).await?;
+    let peers = network_peers(context.root, config);
+    prepare_guest(&agent, config, attachment, transport, &peers).await?;
     tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
 }
@@ -334,12 +335,41 @@ pub(crate) async fn reset_restored_guest(
     Ok(())
 }
 
+/// The containers running on `config`'s network when it starts, each with
+/// its address and the names it answers to there (its name, its short id,
+/// its aliases): its `/etc/hosts` lists them, so it finds them by name, as
+/// Docker's embedded DNS lets it (those started later it does not know).
+fn network_peers(root: &StateRoot, config: &ContainerConfig) -> Vec<(IpAddr, Vec<String>)> {
+    let NetworkMode::Network(network) = &config.network else {
+        return Vec::new();
+    };
+    let store = super::ContainerStore::new(root.path().join("containers"), root.run_dir());
+    store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(peer, state)| {
+            peer.id != config.id
+                && matches!(&peer.network, NetworkMode::Network(n) if n == network)
+                && state.is_running()
+        })
+        .filter_map(|(peer, state)| {
+            let address = state.address?;
+            let short: String = peer.id.as_str().chars().take(12).collect();
+            let mut names = vec![peer.name.clone(), short];
+            names.extend(peer.aliases.iter().cloned());
+            Some((address, names))
+        })
+        .collect()
+}
+
 /// Mounts the disk, configures eth0, and writes the files the spec binds.
 async fn prepare_guest(
     agent: &AgentClient,
     config: &ContainerConfig,
     attachment: Option<&Attachment>,
     transport: ShareTransport,
+    peers: &[(IpAddr, Vec<String>)],
 ) -> Result<(), Error> {
     let mount = async {
         mount_rootfs(agent, config.read_only).await?;
@@ -349,7 +379,7 @@ async fn prepare_guest(
     };
     let network = configure_eth0(agent, attachment);
     let hostname = config.spec["hostname"].as_str().unwrap_or_default();
-    let files = write_etc_files(agent, hostname, &config.dns, attachment);
+    let files = write_etc_files(agent, hostname, &config.dns, attachment, peers);
     let (mounted, networked, written) = tokio::join!(mount, network, files);
     mounted?;
     networked?;
@@ -555,6 +585,7 @@ pub(crate) async fn write_etc_files(
     hostname: &str,
     dns: &[IpAddr],
     attachment: Option<&Attachment>,
+    peers: &[(IpAddr, Vec<String>)],
 ) -> Result<(), Error> {
     let hostname = hostname.to_owned();
     let address: Option<IpAddr> = attachment.map(|a| IpAddr::V4(a.address.addr()));
@@ -571,6 +602,7 @@ pub(crate) async fn write_etc_files(
         localhost: true,
         entries: spec::hosts_entries(&hostname, address)
             .into_iter()
+            .chain(peers.iter().cloned())
             .map(|(ip, hostnames)| HostsEntry {
                 ip: ip.to_string(),
                 hostnames,

@@ -515,6 +515,7 @@ mod tests {
             pod_tmpfs: Vec::new(),
             labels: Default::default(),
             restart: Default::default(),
+            aliases: Vec::new(),
         }
     }
 

@@ -320,7 +320,7 @@ async fn start_vm(
     let (vm, agent) = sandbox::start_from_template(&context, &vm_config, attachment).await?;
     let (networked, written) = tokio::join!(
         sandbox::configure_eth0(&agent, attachment),
-        sandbox::write_etc_files(&agent, &config.hostname, &config.dns, attachment)
+        sandbox::write_etc_files(&agent, &config.hostname, &config.dns, attachment, &[])
     );
     networked?;
     written?;
