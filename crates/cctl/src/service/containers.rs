@@ -1,5 +1,7 @@
 //! Containers: create (from Docker's `Config` and `HostConfig`), start,
-//! wait, stop, kill, remove, inspect and list, on the façade.
+//! wait, stop, kill, restart, rename, remove, prune, resize, stats, top,
+//! inspect and list, on the façade; and the service's own removal of
+//! `AutoRemove` containers once they ended.
 
 use std::sync::Arc;
 use std::time::Duration;
