@@ -56,8 +56,7 @@ impl Service {
         use std::io::Write;
         let mut child = Command::new(DOCKER)
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.config.path())
+            .envs(self.client_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -72,11 +71,21 @@ impl Service {
         child.wait_with_output().expect("docker ends").into()
     }
 
+    /// The environment that points a docker client at this service.
+    fn client_env(&self) -> [(&'static str, std::ffi::OsString); 2] {
+        [
+            (
+                "DOCKER_HOST",
+                format!("unix://{}", self.socket.display()).into(),
+            ),
+            ("DOCKER_CONFIG", self.config.path().as_os_str().to_owned()),
+        ]
+    }
+
     fn docker(&self, args: &[&str]) -> Ran {
         Command::new(DOCKER)
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.config.path())
+            .envs(self.client_env())
             .stdin(Stdio::null())
             .output()
             .expect("docker runs")
@@ -257,11 +266,7 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
             &format!("{DOCKER} exec -it web sh -c 'tty; echo on-a-terminal'"),
             "/dev/null",
         ])
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", service.socket.display()),
-        )
-        .env("DOCKER_CONFIG", service.config.path())
+        .envs(service.client_env())
         .stdin(Stdio::null())
         .output()
         .expect("script runs");
@@ -461,11 +466,7 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
             "--format",
             "{{.Action}} {{.Actor.Attributes.name}}",
         ])
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", service.socket.display()),
-        )
-        .env("DOCKER_CONFIG", service.config.path())
+        .envs(service.client_env())
         .stdout(Stdio::piped())
         .spawn()
         .expect("docker events");
@@ -726,11 +727,7 @@ fn docker_compose_brings_a_project_up_and_down() {
         Command::new("docker-compose")
             .args(args)
             .current_dir(&dir)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", service.socket.display()),
-            )
-            .env("DOCKER_CONFIG", service.config.path())
+            .envs(service.client_env())
             .stdin(Stdio::null())
             .output()
             .expect("docker-compose runs")
