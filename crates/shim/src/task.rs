@@ -11,7 +11,7 @@ use containerd_shim::TtrpcResult;
 use containerd_shim::api;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
 };
 use containerd_shim::protos::shim_async::Task;
 use containerd_shim::protos::topics;
@@ -286,6 +286,13 @@ impl TaskService {
             let status = container.wait().await;
             // What it wrote reaches containerd before its end does.
             let _ = tokio::time::timeout(Duration::from_secs(5), io).await;
+            if status.as_ref().is_ok_and(|s| s.oom_killed) {
+                let mut oom = TaskOOM::new();
+                oom.container_id = task_id.clone();
+                events
+                    .publish(topics::TASK_OOM_EVENT_TOPIC, Box::new(oom))
+                    .await;
+            }
             let code = status.map_or(255, |s| s.code);
             finish(&events, &exit, &task_id, &task_id, pid, code).await;
         });

@@ -50,6 +50,41 @@ fn ctr_runs_each_task_in_a_vm_with_its_output_exit_code_tty_execs_and_metrics() 
     assert!(shown.contains("/dev/pts/0"), "{shown:?}");
     assert!(shown.contains("30 100"), "{shown:?}");
 
+    // The OOM killer: containerd hears of it (TaskOOM), and the exit is
+    // 137.
+    let mut events = world
+        .containerd
+        .ctr(&["events"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ctr events");
+    let hog = world.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--memory-limit",
+        "67108864",
+        &world.image,
+        "hog",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=300M",
+        "count=1",
+    ]);
+    assert_eq!(hog.status.code(), Some(137), "{}", text(&hog.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = events.kill();
+    let heard = events.wait_with_output().expect("ctr events ends");
+    let heard = text(&heard.stdout);
+    assert!(
+        heard
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("hog")),
+        "{heard}"
+    );
+
     // A detached task: exec, metrics, kill, delete.
     let started = world.ctr(&[
         "run",
