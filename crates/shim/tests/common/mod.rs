@@ -162,8 +162,47 @@ impl World {
             .sum()
     }
 
+    /// Address leases held on this state root's networks.
+    pub fn leases(&self) -> usize {
+        let dir = self.root.path().join("network");
+        let mut count = 0;
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if name.starts_with("leases-") && name.ends_with(".json") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let json: serde_json::Value =
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                    count += json.as_array().map_or(0, Vec::len);
+                }
+            }
+        }
+        count
+    }
+
+    /// Mounts under this containerd's folders (a task's root file system
+    /// the shim mounted on its bundle, say).
+    pub fn mounts(&self) -> Vec<String> {
+        let dir = self
+            .containerd
+            .socket()
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&dir))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Asserts nothing of the tasks is left: no shim, no VM, no container,
-    /// no pod.
+    /// no pod, no address lease, no mount.
     pub fn assert_clean(&self) {
         self.within(15, "the shims exit", || self.containerd.shims().is_empty());
         assert_eq!(self.vms(), 0);
@@ -177,6 +216,8 @@ impl World {
             "{:?}",
             self.entries("pods")
         );
+        assert_eq!(self.leases(), 0, "an address is still leased");
+        assert!(self.mounts().is_empty(), "{:?}", self.mounts());
     }
 }
 
