@@ -25,6 +25,21 @@ const MAX_LEN: usize = 128;
 pub struct ContainerId(String);
 
 impl ContainerId {
+    /// A new id: 64 hexadecimal digits from the kernel's random source.
+    pub fn random() -> Result<Self, Error> {
+        use std::io::Read;
+        let path = std::path::Path::new("/dev/urandom");
+        let mut bytes = [0u8; 32];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        hex.parse()
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -60,10 +60,7 @@ pub fn port(manager: &ContainerManager, name: &str, only: Option<&str>) -> anyho
     });
     let mut found = false;
     for port in &container.config().ports {
-        let protocol = match port.protocol {
-            containerization::network::Protocol::Tcp => "tcp",
-            containerization::network::Protocol::Udp => "udp",
-        };
+        let protocol = port.protocol.to_string();
         let host = format!(
             "{}:{}",
             port.host_ip
@@ -72,7 +69,7 @@ pub fn port(manager: &ContainerManager, name: &str, only: Option<&str>) -> anyho
         );
         match &wanted {
             Some((number, kind)) => {
-                if *number == port.container_port.to_string() && kind == protocol {
+                if *number == port.container_port.to_string() && *kind == protocol {
                     println!("{host}");
                     found = true;
                 }

@@ -545,18 +545,11 @@ fn network_name(mode: &NetworkMode) -> String {
     }
 }
 
-fn protocol_name(protocol: containerization::network::Protocol) -> &'static str {
-    match protocol {
-        containerization::network::Protocol::Tcp => "tcp",
-        containerization::network::Protocol::Udp => "udp",
-    }
-}
-
 /// `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
 fn port_bindings(ports: &[containerization::network::PublishedPort]) -> Value {
     let mut map = serde_json::Map::new();
     for port in ports {
-        let key = format!("{}/{}", port.container_port, protocol_name(port.protocol));
+        let key = format!("{}/{}", port.container_port, port.protocol);
         let entry = map.entry(key).or_insert_with(|| json!([]));
         if let Some(list) = entry.as_array_mut() {
             list.push(json!({
@@ -604,7 +597,7 @@ fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
             "IP": p.host_ip.map_or("0.0.0.0".to_owned(), |ip| ip.to_string()),
             "PrivatePort": p.container_port,
             "PublicPort": p.host_port,
-            "Type": protocol_name(p.protocol),
+            "Type": p.protocol.to_string(),
         })).collect::<Vec<_>>(),
         "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },

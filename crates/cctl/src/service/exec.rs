@@ -38,18 +38,10 @@ pub(crate) struct Exec {
 }
 
 /// A new id: 64 hex digits, as Docker's (execs, unnamed volumes).
-pub(crate) fn new_id() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        // Unique enough within one service: the time and a counter.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes[..8].copy_from_slice(&crate::container::list::now_ms().to_le_bytes());
-        bytes[8..16].copy_from_slice(&n.to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+pub(crate) fn new_id() -> Result<String, ApiError> {
+    containerization::ContainerId::random()
+        .map(|id| id.to_string())
+        .map_err(|e| from_error(&e.into()))
 }
 
 fn no_such_exec(exec_id: &str) -> ApiError {
@@ -106,7 +98,7 @@ pub(crate) async fn create(service: &Service, id: &str, request: Request<Incomin
         exit_code: None,
         pid: 0,
     };
-    let exec_id = new_id();
+    let exec_id = new_id()?;
     lock(&service.execs).insert(exec_id.clone(), exec);
     Ok(json(StatusCode::CREATED, &json!({ "Id": exec_id })))
 }

@@ -55,7 +55,7 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
     let labels = super::containers::labels_of(&body["Labels"])?;
     let name = match body["Name"].as_str().filter(|n| !n.is_empty()) {
         Some(name) => name.to_owned(),
-        None => super::exec::new_id(),
+        None => super::exec::new_id()?,
     };
     let volume = service
         .manager

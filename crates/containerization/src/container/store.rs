@@ -3,8 +3,7 @@
 //! are unique, checked under `containers/.lock`; each state change holds the
 //! container's own `state.lock`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::record::{ContainerConfig, ContainerState, NetworkMode};
 use crate::private_dir;
@@ -473,16 +472,7 @@ fn readable<T>(
 
 /// A new container id: 64 hexadecimal digits from the kernel's random source.
 pub(crate) fn new_id() -> Result<ContainerId, Error> {
-    let path = Path::new("/dev/urandom");
-    let mut bytes = [0u8; 32];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    hex.parse()
+    ContainerId::random()
 }
 
 #[cfg(test)]
