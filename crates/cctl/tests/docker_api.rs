@@ -5,7 +5,8 @@
 //! restart, inspect, stop and rm, seen by `cctl` too; a network whose
 //! containers reach each other, a volume's data kept across containers, a
 //! published port reached from the host; image inspect, tag and rmi; and
-//! what is not built answers 501 with its name.
+//! what is not built answers 501 with its name; and the same commands
+//! against Podman's own service, the reference, with bad input.
 
 mod support;
 
@@ -39,6 +40,11 @@ impl Service {
             .env("CZ_LOG", "warn")
             .stdin(Stdio::null());
         let process = Supervised::spawn("cctl system service", command).expect("the service");
+        Self::on(process, socket)
+    }
+
+    /// The service `process` runs, once it answers on `socket`.
+    fn on(process: Supervised, socket: PathBuf) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "the service listens within 30 s");
@@ -770,5 +776,315 @@ fn docker_compose_brings_a_project_up_and_down() {
     assert!(!networks.stdout.contains("czproj"), "{networks:?}");
     let volumes = service.docker(&["volume", "ls", "-q"]);
     assert_eq!(volumes.stdout.trim(), "", "{volumes:?}");
+    let _ = world.cctl_on_host(&["network", "rm", "default"]);
+}
+
+/// Podman's own Docker-compatible service (Debian's `podman`, with `runc`:
+/// `crun` 1.8 refuses this host's hybrid cgroups), on a private store, in
+/// the world's network namespace so its bridge goes with it, holding the
+/// world's image (copied in by skopeo, so it never pulls).
+fn podman_service(world: &World, dir: &std::path::Path) -> (Service, Unmounted) {
+    let store = dir.join("store");
+    let run = dir.join("run");
+    let storage = format!("overlay@{}+{}", store.display(), run.display());
+    let copied = Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(format!("docker://{}", world.image))
+        .arg(format!("containers-storage:[{storage}]{}", world.image))
+        .output()
+        .expect("skopeo runs");
+    assert!(copied.status.success(), "{copied:?}");
+    let conf = dir.join("containers.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
+             [network]\nnetwork_config_dir = \"{}\"\n\
+             [engine]\nruntime = \"runc\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{}\"\n",
+            dir.join("cni").display(),
+            dir.join("events.log").display()
+        ),
+    )
+    .expect("containers.conf");
+    let socket = dir.join("podman.sock");
+    // `nsenter`, not `ip netns exec`, which mounts a /sys without cgroups.
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net={}", world.netns.path().display()))
+        .arg("podman")
+        .arg("--root")
+        .arg(&store)
+        .arg("--runroot")
+        .arg(&run)
+        .args(["--storage-driver", "overlay", "--tmpdir"])
+        .arg(dir.join("tmp"))
+        .args(["system", "service", "-t", "0"])
+        .arg(format!("unix://{}", socket.display()))
+        .env("CONTAINERS_CONF", &conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let process = Supervised::spawn("podman system service", command).expect("podman");
+    (
+        Service::on(process, socket),
+        Unmounted(store.join("overlay")),
+    )
+}
+
+/// Podman's store mounts its overlay folder on itself; this undoes it.
+struct Unmounted(PathBuf);
+
+impl Drop for Unmounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// How two services' answers to one command are compared.
+#[derive(Debug, Clone, Copy)]
+enum Same {
+    /// Exit code and standard output.
+    Output,
+    /// Exit code, and each's standard error names the thing.
+    Code,
+    /// Exit code, and an id (64 hexadecimal digits) on standard output.
+    Id,
+}
+
+/// A status code and body of one raw HTTP request to `socket`.
+fn http(socket: &std::path::Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// The same `docker` commands against this service and Podman's: exit
+/// codes and output as Podman's (the reference implementation here), and
+/// bad input answered as Docker's: malformed JSON, an unknown route, a
+/// name taken, an image that is nowhere, a container that is not there.
+/// Where Podman 4.3 strays from Docker (it loses `run --rm`'s exit code
+/// and answers 1 for a command not found), the other test holds us to
+/// Docker's answer instead.
+#[test]
+fn the_same_commands_answer_as_podmans_service() {
+    let world = World::new();
+    let ours = Service::start(&world);
+    let scratch = tempfile::tempdir().expect("podman's folder");
+    let (podman, _unmounted) = podman_service(&world, scratch.path());
+    let file = scratch.path().join("greeting");
+    std::fs::write(&file, "from the host\n").expect("a file");
+    let file = file.to_str().expect("utf-8");
+    let back = |service: &str| scratch.path().join(format!("back-{service}"));
+    let image = world.image.as_str();
+    let cases: Vec<(Same, Vec<String>)> = [
+        (
+            Same::Output,
+            vec!["version", "--format", "{{.Server.APIVersion}}"],
+        ),
+        (Same::Output, vec!["run", "--rm", image, "echo", "hi"]),
+        (
+            Same::Output,
+            vec![
+                "run",
+                "--name",
+                "three",
+                image,
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        ),
+        (
+            Same::Output,
+            vec![
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "three",
+            ],
+        ),
+        (Same::Output, vec!["wait", "three"]),
+        (Same::Code, vec!["kill", "three"]),
+        (Same::Output, vec!["rm", "three"]),
+        (Same::Code, vec!["rm", "three"]),
+        (Same::Code, vec!["inspect", "three"]),
+        (Same::Id, vec!["create", "--name", "twice", image, "true"]),
+        (Same::Code, vec!["create", "--name", "twice", image, "true"]),
+        (Same::Output, vec!["rename", "twice", "renamed"]),
+        (
+            Same::Output,
+            vec!["ps", "-a", "--format", "{{.Names}} {{.Status}}"],
+        ),
+        (Same::Output, vec!["cp", file, "renamed:/greeting"]),
+        (Same::Output, vec!["rm", "renamed"]),
+        (
+            Same::Code,
+            vec!["run", "--rm", "127.0.0.1:1/nowhere:1", "true"],
+        ),
+        (
+            Same::Id,
+            vec![
+                "run",
+                "-d",
+                "--name",
+                "long",
+                image,
+                "sh",
+                "-c",
+                "echo started; sleep 600",
+            ],
+        ),
+        (
+            Same::Output,
+            vec!["exec", "long", "sh", "-c", "echo in; exit 4"],
+        ),
+        (Same::Output, vec!["logs", "long"]),
+        (Same::Code, vec!["rm", "long"]),
+        (Same::Output, vec!["stop", "-t", "1", "long"]),
+        (
+            Same::Output,
+            vec![
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.ExitCode}}",
+                "long",
+            ],
+        ),
+        (Same::Output, vec!["rm", "long"]),
+        (Same::Output, vec!["volume", "create", "kept"]),
+        (
+            Same::Output,
+            vec!["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "kept"],
+        ),
+        (Same::Output, vec!["volume", "rm", "kept"]),
+        (Same::Code, vec!["volume", "rm", "kept"]),
+        (Same::Id, vec!["network", "create", "apart"]),
+        (
+            Same::Output,
+            vec!["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "apart"],
+        ),
+        (Same::Output, vec!["network", "rm", "apart"]),
+        (Same::Code, vec!["network", "rm", "apart"]),
+        (Same::Code, vec!["image", "inspect", "nowhere:1"]),
+    ]
+    .into_iter()
+    .map(|(same, args)| (same, args.into_iter().map(str::to_owned).collect()))
+    .collect();
+    let mut differ = Vec::new();
+    for (same, args) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (a, b) = (ours.docker(&args), podman.docker(&args));
+        let agree = match same {
+            Same::Output => (a.code, &a.stdout) == (b.code, &b.stdout),
+            Same::Code => a.code == b.code && (a.code == 0 || !a.stderr.trim().is_empty()),
+            Same::Id => {
+                let id = |out: &str| {
+                    let out = out.trim();
+                    out.len() == 64 && out.bytes().all(|b| b.is_ascii_hexdigit())
+                };
+                a.code == b.code && id(&a.stdout) && id(&b.stdout)
+            }
+        };
+        if !agree {
+            differ.push(format!(
+                "docker {args:?}:\n  ours:   {a:?}\n  podman: {b:?}"
+            ));
+        }
+    }
+    // A file copied in comes back out the same from both.
+    for (name, service) in [("ours", &ours), ("podman", &podman)] {
+        let made = service.docker(&["create", "--name", "copied", image, "true"]);
+        assert_eq!(made.code, 0, "{name}: {made:?}");
+        assert_eq!(service.docker(&["cp", file, "copied:/greeting"]).code, 0);
+        let out = back(name);
+        let copied = service.docker(&["cp", "copied:/greeting", out.to_str().expect("utf-8")]);
+        assert_eq!(copied.code, 0, "{name}: {copied:?}");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("copied out"),
+            "from the host\n",
+            "{name}"
+        );
+        assert_eq!(service.docker(&["rm", "copied"]).code, 0);
+    }
+
+    // Raw requests: each service's status code for the same bad input.
+    let requests = [
+        ("GET", "/v1.41/no/such/route", ""),
+        ("GET", "/v1.41/containers/nowhere/json", ""),
+        ("GET", "/v1.41/images/nowhere:1/json", ""),
+        (
+            "POST",
+            "/v1.41/containers/create",
+            r#"{"Image": "nowhere-at-all:1"}"#,
+        ),
+    ];
+    for (method, path, body) in requests {
+        let (a, a_text) = http(&ours.socket, method, path, body);
+        let (b, b_text) = http(&podman.socket, method, path, body);
+        if a != b {
+            differ.push(format!(
+                "{method} {path}:\n  ours:   {a_text:?}\n  podman: {b_text:?}"
+            ));
+        }
+        assert!(a_text.contains("\"message\""), "{a_text}");
+    }
+    // Malformed JSON: Docker's 400 (an invalid parameter; Podman 4.3
+    // answers 500).
+    let (status, text) = http(
+        &ours.socket,
+        "POST",
+        "/v1.41/containers/create",
+        "{not json",
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not JSON"), "{text}");
+    let left = podman.docker(&["ps", "-aq"]);
+    for id in left.stdout.split_whitespace() {
+        let _ = podman.docker(&["rm", "-f", id]);
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+
+    // The socket is its owner's and its group's: another user, who may
+    // reach it (its folder opened to all), is refused.
+    let folder = ours.socket.parent().expect("the socket's folder");
+    std::fs::set_permissions(folder, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+        .expect("chmod");
+    let config = tempfile::tempdir().expect("a config folder");
+    std::fs::set_permissions(
+        config.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let stranger = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", DOCKER])
+        .args([
+            "-H",
+            &format!("unix://{}", ours.socket.display()),
+            "version",
+        ])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .expect("setpriv runs");
+    let stranger: support::Ran = stranger.into();
+    assert_ne!(stranger.code, 0, "{stranger:?}");
+    assert!(
+        stranger.stderr.contains("permission denied"),
+        "{stranger:?}"
+    );
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }

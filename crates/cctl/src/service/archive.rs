@@ -142,12 +142,17 @@ pub(crate) async fn get(service: &Service, id: &str, query: &Query) -> Answer {
             archive: true,
             follow_link: false,
         };
+        // The body ends once the copy is over, a stopped container's copy
+        // VM stopped and the container given back: a `docker rm` right
+        // after `docker cp` finds it free.
+        let open_until_done = sender.clone();
         if let Err(e) = container
             .copy_out_archive(&path, BodyWriter(sender), &options)
             .await
         {
             tracing::debug!(path, "archive out failed: {e}");
         }
+        drop(open_until_done);
     });
     Ok(with_stat(response, &header))
 }

@@ -118,7 +118,11 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
             ));
         }
         other if other.contains(':') => return Err(missing(&format!("network mode {other}"))),
-        name => Some(NetworkMode::Network(name.to_owned())),
+        name => Some(NetworkMode::Network(
+            super::networks::find(service, name)
+                .map(|network| network.name)
+                .unwrap_or_else(|_| name.to_owned()),
+        )),
     };
     let mut ports = Vec::new();
     if let Some(bindings) = host["PortBindings"].as_object() {
@@ -361,7 +365,11 @@ async fn reap(service: Arc<Service>, id: String) {
 /// the headers at once (the client starts the container after them), the
 /// exit code when the condition holds.
 pub(crate) async fn wait(service: Arc<Service>, id: &str, query: &Query) -> Answer {
-    let condition = query.get("condition").unwrap_or("not-running").to_owned();
+    // Docker's CLI sends `condition=` (empty) for the default.
+    let condition = match query.get("condition") {
+        None | Some("") => "not-running".to_owned(),
+        Some(other) => other.to_owned(),
+    };
     if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
         return Err(bad(format!(
             "condition {condition:?}: not-running, next-exit or removed"
@@ -451,6 +459,17 @@ pub(crate) async fn remove(service: &Service, id: &str, query: &Query) -> Answer
             ),
         ));
     }
+    // A copy this service runs may still be stopping its copy VM after
+    // the client has read all it wanted (`docker cp` stops at the tar
+    // stream's end): the removal waits for it to give the container back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while container
+        .state()
+        .is_ok_and(|s| s.copying && s.owner_alive())
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let full = container.id().to_string();
     service
         .manager
@@ -486,7 +505,7 @@ pub(crate) fn inspect(service: &Service, id: &str) -> Answer {
     // Docker's `local` log driver keeps it.
     value["HostConfig"]["LogConfig"] = json!({ "Type": "local", "Config": {} });
     value["NetworkSettings"]["Networks"] =
-        networks_of(config, &value["NetworkSettings"]["IPAddress"]);
+        networks_of(service, config, &value["NetworkSettings"]["IPAddress"]);
     if value["State"]["ExitCode"].is_null() {
         value["State"]["ExitCode"] = json!(0);
     }
@@ -506,7 +525,7 @@ fn user_text(user: &Value) -> String {
 
 /// Docker's `NetworkSettings.Networks`: the container's network, its
 /// short id among its aliases (as Docker's, which Compose looks for).
-fn networks_of(config: &ContainerConfig, address: &Value) -> Value {
+fn networks_of(service: &Service, config: &ContainerConfig, address: &Value) -> Value {
     match &config.network {
         NetworkMode::None => json!({}),
         NetworkMode::Network(name) => {
@@ -516,7 +535,9 @@ fn networks_of(config: &ContainerConfig, address: &Value) -> Value {
                 name.clone(),
                 json!({
                     "Aliases": [short],
-                    "NetworkID": name,
+                    "NetworkID": super::networks::find(service, name)
+                        .map(|network| network.id())
+                        .unwrap_or_default(),
                     "IPAddress": address.as_str().unwrap_or_default(),
                 }),
             );
@@ -573,12 +594,12 @@ pub(crate) fn list(service: &Service, query: &Query) -> Answer {
         .filter(|(config, state)| {
             (all || by_status || running(state)) && admitted(&filters, config, state)
         })
-        .map(|(config, state)| summary(config, state))
+        .map(|(config, state)| summary(service, config, state))
         .collect();
     Ok(json(StatusCode::OK, &Value::Array(shown)))
 }
 
-fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
+fn summary(service: &Service, config: &ContainerConfig, state: &ContainerState) -> Value {
     let docker_state = match state.status {
         _ if running(state) => "running",
         Status::Created => "created",
@@ -601,7 +622,7 @@ fn summary(config: &ContainerConfig, state: &ContainerState) -> Value {
         })).collect::<Vec<_>>(),
         "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },
-        "NetworkSettings": { "Networks": networks_of(config, &Value::Null) },
+        "NetworkSettings": { "Networks": networks_of(service, config, &Value::Null) },
         "Mounts": [],
     })
 }

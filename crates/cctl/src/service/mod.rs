@@ -16,6 +16,7 @@ mod exec;
 mod images;
 mod networks;
 mod query;
+mod routes;
 mod streams;
 mod system;
 mod volumes;
@@ -360,10 +361,12 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
                 ),
             ))
         }
-        _ => Err(error(
+        _ if routes::is_dockers(&method, &parts) => Err(error(
             hyper::StatusCode::NOT_IMPLEMENTED,
             format!("{method} {path} is not implemented by containerization's Docker API yet"),
         )),
+        // Docker's router says the same for a route it does not have.
+        _ => Err(error(hyper::StatusCode::NOT_FOUND, "page not found")),
     };
     answer.unwrap_or_else(|failure| failure.response())
 }

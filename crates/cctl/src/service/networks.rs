@@ -37,7 +37,7 @@ fn shape(service: &Service, network: &NetworkConfig) -> Value {
         .collect();
     json!({
         "Name": network.name,
-        "Id": network.name,
+        "Id": network.id(),
         "Created": "0001-01-01T00:00:00Z",
         "Scope": "local",
         "Driver": "bridge",
@@ -76,9 +76,31 @@ pub(crate) fn list(service: &Service) -> Answer {
     Ok(json(StatusCode::OK, &Value::Array(shown)))
 }
 
+/// The network named `name`, or whose id is or starts with `name`, as
+/// Docker finds networks.
+pub(crate) fn find(service: &Service, name: &str) -> Result<NetworkConfig, ApiError> {
+    let manager = manager(service)?;
+    if let Ok(network) = manager.get(name) {
+        return Ok(network);
+    }
+    let mut by_id = manager
+        .list()
+        .map_err(|e| from_error(&e.into()))?
+        .into_iter()
+        .filter(|n| !name.is_empty() && n.id().starts_with(name));
+    match (by_id.next(), by_id.next()) {
+        (Some(network), None) => Ok(network),
+        (Some(_), Some(_)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("network {name} is ambiguous: more than one network's id starts with it"),
+        )),
+        _ => Err(not_found(name)),
+    }
+}
+
 /// `GET /networks/{name}`.
 pub(crate) fn inspect(service: &Service, name: &str) -> Answer {
-    let network = manager(service)?.get(name).map_err(|_| not_found(name))?;
+    let network = find(service, name)?;
     Ok(json(StatusCode::OK, &shape(service, &network)))
 }
 
@@ -158,7 +180,7 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
     }
     Ok(json(
         StatusCode::CREATED,
-        &json!({ "Id": network.name, "Warning": "" }),
+        &json!({ "Id": network.id(), "Warning": "" }),
     ))
 }
 
@@ -166,7 +188,7 @@ pub(crate) async fn create(service: &Service, request: Request<Incoming>) -> Ans
 /// or pods are configured on it.
 pub(crate) async fn remove(service: &Service, name: &str) -> Answer {
     let manager = manager(service)?;
-    manager.get(name).map_err(|_| not_found(name))?;
+    let name = &find(service, name)?.name;
     let mut using = containers(service).using_network(name).unwrap_or_default();
     using.extend(pods(service).using_network(name).unwrap_or_default());
     if !using.is_empty() {

@@ -98,6 +98,30 @@ impl NetworkConfig {
         self.gateway6 = Some(gateway6);
         Ok(self)
     }
+
+    /// The network's id: 64 hexadecimal digits (Docker's shape), the same
+    /// for as long as the network lives, another for a network made again
+    /// on another bridge or subnet.
+    ///
+    /// ```
+    /// use containerization::network::NetworkConfig;
+    ///
+    /// let net = NetworkConfig::new("web", "10.9.0.0/24".parse().unwrap(), None).unwrap();
+    /// assert_eq!(net.id().len(), 64);
+    /// assert_eq!(net.id(), net.clone().id());
+    /// ```
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"containerization network\0")
+            .chain_update(self.name.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(self.bridge.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(self.subnet.to_string().as_bytes())
+            .finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Network names: 1 to 64 lowercase letters, digits, `-` or `_`, starting
