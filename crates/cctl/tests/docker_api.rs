@@ -832,12 +832,22 @@ fn podman_service(world: &World, dir: &std::path::Path) -> (Service, Unmounted) 
     )
 }
 
-/// Podman's store mounts its overlay folder on itself; this undoes it.
+/// Podman's store mounts its overlay folder on itself (skopeo's copy once
+/// more); this undoes them.
 struct Unmounted(PathBuf);
 
 impl Drop for Unmounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        for _ in 0..4 {
+            let undone = Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status();
+            if !undone.is_ok_and(|status| status.success()) {
+                break;
+            }
+        }
     }
 }
 

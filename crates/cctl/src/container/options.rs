@@ -203,6 +203,7 @@ impl CreateArgs {
             dns: self.dns.clone(),
             kernel: self.kernel.clone(),
             auto_remove: self.rm,
+            disposable: false,
             interactive: self.interactive,
             pod: self.pod.clone(),
             labels: labels(&self.label)?,

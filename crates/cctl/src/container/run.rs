@@ -142,7 +142,7 @@ pub async fn start_monitored(container: &LinuxContainer) -> anyhow::Result<()> {
             let log = std::fs::read_to_string(&monitor_log).unwrap_or_default();
             anyhow::bail!("the container's monitor exited ({status}) before it started: {log}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -188,6 +188,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         kernel: None,
         // The service removes it once it ended and its output was read.
         auto_remove: false,
+        disposable: host["AutoRemove"].as_bool() == Some(true),
         interactive: body["OpenStdin"].as_bool().unwrap_or(false),
         pod: None,
         labels: labels_of(&body["Labels"])?,
@@ -356,7 +357,7 @@ async fn reap(service: Arc<Service>, id: String) {
                 break;
             }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(super::POLL).await;
     }
     lock(&service.auto_remove).remove(&id);
 }
@@ -406,7 +407,7 @@ pub(crate) async fn wait(service: Arc<Service>, id: &str, query: &Query) -> Answ
                     break removed.or(last_code).unwrap_or(0);
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(super::POLL).await;
         };
         let body = json!({ "StatusCode": code, "Error": null });
         let _ = sender.send(bytes::Bytes::from(format!("{body}\n"))).await;
@@ -640,7 +641,7 @@ pub(crate) async fn restart(service: &Arc<Service>, id: &str, query: &Query) -> 
     // Its monitor is gone before a new one starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while container.state().is_ok_and(|s| s.owner_alive()) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(super::POLL).await;
     }
     start(service, id).await
 }

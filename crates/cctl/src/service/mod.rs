@@ -43,6 +43,12 @@ pub const API_VERSION: &str = "1.41";
 /// The oldest API version a client may ask for.
 pub const MIN_API_VERSION: &str = "1.24";
 
+/// How often a handler looks again at a container's record while it waits
+/// for a change (a start, an end, its output, its removal): each look
+/// reads a small file, and each wait on the path of `docker run` adds
+/// half of this on average.
+const POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// `cctl system service`.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {

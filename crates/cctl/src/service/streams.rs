@@ -95,7 +95,7 @@ async fn pump(service: &Service, id: &str, mut feed: Feed, out: mpsc::Sender<Byt
         if ended {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(super::POLL).await;
     }
 }
 
@@ -202,7 +202,7 @@ async fn feed(
         if over || std::time::Instant::now() > deadline {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(super::POLL).await;
     };
     let _ = tokio::io::copy(&mut input, &mut stdin).await;
     let _ = stdin.shutdown().await;

@@ -163,6 +163,7 @@ impl ContainerManager {
             // spec's `root.readonly` makes the root read-only in the guest.
             read_only: false,
             auto_remove: options.auto_remove,
+            disposable: false,
             terminal,
             interactive: false,
             created_ms: now_ms(),

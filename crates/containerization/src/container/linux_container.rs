@@ -343,8 +343,8 @@ impl LinuxContainer {
             // keeps only its volumes: unmounting them is enough (and much
             // quicker than the guest's power-off, which remounts every
             // file system read-only first); one that will not unmount
-            // falls back to that.
-            let keep_disk = !self.config.auto_remove;
+            // falls back to that. So does a disposable one's.
+            let keep_disk = !self.config.auto_remove && !self.config.disposable;
             let unmounted = keep_disk || unmount_volumes(&agent, &self.config).await;
             if keep_disk || !unmounted {
                 let _ = agent.sync().await;

@@ -46,6 +46,11 @@ pub struct CreateOptions {
     pub kernel: Option<String>,
     /// Remove the container when it exits.
     pub auto_remove: bool,
+    /// Its root file system's changes are thrown away when it ends, by
+    /// whoever removes it then (Docker's API service for `--rm`, which
+    /// reads its output first): no flush and no clean power-off at the end,
+    /// as with `auto_remove`, but its folder stays until removed.
+    pub disposable: bool,
     /// Its first process reads standard input.
     pub interactive: bool,
     /// The pod to run it in (a name or id): it shares the pod's VM, network
@@ -476,6 +481,7 @@ impl ContainerManager {
             vm_memory_mib: pod.as_ref().map_or(vm_memory_mib, |pod| pod.vm_memory_mib),
             read_only: container_options.read_only,
             auto_remove: options.auto_remove,
+            disposable: options.disposable,
             terminal: container_options.process.terminal,
             interactive: options.interactive,
             created_ms: now_ms(),

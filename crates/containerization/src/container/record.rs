@@ -57,6 +57,10 @@ pub struct ContainerConfig {
     pub read_only: bool,
     /// The container is removed when it exits (`--rm`).
     pub auto_remove: bool,
+    /// Its root file system's changes are thrown away after it ends (see
+    /// `CreateOptions::disposable`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disposable: bool,
     /// Its first process has a terminal.
     pub terminal: bool,
     /// Its first process reads standard input.

@@ -495,6 +495,7 @@ mod tests {
             vm_memory_mib: 256,
             read_only: false,
             auto_remove: false,
+            disposable: false,
             terminal: false,
             interactive: false,
             created_ms,
