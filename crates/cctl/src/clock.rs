@@ -34,9 +34,47 @@ pub fn rfc3339_millis(ms: Option<u64>) -> String {
     )
 }
 
+/// RFC 3339 in UTC with nine digits of fraction, as Docker prints log
+/// timestamps (`docker logs -t`).
+pub fn rfc3339_nanos(ns: u64) -> String {
+    let seconds = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX / 2);
+    let (y, mo, d, h, mi, s) = civil(seconds);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+        ns % 1_000_000_000
+    )
+}
+
+/// A time as Docker's clients send it (`since`, `until`): seconds since the
+/// Unix epoch with an optional fraction of up to nine digits; in
+/// nanoseconds.
+pub fn unix_ns(text: &str) -> Option<u64> {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: u64 = seconds.parse().ok()?;
+    let nanos: u64 = format!("{fraction:0<9}").parse().ok()?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_times_print_with_nanoseconds_and_clients_times_parse() {
+        assert_eq!(
+            rfc3339_nanos(1_709_251_199_000_000_042),
+            "2024-02-29T23:59:59.000000042Z"
+        );
+        assert_eq!(unix_ns("12"), Some(12_000_000_000));
+        assert_eq!(unix_ns("12.5"), Some(12_500_000_000));
+        assert_eq!(unix_ns("1.000000001"), Some(1_000_000_001));
+        assert_eq!(unix_ns("1.0000000001"), None);
+        assert_eq!(unix_ns("soon"), None);
+        assert_eq!(unix_ns("1.x"), None);
+    }
 
     #[test]
     fn times_print_as_rfc_3339() {

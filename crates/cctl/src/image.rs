@@ -399,8 +399,23 @@ pub fn client(
     reference: &Reference,
     progress: Option<ProgressSink>,
 ) -> anyhow::Result<RegistryClient> {
+    client_with(root, options, reference, progress, None)
+}
+
+/// [`client`], with `given` (a credential sent with a request) used before
+/// the stored ones.
+pub fn client_with(
+    root: &StateRoot,
+    options: &RegistryOptions,
+    reference: &Reference,
+    progress: Option<ProgressSink>,
+    given: Option<containerization_oci::registry::Credential>,
+) -> anyhow::Result<RegistryClient> {
     let mut config = ClientConfig {
-        credentials: CredentialStore::standard(root.path()),
+        credentials: CredentialStore {
+            given,
+            ..CredentialStore::standard(root.path())
+        },
         progress,
         ..ClientConfig::default()
     };

@@ -66,6 +66,7 @@ impl LoginCommand {
         let check = CredentialStore {
             own_file: Some(scratch.path().join("credentials.json")),
             docker_config: None,
+            given: None,
         };
         check.login(reference.registry(), &credential)?;
         let client = client(

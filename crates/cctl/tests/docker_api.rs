@@ -298,6 +298,21 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         (0, "1\n2\n3\n"),
         "{followed:?}"
     );
+    // Timestamps (nine digits, as Docker's), tail, since and until.
+    let stamped = service.docker(&["logs", "-t", "--tail", "2", "counter"]);
+    let lines: Vec<&str> = stamped.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stamped:?}");
+    let (first_time, first_text) = lines[0].split_once(' ').expect("a time, then the line");
+    assert_eq!(first_text, "2", "{stamped:?}");
+    assert!(
+        first_time.len() == 30 && first_time.ends_with('Z') && first_time.as_bytes()[10] == b'T',
+        "{stamped:?}"
+    );
+    assert!(lines[1].ends_with(" 3"), "{stamped:?}");
+    let later = service.docker(&["logs", "--since", "2099-01-01T00:00:00Z", "counter"]);
+    assert_eq!((later.code, later.stdout.as_str()), (0, ""), "{later:?}");
+    let until_first = service.docker(&["logs", "--until", first_time, "counter"]);
+    assert_eq!(until_first.stdout, "1\n2\n", "{until_first:?}");
     assert_eq!(service.docker(&["rm", "counter"]).code, 0);
 
     // docker cp both ways, a folder to a new name and a file into a folder.
@@ -329,6 +344,24 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         "web",
     ]);
     assert_eq!((stats.code, stats.stdout.trim()), (0, "web 1"), "{stats:?}");
+    // A stream of samples, one a second, until the client leaves.
+    let streamed = Command::new("timeout")
+        .args([
+            "3.5",
+            DOCKER,
+            "stats",
+            "--format",
+            "{{.Name}} {{.PIDs}}",
+            "web",
+        ])
+        .envs(service.client_env())
+        .stdin(Stdio::null())
+        .output()
+        .expect("timeout runs");
+    let samples = String::from_utf8_lossy(&streamed.stdout)
+        .matches("web 1")
+        .count();
+    assert!(samples >= 2, "{streamed:?}");
     let restarted = service.docker(&["restart", "-t", "1", "web"]);
     assert_eq!(restarted.code, 0, "{restarted:?}");
     let again = service.docker(&["inspect", "-f", "{{.State.Running}}", "web"]);
@@ -541,6 +574,52 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert_eq!(pruned.code, 0, "{pruned:?}");
     let gone = service.docker(&["ps", "-a", "-q"]);
     assert_eq!(gone.stdout.trim(), "", "{gone:?}");
+
+    // A registry that wants a password: login checks it through the
+    // service, push and pull send it (X-Registry-Auth), as Docker's do.
+    let locked = containerization_testkit::Registry::basic_auth().expect("a locked registry");
+    let user = locked.credentials().expect("its credentials").clone();
+    let pushed = format!("{}/test/pushed:1", locked.host());
+    assert_eq!(service.docker(&["tag", &world.image, &pushed]).code, 0);
+    let refused = service.docker(&["push", &pushed]);
+    assert_ne!(refused.code, 0, "no credential yet: {refused:?}");
+    let wrong = service.docker(&["login", &locked.host(), "-u", &user.username, "-p", "wrong"]);
+    assert_ne!(wrong.code, 0, "{wrong:?}");
+    let login = service.docker(&[
+        "login",
+        &locked.host(),
+        "-u",
+        &user.username,
+        "-p",
+        &user.password,
+    ]);
+    assert_eq!(login.code, 0, "{login:?}");
+    assert!(login.stdout.contains("Login Succeeded"), "{login:?}");
+    let push = service.docker(&["push", &pushed]);
+    assert_eq!(push.code, 0, "{push:?}");
+    assert!(push.stdout.contains("1: digest: sha256:"), "{push:?}");
+    assert_eq!(service.docker(&["rmi", &pushed]).code, 0);
+    let back = service.docker(&["pull", &pushed]);
+    assert_eq!(back.code, 0, "{back:?}");
+    // Image filters, then a prune of every image no container uses.
+    let found = service.docker(&[
+        "images",
+        "--filter",
+        "reference=*/test/push*",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert_eq!(found.stdout.trim(), pushed, "{found:?}");
+    let none = service.docker(&["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!((none.code, none.stdout.trim()), (0, ""), "{none:?}");
+    let image_pruned = service.docker(&["image", "prune", "-a", "-f"]);
+    assert_eq!(image_pruned.code, 0, "{image_pruned:?}");
+    assert!(
+        image_pruned.stdout.contains(&format!("untagged: {pushed}")),
+        "{image_pruned:?}"
+    );
+    let left = service.docker(&["images", "-q"]);
+    assert_eq!(left.stdout.trim(), "", "{left:?}");
 
     // What is not built says so.
     let connect = service.docker(&["network", "connect", "default", "web"]);

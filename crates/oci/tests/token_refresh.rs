@@ -54,6 +54,7 @@ fn client_pausing_after_the_config(
     let credentials = CredentialStore {
         own_file: Some(dir.join("credentials.json")),
         docker_config: None,
+        given: None,
     };
     let user = registry.credentials().expect("credentials");
     credentials

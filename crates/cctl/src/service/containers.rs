@@ -682,58 +682,100 @@ pub(crate) async fn resize(service: &Service, id: &str, query: &Query) -> Answer
     Ok(nothing(StatusCode::OK))
 }
 
-/// `GET /containers/{id}/stats?stream=false`: one sample in Docker's shape
-/// (a stream of them is not built).
-pub(crate) async fn stats(service: &Service, id: &str, query: &Query) -> Answer {
-    if !matches!(query.get("stream"), Some("0" | "false")) && !query.flag("one-shot") {
-        return Err(missing("a stream of statistics (use stream=false)"));
-    }
+/// `GET /containers/{id}/stats?stream=&one-shot=`: a sample of the
+/// container's cgroup in its VM (CPU time, memory and its limit, PIDs,
+/// block I/O), one a second while streaming, each with the one before as
+/// `precpu_stats` (the CLI's CPU percentage is the CPU time's share of the
+/// wall-clock time between two, as `system_cpu_usage` is the wall-clock
+/// time times the VM's CPUs). A container that is not running gives an
+/// empty sample, as Docker's does.
+pub(crate) async fn stats(service: &Arc<Service>, id: &str, query: &Query) -> Answer {
     let container = find(service, id)?;
-    if !running(&container.state().map_err(|e| from_error(&e.into()))?) {
-        return Err(error(
-            StatusCode::CONFLICT,
-            format!("Container {id} is not running"),
-        ));
+    let stream = !matches!(query.get("stream"), Some("0" | "false"));
+    if !stream {
+        let first = sample(&container, None).await;
+        // Docker takes two samples a moment apart unless asked for one
+        // shot, so the CPU share can be worked out.
+        let shown = if query.flag("one-shot") || first["read"] == EMPTY_TIME {
+            first
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            sample(&container, Some(&first)).await
+        };
+        return Ok(json(StatusCode::OK, &shown));
     }
-    let stats = container
-        .statistics()
-        .await
-        .map_err(|e| from_error(&e.into()))?;
+    let (sender, response) = streamed(StatusCode::OK, "application/json");
+    tokio::spawn(async move {
+        let mut previous: Option<Value> = None;
+        loop {
+            let now = sample(&container, previous.as_ref()).await;
+            let line = bytes::Bytes::from(format!("{now}\n"));
+            if sender.send(line).await.is_err() {
+                return;
+            }
+            previous = Some(now);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    Ok(response)
+}
+
+/// Docker's zero time, the `read` of an empty sample.
+const EMPTY_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One sample of `container`'s statistics in Docker's shape, with
+/// `previous` as its `precpu_stats`; an empty one when it is not running
+/// or its agent does not answer.
+async fn sample(container: &containerization::LinuxContainer, previous: Option<&Value>) -> Value {
     let config = container.config();
+    let mut shown = json!({
+        "id": config.id,
+        "name": format!("/{}", config.name),
+        "read": EMPTY_TIME,
+        "preread": previous.map_or(json!(EMPTY_TIME), |p| p["read"].clone()),
+        "pids_stats": {},
+        "cpu_stats": { "cpu_usage": { "total_usage": 0 }, "throttling_data": {} },
+        "precpu_stats": previous.map_or(json!({ "cpu_usage": { "total_usage": 0 } }), |p| p["cpu_stats"].clone()),
+        "memory_stats": {},
+        "blkio_stats": {},
+        "networks": {},
+    });
+    let running = container.state().is_ok_and(|s| running(&s));
+    let stats = match running {
+        true => container.statistics().await.ok(),
+        false => None,
+    };
+    let Some(stats) = stats else {
+        return shown;
+    };
     let online_cpus = config.vcpus;
     let limit = if stats.memory_limit_bytes > 0 {
         stats.memory_limit_bytes
     } else {
         u64::from(config.vm_memory_mib) << 20
     };
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "id": config.id,
-            "name": format!("/{}", config.name),
-            "read": crate::clock::rfc3339_millis(Some(now_ms())),
-            "preread": "0001-01-01T00:00:00Z",
-            "pids_stats": { "current": stats.pids_current },
-            "cpu_stats": {
-                "cpu_usage": { "total_usage": stats.cpu_usage_usec * 1000 },
-                "online_cpus": online_cpus,
-            },
-            "precpu_stats": { "cpu_usage": { "total_usage": 0 } },
-            "memory_stats": {
-                "usage": stats.memory_current_bytes,
-                "limit": limit,
-                "stats": {},
-                "failcnt": stats.oom_kills,
-            },
-            "blkio_stats": {
-                "io_service_bytes_recursive": [
-                    { "major": 0, "minor": 0, "op": "read", "value": stats.io_read_bytes },
-                    { "major": 0, "minor": 0, "op": "write", "value": stats.io_write_bytes },
-                ],
-            },
-            "networks": {},
-        }),
-    ))
+    let now = now_ms();
+    shown["read"] = json!(crate::clock::rfc3339_millis(Some(now)));
+    shown["pids_stats"] = json!({ "current": stats.pids_current });
+    shown["cpu_stats"] = json!({
+        "cpu_usage": { "total_usage": stats.cpu_usage_usec * 1000 },
+        "system_cpu_usage": now.saturating_mul(1_000_000).saturating_mul(u64::from(online_cpus)),
+        "online_cpus": online_cpus,
+        "throttling_data": {},
+    });
+    shown["memory_stats"] = json!({
+        "usage": stats.memory_current_bytes,
+        "limit": limit,
+        "stats": {},
+        "failcnt": stats.oom_kills,
+    });
+    shown["blkio_stats"] = json!({
+        "io_service_bytes_recursive": [
+            { "major": 0, "minor": 0, "op": "read", "value": stats.io_read_bytes },
+            { "major": 0, "minor": 0, "op": "write", "value": stats.io_write_bytes },
+        ],
+    });
+    shown
 }
 
 /// `GET /containers/{id}/top`: `ps` run in the container (its processes
@@ -781,30 +823,14 @@ pub(crate) async fn top(service: &Service, id: &str) -> Answer {
     ))
 }
 
-/// The list's `filters` parameter (`{"label": ["a=b"], "status":
-/// ["running"]}`) as filters; a kind not known is refused.
+/// The list's `filters` parameter as filters; a kind not known is refused.
 fn filters(query: &Query) -> Result<Vec<Filter>, ApiError> {
-    let Some(text) = query.get("filters").filter(|t| !t.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let parsed: Value =
-        serde_json::from_str(text).map_err(|e| bad(format!("filters are not JSON: {e}")))?;
-    let mut filters = Vec::new();
-    for (kind, values) in parsed.as_object().into_iter().flatten() {
-        // Both `["v"]` and `{"v": true}` are sent by Docker's clients.
-        let values: Vec<String> = match values {
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Value::Object(map) => map.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        for value in values {
-            filters.push(Filter::parse(&format!("{kind}={value}")).map_err(bad)?);
-        }
-    }
-    Ok(filters)
+    query
+        .filters()
+        .map_err(bad)?
+        .into_iter()
+        .map(|(kind, value)| Filter::parse(&format!("{kind}={value}")).map_err(bad))
+        .collect()
 }
 
 /// `POST /containers/{id}/rename?name=`.

@@ -140,9 +140,15 @@ pub(crate) fn stream(service: std::sync::Arc<Service>, query: &Query) -> Answer 
                     continue;
                 }
                 // Removed before its end was seen (`--rm`, `rm -f`): it died
-                // first, with the code the service kept if it removed it.
-                if last.running {
-                    let code = super::containers::lock(&service.removed).get(id).copied();
+                // first, with the code the service kept if it removed it. One
+                // the service removed after it ended ran, even if it started
+                // and ended between two looks.
+                let code = super::containers::lock(&service.removed).get(id).copied();
+                let ran_unseen = code.is_some() && last.started_ms.is_none();
+                if ran_unseen {
+                    events.push(event("start", config, &[]));
+                }
+                if last.running || ran_unseen {
                     let extra: Vec<(&str, String)> = code
                         .map(|c| ("exitCode", c.to_string()))
                         .into_iter()

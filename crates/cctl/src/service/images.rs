@@ -1,151 +1,217 @@
-//! Images: create (a pull, its progress streamed as Docker's JSON lines)
-//! and list.
+//! Images in the store: list (with Docker's filters), inspect, tag,
+//! remove and prune. Pulls and pushes are in `registry`.
 
-use containerization_oci::progress::{ProgressEvent, ProgressSink};
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Platform, Reference};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::Service;
-use super::body::{Answer, error, from_error, json, streamed};
+use super::body::{Answer, ApiError, error, from_error, json};
 use super::query::Query;
 
-/// Docker's short form of a digest: 12 hex digits.
-fn short(digest: &containerization_oci::Digest) -> String {
-    digest.hex().chars().take(12).collect()
+/// One of Docker's image list filters.
+enum ImageFilter {
+    /// `reference=PATTERN`: a name matching a glob (`*` within a path
+    /// part), with or without its tag, in full or in Docker's short form.
+    Reference(String),
+    /// `dangling=true|false`: untagged images (there are none here: every
+    /// image in the store has a name).
+    Dangling(bool),
+    /// `label=KEY` or `label=KEY=VALUE` on the image's config.
+    Label(String, Option<String>),
+    /// `before=IMAGE`, `since=IMAGE`: made before or after that image.
+    Before(i64),
+    Since(i64),
 }
 
-/// `POST /images/create?fromImage=&tag=`: pulls for this host's platform.
-/// Importing (`fromSrc`) is not built.
-pub(crate) async fn create(service: &Service, query: &Query) -> Answer {
-    if query.get("fromSrc").is_some() {
-        return Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            "importing an image (fromSrc) is not supported by containerization's Docker API yet",
-        ));
-    }
-    let from = query
-        .get("fromImage")
-        .filter(|f| !f.is_empty())
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "fromImage is required"))?;
-    let typed = match query.get("tag").filter(|t| !t.is_empty()) {
-        Some(tag) if tag.contains(':') => format!("{from}@{tag}"),
-        Some(tag) => format!("{from}:{tag}"),
-        None => from.to_owned(),
+fn image_filters(store: &ImageStore, query: &Query) -> Result<Vec<ImageFilter>, ApiError> {
+    let bad = |message: String| error(StatusCode::BAD_REQUEST, message);
+    let created_of = |name: &str| -> Result<i64, ApiError> {
+        let (_, resolved) = resolve(store, name)?;
+        Ok(created(&resolved))
     };
-    let reference: Reference = typed
-        .parse()
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{typed:?}: {e}")))?;
-    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
-    let (sender, response) = streamed(StatusCode::OK, "application/json");
-    fn line(value: &Value) -> bytes::Bytes {
-        bytes::Bytes::from(format!("{value}\n"))
-    }
-    let events = sender.clone();
-    let sink: ProgressSink = std::sync::Arc::new(move |event: &ProgressEvent| {
-        let value = match event {
-            ProgressEvent::Started { digest, .. } => {
-                json!({ "status": "Pulling fs layer", "id": short(digest) })
-            }
-            ProgressEvent::Advanced { digest, done } => json!({
-                "status": "Downloading",
-                "progressDetail": { "current": done },
-                "id": short(digest),
+    query
+        .filters()
+        .map_err(bad)?
+        .into_iter()
+        .map(|(kind, value)| match kind.as_str() {
+            "reference" => Ok(ImageFilter::Reference(value)),
+            "dangling" => match value.as_str() {
+                "true" | "1" => Ok(ImageFilter::Dangling(true)),
+                "false" | "0" => Ok(ImageFilter::Dangling(false)),
+                _ => Err(bad(format!("invalid filter 'dangling={value}'"))),
+            },
+            "label" => Ok(match value.split_once('=') {
+                Some((key, wanted)) => ImageFilter::Label(key.to_owned(), Some(wanted.to_owned())),
+                None => ImageFilter::Label(value, None),
             }),
-            ProgressEvent::Skipped { digest, .. } => {
-                json!({ "status": "Already exists", "id": short(digest) })
-            }
-            ProgressEvent::Finished { digest } => {
-                json!({ "status": "Pull complete", "id": short(digest) })
-            }
-        };
-        // A slow client loses progress lines, never the pull.
-        let _ = events.try_send(line(&value));
-    });
-    let client = crate::image::client(
-        &service.root,
-        &crate::image::RegistryOptions::default(),
-        &reference,
-        Some(sink),
-    )
-    .map_err(|e| from_error(&e))?;
-    let tag = reference.to_string();
-    // The pull's future is not `Send` (it holds the store across awaits):
-    // it runs on a thread of its own while the response streams.
-    std::thread::spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                let message = format!("cannot start the pull: {e}");
-                let failed = json!({ "errorDetail": { "message": message }, "error": message });
-                let _ = sender.blocking_send(line(&failed));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let first = json!({
-                "status": format!("Pulling from {}", reference.repository()),
-                "id": reference.api_reference(),
-            });
-            let _ = sender.send(line(&first)).await;
-            let last = match client.pull(&store, &reference, &Platform::host()).await {
-                Ok(image) => {
-                    if let Ok(digest) = image.digest() {
-                        let said = json!({ "status": format!("Digest: {digest}") });
-                        let _ = sender.send(line(&said)).await;
-                    }
-                    json!({ "status": format!("Status: Downloaded newer image for {tag}") })
-                }
-                Err(e) => {
-                    let message = format!("{e}");
-                    json!({ "errorDetail": { "message": message }, "error": message })
+            "before" => Ok(ImageFilter::Before(created_of(&value)?)),
+            "since" => Ok(ImageFilter::Since(created_of(&value)?)),
+            _ => Err(bad(format!("invalid filter '{kind}'"))),
+        })
+        .collect()
+}
+
+/// `name` as Docker shows names of Docker Hub's images (`busybox:1`).
+fn familiar(name: &str) -> &str {
+    name.strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name)
+}
+
+/// Whether `text` matches the glob `pattern` (`*` and `?` never match `/`).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            glob(rest, text)
+                || text
+                    .split_first()
+                    .is_some_and(|(c, more)| *c != b'/' && glob(pattern, more))
+        }
+        (Some((b'?', rest)), Some((c, more))) => *c != b'/' && glob(rest, more),
+        (Some((p, rest)), Some((c, more))) => p == c && glob(rest, more),
+        _ => false,
+    }
+}
+
+/// Whether image `name` (with `labels`, made at `created`) passes `filter`.
+fn admits(filter: &ImageFilter, name: &str, labels: &Value, made: i64) -> bool {
+    match filter {
+        ImageFilter::Reference(pattern) => {
+            let untagged = |n: &str| -> String {
+                match n.rfind(':') {
+                    Some(at) if !n[at..].contains('/') => n[..at].to_owned(),
+                    _ => n.to_owned(),
                 }
             };
-            let _ = sender.send(line(&last)).await;
-        });
-    });
-    Ok(response)
+            let forms = [
+                name.to_owned(),
+                familiar(name).to_owned(),
+                untagged(name),
+                untagged(familiar(name)),
+            ];
+            forms
+                .iter()
+                .any(|form| glob(pattern.as_bytes(), form.as_bytes()))
+        }
+        ImageFilter::Dangling(dangling) => !dangling,
+        ImageFilter::Label(key, wanted) => match (&labels[key.as_str()], wanted) {
+            (Value::String(_), None) => true,
+            (Value::String(value), Some(wanted)) => value == wanted,
+            _ => false,
+        },
+        ImageFilter::Before(time) => made < *time,
+        ImageFilter::Since(time) => made > *time,
+    }
 }
 
-/// `GET /images/json`.
-pub(crate) fn list(service: &Service) -> Answer {
+/// When the image was made (seconds since the epoch; 0 when unknown).
+fn created(resolved: &containerization_oci::store::ResolvedImage) -> i64 {
+    resolved
+        .config
+        .created()
+        .as_deref()
+        .and_then(epoch_seconds)
+        .unwrap_or(0)
+}
+
+/// `GET /images/json?filters=`: the store's images for this host's
+/// platform; filters `reference`, `dangling`, `label`, `before`, `since`.
+pub(crate) fn list(service: &Service, query: &Query) -> Answer {
     let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let filters = image_filters(&store, query)?;
     let images = store.list().map_err(|e| from_error(&e.into()))?;
-    let shown: Vec<Value> = images
-        .iter()
-        .map(|image| {
-            let resolved = store.resolve(&image.name, &Platform::host()).ok();
-            // Docker's Id is the config's digest; its size, the layers'.
-            let id = resolved.as_ref().map_or_else(
-                || image.digest().map(|d| d.to_string()).unwrap_or_default(),
-                |r| r.manifest.config().digest().to_string(),
-            );
-            let size: u64 = resolved
-                .as_ref()
-                .map_or(0, |r| r.manifest.layers().iter().map(|l| l.size()).sum());
-            let created = resolved
-                .as_ref()
-                .and_then(|r| r.config.created().as_deref().and_then(epoch_seconds))
-                .unwrap_or(0);
-            json!({
-                "Id": id,
-                "ParentId": "",
-                "RepoTags": [image.name],
-                "RepoDigests": [],
-                "Created": created,
-                "Size": size,
-                "SharedSize": -1,
-                "VirtualSize": size,
-                "Labels": {},
-                "Containers": -1,
-            })
-        })
-        .collect();
+    let mut shown = Vec::new();
+    for image in &images {
+        let resolved = store.resolve(&image.name, &Platform::host()).ok();
+        let config: Value = resolved
+            .as_ref()
+            .and_then(|r| serde_json::from_slice(&r.config_bytes).ok())
+            .unwrap_or_default();
+        let labels = config["config"]["Labels"].clone();
+        let made = resolved.as_ref().map_or(0, created);
+        if !filters
+            .iter()
+            .all(|f| admits(f, &image.name, &labels, made))
+        {
+            continue;
+        }
+        // Docker's Id is the config's digest; its size, the layers'.
+        let id = resolved.as_ref().map_or_else(
+            || image.digest().map(|d| d.to_string()).unwrap_or_default(),
+            |r| r.manifest.config().digest().to_string(),
+        );
+        let size: u64 = resolved
+            .as_ref()
+            .map_or(0, |r| r.manifest.layers().iter().map(|l| l.size()).sum());
+        shown.push(json!({
+            "Id": id,
+            "ParentId": "",
+            "RepoTags": [image.name],
+            "RepoDigests": [],
+            "Created": made,
+            "Size": size,
+            "SharedSize": -1,
+            "VirtualSize": size,
+            "Labels": if labels.is_object() { labels } else { json!({}) },
+            "Containers": -1,
+        }));
+    }
     Ok(json(StatusCode::OK, &Value::Array(shown)))
+}
+
+/// `POST /images/prune?filters=`: blobs no image needs go; with
+/// `dangling=false` (`docker image prune -a`) so does every image no
+/// container was made from. (Without it Docker removes untagged images,
+/// which the store never holds.)
+pub(crate) fn prune(service: &Service, query: &Query) -> Answer {
+    let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
+    let mut every = false;
+    for (kind, value) in query
+        .filters()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?
+    {
+        match (kind.as_str(), value.as_str()) {
+            ("dangling", "false" | "0") => every = true,
+            ("dangling", "true" | "1") => {}
+            _ => {
+                return Err(error(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!(
+                        "image prune filter {kind}={value} is not supported by containerization's \
+                         Docker API yet (dangling is)"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    if every {
+        for image in store.list().map_err(|e| from_error(&e.into()))? {
+            let in_use =
+                crate::image_in_use::refuse_if_in_use(&service.root, &store, &image.name).is_err();
+            if !in_use && store.untag(&image.name).is_ok() {
+                deleted.push(json!({ "Untagged": image.name }));
+            }
+        }
+    }
+    let report = store.prune().map_err(|e| from_error(&e.into()))?;
+    deleted.extend(
+        report
+            .removed
+            .iter()
+            .map(|digest| json!({ "Deleted": digest.to_string() })),
+    );
+    crate::image::collect_rootfs(&service.root, &report).map_err(|e| from_error(&e))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
+            "SpaceReclaimed": report.freed_bytes,
+        }),
+    ))
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05Z`,
@@ -271,7 +337,17 @@ pub(crate) fn remove(service: &Service, name: &str, query: &Query) -> Answer {
 
 #[cfg(test)]
 mod tests {
-    use super::epoch_seconds;
+    use super::{epoch_seconds, glob};
+
+    #[test]
+    fn globs_match_as_dockers_reference_filter() {
+        assert!(glob(b"busybox", b"busybox"));
+        assert!(glob(b"busy*", b"busybox"));
+        assert!(glob(b"*/test/*", b"127.0.0.1:5000/test/busybox"));
+        assert!(!glob(b"*", b"test/busybox"));
+        assert!(glob(b"b?sybox:*", b"busybox:1"));
+        assert!(!glob(b"busybox", b"busybox2"));
+    }
 
     #[test]
     fn rfc3339_times_become_epoch_seconds() {

@@ -16,6 +16,7 @@ mod exec;
 mod images;
 mod networks;
 mod query;
+mod registry;
 mod routes;
 mod streams;
 mod system;
@@ -295,6 +296,7 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
         (&Method::GET, ["version"]) => Ok(system::version()),
         (&Method::GET, ["info"]) => system::info(&service),
+        (&Method::POST, ["auth"]) => registry::auth(&service, request).await,
         (&Method::GET, ["events"]) => events::stream(Arc::clone(&service), &query),
         (&Method::GET, ["containers", "json"]) => containers::list(&service, &query),
         (&Method::POST, ["containers", "create"]) => {
@@ -337,10 +339,16 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         }
         (&Method::GET, ["containers", id, "top"]) => containers::top(&service, id).await,
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&service, id, &query),
-        (&Method::POST, ["images", "create"]) => images::create(&service, &query).await,
-        (&Method::GET, ["images", "json"]) => images::list(&service),
+        (&Method::POST, ["images", "create"]) => {
+            registry::pull(&service, &query, request.headers()).await
+        }
+        (&Method::POST, ["images", "prune"]) => images::prune(&service, &query),
+        (&Method::GET, ["images", "json"]) => images::list(&service, &query),
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&service, &name.join("/"))
+        }
+        (&Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            registry::push(&service, &name.join("/"), &query, request.headers()).await
         }
         (&Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(&service, &name.join("/"), &query)

@@ -36,6 +36,32 @@ impl Query {
     pub fn number(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(|v| v.parse().ok())
     }
+
+    /// The `filters` parameter (`{"label": ["a=b"], "dangling": {"true":
+    /// true}}`: Docker's clients send both shapes) as kind and value pairs.
+    pub fn filters(&self) -> Result<Vec<(String, String)>, String> {
+        let Some(text) = self.get("filters").filter(|t| !t.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let parsed: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("filters are not JSON: {e}"))?;
+        let mut pairs = Vec::new();
+        for (kind, values) in parsed.as_object().into_iter().flatten() {
+            match values {
+                serde_json::Value::Array(items) => pairs.extend(
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .map(|v| (kind.clone(), v.to_owned())),
+                ),
+                serde_json::Value::Object(map) => {
+                    pairs.extend(map.keys().map(|v| (kind.clone(), v.clone())));
+                }
+                _ => return Err(format!("filter {kind}: a list of values")),
+            }
+        }
+        Ok(pairs)
+    }
 }
 
 /// Percent-decodes `text` (`+` is a space).
@@ -80,5 +106,23 @@ mod tests {
         assert_eq!(query.get("bad"), Some("%zz"));
         assert_eq!(query.get("end"), Some("%4"));
         assert_eq!(Query::parse(None).get("a"), None);
+    }
+
+    #[test]
+    fn filters_come_in_both_of_dockers_shapes() {
+        let query = Query::parse(Some(
+            "filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%2C%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D",
+        ));
+        let mut pairs = query.filters().unwrap();
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            [
+                ("dangling".to_owned(), "true".to_owned()),
+                ("label".to_owned(), "a=b".to_owned())
+            ]
+        );
+        assert!(Query::parse(Some("filters=nope")).filters().is_err());
+        assert!(Query::parse(None).filters().unwrap().is_empty());
     }
 }

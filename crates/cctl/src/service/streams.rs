@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use containerization::{LogReader, LogStream, Status};
+use containerization::{LogReader, LogRecord, LogStream, Status};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -68,6 +68,61 @@ struct Feed {
     follow: bool,
     /// An end counts only after this (ms since the epoch).
     since: u64,
+    /// Each line with its time in front (`timestamps`).
+    stamper: Option<Stamper>,
+    /// Stop at this time (ns since the epoch; `until`).
+    until: Option<u64>,
+}
+
+/// Puts each line's time in front of it, as `docker logs -t` shows them.
+#[derive(Debug, Clone, Copy)]
+struct Stamper {
+    /// Whether the next byte of each stream begins a line.
+    at_start: [bool; 3],
+}
+
+impl Stamper {
+    fn new() -> Self {
+        Self {
+            at_start: [true; 3],
+        }
+    }
+
+    /// `record`'s bytes with the time in front of each line begun in it.
+    fn stamp(&mut self, record: &LogRecord) -> Vec<u8> {
+        let time = crate::clock::rfc3339_nanos(record.time_ns.unwrap_or(0));
+        let at_start = &mut self.at_start[record.stream as usize];
+        let mut out = Vec::with_capacity(record.bytes.len() + time.len() + 1);
+        for piece in record.bytes.split_inclusive(|b| *b == b'\n') {
+            if *at_start {
+                out.extend_from_slice(time.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(piece);
+            *at_start = piece.ends_with(b"\n");
+        }
+        out
+    }
+}
+
+impl Feed {
+    /// What the client is sent of `record`, if anything.
+    fn bytes(&mut self, record: &LogRecord) -> Option<Bytes> {
+        if !self.wanted.takes(record.stream) {
+            return None;
+        }
+        let bytes = match &mut self.stamper {
+            Some(stamper) => stamper.stamp(record),
+            None => record.bytes.clone(),
+        };
+        Some(frame(record.stream, &bytes, self.tty))
+    }
+
+    /// Whether `until` has passed.
+    fn over(&self) -> bool {
+        self.until
+            .is_some_and(|until| now_ms().saturating_mul(1_000_000) > until)
+    }
 }
 
 /// Sends container `id`'s output to `out` as `feed` says.
@@ -86,13 +141,14 @@ async fn pump(service: &Service, id: &str, mut feed: Feed, out: mpsc::Sender<Byt
         };
         // Read after looking at the state: what was written before the end
         // is in the log by then.
-        for (stream, bytes) in feed.reader.read_new().unwrap_or_default() {
-            if feed.wanted.takes(stream) && out.send(frame(stream, &bytes, feed.tty)).await.is_err()
+        for record in feed.reader.read_records().unwrap_or_default() {
+            if let Some(bytes) = feed.bytes(&record)
+                && out.send(bytes).await.is_err()
             {
                 return;
             }
         }
-        if ended {
+        if ended || feed.over() {
             return;
         }
         tokio::time::sleep(super::POLL).await;
@@ -134,6 +190,8 @@ pub(crate) fn attach(
             tty,
             follow,
             since,
+            stamper: None,
+            until: None,
         };
         pump(&pumping, &pumped, feed, sender).await;
         if let Some(count) = lock(&pumping.attached).get_mut(&pumped) {
@@ -208,43 +266,67 @@ async fn feed(
     let _ = stdin.shutdown().await;
 }
 
-/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=`.
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=`.
 pub(crate) fn logs(service: Arc<Service>, id: &str, query: &Query) -> Answer {
     let container = service
         .manager
         .get(id)
         .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
-    if query.flag("timestamps") {
-        return Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            "log timestamps are not supported by containerization's Docker API yet",
-        ));
-    }
-    let full = container.id().to_string();
-    let tty = container.config().terminal;
-    let wanted = Wanted::from(query);
-    let follow = query.flag("follow");
-    let mut reader = LogReader::new(&container.log_path());
-    let backlog = reader.read_new().unwrap_or_default();
-    let backlog = match query.get("tail").and_then(|t| t.parse::<usize>().ok()) {
-        Some(lines) => containerization::log_tail(backlog, lines),
-        None => backlog,
+    let time = |name: &str| -> Result<Option<u64>, super::body::ApiError> {
+        match query.get(name).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => crate::clock::unix_ns(text).map(Some).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} {text:?}: seconds since the epoch, as 1700000000.5"),
+                )
+            }),
+        }
     };
+    let since = time("since")?.unwrap_or(0);
+    let until = time("until")?.filter(|until| *until > 0);
+    let lines = match query.get("tail").filter(|t| !t.is_empty() && *t != "all") {
+        None => None,
+        Some(text) => Some(text.parse::<usize>().map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("tail {text:?}: a number of lines, or all"),
+            )
+        })?),
+    };
+    let full = container.id().to_string();
+    let mut feed = Feed {
+        reader: LogReader::new(&container.log_path()),
+        wanted: Wanted::from(query),
+        tty: container.config().terminal,
+        follow: true,
+        since: 0,
+        stamper: query.flag("timestamps").then(Stamper::new),
+        until,
+    };
+    let in_time = |line: &LogRecord| {
+        let at = line.time_ns.unwrap_or(0);
+        at >= since && until.is_none_or(|until| at <= until)
+    };
+    let mut backlog: Vec<LogRecord> =
+        containerization::log_lines(feed.reader.read_records().unwrap_or_default())
+            .into_iter()
+            .filter(|line| in_time(line) && feed.wanted.takes(line.stream))
+            .collect();
+    if let Some(lines) = lines {
+        backlog.drain(..backlog.len().saturating_sub(lines));
+    }
+    let follow = query.flag("follow");
     let (sender, response) = streamed(StatusCode::OK, RAW_STREAM);
     tokio::spawn(async move {
-        for (stream, bytes) in backlog {
-            if wanted.takes(stream) && sender.send(frame(stream, &bytes, tty)).await.is_err() {
+        for line in &backlog {
+            if let Some(bytes) = feed.bytes(line)
+                && sender.send(bytes).await.is_err()
+            {
                 return;
             }
         }
-        if follow {
-            let feed = Feed {
-                reader,
-                wanted,
-                tty,
-                follow: true,
-                since: 0,
-            };
+        if follow && !feed.over() {
             pump(&service, &full, feed, sender).await;
         }
     });

@@ -28,7 +28,7 @@ mod store;
 pub use bundle::BundleOptions;
 pub use copy::{CopyOptions, PathInfo, PathKind};
 pub use linux_container::{LinuxContainer, Statistics};
-pub use log::{LogReader, LogStream, LogWriter, tail as log_tail};
+pub use log::{LogReader, LogRecord, LogStream, LogWriter, lines as log_lines, tail as log_tail};
 pub(crate) use manager::Inner;
 pub(crate) use manager::check_name;
 pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};

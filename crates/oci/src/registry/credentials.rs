@@ -36,6 +36,9 @@ pub struct CredentialStore {
     pub own_file: Option<PathBuf>,
     /// Docker's `config.json`.
     pub docker_config: Option<PathBuf>,
+    /// A credential given for this use alone (the Docker API's
+    /// `X-Registry-Auth` header), used before any file.
+    pub given: Option<Credential>,
 }
 
 impl CredentialStore {
@@ -48,6 +51,7 @@ impl CredentialStore {
         Self {
             own_file: Some(state_root.join("credentials.json")),
             docker_config: docker_dir.map(|d| d.join("config.json")),
+            given: None,
         }
     }
 
@@ -59,6 +63,9 @@ impl CredentialStore {
     /// The credential for `registry` (as written in references: `docker.io`,
     /// `127.0.0.1:5000`), if any source has one.
     pub fn lookup(&self, registry: &str) -> Result<Option<Credential>> {
+        if let Some(given) = &self.given {
+            return Ok(Some(given.clone()));
+        }
         if let Some(path) = &self.own_file
             && let Some(c) = auths_entry(&read_json(path)?, registry)
         {
@@ -238,6 +245,7 @@ mod tests {
         let store = CredentialStore {
             own_file: Some(dir.path().join("credentials.json")),
             docker_config: Some(dir.path().join("docker.json")),
+            given: None,
         };
         let c = Credential {
             username: "u".into(),
@@ -268,6 +276,7 @@ mod tests {
         let store = CredentialStore {
             own_file: None,
             docker_config: Some(path),
+            given: None,
         };
         let c = store.lookup("docker.io").expect("lookup").expect("found");
         assert_eq!((c.username.as_str(), c.password.as_str()), ("a", "b"));

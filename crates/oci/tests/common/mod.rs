@@ -60,6 +60,7 @@ fn client_with(
     let credentials = CredentialStore {
         own_file: Some(dir.join("credentials.json")),
         docker_config: None,
+        given: None,
     };
     if let (Some(c), Some(password)) = (registry.credentials(), password) {
         credentials
