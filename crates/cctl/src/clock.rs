@@ -58,6 +58,36 @@ pub fn unix_ns(text: &str) -> Option<u64> {
     seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05Z`,
+/// fractions and offsets allowed).
+pub fn epoch_seconds(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let clock: String = time.chars().take(8).collect();
+    let mut clock = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
+    let zone = &time[8.min(time.len())..];
+    let zone = zone.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone {
+        "" | "Z" | "z" => 0,
+        signed => {
+            let sign = if signed.starts_with('-') { -1 } else { 1 };
+            let (h, m) = signed.get(1..)?.split_once(':')?;
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from the civil date (the inverse of civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +104,25 @@ mod tests {
         assert_eq!(unix_ns("1.0000000001"), None);
         assert_eq!(unix_ns("soon"), None);
         assert_eq!(unix_ns("1.x"), None);
+    }
+
+    #[test]
+    fn rfc3339_times_become_epoch_seconds() {
+        assert_eq!(epoch_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            epoch_seconds("2024-02-29T12:34:56.789Z"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(
+            epoch_seconds("2024-02-29T13:34:56+01:00"),
+            Some(1_709_210_096)
+        );
+        for seconds in [0_i64, 951_782_400, 1_709_210_096, 4_102_444_799] {
+            let (y, mo, d, h, mi, s) = civil(seconds);
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+            assert_eq!(epoch_seconds(&text), Some(seconds), "{text}");
+        }
+        assert_eq!(epoch_seconds("yesterday"), None);
     }
 
     #[test]

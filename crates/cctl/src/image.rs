@@ -91,9 +91,18 @@ pub enum ImageCommand {
     },
     /// List the images in the store.
     Ls {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// `table`, `json` (an object a line) or a template of Docker's
+        /// fields (`{{.Repository}}:{{.Tag}} {{.Size}}`; `table TEMPLATE`
+        /// for a header row).
+        #[arg(long, default_value = "table", value_parser = str::parse::<crate::format::Shape>)]
+        format: crate::format::Shape,
+        /// Show only images that match, as Docker's: `reference=PATTERN`,
+        /// `label=KEY[=VALUE]`, `before=IMAGE`, `since=IMAGE`, `dangling=BOOL`.
+        #[arg(short, long, value_name = "KIND=VALUE")]
+        filter: Vec<String>,
+        /// Print image ids only.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Give an image another name.
     Tag {
@@ -209,38 +218,11 @@ impl ImageCommand {
                 progress.finish();
                 println!("{destination} {}", digest?);
             }
-            Self::Ls { format } => {
-                let images = store.list()?;
-                // An image whose documents cannot be read still lists, with
-                // no platform.
-                let platforms = |name: &str| -> Vec<String> {
-                    store
-                        .platforms(name)
-                        .map(|list| list.iter().map(ToString::to_string).collect())
-                        .unwrap_or_default()
-                };
-                if format == Format::Json {
-                    let list: Vec<_> = images
-                        .iter()
-                        .map(|i| serde_json::json!({"name": i.name, "digest": i.descriptor.digest().to_string(), "mediaType": i.descriptor.media_type().to_string(), "size": i.descriptor.size(), "platforms": platforms(&i.name)}))
-                        .collect();
-                    println!("{}", serde_json::to_string_pretty(&list)?);
-                } else {
-                    println!(
-                        "{:<60} {:<14} {:<30} MEDIA TYPE",
-                        "NAME", "DIGEST", "PLATFORM"
-                    );
-                    for image in images {
-                        println!(
-                            "{:<60} {:<14} {:<30} {}",
-                            image.name,
-                            image.digest()?.short(),
-                            platforms(&image.name).join(","),
-                            image.descriptor.media_type()
-                        );
-                    }
-                }
-            }
+            Self::Ls {
+                format,
+                filter,
+                quiet,
+            } => list(&store, &format, &filter, quiet)?,
             Self::Tag { source, target } => {
                 let source = store_name(&store, &source);
                 let target = target
@@ -390,6 +372,105 @@ fn parse_platform(text: Option<&str>) -> anyhow::Result<Platform> {
         Some(t) => t.parse()?,
         None => Platform::host(),
     })
+}
+
+/// `cctl image ls`: each image with Docker's fields (and its platforms).
+fn list(
+    store: &ImageStore,
+    shape: &crate::format::Shape,
+    filters: &[String],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use crate::image_filter::{ImageFilter, created, familiar};
+    let filters = filters
+        .iter()
+        .map(|text| {
+            let (kind, value) = text.split_once('=').with_context(|| {
+                format!("filter {text:?}: KIND=VALUE, such as reference=busybox")
+            })?;
+            ImageFilter::parse(store, kind, value)
+                .map_err(|e| anyhow::anyhow!("filter {text:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for image in store.list()? {
+        // An image whose documents cannot be read still lists, with no
+        // platform, size or time.
+        let resolved = store.resolve(&image.name, &Platform::host()).ok();
+        let config: serde_json::Value = resolved
+            .as_ref()
+            .and_then(|r| serde_json::from_slice(&r.config_bytes).ok())
+            .unwrap_or_default();
+        let labels = config["config"]["Labels"].clone();
+        let made = resolved.as_ref().map_or(0, created);
+        if !filters.iter().all(|f| f.admits(&image.name, &labels, made)) {
+            continue;
+        }
+        let platforms: Vec<String> = store
+            .platforms(&image.name)
+            .map(|list| list.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let id = resolved.as_ref().map_or_else(
+            || {
+                image
+                    .digest()
+                    .map(|d| d.hex().to_owned())
+                    .unwrap_or_default()
+            },
+            |r| r.manifest.config().digest().digest().to_owned(),
+        );
+        let size: u64 = resolved
+            .as_ref()
+            .map_or(0, |r| r.manifest.layers().iter().map(|l| l.size()).sum());
+        let shown = familiar(&image.name);
+        let (repository, tag) = match shown.rfind(':') {
+            Some(at) if !shown[at..].contains('/') => (&shown[..at], &shown[at + 1..]),
+            _ => (shown, "<none>"),
+        };
+        let (created_at, since) = match made {
+            0 => ("N/A".to_owned(), "N/A".to_owned()),
+            seconds => {
+                let ms = u64::try_from(seconds).unwrap_or(0) * 1000;
+                let (y, mo, d, h, mi, s) = crate::clock::civil(seconds);
+                (
+                    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC"),
+                    format!("{} ago", crate::container::list::ago(ms)),
+                )
+            }
+        };
+        let mut row = crate::format::Row::new();
+        let mut put = |key: &str, value: serde_json::Value| {
+            row.insert(key.to_owned(), value);
+        };
+        put("Name", image.name.clone().into());
+        put("Repository", repository.into());
+        put("Tag", tag.into());
+        put("ID", id.chars().take(12).collect::<String>().into());
+        put("Digest", image.descriptor.digest().to_string().into());
+        put(
+            "MediaType",
+            image.descriptor.media_type().to_string().into(),
+        );
+        put("CreatedAt", created_at.into());
+        put("CreatedSince", since.into());
+        put("Size", bytes(size).into());
+        put("Platform", platforms.join(",").into());
+        put(crate::format::LABELS, labels);
+        rows.push(row);
+    }
+    if quiet {
+        for row in &rows {
+            println!("{}", row["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    crate::format::print(
+        shape,
+        &rows,
+        "{{.Name}}\t{{.ID}}\t{{.Platform}}\t{{.CreatedSince}}\t{{.Size}}",
+        &[("ID", "IMAGE ID"), ("CreatedSince", "CREATED")],
+    )
+    .map_err(|e| anyhow::anyhow!("--format: {e}"))
 }
 
 /// A registry client with the user's credentials and options.

@@ -12,7 +12,9 @@
 
 mod clock;
 mod container;
+mod format;
 mod image;
+mod image_filter;
 mod image_in_use;
 mod kernel;
 mod login;

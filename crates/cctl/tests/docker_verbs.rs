@@ -69,7 +69,60 @@ fn dockers_verbs_work_on_cctl() {
     assert_eq!(world.cctl(&["rename", "verbs", "renamed"]).code, 0);
     assert_eq!(world.inspect("renamed")["Name"], "renamed");
     assert_ne!(world.cctl(&["inspect", "verbs"]).code, 0);
-    world.cctl(&["create", "--name", "taken", &world.image, "true"]);
+    world.cctl(&[
+        "create",
+        "--name",
+        "taken",
+        "-l",
+        "tier=db",
+        &world.image,
+        "true",
+    ]);
+    // `ls` and `image ls` take Docker's --format and --filter.
+    let listed = world.cctl(&[
+        "ls",
+        "-a",
+        "--format",
+        "{{.Names}} {{.State}} {{.Label \"tier\"}}",
+    ]);
+    let mut rows: Vec<&str> = listed.stdout.lines().collect();
+    rows.sort_unstable();
+    assert_eq!(rows, ["renamed exited ", "taken created db"], "{listed:?}");
+    let as_json = world.cctl(&["ls", "-a", "--filter", "name=taken", "--format", "json"]);
+    let row: serde_json::Value = serde_json::from_str(as_json.stdout.trim()).expect("a JSON line");
+    assert_eq!(
+        (row["Names"].as_str(), row["State"].as_str()),
+        (Some("taken"), Some("created"))
+    );
+    assert_eq!(row["Labels"], "tier=db", "{row}");
+    let table = world.cctl(&["ls", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    assert!(table.stdout.starts_with("NAMES     STATUS\n"), "{table:?}");
+    let bad = world.cctl(&["ls", "--format", "{{.ID"]);
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("not closed"), "{bad:?}");
+    let images = world.cctl(&[
+        "images",
+        "--filter",
+        "reference=*/test/busybox",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Platform}}",
+    ]);
+    assert_eq!(
+        images.stdout,
+        format!("{} linux/amd64\n", world.image),
+        "{images:?}"
+    );
+    let table = world.cctl(&["images"]);
+    let header = table.stdout.lines().next().unwrap_or_default().to_owned();
+    for column in ["NAME", "IMAGE ID", "PLATFORM", "CREATED", "SIZE"] {
+        assert!(header.contains(column), "{table:?}");
+    }
+    let unknown = world.cctl(&["images", "--filter", "colour=red"]);
+    assert_ne!(unknown.code, 0, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("invalid filter 'colour'"),
+        "{unknown:?}"
+    );
     let refused = world.cctl(&["rename", "renamed", "taken"]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("taken"), "{refused:?}");

@@ -24,6 +24,11 @@ pub struct ListArgs {
     /// all filters of different kinds must match, any of one kind.
     #[arg(short, long, value_name = "KIND=VALUE", value_parser = Filter::parse)]
     filter: Vec<Filter>,
+    /// `table`, `json` (an object a line) or a template of Docker's fields
+    /// (`{{.Names}} {{.Status}}`, `{{.Label "key"}}`; `table TEMPLATE` for
+    /// a header row).
+    #[arg(long, default_value = "table", value_parser = str::parse::<crate::format::Shape>)]
+    format: crate::format::Shape,
 }
 
 /// One `--filter` of `ls` (and of the Docker API's list).
@@ -114,7 +119,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// "5 seconds", "3 minutes", "2 hours", "4 days".
-fn ago(ms: u64) -> String {
+pub(crate) fn ago(ms: u64) -> String {
     let seconds = now_ms().saturating_sub(ms) / 1000;
     let (n, unit) = match seconds {
         0..60 => (seconds, "second"),
@@ -180,17 +185,13 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
         }
         return Ok(0);
     }
-    println!(
-        "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS", "POD"
-    );
     let pods: std::collections::HashMap<_, _> = manager
         .list_pods()?
         .into_iter()
         .map(|(pod, _)| (pod.id, pod.name))
         .collect();
-    for (config, state) in rows {
-        let ports: Vec<String> = config.ports.iter().map(ToString::to_string).collect();
+    let mut shown = Vec::new();
+    for (config, state) in &rows {
         let address = match (&state.address, state.is_running()) {
             (Some(address), true) => address.to_string(),
             _ => String::new(),
@@ -203,35 +204,101 @@ pub fn list(manager: &ContainerManager, args: &ListArgs) -> anyhow::Result<i32> 
                     .map_or_else(|| short(id.as_str()), String::as_str)
             })
             .unwrap_or_default();
-        println!(
-            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  {}",
-            short(config.id.as_str()),
-            config.image,
-            command_text(&config),
-            format!("{} ago", ago(config.created_ms)),
-            status_text(&state),
-            address,
-            ports.join(", "),
+        shown.push(row(
+            Some(config),
+            config.id.as_str(),
+            &status_text(state),
+            docker_status(state),
+            &address,
             pod,
-            config.name
-        );
+        ));
     }
-    for dead in damaged {
-        let config = dead.config.as_ref();
-        println!(
-            "{:<12}  {:<28}  {:<22}  {:<14}  {:<22}  {:<16}  {:<24}  {:<12}  {}",
-            short(dead.id.as_str()),
-            config.map_or("?", |c| c.image.as_str()),
-            config.map(command_text).unwrap_or_default(),
-            config.map_or_else(String::new, |c| format!("{} ago", ago(c.created_ms))),
+    for dead in &damaged {
+        shown.push(row(
+            dead.config.as_ref(),
+            dead.id.as_str(),
             "Dead",
+            "dead",
             "",
             "",
-            "",
-            config.map_or("", |c| c.name.as_str())
-        );
+        ));
     }
+    crate::format::print(
+        &args.format,
+        &shown,
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Address}}\t{{.Ports}}\t{{.Pod}}\t{{.Names}}",
+        &[("ID", "CONTAINER ID"), ("RunningFor", "CREATED")],
+    )
+    .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     Ok(0)
+}
+
+/// One container as `ls` shows it, in Docker's field names (`docker ps
+/// --format`), with its address and pod.
+fn row(
+    config: Option<&ContainerConfig>,
+    id: &str,
+    status: &str,
+    state: &str,
+    address: &str,
+    pod: &str,
+) -> crate::format::Row {
+    let mut row = crate::format::Row::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        row.insert(key.to_owned(), value);
+    };
+    put("ID", short(id).into());
+    put("Image", config.map_or("?", |c| c.image.as_str()).into());
+    put(
+        "Command",
+        config.map(command_text).unwrap_or_default().into(),
+    );
+    put(
+        "CreatedAt",
+        config
+            .map(|c| {
+                let (y, mo, d, h, mi, s) =
+                    crate::clock::civil(i64::try_from(c.created_ms / 1000).unwrap_or(0));
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
+            })
+            .unwrap_or_default()
+            .into(),
+    );
+    put(
+        "RunningFor",
+        config
+            .map(|c| format!("{} ago", ago(c.created_ms)))
+            .unwrap_or_default()
+            .into(),
+    );
+    put("Status", status.into());
+    put("State", state.into());
+    let ports: Vec<String> = config
+        .map(|c| c.ports.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    put("Ports", ports.join(", ").into());
+    put("Address", address.into());
+    put("Pod", pod.into());
+    put("Names", config.map_or("", |c| c.name.as_str()).into());
+    let labels: Vec<String> = config
+        .map(|c| c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        .unwrap_or_default();
+    put("Labels", labels.join(",").into());
+    put(
+        "Networks",
+        config
+            .map(|c| match &c.network {
+                containerization::NetworkMode::None => "none".to_owned(),
+                containerization::NetworkMode::Network(name) => name.clone(),
+            })
+            .unwrap_or_default()
+            .into(),
+    );
+    put(
+        crate::format::LABELS,
+        config.map_or(json!({}), |c| json!(c.labels)),
+    );
+    row
 }
 
 /// The first 12 digits of an id, as Docker shows it.
