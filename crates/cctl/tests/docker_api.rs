@@ -280,6 +280,29 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert!(shown.contains("/dev/pts/"), "{shown:?}");
     assert!(shown.contains("on-a-terminal"), "{shown:?}");
 
+    // docker attach to a container with a terminal: the detach keys leave
+    // it running with its input open for the next attach.
+    let shell = service.docker(&["run", "-dit", "--name", "shell", &world.image, "sh"]);
+    assert_eq!(shell.code, 0, "{shell:?}");
+    let typer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/type_keys.py");
+    let typed = |keys: &[&str]| -> String {
+        let out = Command::new("python3")
+            .arg(typer)
+            .args(keys)
+            .args(["--", DOCKER, "attach", "shell"])
+            .envs(service.client_env())
+            .output()
+            .expect("type_keys.py");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = typed(&["1:echo via-$((6*7))\\n", "1:\\x10\\x11"]);
+    assert!(first.contains("via-42"), "{first}");
+    assert!(first.contains("read escape sequence"), "{first}");
+    assert_eq!(inspect(&service, "{{.State.Running}}", "shell"), "true");
+    let second = typed(&["1:exit 5\\n"]);
+    assert!(second.ends_with("exit=5\n"), "{second}");
+    assert_eq!(service.docker(&["rm", "shell"]).code, 0);
+
     // logs -f follows a container until it ends.
     let counting = service.docker(&[
         "run",

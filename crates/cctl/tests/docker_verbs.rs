@@ -128,6 +128,56 @@ fn dockers_verbs_work_on_cctl() {
     assert!(refused.stderr.contains("taken"), "{refused:?}");
     assert_eq!(world.cctl(&["rm", "renamed", "taken"]).code, 0);
 
+    // attach: input to a container made with -i, its output, its exit
+    // code; with a terminal, ctrl-p ctrl-q detaches and it runs on.
+    world.detach("fed", &["-i"], &["sh", "-c", "cat; echo done; exit 4"]);
+    let attached = world
+        .command(&["attach", "fed"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cctl attach");
+    {
+        use std::io::Write;
+        let mut input = attached.stdin.as_ref().expect("its stdin");
+        input.write_all(b"through attach\n").expect("typed");
+    }
+    let attached = attached.wait_with_output().expect("attach ends");
+    assert_eq!(
+        (
+            attached.status.code(),
+            String::from_utf8_lossy(&attached.stdout).as_ref()
+        ),
+        (Some(4), "through attach\ndone\n"),
+        "{attached:?}"
+    );
+    let stopped = world.cctl(&["attach", "fed"]);
+    assert!(stopped.stderr.contains("stopped container"), "{stopped:?}");
+    world.detach("shell", &["-it"], &["sh"]);
+    let typer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/type_keys.py");
+    let typed = |keys: &[&str]| -> String {
+        let out = world
+            .netns
+            .command("python3")
+            .arg(typer)
+            .args(keys)
+            .args(["--", env!("CARGO_BIN_EXE_cctl"), "attach", "shell"])
+            .env("CZ_ROOT", world.root.path())
+            .output()
+            .expect("type_keys.py");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = typed(&["1:echo in-$((6*7))\\n", "1:\\x10\\x11"]);
+    assert!(first.contains("in-42"), "{first}");
+    assert!(
+        first.contains("read escape sequence") && first.ends_with("exit=0\n"),
+        "{first}"
+    );
+    assert_eq!(world.inspect("shell")["State"]["Running"], true);
+    let second = typed(&["1:exit 3\\n"]);
+    assert!(second.ends_with("exit=3\n"), "{second}");
+    assert_eq!(world.cctl(&["rm", "fed", "shell"]).code, 0);
+
     // A container started later on the network finds one by its name and
     // its --network-alias.
     world.detach(

@@ -181,11 +181,20 @@ async fn pump(
 
 /// Copies the container's output into its log until the streams end (the
 /// detached monitor's job).
-pub async fn log_only(process: &mut LinuxProcess, log: LogWriter, stdin_socket: Option<&Path>) {
+pub async fn log_only(
+    process: &mut LinuxProcess,
+    log: LogWriter,
+    stdin_socket: Option<&Path>,
+    terminal: bool,
+) {
     let streams = process.take_streams();
-    // Standard input, when it has one, comes from whoever attaches first.
+    // Standard input, when it has one, comes from whoever attaches.
     let feeder = match (streams.stdin, stdin_socket) {
-        (Some(stdin), Some(socket)) => Some(tokio::spawn(feed_stdin(socket.to_path_buf(), stdin))),
+        (Some(stdin), Some(socket)) => Some(tokio::spawn(feed_stdin(
+            socket.to_path_buf(),
+            stdin,
+            terminal,
+        ))),
         _ => None,
     };
     let log = Arc::new(Mutex::new(log));
@@ -216,10 +225,13 @@ pub async fn log_only(process: &mut LinuxProcess, log: LogWriter, stdin_socket: 
     }
 }
 
-/// Serves `socket` (0600, in the container's private run folder): the
-/// first connection's bytes go to the process's standard input, and its
-/// end closes it, as Docker's `StdinOnce` does for `run -i`.
-async fn feed_stdin(socket: PathBuf, mut stdin: containerization::BoxedStream) {
+/// Serves `socket` (0600, in the container's private run folder): a
+/// connection's bytes go to the process's standard input. Without a
+/// terminal the first connection's end closes it, as Docker's `StdinOnce`
+/// does for `run -i`; with one (where the end of input is a typed
+/// `ctrl-d`), a connection ends when its attacher detaches, and the next
+/// attacher's bytes follow.
+async fn feed_stdin(socket: PathBuf, mut stdin: containerization::BoxedStream, terminal: bool) {
     let _ = std::fs::remove_file(&socket);
     let listener = match tokio::net::UnixListener::bind(&socket) {
         Ok(listener) => listener,
@@ -229,8 +241,11 @@ async fn feed_stdin(socket: PathBuf, mut stdin: containerization::BoxedStream) {
         }
     };
     let _ = std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600));
-    if let Ok((mut input, _)) = listener.accept().await {
-        let _ = tokio::io::copy(&mut input, &mut stdin).await;
+    while let Ok((mut input, _)) = listener.accept().await {
+        let copied = tokio::io::copy(&mut input, &mut stdin).await;
+        if !terminal || copied.is_err() {
+            break;
+        }
     }
     let _ = stdin.shutdown().await;
 }

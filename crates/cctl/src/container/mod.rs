@@ -1,8 +1,9 @@
 //! Container commands, with Docker's flags and exit codes: `run`, `create`,
 //! `start`, `ls`, `logs`, `stop`, `kill`, `rm`, `exec`, `inspect`, `stats`.
 
-mod attach;
+pub(crate) mod attach;
 mod cp;
+pub(crate) mod detach;
 pub(crate) mod flags;
 pub(crate) mod list;
 mod options;
@@ -108,6 +109,17 @@ pub enum ContainerCommand {
         container: String,
         /// Only this container port (`80` or `80/tcp`).
         port: Option<String>,
+    },
+    /// Join this terminal to a running container's first process: its
+    /// output from now on, this terminal's input when it was made with
+    /// `-i`; `ctrl-p ctrl-q` detaches from one with a terminal. Ends with
+    /// its exit code when it ends.
+    Attach {
+        /// Do not send this terminal's input.
+        #[arg(long)]
+        no_stdin: bool,
+        /// The container.
+        container: String,
     },
     /// Show the processes of a running container (`ps` in it: they live in
     /// its VM).
@@ -233,6 +245,10 @@ impl ContainerCommand {
             }
             Self::Port { container, port } => verbs::port(manager, &container, port.as_deref()),
             Self::Top { container } => verbs::top(manager, &container).await,
+            Self::Attach {
+                no_stdin,
+                container,
+            } => verbs::attach(manager, &container, !no_stdin).await,
             Self::Rename { container, name } => {
                 manager.rename(&container, &name)?;
                 Ok(0)

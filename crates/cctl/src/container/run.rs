@@ -186,7 +186,7 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
         // its way out.
         let stdin_socket = interactive.then(|| container.stdin_socket());
         let told = tokio::select! {
-            () = log_only(&mut process, log, stdin_socket.as_deref()) => None,
+            () = log_only(&mut process, log, stdin_socket.as_deref(), container.config().terminal) => None,
             signal = told_to_go(&mut watched) => Some(signal),
         };
         if let Some(signal) = told {

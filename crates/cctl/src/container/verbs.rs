@@ -1,5 +1,5 @@
 //! Docker's container verbs beyond run, start, stop and rm: `wait`,
-//! `restart`, `port` and `top`, as Docker's CLI answers them.
+//! `restart`, `port`, `top` and `attach`, as Docker's CLI answers them.
 
 use std::time::Duration;
 
@@ -135,4 +135,73 @@ pub(crate) async fn processes(
         .filter(|l| !l.trim().is_empty() && !l.ends_with(&own))
         .map(str::to_owned)
         .collect())
+}
+
+/// `cctl attach`: `name`'s output from now on here, this terminal's input
+/// to it when it was made with `-i` (and `stdin`), until it ends (its exit
+/// code) or, with a terminal, `ctrl-p ctrl-q` detaches (0).
+pub async fn attach(manager: &ContainerManager, name: &str, stdin: bool) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let container = manager.get(name)?;
+    if !container.state()?.is_running() {
+        anyhow::bail!("You cannot attach to a stopped container, start it first");
+    }
+    let tty = container.config().terminal;
+    let mut reader = containerization::LogReader::new(&container.log_path());
+    // Only what comes from now on.
+    reader.read_new()?;
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let detaching = std::sync::Arc::clone(&detached);
+    let feeding = stdin && container.config().interactive;
+    let _raw = (feeding && tty).then(super::attach::RawMode::enter);
+    if feeding {
+        let mut socket = tokio::net::UnixStream::connect(container.stdin_socket())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {name}'s standard input: {e}"))?;
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut keys = super::detach::DetachKeys::default();
+            let mut input = tokio::io::stdin();
+            let mut buffer = vec![0u8; 4096];
+            loop {
+                let n = match input.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let (passed, detach) = match tty {
+                    true => keys.scan(&buffer[..n]),
+                    false => (buffer[..n].to_vec(), false),
+                };
+                if socket.write_all(&passed).await.is_err() {
+                    break;
+                }
+                if detach {
+                    detaching.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // Dropping the connection is a detach, not an end of
+                    // input, for a container with a terminal.
+                    return;
+                }
+            }
+            let _ = socket.shutdown().await;
+        });
+    }
+    loop {
+        let records = reader.read_new()?;
+        for (stream, bytes) in &records {
+            match stream {
+                containerization::LogStream::Stdout => std::io::stdout().write_all(bytes)?,
+                containerization::LogStream::Stderr => std::io::stderr().write_all(bytes)?,
+            }
+        }
+        std::io::stdout().flush()?;
+        let state = container.state()?;
+        if records.is_empty() && !state.is_running() {
+            return Ok(state.exit_code.unwrap_or(0));
+        }
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\r\nread escape sequence");
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -221,12 +221,26 @@ pub(crate) fn attach(
             }
         };
         let (from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+        let (detach_tx, mut detach_rx) = mpsc::channel::<()>(1);
         let feeder = stdin.then(|| {
-            tokio::spawn(async move { feed(&feeding, &fed, &stdin_socket, from_client).await })
+            tokio::spawn(async move {
+                if feed(&feeding, &fed, &stdin_socket, from_client, tty).await {
+                    let _ = detach_tx.send(()).await;
+                }
+            })
         });
-        while let Some(chunk) = receiver.recv().await {
-            if to_client.write_all(&chunk).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                chunk = receiver.recv() => match chunk {
+                    Some(chunk) => {
+                        if to_client.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                // The client typed the detach keys: the container runs on.
+                Some(()) = detach_rx.recv() => break,
             }
         }
         if let Some(feeder) = feeder {
@@ -240,13 +254,17 @@ pub(crate) fn attach(
 
 /// Copies the client's bytes to container `id`'s standard input, through
 /// the socket its monitor serves once its process runs; the end of the
-/// client's input is the end of the process's.
+/// client's input is the end of the process's. With a terminal, `ctrl-p
+/// ctrl-q` (Docker's detach keys) ends the copy and returns true: the
+/// process keeps its input for the next attacher.
 async fn feed(
     service: &Service,
     id: &str,
     socket: &std::path::Path,
     mut input: impl tokio::io::AsyncRead + Unpin,
-) {
+    tty: bool,
+) -> bool {
+    use tokio::io::AsyncReadExt;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let mut stdin = loop {
         if let Ok(stream) = tokio::net::UnixStream::connect(socket).await {
@@ -258,12 +276,30 @@ async fn feed(
             Err(_) => true,
         };
         if over || std::time::Instant::now() > deadline {
-            return;
+            return false;
         }
         tokio::time::sleep(super::POLL).await;
     };
-    let _ = tokio::io::copy(&mut input, &mut stdin).await;
+    let mut keys = crate::container::detach::DetachKeys::default();
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        let n = match input.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (passed, detached) = match tty {
+            true => keys.scan(&buffer[..n]),
+            false => (buffer[..n].to_vec(), false),
+        };
+        if stdin.write_all(&passed).await.is_err() {
+            break;
+        }
+        if detached {
+            return true;
+        }
+    }
     let _ = stdin.shutdown().await;
+    false
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=`.
