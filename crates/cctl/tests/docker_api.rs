@@ -397,6 +397,22 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         refused.code, 0,
         "a running container is not removed: {refused:?}"
     );
+    // An exec is kept for inspection after it ends, and forgotten with its
+    // container.
+    let (status, made) = http(
+        &service.socket,
+        "POST",
+        "/v1.41/containers/web/exec",
+        r#"{"Cmd": ["true"]}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    let body = made.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let exec_id = serde_json::from_str::<serde_json::Value>(body).expect("JSON")["Id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let exec_path = format!("/v1.41/exec/{exec_id}/json");
+    assert_eq!(http(&service.socket, "GET", &exec_path, "").0, 200);
     let stopped = service.docker(&["stop", "-t", "1", "web"]);
     assert_eq!(stopped.code, 0, "{stopped:?}");
     let exited = service.docker(&[
@@ -408,6 +424,7 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
     assert_eq!(exited.stdout.trim(), "exited 137", "{exited:?}");
     let removed = service.docker(&["rm", "web"]);
     assert_eq!(removed.code, 0, "{removed:?}");
+    assert_eq!(http(&service.socket, "GET", &exec_path, "").0, 404);
     let gone = world.cctl_on_host(&["ls", "-a", "-q"]);
     assert_eq!(gone.stdout.trim(), "", "{gone:?}");
 

@@ -34,7 +34,18 @@ pub(crate) struct Exec {
     process: Option<Arc<LinuxProcess>>,
     started: bool,
     exit_code: Option<i32>,
+    /// When it ended: an ended exec is forgotten five minutes later (as
+    /// Docker's daemon forgets them), or when its container goes.
+    ended_at: Option<std::time::Instant>,
     pid: u32,
+}
+
+/// How long an ended exec can still be inspected.
+const KEPT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Forgets the execs of container `id` (it was removed).
+pub(crate) fn forget_container(service: &Service, id: &str) {
+    lock(&service.execs).retain(|_, exec| exec.container != id);
 }
 
 /// A new id: 64 hex digits, as Docker's (execs, unnamed volumes).
@@ -96,10 +107,14 @@ pub(crate) async fn create(service: &Service, id: &str, request: Request<Incomin
         process: None,
         started: false,
         exit_code: None,
+        ended_at: None,
         pid: 0,
     };
     let exec_id = new_id()?;
-    lock(&service.execs).insert(exec_id.clone(), exec);
+    let mut execs = lock(&service.execs);
+    execs.retain(|_, exec| exec.ended_at.is_none_or(|ended| ended.elapsed() < KEPT));
+    execs.insert(exec_id.clone(), exec);
+    drop(execs);
     Ok(json(StatusCode::CREATED, &json!({ "Id": exec_id })))
 }
 
@@ -170,6 +185,7 @@ pub(crate) async fn start(
         let mut execs = lock(&finishing.execs);
         if let Some(exec) = execs.get_mut(&finished_id) {
             exec.exit_code = Some(code);
+            exec.ended_at = Some(std::time::Instant::now());
             exec.process = None;
         }
     });

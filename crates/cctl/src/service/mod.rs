@@ -14,12 +14,15 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod lifecycle;
 mod networks;
 mod query;
 mod registry;
 mod routes;
+mod shown;
 mod streams;
 mod system;
+mod usage;
 mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -298,18 +301,18 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::GET, ["info"]) => system::info(&service),
         (&Method::POST, ["auth"]) => registry::auth(&service, request).await,
         (&Method::GET, ["events"]) => events::stream(Arc::clone(&service), &query),
-        (&Method::GET, ["containers", "json"]) => containers::list(&service, &query),
+        (&Method::GET, ["containers", "json"]) => shown::list(&service, &query),
         (&Method::POST, ["containers", "create"]) => {
             containers::create(&service, &query, request).await
         }
-        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&service, id),
-        (&Method::POST, ["containers", id, "start"]) => containers::start(&service, id).await,
+        (&Method::GET, ["containers", id, "json"]) => shown::inspect(&service, id),
+        (&Method::POST, ["containers", id, "start"]) => lifecycle::start(&service, id).await,
         (&Method::POST, ["containers", id, "wait"]) => {
-            containers::wait(Arc::clone(&service), id, &query).await
+            lifecycle::wait(Arc::clone(&service), id, &query).await
         }
-        (&Method::POST, ["containers", id, "stop"]) => containers::stop(&service, id, &query).await,
-        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&service, id, &query).await,
-        (&Method::DELETE, ["containers", id]) => containers::remove(&service, id, &query).await,
+        (&Method::POST, ["containers", id, "stop"]) => lifecycle::stop(&service, id, &query).await,
+        (&Method::POST, ["containers", id, "kill"]) => lifecycle::kill(&service, id, &query).await,
+        (&Method::DELETE, ["containers", id]) => lifecycle::remove(&service, id, &query).await,
         (&Method::POST, ["containers", id, "attach"]) => {
             streams::attach(Arc::clone(&service), id, &query, request)
         }
@@ -323,22 +326,20 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&service, id, &query).await,
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&service, id),
         (&Method::POST, ["containers", id, "restart"]) => {
-            containers::restart(&service, id, &query).await
+            lifecycle::restart(&service, id, &query).await
         }
         (&Method::HEAD, ["containers", id, "archive"]) => archive::head(&service, id, &query).await,
         (&Method::GET, ["containers", id, "archive"]) => archive::get(&service, id, &query).await,
         (&Method::PUT, ["containers", id, "archive"]) => {
             archive::put(&service, id, &query, request).await
         }
-        (&Method::POST, ["containers", "prune"]) => containers::prune(&service).await,
+        (&Method::POST, ["containers", "prune"]) => lifecycle::prune(&service).await,
         (&Method::POST, ["containers", id, "resize"]) => {
-            containers::resize(&service, id, &query).await
+            lifecycle::resize(&service, id, &query).await
         }
-        (&Method::GET, ["containers", id, "stats"]) => {
-            containers::stats(&service, id, &query).await
-        }
-        (&Method::GET, ["containers", id, "top"]) => containers::top(&service, id).await,
-        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&service, id, &query),
+        (&Method::GET, ["containers", id, "stats"]) => usage::stats(&service, id, &query).await,
+        (&Method::GET, ["containers", id, "top"]) => usage::top(&service, id).await,
+        (&Method::POST, ["containers", id, "rename"]) => lifecycle::rename(&service, id, &query),
         (&Method::POST, ["images", "create"]) => {
             registry::pull(&service, &query, request.headers()).await
         }
