@@ -95,16 +95,22 @@ pub(crate) fn prune(service: &Service, query: &Query) -> Answer {
         }
     }
     let mut deleted = Vec::new();
+    let mut gone = Vec::new();
     if every {
         for image in store.list().map_err(|e| from_error(&e.into()))? {
             let in_use =
                 crate::image_in_use::refuse_if_in_use(&service.root, &store, &image.name).is_err();
+            let id = image_id(&store, &image.name);
             if !in_use && store.untag(&image.name).is_ok() {
                 deleted.push(json!({ "Untagged": image.name }));
+                gone.push((id, image.name));
             }
         }
     }
     let report = store.prune().map_err(|e| from_error(&e.into()))?;
+    for (id, name) in &gone {
+        untagged(service, id, name, &report.removed);
+    }
     deleted.extend(
         report
             .removed
@@ -184,7 +190,33 @@ pub(crate) fn tag(service: &Service, name: &str, query: &Query) -> Answer {
     store
         .tag(&stored, &target)
         .map_err(|e| from_error(&e.into()))?;
+    let id = image_id(&store, &stored);
+    service
+        .events
+        .publish(super::events::image_event("tag", &id, &target));
     Ok(super::body::nothing(StatusCode::CREATED))
+}
+
+/// Docker's id of image `name` (its config's digest), or its manifest's
+/// digest when that cannot be read.
+fn image_id(store: &ImageStore, name: &str) -> String {
+    match store.resolve(name, &Platform::host()) {
+        Ok(resolved) => resolved.manifest.config().digest().to_string(),
+        Err(_) => store
+            .get(name)
+            .map(|image| image.descriptor.digest().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// Publishes `untag` for `name` (image `id`) and `delete` if the prune
+/// `removed` its config.
+fn untagged(service: &Service, id: &str, name: &str, removed: &[containerization_oci::Digest]) {
+    use super::events::image_event;
+    service.events.publish(image_event("untag", id, name));
+    if removed.iter().any(|digest| digest.to_string() == id) {
+        service.events.publish(image_event("delete", id, name));
+    }
 }
 
 /// `DELETE /images/{name}?force=`: refused (409) while a container was
@@ -202,9 +234,11 @@ pub(crate) fn remove(service: &Service, name: &str, query: &Query) -> Answer {
         crate::image_in_use::refuse_if_in_use(&service.root, &store, &stored)
             .map_err(|e| error(StatusCode::CONFLICT, crate::report::one_line(&e)))?;
     }
+    let id = image_id(&store, &stored);
     store.untag(&stored).map_err(|e| from_error(&e.into()))?;
     let mut answer = vec![json!({ "Untagged": stored })];
     let report = store.prune().map_err(|e| from_error(&e.into()))?;
+    untagged(service, &id, &stored, &report.removed);
     for digest in &report.removed {
         answer.push(json!({ "Deleted": digest.to_string() }));
     }

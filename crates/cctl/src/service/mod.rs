@@ -78,6 +78,8 @@ pub(crate) struct Service {
     /// Containers created with `AutoRemove`, which this service removes
     /// once they ended (their exit code kept in `removed`).
     pub auto_remove: Mutex<HashSet<String>>,
+    /// Events: the recent ones and the listeners.
+    pub events: events::EventLog,
 }
 
 /// Serves the API until the process is told to stop.
@@ -98,8 +100,10 @@ pub fn run(root: &StateRoot, args: &ServiceArgs) -> anyhow::Result<()> {
         attached: Mutex::new(HashMap::new()),
         auto_remove: Mutex::new(HashSet::new()),
         execs: Mutex::new(HashMap::new()),
+        events: events::EventLog::new(),
     });
     runtime.block_on(async move {
+        tokio::spawn(events::watch(Arc::clone(&service)));
         tokio::spawn(start_restartable(Arc::clone(&service)));
         serve(service, socket, activated).await
     })

@@ -166,6 +166,7 @@ pub(crate) async fn pull(service: &Service, query: &Query, headers: &HeaderMap) 
     let store = ImageStore::open(service.root.path()).map_err(|e| from_error(&e.into()))?;
     let (sender, response) = streamed(StatusCode::OK, "application/json");
     let client = client(service, &reference, given, progress(&sender, false))?;
+    let events = service.events.clone();
     on_own_thread(sender, move |sender| async move {
         let first = json!({
             "status": format!("Pulling from {}", reference.repository()),
@@ -178,6 +179,8 @@ pub(crate) async fn pull(service: &Service, query: &Query, headers: &HeaderMap) 
                     let said = json!({ "status": format!("Digest: {digest}") });
                     let _ = sender.send(line(&said)).await;
                 }
+                let name = reference.to_string();
+                events.publish(super::events::image_event("pull", &name, &name));
                 line(
                     &json!({ "status": format!("Status: Downloaded newer image for {reference}") }),
                 )
@@ -233,6 +236,7 @@ pub(crate) async fn push(
     let given = given_credential(headers)?;
     let (sender, response) = streamed(StatusCode::OK, "application/json");
     let client = client(service, &repository, given, progress(&sender, true))?;
+    let events = service.events.clone();
     on_own_thread(sender, move |sender| async move {
         let first = json!({
             "status": format!("The push refers to repository [{}]", repository.name()),
@@ -245,6 +249,7 @@ pub(crate) async fn push(
             let tag = destination.tag().unwrap_or("latest").to_owned();
             match client.push(&store, &stored, &destination).await {
                 Ok(digest) => {
+                    events.publish(super::events::image_event("push", &stored, &stored));
                     let size = store.get(&stored).map_or(0, |i| i.descriptor.size());
                     let done = [
                         json!({ "status": format!("{tag}: digest: {digest} size: {size}") }),
