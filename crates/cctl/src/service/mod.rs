@@ -371,14 +371,11 @@ async fn route(service: Arc<Service>, request: Request<Incoming>) -> Response<Bo
         (&Method::POST, ["networks", "prune"]) => networks::prune(&service).await,
         (&Method::GET, ["networks", name]) => networks::inspect(&service, name),
         (&Method::DELETE, ["networks", name]) => networks::remove(&service, name).await,
-        (&Method::POST, ["networks", name, action @ ("connect" | "disconnect")]) => {
-            Err(body::error(
-                hyper::StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "{action} of network {name}: a container's VM has its network card from \
-                     boot (microvm has no hotplug); create the container on the network instead"
-                ),
-            ))
+        (&Method::POST, ["networks", name, "connect"]) => {
+            networks::connect(&service, name, request).await
+        }
+        (&Method::POST, ["networks", name, "disconnect"]) => {
+            networks::disconnect(&service, name, request).await
         }
         _ if routes::is_dockers(&method, &parts) => Err(error(
             hyper::StatusCode::NOT_IMPLEMENTED,

@@ -1,9 +1,10 @@
 //! Networks: create, list, inspect, remove and prune (each a bridge with a
-//! subnet on the host). Connecting a running container is not possible:
-//! a VM's network card is fixed when it boots (`microvm` has no hotplug).
+//! subnet on the host), and connect and disconnect of a container that is
+//! not running (a VM's network card is fixed when it boots: `microvm` has
+//! no hotplug; and a container here is on one network at most).
 
-use containerization::ContainerStore;
 use containerization::network::{NetworkConfig, NetworkManager};
+use containerization::{ContainerStore, NetworkMode};
 use containerization_netlink::Netlink;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -81,6 +82,12 @@ pub(crate) fn list(service: &Service) -> Answer {
 pub(crate) fn find(service: &Service, name: &str) -> Result<NetworkConfig, ApiError> {
     let manager = manager(service)?;
     if let Ok(network) = manager.get(name) {
+        return Ok(network);
+    }
+    // Docker's default network is `bridge`; ours is `default`.
+    if name == "bridge"
+        && let Ok(network) = manager.get(containerization::DEFAULT_NETWORK)
+    {
         return Ok(network);
     }
     let mut by_id = manager
@@ -227,4 +234,97 @@ pub(crate) async fn prune(service: &Service) -> Answer {
         }
     }
     Ok(json(StatusCode::OK, &json!({ "NetworksDeleted": removed })))
+}
+
+/// The container a connect or disconnect names (`{"Container": …}`), and
+/// the request's body.
+async fn container_of(
+    service: &Service,
+    request: Request<Incoming>,
+) -> Result<(containerization::LinuxContainer, Value), ApiError> {
+    let body = super::body::read_json(request).await?;
+    let name = body["Container"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "Container is required"))?;
+    let container = super::containers::find(service, name)?;
+    Ok((container, body))
+}
+
+/// What a refused network change answers: 501 for a running container
+/// (Docker would hot-plug a card), Docker's code otherwise.
+fn refused(e: containerization::Error) -> ApiError {
+    match e {
+        e @ containerization::Error::InvalidState { .. } => error(StatusCode::NOT_IMPLEMENTED, e),
+        e @ containerization::Error::InvalidOption { .. } => error(StatusCode::FORBIDDEN, e),
+        e => from_error(&e.into()),
+    }
+}
+
+/// `POST /networks/{name}/connect` with `{"Container", "EndpointConfig":
+/// {"Aliases"}}`: a container that is not running and on no network goes
+/// on this one.
+pub(crate) async fn connect(service: &Service, name: &str, request: Request<Incoming>) -> Answer {
+    let network = find(service, name)?;
+    let (container, body) = container_of(service, request).await?;
+    let shown = container.config().name.clone();
+    match &container.config().network {
+        NetworkMode::Network(on) if *on == network.name => {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!("endpoint with name {shown} already exists in network {on}"),
+            ));
+        }
+        NetworkMode::Network(on) => {
+            return Err(error(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "{shown} is on network {on}: a container here is on one network at most \
+                     (disconnect it from {on} first)"
+                ),
+            ));
+        }
+        NetworkMode::None => {}
+    }
+    let aliases: Vec<String> = body["EndpointConfig"]["Aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    service
+        .manager
+        .set_network(
+            container.id().as_str(),
+            NetworkMode::Network(network.name.clone()),
+            aliases,
+        )
+        .map_err(refused)?;
+    Ok(nothing(StatusCode::OK))
+}
+
+/// `POST /networks/{name}/disconnect` with `{"Container"}`: a container
+/// that is not running leaves this network (and is then on none).
+pub(crate) async fn disconnect(
+    service: &Service,
+    name: &str,
+    request: Request<Incoming>,
+) -> Answer {
+    let network = find(service, name)?;
+    let (container, _) = container_of(service, request).await?;
+    if container.config().network != NetworkMode::Network(network.name.clone()) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "container {} is not connected to network {}",
+                container.config().name,
+                network.name
+            ),
+        ));
+    }
+    service
+        .manager
+        .set_network(container.id().as_str(), NetworkMode::None, Vec::new())
+        .map_err(refused)?;
+    Ok(nothing(StatusCode::OK))
 }

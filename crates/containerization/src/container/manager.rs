@@ -554,6 +554,52 @@ impl ContainerManager {
         self.inner.store.rename(container.id(), &name)
     }
 
+    /// Puts a container that is not running on `network` (Docker's `network
+    /// connect`; [`NetworkMode::None`] for `disconnect`), known there by
+    /// `aliases` too. A running one is refused: its VM's network card is
+    /// chosen when it boots, and `microvm` has no hotplug. So is a pod's
+    /// container, which has its pod's network.
+    ///
+    /// ```no_run
+    /// use containerization::{ContainerManager, NetworkMode, StateRoot};
+    ///
+    /// # fn demo() -> Result<(), containerization::Error> {
+    /// let root = StateRoot::from_env()?;
+    /// let manager = ContainerManager::new(root.clone(), root.find_vminitd()?);
+    /// manager.set_network("web", NetworkMode::Network("backend".into()), vec!["api".into()])?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_network(
+        &self,
+        name_or_id: &str,
+        network: NetworkMode,
+        aliases: Vec<String>,
+    ) -> Result<(), Error> {
+        let container = self.get(name_or_id)?;
+        let name = container.config().name.clone();
+        if container.config().pod.is_some() {
+            return Err(Error::InvalidOption {
+                option: "network".to_owned(),
+                detail: format!("{name} is in a pod: it has its pod's network"),
+            });
+        }
+        self.inner
+            .store
+            .set_network(container.id(), network, aliases, |state| {
+                match state.is_running() || state.owner_alive() {
+                    true => Err(Error::InvalidState {
+                        container: name.clone(),
+                        state: "running".to_owned(),
+                        detail: "its VM's network card is chosen when it boots (microvm has no \
+                                 hotplug): stop it, change its network, start it"
+                            .to_owned(),
+                    }),
+                    false => Ok(()),
+                }
+            })
+    }
+
     /// The container a user means by `name_or_id` (a name, an id or an id's
     /// unique prefix); a damaged one is [`Error::ContainerDamaged`].
     pub fn get(&self, name_or_id: &str) -> Result<LinuxContainer, Error> {

@@ -116,6 +116,25 @@ impl ContainerStore {
         state_file::write_json(&self.config_path(id), &config)
     }
 
+    /// Puts container `id` on `network` with `aliases`, under its state
+    /// lock, if `allowed` says its state lets it.
+    pub fn set_network(
+        &self,
+        id: &ContainerId,
+        network: super::NetworkMode,
+        aliases: Vec<String>,
+        allowed: impl FnOnce(&ContainerState) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.update_checked(id, |state| {
+            allowed(state)?;
+            let mut config = self.config(id)?;
+            config.network = network;
+            config.aliases = aliases;
+            state_file::replace_json(&self.config_path(id), &config)
+        })
+        .map(|_| ())
+    }
+
     /// The configuration of container `id`.
     pub fn config(&self, id: &ContainerId) -> Result<ContainerConfig, Error> {
         state_file::read_json(&self.config_path(id))?
