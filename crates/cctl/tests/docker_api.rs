@@ -188,6 +188,27 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
             .contains("HostConfig.Privileged is not supported"),
         "{privileged:?}"
     );
+    let dropped = service.docker(&["run", "--rm", "--cap-drop", "ALL", &world.image, "true"]);
+    assert_eq!(dropped.code, 125, "{dropped:?}");
+    assert!(dropped.stderr.contains("HostConfig.CapDrop"), "{dropped:?}");
+    // `-v /path` alone is an anonymous volume (Config.Volumes).
+    let anonymous = service.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "/anon",
+        &world.image,
+        "sh",
+        "-c",
+        "grep -c ' /anon ' /proc/mounts",
+    ]);
+    assert_eq!(
+        (anonymous.code, anonymous.stdout.as_str()),
+        (0, "1\n"),
+        "{anonymous:?}"
+    );
+    let volumes = service.docker(&["volume", "ls", "-q"]);
+    assert_eq!(volumes.stdout.trim(), "", "--rm took it: {volumes:?}");
     let left = service.docker(&["ps", "-a", "-q"]);
     assert_eq!((left.code, left.stdout.trim()), (0, ""), "{left:?}");
 

@@ -62,7 +62,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         ));
     }
     let host = &body["HostConfig"];
-    refuse_unbuilt(host)?;
+    refuse_unbuilt(&body, host)?;
     let mut entrypoint = strings(&body["Entrypoint"], "Entrypoint")?;
     let mut args = strings(&body["Cmd"], "Cmd")?;
     let entrypoint = match body["Entrypoint"] {
@@ -102,6 +102,18 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
             fields.push("readonly".to_owned());
         }
         mounts.push(spec::Mount::parse_mount_flag(&fields.join(",")).map_err(bad)?);
+    }
+    // `-v /path` alone: Docker's CLI puts it in `Config.Volumes`, an
+    // anonymous volume unless something else is mounted there.
+    for target in body["Volumes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(t, _)| t)
+    {
+        if !mounts.iter().any(|m| m.target() == target) {
+            mounts.push(spec::Mount::parse_volume_flag(target).map_err(bad)?);
+        }
     }
     let network = match host["NetworkMode"].as_str().unwrap_or_default() {
         "" | "default" | "bridge" => None,
@@ -239,7 +251,7 @@ fn restart_policy(value: &Value) -> Result<RestartPolicy, ApiError> {
 
 /// Fields the create request may carry that are not built: a 501 naming
 /// the first one set, never a container made without it.
-fn refuse_unbuilt(host: &Value) -> Result<(), ApiError> {
+fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
     let set = |value: &Value| match value {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),
@@ -248,18 +260,79 @@ fn refuse_unbuilt(host: &Value) -> Result<(), ApiError> {
         Value::Number(n) => n.as_f64() != Some(0.0),
         Value::Bool(true) => true,
     };
+    // Fields a client sets only when asked to: each changes what the
+    // container may do or gets, so ignoring one would be a wrong success.
     for field in [
         "Privileged",
         "CapAdd",
+        "CapDrop",
+        "Capabilities",
+        "SecurityOpt",
         "Devices",
+        "DeviceRequests",
+        "DeviceCgroupRules",
         "VolumesFrom",
         "Links",
         "ExtraHosts",
         "PidMode",
         "IpcMode",
+        "UTSMode",
+        "UsernsMode",
+        "CgroupParent",
+        "Sysctls",
+        "Ulimits",
+        "GroupAdd",
+        "DnsSearch",
+        "DnsOptions",
+        "PidsLimit",
+        "CpuShares",
+        "CpusetCpus",
+        "CpusetMems",
+        "CpuQuota",
+        "CpuPeriod",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "BlkioWeight",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "MemoryReservation",
+        "KernelMemory",
+        "OomKillDisable",
+        "OomScoreAdj",
+        "ShmSize",
+        "PublishAllPorts",
+        "Init",
+        "StorageOpt",
+        "MaskedPaths",
+        "ReadonlyPaths",
     ] {
         if set(&host[field]) {
             return Err(missing(&format!("HostConfig.{field}")));
+        }
+    }
+    // -1 is the CLI's "not set" for these.
+    for field in ["MemorySwap", "MemorySwappiness"] {
+        if host[field]
+            .as_i64()
+            .is_some_and(|n| n >= 0 && !(field == "MemorySwap" && n == 0))
+        {
+            return Err(missing(&format!("HostConfig.{field}")));
+        }
+    }
+    if !matches!(host["Runtime"].as_str().unwrap_or_default(), "" | "runc") {
+        return Err(missing("HostConfig.Runtime"));
+    }
+    for field in [
+        "Healthcheck",
+        "StopSignal",
+        "StopTimeout",
+        "Domainname",
+        "MacAddress",
+        "Shell",
+    ] {
+        if set(&body[field]) {
+            return Err(missing(&format!("Config.{field}")));
         }
     }
     Ok(())

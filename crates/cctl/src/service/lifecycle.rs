@@ -67,7 +67,8 @@ async fn reap(service: Arc<Service>, id: String) {
             // stream reads it.
             if late || (!state.owner_alive() && readers == 0) {
                 lock(&service.removed).insert(id.clone(), state.exit_code.unwrap_or(0));
-                if let Err(e) = service.manager.remove(&id, true).await {
+                // `--rm` takes its anonymous volumes too, as Docker's does.
+                if let Err(e) = service.manager.remove_with_volumes(&id, true, true).await {
                     tracing::warn!(id, "cannot remove an ended container: {e}");
                 }
                 super::exec::forget_container(&service, &id);
