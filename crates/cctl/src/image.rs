@@ -381,7 +381,7 @@ fn list(
     filters: &[String],
     quiet: bool,
 ) -> anyhow::Result<()> {
-    use crate::image_filter::{ImageFilter, created, familiar};
+    use crate::image_filter::{ImageFilter, familiar};
     let filters = filters
         .iter()
         .map(|text| {
@@ -394,15 +394,11 @@ fn list(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for image in store.list()? {
-        // An image whose documents cannot be read still lists, with no
-        // platform, size or time.
-        let resolved = store.resolve(&image.name, &Platform::host()).ok();
-        let config: serde_json::Value = resolved
-            .as_ref()
-            .and_then(|r| serde_json::from_slice(&r.config_bytes).ok())
-            .unwrap_or_default();
-        let labels = config["config"]["Labels"].clone();
-        let made = resolved.as_ref().map_or(0, created);
+        let crate::image_filter::Looked {
+            resolved,
+            labels,
+            made,
+        } = crate::image_filter::look(store, &image.name);
         if !filters.iter().all(|f| f.admits(&image.name, &labels, made)) {
             continue;
         }

@@ -106,6 +106,31 @@ impl ImageFilter {
     }
 }
 
+/// What the filters look at of an image, and what lists show.
+pub struct Looked {
+    /// Its documents for this host's platform, when they can be read.
+    pub resolved: Option<ResolvedImage>,
+    /// Its config's labels (`null` when it has none).
+    pub labels: Value,
+    /// When it was made (seconds since the epoch; 0 when unknown).
+    pub made: i64,
+}
+
+/// Looks at image `name` in `store` (one whose documents cannot be read
+/// still lists, with no labels, platform or time).
+pub fn look(store: &ImageStore, name: &str) -> Looked {
+    let resolved = store.resolve(name, &Platform::host()).ok();
+    let config: Value = resolved
+        .as_ref()
+        .and_then(|r| serde_json::from_slice(&r.config_bytes).ok())
+        .unwrap_or_default();
+    Looked {
+        made: resolved.as_ref().map_or(0, created),
+        labels: config["config"]["Labels"].clone(),
+        resolved,
+    }
+}
+
 /// `name` as Docker shows names of Docker Hub's images (`busybox:1`).
 pub fn familiar(name: &str) -> &str {
     name.strip_prefix("docker.io/library/")

@@ -1142,6 +1142,42 @@ fn the_same_commands_answer_as_podmans_service() {
             vec!["run", "--rm", "127.0.0.1:1/nowhere:1", "true"],
         ),
         (
+            Same::Output,
+            vec![
+                "run",
+                "--rm",
+                "-e",
+                "A=1",
+                "-w",
+                "/tmp",
+                "-u",
+                "1:2",
+                image,
+                "sh",
+                "-c",
+                "echo $A; pwd; id -u; id -g",
+            ],
+        ),
+        // (Not --rm: Podman 4.3 loses its exit code.)
+        (
+            Same::Code,
+            vec!["run", "--name", "ro", "--read-only", image, "touch", "/x"],
+        ),
+        (Same::Output, vec!["rm", "ro"]),
+        (
+            Same::Output,
+            vec![
+                "run",
+                "--rm",
+                "--tmpfs",
+                "/t",
+                image,
+                "sh",
+                "-c",
+                "grep -c ' /t ' /proc/mounts",
+            ],
+        ),
+        (
             Same::Id,
             vec![
                 "run",
@@ -1159,6 +1195,37 @@ fn the_same_commands_answer_as_podmans_service() {
             vec!["exec", "long", "sh", "-c", "echo in; exit 4"],
         ),
         (Same::Output, vec!["logs", "long"]),
+        (
+            Same::Output,
+            vec!["exec", "long", "sh", "-c", "echo $HOME; id -u; pwd"],
+        ),
+        (
+            Same::Output,
+            // (Not the name: Podman's lacks Docker's leading `/`, and the
+            // CLI cuts its first letter.)
+            vec!["stats", "--no-stream", "--format", "{{.PIDs}}", "long"],
+        ),
+        (Same::Output, vec!["port", "long"]),
+        (Same::Output, vec!["restart", "-t", "1", "long"]),
+        (
+            Same::Output,
+            vec![
+                "ps",
+                "--filter",
+                "name=long",
+                "--format",
+                "{{.Names}} {{.State}}",
+            ],
+        ),
+        (
+            Same::Output,
+            vec![
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.Name}} {{.Config.Image}}",
+                "long",
+            ],
+        ),
         (Same::Code, vec!["rm", "long"]),
         (Same::Output, vec!["stop", "-t", "1", "long"]),
         (
@@ -1172,6 +1239,23 @@ fn the_same_commands_answer_as_podmans_service() {
         ),
         (Same::Output, vec!["rm", "long"]),
         (Same::Output, vec!["volume", "create", "kept"]),
+        (
+            Same::Output,
+            vec![
+                "run",
+                "--rm",
+                "-v",
+                "kept:/data",
+                image,
+                "sh",
+                "-c",
+                "echo kept > /data/f",
+            ],
+        ),
+        (
+            Same::Output,
+            vec!["run", "--rm", "-v", "kept:/data", image, "cat", "/data/f"],
+        ),
         (
             Same::Output,
             vec!["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "kept"],
@@ -1210,6 +1294,16 @@ fn the_same_commands_answer_as_podmans_service() {
                 "docker {args:?}:\n  ours:   {a:?}\n  podman: {b:?}"
             ));
         }
+    }
+    // Standard input through exec -i, the same from both.
+    for (name, service) in [("ours", &ours), ("podman", &podman)] {
+        let running = service.docker(&["run", "-d", "--name", "fed", image, "sleep", "600"]);
+        assert_eq!(running.code, 0, "{name}: {running:?}");
+        let fed = service.docker_with_input(&["exec", "-i", "fed", "cat"], b"fed\n");
+        if (fed.code, fed.stdout.as_str()) != (0, "fed\n") {
+            differ.push(format!("{name}: exec -i: {fed:?}"));
+        }
+        assert_eq!(service.docker(&["rm", "-f", "fed"]).code, 0);
     }
     // A file copied in comes back out the same from both.
     for (name, service) in [("ours", &ours), ("podman", &podman)] {

@@ -40,6 +40,38 @@ impl DetachKeys {
     }
 }
 
+/// Copies `input` to `output` until `input` ends (then `output` is shut
+/// down: the end of the process's input) or, when `keys` is set (a
+/// terminal), the detach keys are typed: then returns true with `output`
+/// still open, for its owner to drop (a detach, not an end of input).
+pub async fn copy_until_detached(
+    mut input: impl tokio::io::AsyncRead + Unpin,
+    mut output: impl tokio::io::AsyncWrite + Unpin,
+    keys: bool,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut watch = DetachKeys::default();
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        let n = match input.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (passed, detached) = match keys {
+            true => watch.scan(&buffer[..n]),
+            false => (buffer[..n].to_vec(), false),
+        };
+        if output.write_all(&passed).await.is_err() {
+            break;
+        }
+        if detached {
+            return true;
+        }
+    }
+    let _ = output.shutdown().await;
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,34 +155,13 @@ pub async fn attach(manager: &ContainerManager, name: &str, stdin: bool) -> anyh
     let feeding = stdin && container.config().interactive;
     let _raw = (feeding && tty).then(super::attach::RawMode::enter);
     if feeding {
-        let mut socket = tokio::net::UnixStream::connect(container.stdin_socket())
+        let socket = tokio::net::UnixStream::connect(container.stdin_socket())
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach {name}'s standard input: {e}"))?;
         tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let mut keys = super::detach::DetachKeys::default();
-            let mut input = tokio::io::stdin();
-            let mut buffer = vec![0u8; 4096];
-            loop {
-                let n = match input.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let (passed, detach) = match tty {
-                    true => keys.scan(&buffer[..n]),
-                    false => (buffer[..n].to_vec(), false),
-                };
-                if socket.write_all(&passed).await.is_err() {
-                    break;
-                }
-                if detach {
-                    detaching.store(true, std::sync::atomic::Ordering::SeqCst);
-                    // Dropping the connection is a detach, not an end of
-                    // input, for a container with a terminal.
-                    return;
-                }
+            if super::detach::copy_until_detached(tokio::io::stdin(), socket, tty).await {
+                detaching.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            let _ = socket.shutdown().await;
         });
     }
     loop {

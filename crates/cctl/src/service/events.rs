@@ -256,16 +256,10 @@ impl Filters {
 /// `until` (when given).
 pub(crate) fn stream(service: Arc<Service>, query: &Query) -> Answer {
     let filters = Filters::parse(query)?;
-    let time = |name: &str| -> Result<Option<u64>, ApiError> {
-        match query.get(name).filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => crate::clock::unix_ns(text).map(Some).ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} {text:?}: seconds since the epoch, as 1700000000.5"),
-                )
-            }),
-        }
+    let time = |name: &str| {
+        query
+            .time_ns(name)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))
     };
     let since = time("since")?;
     let until = time("until")?;

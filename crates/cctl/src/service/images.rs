@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Service;
 use super::body::{Answer, ApiError, error, from_error, json};
 use super::query::Query;
-use crate::image_filter::{FilterError, ImageFilter, created};
+use crate::image_filter::{FilterError, ImageFilter, Looked, look};
 
 fn image_filters(store: &ImageStore, query: &Query) -> Result<Vec<ImageFilter>, ApiError> {
     query
@@ -35,13 +35,11 @@ pub(crate) fn list(service: &Service, query: &Query) -> Answer {
     let images = store.list().map_err(|e| from_error(&e.into()))?;
     let mut shown = Vec::new();
     for image in &images {
-        let resolved = store.resolve(&image.name, &Platform::host()).ok();
-        let config: Value = resolved
-            .as_ref()
-            .and_then(|r| serde_json::from_slice(&r.config_bytes).ok())
-            .unwrap_or_default();
-        let labels = config["config"]["Labels"].clone();
-        let made = resolved.as_ref().map_or(0, created);
+        let Looked {
+            resolved,
+            labels,
+            made,
+        } = look(&store, &image.name);
         if !filters.iter().all(|f| f.admits(&image.name, &labels, made)) {
             continue;
         }

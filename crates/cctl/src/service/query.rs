@@ -37,6 +37,17 @@ impl Query {
         self.get(key).and_then(|v| v.parse().ok())
     }
 
+    /// `key` as a time Docker's clients send (`since`, `until`: seconds
+    /// since the epoch, with a fraction), in nanoseconds, if given.
+    pub fn time_ns(&self, key: &str) -> Result<Option<u64>, String> {
+        match self.get(key).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => crate::clock::unix_ns(text)
+                .map(Some)
+                .ok_or_else(|| format!("{key} {text:?}: seconds since the epoch, as 1700000000.5")),
+        }
+    }
+
     /// The `filters` parameter (`{"label": ["a=b"], "dangling": {"true":
     /// true}}`: Docker's clients send both shapes) as kind and value pairs.
     pub fn filters(&self) -> Result<Vec<(String, String)>, String> {

@@ -261,12 +261,11 @@ async fn feed(
     service: &Service,
     id: &str,
     socket: &std::path::Path,
-    mut input: impl tokio::io::AsyncRead + Unpin,
+    input: impl tokio::io::AsyncRead + Unpin,
     tty: bool,
 ) -> bool {
-    use tokio::io::AsyncReadExt;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let mut stdin = loop {
+    let stdin = loop {
         if let Ok(stream) = tokio::net::UnixStream::connect(socket).await {
             break stream;
         }
@@ -280,26 +279,7 @@ async fn feed(
         }
         tokio::time::sleep(super::POLL).await;
     };
-    let mut keys = crate::container::detach::DetachKeys::default();
-    let mut buffer = vec![0u8; 8192];
-    loop {
-        let n = match input.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let (passed, detached) = match tty {
-            true => keys.scan(&buffer[..n]),
-            false => (buffer[..n].to_vec(), false),
-        };
-        if stdin.write_all(&passed).await.is_err() {
-            break;
-        }
-        if detached {
-            return true;
-        }
-    }
-    let _ = stdin.shutdown().await;
-    false
+    crate::container::detach::copy_until_detached(input, stdin, tty).await
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=`.
@@ -308,16 +288,10 @@ pub(crate) fn logs(service: Arc<Service>, id: &str, query: &Query) -> Answer {
         .manager
         .get(id)
         .map_err(|_| error(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
-    let time = |name: &str| -> Result<Option<u64>, super::body::ApiError> {
-        match query.get(name).filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => crate::clock::unix_ns(text).map(Some).ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} {text:?}: seconds since the epoch, as 1700000000.5"),
-                )
-            }),
-        }
+    let time = |name: &str| {
+        query
+            .time_ns(name)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))
     };
     let since = time("since")?.unwrap_or(0);
     let until = time("until")?.filter(|until| *until > 0);
