@@ -924,16 +924,17 @@ fn docker_compose_brings_a_project_up_and_down() {
         image = world.image
     );
     std::fs::write(dir.join("docker-compose.yml"), file).expect("write the compose file");
-    let compose = |args: &[&str]| -> Ran {
+    let compose_on = |on: &Service, args: &[&str]| -> Ran {
         Command::new("docker-compose")
             .args(args)
             .current_dir(&dir)
-            .envs(service.client_env())
+            .envs(on.client_env())
             .stdin(Stdio::null())
             .output()
             .expect("docker-compose runs")
             .into()
     };
+    let compose = |args: &[&str]| compose_on(&service, args);
     let up = compose(&["up", "-d"]);
     assert_eq!(up.code, 0, "{up:?}");
     let listed = compose(&["ps"]);
@@ -971,6 +972,41 @@ fn docker_compose_brings_a_project_up_and_down() {
     assert!(!networks.stdout.contains("czproj"), "{networks:?}");
     let volumes = service.docker(&["volume", "ls", "-q"]);
     assert_eq!(volumes.stdout.trim(), "", "{volumes:?}");
+
+    // The same project on Podman's service: the same answers to up, ps
+    // and down, and nothing left. (Its job cannot find the web service by
+    // name: Debian's Podman 4.3 has no DNS plugin for CNI.)
+    let scratch = tempfile::tempdir().expect("podman's folder");
+    let (podman, _unmounted) = podman_service(&world, scratch.path());
+    let podman_up = compose_on(&podman, &["up", "-d"]);
+    assert_eq!(podman_up.code, up.code, "{podman_up:?}");
+    // Both list the project's two containers, by Compose's names.
+    let shape = |on: &Service| {
+        let listed = compose_on(on, &["ps"]);
+        let ids = compose_on(on, &["ps", "-q"]).stdout.lines().count();
+        let names: Vec<bool> = ["czproj_web_1", "czproj_job_1"]
+            .iter()
+            .map(|n| listed.stdout.contains(n))
+            .collect();
+        (listed.code, ids, names)
+    };
+    let podman_shape = shape(&podman);
+    let up_again = compose(&["up", "-d"]);
+    assert_eq!(up_again.code, 0, "{up_again:?}");
+    let ours_shape = shape(&service);
+    assert_eq!(compose(&["down", "-v"]).code, 0);
+    assert_eq!(ours_shape, (0, 2, vec![true, true]));
+    assert_eq!(podman_shape, ours_shape);
+    let podman_down = compose_on(&podman, &["down", "-v"]);
+    assert_eq!(podman_down.code, 0, "{podman_down:?}");
+    for (name, on) in [("ours", &service), ("podman", &podman)] {
+        let left = on.docker(&["ps", "-a", "-q"]);
+        assert_eq!(left.stdout.trim(), "", "{name}: {left:?}");
+        let volumes = on.docker(&["volume", "ls", "-q"]);
+        assert_eq!(volumes.stdout.trim(), "", "{name}: {volumes:?}");
+        let networks = on.docker(&["network", "ls", "--format", "{{.Name}}"]);
+        assert!(!networks.stdout.contains("czproj"), "{name}: {networks:?}");
+    }
     let _ = world.cctl_on_host(&["network", "rm", "default"]);
 }
 

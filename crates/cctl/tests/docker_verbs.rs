@@ -95,6 +95,25 @@ fn dockers_verbs_work_on_cctl() {
         (Some("taken"), Some("created"))
     );
     assert_eq!(row["Labels"], "tier=db", "{row}");
+    // Every label filter must match, as Docker's.
+    let both = world.cctl(&[
+        "ls",
+        "-aq",
+        "--filter",
+        "label=tier=db",
+        "--filter",
+        "label=absent",
+    ]);
+    assert_eq!((both.code, both.stdout.as_str()), (0, ""), "{both:?}");
+    let either = world.cctl(&[
+        "ls",
+        "-aq",
+        "--filter",
+        "name=taken",
+        "--filter",
+        "name=renamed",
+    ]);
+    assert_eq!(either.stdout.lines().count(), 2, "{either:?}");
     let table = world.cctl(&["ls", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
     assert!(table.stdout.starts_with("NAMES     STATUS\n"), "{table:?}");
     let bad = world.cctl(&["ls", "--format", "{{.ID"]);

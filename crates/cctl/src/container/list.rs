@@ -21,7 +21,7 @@ pub struct ListArgs {
     quiet: bool,
     /// Show only containers that match (`label=KEY[=VALUE]`, `name=TEXT`,
     /// `id=PREFIX`, `status=created|running|exited`), as Docker's `ps`:
-    /// all filters of different kinds must match, any of one kind.
+    /// every label filter must match, and one of each other kind given.
     #[arg(short, long, value_name = "KIND=VALUE", value_parser = Filter::parse)]
     filter: Vec<Filter>,
     /// `table`, `json` (an object a line) or a template of Docker's fields
@@ -92,23 +92,29 @@ pub(crate) fn docker_status(state: &ContainerState) -> &'static str {
     }
 }
 
-/// Whether `filters` admit a container: every kind given matches (any
-/// filter of that kind).
+/// Whether `filters` admit a container, as Docker's `ps` filters: every
+/// label filter matches, and one filter of each other kind given.
 pub(crate) fn admitted(
     filters: &[Filter],
     config: &ContainerConfig,
     state: &ContainerState,
 ) -> bool {
+    // Every label filter must match (Compose asks for its project's and
+    // `oneoff=True` at once); of the other kinds, any one of a kind.
+    let labels = filters
+        .iter()
+        .filter(|f| matches!(f, Filter::Label(..)))
+        .all(|f| f.admits(config, state));
     let kinds = [
-        |f: &Filter| matches!(f, Filter::Label(..)),
         |f: &Filter| matches!(f, Filter::Name(_)),
         |f: &Filter| matches!(f, Filter::Id(_)),
         |f: &Filter| matches!(f, Filter::Status(_)),
     ];
-    kinds.iter().all(|of_kind| {
-        let mut given = filters.iter().filter(|f| of_kind(f)).peekable();
-        given.peek().is_none() || given.any(|f| f.admits(config, state))
-    })
+    labels
+        && kinds.iter().all(|of_kind| {
+            let mut given = filters.iter().filter(|f| of_kind(f)).peekable();
+            given.peek().is_none() || given.any(|f| f.admits(config, state))
+        })
 }
 
 /// Milliseconds since the Unix epoch, now.
