@@ -199,9 +199,10 @@ fn dockers_verbs_work_on_cctl() {
 
     // A container started later on the network finds one by its name and
     // its --network-alias.
+    assert_eq!(world.cctl(&["network", "create", "names"]).code, 0);
     world.detach(
         "named",
-        &["--network-alias", "backend"],
+        &["--network", "names", "--network-alias", "backend"],
         &[
             "sh",
             "-c",
@@ -209,7 +210,7 @@ fn dockers_verbs_work_on_cctl() {
         ],
     );
     let fetched = world.run(
-        &[],
+        &["--network", "names"],
         &[
             "sh",
             "-c",
@@ -222,5 +223,33 @@ fn dockers_verbs_work_on_cctl() {
         (0, "by-name\nby-name\n"),
         "{fetched:?}"
     );
+    // On a network a user made, the container started first finds one
+    // started after it by name, and forgets it once it ends (its /etc/hosts
+    // is written again), as Docker's DNS answers there.
+    world.detach(
+        "later",
+        &["--network", "names"],
+        &[
+            "sh",
+            "-c",
+            "echo from-later > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+        ],
+    );
+    let back = world.cctl(&[
+        "exec",
+        "named",
+        "sh",
+        "-c",
+        "for i in $(seq 50); do wget -qO- http://later/index.html && exit 0; sleep 0.2; done; exit 1",
+    ]);
+    assert_eq!(
+        (back.code, back.stdout.as_str()),
+        (0, "from-later\n"),
+        "{back:?}"
+    );
+    assert_eq!(world.cctl(&["rm", "-f", "later"]).code, 0);
+    let hosts = world.cctl(&["exec", "named", "cat", "/etc/hosts"]);
+    assert!(!hosts.stdout.contains("later"), "{hosts:?}");
     assert_eq!(world.cctl(&["rm", "-f", "named"]).code, 0);
+    assert_eq!(world.cctl(&["network", "rm", "names"]).code, 0);
 }

@@ -61,7 +61,9 @@ pub(crate) fn hosts(request: &ConfigureHostsRequest) -> Result<String, Status> {
     Ok(text)
 }
 
-/// Replaces `<root>/etc/<name>` with `text`.
+/// Writes `text` to `<root>/etc/<name>`: a new file appears whole (written
+/// aside, then renamed); one already there is rewritten in place, since a
+/// running container binds it.
 pub(crate) fn write(root: &str, name: &str, text: &str) -> Result<(), Status> {
     let root = if root.is_empty() { "/" } else { root };
     let etc = Path::new(root).join("etc");
@@ -70,6 +72,11 @@ pub(crate) fn write(root: &str, name: &str, text: &str) -> Result<(), Status> {
     };
     std::fs::create_dir_all(&etc).map_err(|e| io("create", &etc, e))?;
     let target = etc.join(name);
+    // A running container binds this file: a new inode would not reach
+    // it, so a file already there is rewritten in place.
+    if target.exists() {
+        return std::fs::write(&target, text).map_err(|e| io("write", &target, e));
+    }
     let temporary: PathBuf = etc.join(format!(".{name}.vminitd"));
     std::fs::write(&temporary, text).map_err(|e| io("write", &temporary, e))?;
     std::fs::rename(&temporary, &target).map_err(|e| io("replace", &target, e))
@@ -91,6 +98,20 @@ fn check_words(words: &[String], field: &str) -> Result<(), Status> {
 mod tests {
     use super::*;
     use containerization_agent::proto::v1::HostsEntry;
+
+    #[test]
+    fn a_file_already_there_is_rewritten_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        write(root, "hosts", "one\n").unwrap();
+        let path = dir.path().join("etc/hosts");
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        write(root, "hosts", "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        // The same file: a container's bind mount of it sees the change.
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+    }
 
     #[test]
     fn resolv_conf_lists_servers_search_and_options() {

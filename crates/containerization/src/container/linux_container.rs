@@ -214,7 +214,10 @@ impl LinuxContainer {
             oci_spec: spec,
             rootfs: String::new(),
         });
-        self.spawn_first(&agent, &vsock, isolation, stdio).await
+        let process = self.spawn_first(&agent, &vsock, isolation, stdio).await?;
+        // The others on its network learn its name.
+        super::neighbours::announce(&self.inner, &self.config).await;
+        Ok(process)
     }
 
     /// Starts it in its running pod `pod` (see [`in_pod`]).
@@ -361,6 +364,9 @@ impl LinuxContainer {
         }
         let networks = self.inner.networks().await;
         sandbox::release_network(networks, &self.config.network, &id).await?;
+        // The others on its network forget its name (its state says it
+        // ended, so it is not among their peers).
+        super::neighbours::announce(&self.inner, &self.config).await;
         let _ = std::fs::remove_dir_all(store.vm_dir(&id));
         self.heartbeat = None;
         let _ = std::fs::remove_file(store.heartbeat(&id));

@@ -18,6 +18,7 @@ mod in_pod;
 mod linux_container;
 mod log;
 mod manager;
+mod neighbours;
 pub(crate) mod owner;
 mod process;
 mod record;

@@ -335,11 +335,14 @@ pub(crate) async fn reset_restored_guest(
     Ok(())
 }
 
-/// The containers running on `config`'s network when it starts, each with
-/// its address and the names it answers to there (its name, its short id,
-/// its aliases): its `/etc/hosts` lists them, so it finds them by name, as
-/// Docker's embedded DNS lets it (those started later it does not know).
-fn network_peers(root: &StateRoot, config: &ContainerConfig) -> Vec<(IpAddr, Vec<String>)> {
+/// The containers running on `config`'s network, each with its address and
+/// the names it answers to there (its name, its short id, its aliases): its
+/// `/etc/hosts` lists them, so it finds them by name, as Docker's embedded
+/// DNS lets it (`neighbours` writes it again as others start and end).
+pub(crate) fn network_peers(
+    root: &StateRoot,
+    config: &ContainerConfig,
+) -> Vec<(IpAddr, Vec<String>)> {
     let NetworkMode::Network(network) = &config.network else {
         return Vec::new();
     };
@@ -597,18 +600,7 @@ pub(crate) async fn write_etc_files(
         search_domains: dns.search,
         options: dns.options,
     });
-    let hosts = agent.configure_hosts(ConfigureHostsRequest {
-        root: GUEST_ETC_ROOT.into(),
-        localhost: true,
-        entries: spec::hosts_entries(&hostname, address)
-            .into_iter()
-            .chain(peers.iter().cloned())
-            .map(|(ip, hostnames)| HostsEntry {
-                ip: ip.to_string(),
-                hostnames,
-            })
-            .collect(),
-    });
+    let hosts = write_hosts(agent, &hostname, address, peers);
     let name = agent.write_file(WriteFileRequest {
         path: format!("{GUEST_ETC_ROOT}/etc/hostname"),
         data: format!("{hostname}\n").into_bytes(),
@@ -623,6 +615,32 @@ pub(crate) async fn write_etc_files(
     dns?;
     hosts?;
     name?;
+    Ok(())
+}
+
+/// Writes the guest's `/etc/hosts` (under [`GUEST_ETC_ROOT`]): localhost,
+/// `hostname` at `address`, and `peers`. The agent writes it in place, so a
+/// running container's bind mount of it sees the new one.
+pub(crate) async fn write_hosts(
+    agent: &AgentClient,
+    hostname: &str,
+    address: Option<IpAddr>,
+    peers: &[(IpAddr, Vec<String>)],
+) -> Result<(), Error> {
+    agent
+        .configure_hosts(ConfigureHostsRequest {
+            root: GUEST_ETC_ROOT.into(),
+            localhost: true,
+            entries: spec::hosts_entries(hostname, address)
+                .into_iter()
+                .chain(peers.iter().cloned())
+                .map(|(ip, hostnames)| HostsEntry {
+                    ip: ip.to_string(),
+                    hostnames,
+                })
+                .collect(),
+        })
+        .await?;
     Ok(())
 }
 
