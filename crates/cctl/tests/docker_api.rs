@@ -388,6 +388,22 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         "web",
     ]);
     assert_eq!((stats.code, stats.stdout.trim()), (0, "web 1"), "{stats:?}");
+    // NET I/O counts what crossed its network card (its tap on the host):
+    // a connection tried to the gateway sends and receives.
+    let tried = service.docker(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "wget -q -T 2 -O /dev/null http://$(ip route | awk '/default/ {print $3}'):1/; true",
+    ]);
+    assert_eq!(tried.code, 0, "{tried:?}");
+    let net = service.docker(&["stats", "--no-stream", "--format", "{{.NetIO}}", "web"]);
+    let (received, sent) = net.stdout.trim().split_once(" / ").expect("rx / tx");
+    assert!(
+        !received.starts_with("0B") && !sent.starts_with("0B"),
+        "{net:?}"
+    );
     // A stream of samples, one a second, until the client leaves.
     let streamed = Command::new("timeout")
         .args([

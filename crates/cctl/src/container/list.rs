@@ -452,8 +452,8 @@ pub async fn stats(
     loop {
         tokio::time::sleep(SAMPLE_INTERVAL).await;
         println!(
-            "{:<12}  {:<20}  {:>7}  {:>22}  {:>5}  {:>21}",
-            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O"
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>5}  {:>21}  {:>21}",
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS", "NET I/O", "BLOCK I/O"
         );
         for (container, last) in containers.iter().zip(previous.iter_mut()) {
             let s = container.statistics().await?;
@@ -466,12 +466,17 @@ pub async fn stats(
                 crate::image::bytes(s.memory_limit_bytes)
             };
             println!(
-                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5}  {:>21}",
+                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5}  {:>21}  {:>21}",
                 short(container.id().as_str()),
                 container.config().name,
                 cpu,
                 format!("{} / {limit}", crate::image::bytes(s.memory_current_bytes)),
                 s.pids_current,
+                format!(
+                    "{} / {}",
+                    crate::image::bytes(s.net_rx_bytes),
+                    crate::image::bytes(s.net_tx_bytes)
+                ),
                 format!(
                     "{} / {}",
                     crate::image::bytes(s.io_read_bytes),

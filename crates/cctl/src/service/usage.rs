@@ -100,6 +100,20 @@ async fn sample(container: &containerization::LinuxContainer, previous: Option<&
         "stats": {},
         "failcnt": stats.oom_kills,
     });
+    if config.network != containerization::NetworkMode::None {
+        shown["networks"] = json!({
+            "eth0": {
+                "rx_bytes": stats.net_rx_bytes,
+                "rx_packets": stats.net_rx_packets,
+                "rx_errors": 0,
+                "rx_dropped": 0,
+                "tx_bytes": stats.net_tx_bytes,
+                "tx_packets": stats.net_tx_packets,
+                "tx_errors": 0,
+                "tx_dropped": 0,
+            }
+        });
+    }
     shown["blkio_stats"] = json!({
         "io_service_bytes_recursive": [
             { "major": 0, "minor": 0, "op": "read", "value": stats.io_read_bytes },

@@ -40,6 +40,15 @@ pub struct Statistics {
     pub io_write_bytes: u64,
     /// Times the OOM killer struck in it.
     pub oom_kills: u64,
+    /// Bytes its VM received on its network card (what the host's tap for
+    /// it sent; 0 without a tap of its own, as in a pod).
+    pub net_rx_bytes: u64,
+    /// Bytes its VM sent on its network card (what the tap received).
+    pub net_tx_bytes: u64,
+    /// Packets its VM received.
+    pub net_rx_packets: u64,
+    /// Packets its VM sent.
+    pub net_tx_packets: u64,
 }
 
 /// One container: its configuration, its state on disk and, in the process
@@ -662,6 +671,17 @@ impl LinuxContainer {
             .await?
             .container_statistics(self.process_id())
             .await?;
+        // The tap's counters, read on the host: what it sent the VM
+        // received, and the reverse.
+        let tap = self.state()?.tap;
+        let counter = |name: &str| -> u64 {
+            tap.as_ref()
+                .and_then(|tap| {
+                    std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{name}")).ok()
+                })
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0)
+        };
         Ok(Statistics {
             cpu_usage_usec: s.cpu_usage_usec,
             memory_current_bytes: s.memory_current_bytes,
@@ -670,6 +690,10 @@ impl LinuxContainer {
             io_read_bytes: s.io_read_bytes,
             io_write_bytes: s.io_write_bytes,
             oom_kills: s.oom_kills,
+            net_rx_bytes: counter("tx_bytes"),
+            net_tx_bytes: counter("rx_bytes"),
+            net_rx_packets: counter("tx_packets"),
+            net_tx_packets: counter("rx_packets"),
         })
     }
 
