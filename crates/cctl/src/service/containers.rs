@@ -311,14 +311,13 @@ fn refuse_unbuilt(body: &Value, host: &Value) -> Result<(), ApiError> {
             return Err(missing(&format!("HostConfig.{field}")));
         }
     }
-    // -1 is the CLI's "not set" for these.
-    for field in ["MemorySwap", "MemorySwappiness"] {
-        if host[field]
-            .as_i64()
-            .is_some_and(|n| n >= 0 && !(field == "MemorySwap" && n == 0))
-        {
-            return Err(missing(&format!("HostConfig.{field}")));
-        }
+    // The CLI sends 0 for an unset `MemorySwap` (-1 is unlimited) and -1
+    // for an unset `MemorySwappiness`.
+    if host["MemorySwap"].as_i64().is_some_and(|n| n > 0) {
+        return Err(missing("HostConfig.MemorySwap"));
+    }
+    if host["MemorySwappiness"].as_i64().is_some_and(|n| n >= 0) {
+        return Err(missing("HostConfig.MemorySwappiness"));
     }
     if !matches!(host["Runtime"].as_str().unwrap_or_default(), "" | "runc") {
         return Err(missing("HostConfig.Runtime"));

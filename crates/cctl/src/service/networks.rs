@@ -77,6 +77,20 @@ pub(crate) fn list(service: &Service) -> Answer {
     Ok(json(StatusCode::OK, &Value::Array(shown)))
 }
 
+/// Every network's id, by name (none when the networks cannot be read).
+pub(crate) fn ids(service: &Service) -> std::collections::HashMap<String, String> {
+    manager(service)
+        .ok()
+        .and_then(|manager| manager.list().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|network| {
+            let id = network.id();
+            (network.name, id)
+        })
+        .collect()
+}
+
 /// The network named `name`, or whose id is or starts with `name`, as
 /// Docker finds networks.
 pub(crate) fn find(service: &Service, name: &str) -> Result<NetworkConfig, ApiError> {

@@ -36,8 +36,11 @@ pub(crate) fn inspect(service: &Service, id: &str) -> Answer {
     // Its output is kept in a file of its own, read through the API, as
     // Docker's `local` log driver keeps it.
     value["HostConfig"]["LogConfig"] = json!({ "Type": "local", "Config": {} });
-    value["NetworkSettings"]["Networks"] =
-        networks_of(service, config, &value["NetworkSettings"]["IPAddress"]);
+    value["NetworkSettings"]["Networks"] = networks_of(
+        &super::networks::ids(service),
+        config,
+        &value["NetworkSettings"]["IPAddress"],
+    );
     if value["State"]["ExitCode"].is_null() {
         value["State"]["ExitCode"] = json!(0);
     }
@@ -57,7 +60,13 @@ fn user_text(user: &Value) -> String {
 
 /// Docker's `NetworkSettings.Networks`: the container's network, its
 /// short id among its aliases (as Docker's, which Compose looks for).
-fn networks_of(service: &Service, config: &ContainerConfig, address: &Value) -> Value {
+/// Docker's `NetworkSettings.Networks`, with each network's id from `ids`
+/// (by name).
+fn networks_of(
+    ids: &std::collections::HashMap<String, String>,
+    config: &ContainerConfig,
+    address: &Value,
+) -> Value {
     match &config.network {
         NetworkMode::None => json!({}),
         NetworkMode::Network(name) => {
@@ -67,9 +76,7 @@ fn networks_of(service: &Service, config: &ContainerConfig, address: &Value) -> 
                 name.clone(),
                 json!({
                     "Aliases": [short],
-                    "NetworkID": super::networks::find(service, name)
-                        .map(|network| network.id())
-                        .unwrap_or_default(),
+                    "NetworkID": ids.get(name).cloned().unwrap_or_default(),
                     "IPAddress": address.as_str().unwrap_or_default(),
                 }),
             );
@@ -121,17 +128,23 @@ pub(crate) fn list(service: &Service, query: &Query) -> Answer {
     // A status filter shows stopped ones too, as Docker's.
     let by_status = filters.iter().any(|f| matches!(f, Filter::Status(_)));
     let listed = service.manager.list().map_err(|e| from_error(&e.into()))?;
+    // The networks' ids, read once for every row.
+    let ids = super::networks::ids(service);
     let shown: Vec<Value> = listed
         .iter()
         .filter(|(config, state)| {
             (all || by_status || running(state)) && admitted(&filters, config, state)
         })
-        .map(|(config, state)| summary(service, config, state))
+        .map(|(config, state)| summary(&ids, config, state))
         .collect();
     Ok(json(StatusCode::OK, &Value::Array(shown)))
 }
 
-fn summary(service: &Service, config: &ContainerConfig, state: &ContainerState) -> Value {
+fn summary(
+    ids: &std::collections::HashMap<String, String>,
+    config: &ContainerConfig,
+    state: &ContainerState,
+) -> Value {
     let docker_state = match state.status {
         _ if running(state) => "running",
         Status::Created => "created",
@@ -154,7 +167,7 @@ fn summary(service: &Service, config: &ContainerConfig, state: &ContainerState) 
         })).collect::<Vec<_>>(),
         "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },
-        "NetworkSettings": { "Networks": networks_of(service, config, &Value::Null) },
+        "NetworkSettings": { "Networks": networks_of(ids, config, &Value::Null) },
         "Mounts": [],
     })
 }
