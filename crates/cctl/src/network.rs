@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::Context;
 use clap::Subcommand;
 use containerization::network::NetworkManager;
-use containerization::{ContainerStore, StateRoot};
+use containerization::{ContainerManager, ContainerStore, StateRoot};
 use containerization_netlink::Netlink;
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -50,6 +50,26 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Put a container that is not running on a network too: its first
+    /// network when it has none, another network card otherwise (its
+    /// default route stays on its first).
+    Connect {
+        /// Another name it answers to on this network.
+        #[arg(long = "alias", value_name = "NAME")]
+        aliases: Vec<String>,
+        /// The network's name.
+        network: String,
+        /// The container's name or id.
+        container: String,
+    },
+    /// Take a container that is not running off a network (its next network
+    /// becomes its first).
+    Disconnect {
+        /// The network's name.
+        network: String,
+        /// The container's name or id.
+        container: String,
+    },
 }
 
 impl NetworkCommand {
@@ -63,6 +83,26 @@ impl NetworkCommand {
     }
 
     async fn run_async(self, root: &StateRoot) -> anyhow::Result<()> {
+        // Neither needs the host's network: the change is the container's
+        // record, used when it starts.
+        let containers = || ContainerManager::new(root.clone(), root.tools_bin().join("vminitd"));
+        match &self {
+            Self::Connect {
+                aliases,
+                network,
+                container,
+            } => {
+                containers()
+                    .connect_network(container, network, aliases.clone())
+                    .await?;
+                return Ok(());
+            }
+            Self::Disconnect { network, container } => {
+                containers().disconnect_network(container, network)?;
+                return Ok(());
+            }
+            _ => {}
+        }
         let netlink = Netlink::connect()?;
         let manager = NetworkManager::new(root.network_dir(), netlink);
         match self {
@@ -101,6 +141,7 @@ impl NetworkCommand {
                 let json = serde_json::json!({ "network": network, "leases": leases });
                 println!("{}", serde_json::to_string_pretty(&json)?);
             }
+            Self::Connect { .. } | Self::Disconnect { .. } => {}
             Self::Rm { force, names } => {
                 let containers =
                     ContainerStore::new(root.path().join("containers"), root.run_dir());

@@ -504,9 +504,12 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         (0, "served\nserved\n"),
         "{fetched:?}"
     );
-    // A container made on the default network, moved before it starts
-    // (disconnect, connect with an alias), reaches the server; a running
-    // one cannot be moved (no hotplug), and says so.
+    // A container made on the default network joins the server's network
+    // too before it starts: a second network card, known there by an
+    // alias, over which it reaches the server by name. It leaves the
+    // default network afterwards, and the server's network is its first.
+    // A running container cannot change its networks (no hotplug), and
+    // says so.
     let made = service.docker(&[
         "create",
         "--name",
@@ -514,26 +517,38 @@ fn the_docker_cli_pulls_runs_and_manages_containers_through_the_service() {
         &world.image,
         "sh",
         "-c",
-        "for i in $(seq 50); do wget -qO- http://srv/index.html && exit 0; sleep 0.2; done; exit 1",
+        "for i in $(seq 50); do wget -qO- http://srv/index.html && break; sleep 0.2; done; \
+         ls /sys/class/net | tr '\\n' ' '",
     ]);
     assert_eq!(made.code, 0, "{made:?}");
+    let joined = service.docker(&["network", "connect", "--alias", "mover", "apinet", "moved"]);
+    assert_eq!(joined.code, 0, "{joined:?}");
     let twice = service.docker(&["network", "connect", "apinet", "moved"]);
-    assert_ne!(twice.code, 0, "one network at most: {twice:?}");
-    assert!(twice.stderr.contains("one network"), "{twice:?}");
+    assert_ne!(twice.code, 0, "{twice:?}");
+    assert!(twice.stderr.contains("already exists"), "{twice:?}");
+    let networks = "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}";
+    assert_eq!(inspect(&service, networks, "moved"), "apinet default");
+    assert_eq!(
+        inspect(&service, "{{.HostConfig.NetworkMode}}", "moved"),
+        "default"
+    );
+    let ran = service.docker(&["start", "-a", "moved"]);
+    assert_eq!(
+        (ran.code, ran.stdout.as_str()),
+        (0, "served\neth0 eth1 lo "),
+        "{ran:?}"
+    );
     assert_eq!(
         service
             .docker(&["network", "disconnect", "bridge", "moved"])
             .code,
         0
     );
-    let joined = service.docker(&["network", "connect", "--alias", "mover", "apinet", "moved"]);
-    assert_eq!(joined.code, 0, "{joined:?}");
+    assert_eq!(inspect(&service, networks, "moved"), "apinet");
     assert_eq!(
         inspect(&service, "{{.HostConfig.NetworkMode}}", "moved"),
         "apinet"
     );
-    let ran = service.docker(&["start", "-a", "moved"]);
-    assert_eq!((ran.code, ran.stdout.as_str()), (0, "served\n"), "{ran:?}");
     assert_eq!(service.docker(&["rm", "moved"]).code, 0);
     let hot = service.docker(&["network", "disconnect", "apinet", "srv"]);
     assert_ne!(hot.code, 0, "{hot:?}");
@@ -910,8 +925,10 @@ fn the_service_answers_on_a_socket_systemd_passes() {
 }
 
 /// Docker Compose (v1, 1.29) on the service: a project of two services, a
-/// published port, a named volume and a network of its own, up, listed,
-/// served, logged and down with nothing left.
+/// published port, a named volume and two networks of its own (the web
+/// service on both, the job only on the second, so it finds the web service
+/// through its second card), up, listed, served, logged and down with
+/// nothing left.
 #[test]
 fn docker_compose_brings_a_project_up_and_down() {
     let world = World::new();
@@ -931,12 +948,16 @@ fn docker_compose_brings_a_project_up_and_down() {
          \x20   command: sh -c \"echo composed > /tmp/index.html; exec httpd -f -p 80 -h /tmp\"\n\
          \x20   ports: [\"{port}:80\"]\n\
          \x20   volumes: [\"data:/data\"]\n\
+         \x20   networks: [default, back]\n\
          \x20 job:\n\
          \x20   image: {image}\n\
          \x20   command: sh -c \"echo job ran; for i in $$(seq 50); do wget -qO- http://web/index.html && exit 0; sleep 0.2; done\"\n\
          \x20   depends_on: [web]\n\
+         \x20   networks: [back]\n\
          volumes:\n\
-         \x20 data:\n",
+         \x20 data:\n\
+         networks:\n\
+         \x20 back:\n",
         image = world.image
     );
     std::fs::write(dir.join("docker-compose.yml"), file).expect("write the compose file");

@@ -250,6 +250,92 @@ fn dockers_verbs_work_on_cctl() {
     assert_eq!(world.cctl(&["rm", "-f", "later"]).code, 0);
     let hosts = world.cctl(&["exec", "named", "cat", "/etc/hosts"]);
     assert!(!hosts.stdout.contains("later"), "{hosts:?}");
+    // A container on two networks (--network twice) has a card on each and
+    // finds the container on its second network by its alias there.
+    assert_eq!(world.cctl(&["network", "create", "side"]).code, 0);
+    let both = world.run(
+        &["--network", "side", "--network", "names"],
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 50); do wget -qO- http://backend/index.html && break; sleep 0.2; done; \
+             ls /sys/class/net | tr '\\n' ' '; ip route | grep -c default",
+        ],
+    );
+    assert_eq!(
+        (both.code, both.stdout.as_str()),
+        (0, "by-name\neth0 eth1 lo 1\n"),
+        "one default route, on the first network: {both:?}"
+    );
+    for refused in [
+        vec!["--network", "names", "--network", "names"],
+        vec!["--network", "none", "--network", "names"],
+        vec!["--network", "names", "--network", "nowhere"],
+    ] {
+        let mut args = vec!["create"];
+        args.extend(&refused);
+        args.extend([world.image.as_str(), "true"]);
+        let out = world.cctl(&args);
+        assert_ne!(out.code, 0, "{refused:?}: {out:?}");
+        assert!(
+            ["named twice", "joins no other", "nowhere"]
+                .iter()
+                .any(|why| out.stderr.contains(why)),
+            "{refused:?}: {out:?}"
+        );
+    }
+    // `network connect` and `disconnect` of a container that is not running.
+    let made = world.cctl(&[
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "side",
+        &world.image,
+    ]);
+    assert_eq!(made.code, 0, "{made:?}");
+    let connected = world.cctl(&["network", "connect", "--alias", "j", "names", "joiner"]);
+    assert_eq!(connected.code, 0, "{connected:?}");
+    let again = world.cctl(&["network", "connect", "names", "joiner"]);
+    assert!(
+        again.stderr.contains("already on network names"),
+        "{again:?}"
+    );
+    let networks = |name: &str| -> Vec<String> {
+        let shown = world.inspect(name)["NetworkSettings"]["Networks"].clone();
+        let mut names: Vec<String> = shown
+            .as_object()
+            .expect("networks")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    assert_eq!(networks("joiner"), ["names", "side"]);
+    assert_eq!(
+        world.inspect("joiner")["NetworkSettings"]["Networks"]["names"]["Aliases"],
+        serde_json::json!(["j"])
+    );
+    assert_eq!(
+        world
+            .cctl(&["network", "disconnect", "side", "joiner"])
+            .code,
+        0
+    );
+    assert_eq!(
+        world.inspect("joiner")["HostConfig"]["NetworkMode"],
+        serde_json::json!({ "network": "names" })
+    );
+    let absent = world.cctl(&["network", "disconnect", "side", "joiner"]);
+    assert!(absent.stderr.contains("not attached"), "{absent:?}");
+    let busy = world.cctl(&["network", "connect", "side", "named"]);
+    assert!(
+        busy.stderr.contains("hotplug"),
+        "a running container: {busy:?}"
+    );
+    assert_eq!(world.cctl(&["rm", "joiner"]).code, 0);
+    assert_eq!(world.cctl(&["network", "rm", "side"]).code, 0);
     assert_eq!(world.cctl(&["rm", "-f", "named"]).code, 0);
     assert_eq!(world.cctl(&["network", "rm", "names"]).code, 0);
 }

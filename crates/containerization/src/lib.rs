@@ -31,9 +31,9 @@ pub mod volume;
 pub use container::{
     BundleOptions, ContainerConfig, ContainerManager, ContainerState, ContainerStore, CopyOptions,
     CreateOptions, DEFAULT_NETWORK, DamagedContainer, ExitStatus, Found, LinuxContainer,
-    LinuxProcess, LogReader, LogRecord, LogStream, LogWriter, NetworkMode, PathInfo, PathKind,
-    PodTmpfs, ProcessStreams, RestartPolicy, Statistics, Status, StdioConfig, VolumeUse, log_lines,
-    log_tail, parse_signal,
+    LinuxProcess, LogReader, LogRecord, LogStream, LogWriter, MAX_NETWORKS, NetworkJoin,
+    NetworkMode, PathInfo, PathKind, PodTmpfs, ProcessStreams, RestartPolicy, Statistics, Status,
+    StdioConfig, VolumeUse, log_lines, log_tail, parse_signal,
 };
 pub use container_id::ContainerId;
 /// The host end of one of a process's standard streams.

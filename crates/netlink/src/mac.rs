@@ -81,9 +81,34 @@ impl FromStr for MacAddress {
     }
 }
 
+/// Written as its text (`02:42:ac:11:00:02`), as records on disk keep it.
+impl serde::Serialize for MacAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Read from its text; anything else is refused with the parser's message.
+impl<'de> serde::Deserialize<'de> for MacAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_writes_and_reads_the_text() {
+        let mac: MacAddress = "02:42:ac:11:00:02".parse().unwrap();
+        let json = serde_json::to_string(&mac).unwrap();
+        assert_eq!(json, "\"02:42:ac:11:00:02\"");
+        assert_eq!(serde_json::from_str::<MacAddress>(&json).unwrap(), mac);
+        let bad = serde_json::from_str::<MacAddress>("\"02:42\"").unwrap_err();
+        assert!(bad.to_string().contains("invalid MAC address"), "{bad}");
+    }
 
     #[test]
     fn parses_and_prints_round_trip() {

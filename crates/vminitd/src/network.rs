@@ -20,10 +20,15 @@ use ipnet::IpNet;
 use tokio::sync::OnceCell;
 use tonic::Status;
 
-/// The guest's network: one lazily opened netlink connection.
+/// The guest's network: one lazily opened netlink connection, used by one
+/// call at a time: the kernel refuses a dump on a socket while another is
+/// in progress (EBUSY), and most calls list the links to find theirs, so
+/// a host configuring several cards at once would otherwise see its calls
+/// fail.
 #[derive(Debug, Default)]
 pub(crate) struct Network {
     netlink: OnceCell<Netlink>,
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Network {
@@ -36,6 +41,7 @@ impl Network {
 
     /// Brings a link up or down, sets its MTU, renames it.
     pub(crate) async fn link_set(&self, request: LinkSetRequest) -> Result<InterfaceState, Status> {
+        let _turn = self.turn.lock().await;
         let selector = selector(request.interface.as_ref())?;
         let netlink = self.netlink().await?;
         let mut link = find(netlink, &selector).await?;
@@ -66,6 +72,7 @@ impl Network {
 
     /// Adds an IPv4 or IPv6 address to a link.
     pub(crate) async fn address_add(&self, request: AddressAddRequest) -> Result<(), Status> {
+        let _turn = self.turn.lock().await;
         let selector = selector(request.interface.as_ref())?;
         let address = cidr(&request.address, &selector)?;
         let netlink = self.netlink().await?;
@@ -75,6 +82,7 @@ impl Network {
 
     /// Adds a route out of a link: via a gateway, or link-scope without one.
     pub(crate) async fn route_add(&self, request: RouteAddRequest) -> Result<(), Status> {
+        let _turn = self.turn.lock().await;
         let selector = selector(request.interface.as_ref())?;
         let gateway = optional_ip(&request.gateway, "gateway", &selector)?;
         let destination = match request.destination.as_str() {
@@ -108,6 +116,7 @@ impl Network {
         &self,
         request: ConfigureInterfaceRequest,
     ) -> Result<InterfaceState, Status> {
+        let _turn = self.turn.lock().await;
         let interface = selector(request.interface.as_ref())?;
         let config = InterfaceConfig {
             address: cidr(&request.address, &interface)?,

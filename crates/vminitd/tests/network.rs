@@ -376,3 +376,40 @@ async fn configure_interface_adds_a_link_route_to_a_gateway_outside_the_subnet()
         "lo is up: {lo}"
     );
 }
+
+/// Calls made at once (a host configuring several cards of a guest) all
+/// succeed: each lists the links, and the kernel refuses a second dump on
+/// one socket while another runs, so vminitd takes them one at a time.
+#[tokio::test]
+async fn network_calls_made_at_once_all_succeed() {
+    let test = "network_calls_made_at_once_all_succeed";
+    let Some(ours) = namespace(test) else {
+        return;
+    };
+    // Enough links that a listing takes several messages, so listings
+    // overlap.
+    for i in 0..32 {
+        let (a, b) = (format!("cza{i}"), format!("czb{i}"));
+        ours.netns
+            .exec(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b])
+            .expect("a veth pair in the namespace");
+    }
+    let agent = NetnsAgent::start(&ours).await;
+    // Found by MAC, which lists the links.
+    let shown = ours.ip_json(&["link", "show", "eth0"]);
+    let mac = shown[0]["address"].as_str().expect("eth0's MAC").to_owned();
+    let calls = (0..32).map(|i| {
+        agent.client.link_set(LinkSetRequest {
+            interface: Some(InterfaceSelector::by_mac(&mac)),
+            mtu: Some(1300 + i),
+            ..Default::default()
+        })
+    });
+    for (i, done) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(done.is_ok(), "call {i}: {done:?}");
+    }
+}

@@ -76,5 +76,5 @@ pub use initramfs::{InitramfsFile, WANTED_MODULES, build_initramfs, build_initra
 pub use kernel::{Kernel, KernelImageFormat};
 pub use qemu::{AttachedDisk, MAX_ATTACHED_DISKS, Qemu, QemuUsers, QemuVm};
 pub use qmp::{Qmp, QmpEvent, QmpStatus};
-pub use template::{Origin, TemplateCache, TemplateUsage};
+pub use template::{Origin, TemplateCache, TemplateUsage, template_mac};
 pub use vsock::{CidLease, FIRST_GUEST_CID, HostListener, VsockBackend, VsockEndpoint};

@@ -16,8 +16,10 @@
 //! device are not in it: a restored VM gets its own (a template never
 //! mounts its disks; vminitd drops cached blocks
 //! before a mount). What the template's guest kept that a restored one must
-//! not share (its random generator's state, its clock, its NIC's MAC) is the
-//! caller's to reset over the agent; see [`Origin`].
+//! not share (its random generator's state, its clock, its NICs' MACs) is
+//! the caller's to reset over the agent; see [`Origin`]. A template's NIC
+//! `i` has the MAC [`template_mac`]`(i)`, whichever VM built it, so the
+//! caller finds each card of a restored guest by it.
 //!
 //! The first VM of a shape builds the template under a lock, from its own
 //! configuration (disks and taps included), then is restored from it like
@@ -42,6 +44,22 @@ const KEEP: usize = 4;
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an unused template beyond [`KEEP`] stays.
 const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The MAC NIC `index` of every template has, and so the one a restored
+/// guest's card has until the caller gives it its own (a locally
+/// administered unicast address no container is given: those are made from
+/// hashes, and this one's low bytes are the index).
+///
+/// ```
+/// use containerization_vmm::template_mac;
+///
+/// assert_eq!(template_mac(1).to_string(), "0a:cc:7e:00:00:01");
+/// assert!(template_mac(0).is_locally_administered());
+/// ```
+pub fn template_mac(index: usize) -> crate::MacAddress {
+    let [.., high, low] = u16::try_from(index).unwrap_or(u16::MAX).to_be_bytes();
+    crate::MacAddress::new([0x0a, 0xcc, 0x7e, 0x00, high, low])
+}
 
 /// How a VM from [`TemplateCache::start`] came up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +123,7 @@ impl TemplateCache {
         let qemu = which(&config.qemu);
         put(&file_identity(&qemu).unwrap_or_else(|_| qemu.display().to_string()));
         put(&format!(
-            "cpus={} memory={} accel={} balloon={} nics={} shares={} attachable={}",
+            "cpus={} memory={} accel={} balloon={} nics={} macs=indexed shares={} attachable={}",
             config.cpus,
             config.memory_mib,
             config.accel,
@@ -227,6 +245,9 @@ impl TemplateCache {
         )
         .map_err(io_at(&partial))?;
         let mut template = config.clone();
+        for (index, nic) in template.nics.iter_mut().enumerate() {
+            nic.mac = template_mac(index);
+        }
         template.memory = MemoryBacking::File {
             path: partial.join("memory"),
             shared: true,

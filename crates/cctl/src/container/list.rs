@@ -295,7 +295,10 @@ fn row(
         config
             .map(|c| match &c.network {
                 containerization::NetworkMode::None => "none".to_owned(),
-                containerization::NetworkMode::Network(name) => name.clone(),
+                containerization::NetworkMode::Network(_) => {
+                    let names: Vec<&str> = c.joined_networks().iter().map(|(n, _)| *n).collect();
+                    names.join(",")
+                }
             })
             .unwrap_or_default()
             .into(),
@@ -417,6 +420,17 @@ pub fn inspect_value(container: &LinuxContainer) -> anyhow::Result<serde_json::V
             "NetworkSettings": {
                 "IPAddress": if running { state.address.map(|a| a.to_string()) } else { None },
                 "Tap": if running { state.tap.clone() } else { None },
+                // Each network it joins, its first first.
+                "Networks": config.joined_networks().into_iter().map(|(name, aliases)| (
+                    name.to_owned(),
+                    json!({
+                        "Aliases": aliases,
+                        "IPAddress": state
+                            .address_on(config, name)
+                            .filter(|_| running)
+                            .map(|a| a.to_string()),
+                    }),
+                )).collect::<serde_json::Map<_, _>>(),
             },
         }))
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use containerization::{CreateOptions, NetworkMode, StateRoot, spec};
+use containerization::{CreateOptions, NetworkJoin, NetworkMode, StateRoot, spec};
 use containerization_oci::Reference;
 use containerization_oci::store::ImageStore;
 
@@ -109,9 +109,11 @@ pub struct CreateArgs {
     /// guest kernel).
     #[arg(short, long, value_parser = parse_memory, allow_hyphen_values = true)]
     pub memory: Option<u64>,
-    /// The network: a name from `cctl network ls`, or none.
+    /// The network: a name from `cctl network ls`, or none. Given again,
+    /// a further network with a card of its own (the default route stays on
+    /// the first), as Podman's repeated --network.
     #[arg(long)]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], or
     /// CONTAINER_PORT[/tcp|/udp] for a free host port.
     #[arg(short, long = "publish", value_name = "PORT")]
@@ -167,11 +169,20 @@ impl CreateArgs {
             .iter()
             .map(PortFlag::resolve)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let network = match self.network.as_deref() {
+        let network = match self.network.first().map(String::as_str) {
             None => None,
             Some("none") => Some(NetworkMode::None),
             Some(name) => Some(NetworkMode::Network(name.to_owned())),
         };
+        let more_networks = self
+            .network
+            .iter()
+            .skip(1)
+            .map(|name| NetworkJoin {
+                name: name.clone(),
+                aliases: Vec::new(),
+            })
+            .collect();
         Ok(CreateOptions {
             image,
             platform: Some(self.platform.platform()?),
@@ -209,6 +220,7 @@ impl CreateArgs {
             labels: labels(&self.label)?,
             restart: self.restart,
             aliases: self.network_alias.clone(),
+            more_networks,
         })
     }
 

@@ -3,7 +3,7 @@
 //! container, its state as Docker sees it, errors).
 
 use containerization::{
-    ContainerState, CreateOptions, Error, NetworkMode, RestartPolicy, Status, spec,
+    ContainerState, CreateOptions, Error, NetworkJoin, NetworkMode, RestartPolicy, Status, spec,
 };
 use containerization_oci::Platform;
 use containerization_oci::store::ImageStore;
@@ -131,6 +131,7 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
                 .unwrap_or_else(|_| name.to_owned()),
         )),
     };
+    let (aliases, more_networks) = endpoints(service, &body, network.as_ref());
     let mut ports = Vec::new();
     if let Some(bindings) = host["PortBindings"].as_object() {
         for (container_port, hosts) in bindings {
@@ -200,14 +201,8 @@ pub(crate) async fn create(service: &Service, query: &Query, request: Request<In
         pod: None,
         labels: labels_of(&body["Labels"])?,
         restart: restart_policy(&host["RestartPolicy"])?,
-        // The aliases asked for on its network (Compose's service name).
-        aliases: body["NetworkingConfig"]["EndpointsConfig"]
-            .as_object()
-            .into_iter()
-            .flat_map(|endpoints| endpoints.values())
-            .flat_map(|endpoint| endpoint["Aliases"].as_array().cloned().unwrap_or_default())
-            .filter_map(|alias| alias.as_str().map(str::to_owned))
-            .collect(),
+        aliases,
+        more_networks,
     };
     let container = service
         .manager
@@ -240,6 +235,46 @@ pub(crate) fn labels_of(
 
 /// `HostConfig.RestartPolicy` (`{"Name": "on-failure",
 /// "MaximumRetryCount": 3}`) as a policy.
+/// What `NetworkingConfig.EndpointsConfig` asks for: the aliases on the
+/// container's first network (Compose's service name), and each other
+/// network it names as a further network with its own aliases (as Docker's
+/// API takes them from 1.44). A container on network none joins no other.
+fn endpoints(
+    service: &Service,
+    body: &Value,
+    network: Option<&NetworkMode>,
+) -> (Vec<String>, Vec<NetworkJoin>) {
+    let first = match network {
+        Some(NetworkMode::None) => return (Vec::new(), Vec::new()),
+        Some(NetworkMode::Network(name)) => name.as_str(),
+        None => containerization::DEFAULT_NETWORK,
+    };
+    let (mut aliases, mut more) = (Vec::new(), Vec::new());
+    let endpoints = body["NetworkingConfig"]["EndpointsConfig"].as_object();
+    for (key, endpoint) in endpoints.into_iter().flatten() {
+        let names: Vec<String> = endpoint["Aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|alias| alias.as_str().map(str::to_owned))
+            .collect();
+        let name = super::networks::find(service, key)
+            .map(|network| network.name)
+            .unwrap_or_else(|_| match key.as_str() {
+                "bridge" => containerization::DEFAULT_NETWORK.to_owned(),
+                _ => key.clone(),
+            });
+        match name == first {
+            true => aliases.extend(names),
+            false => more.push(NetworkJoin {
+                name,
+                aliases: names,
+            }),
+        }
+    }
+    (aliases, more)
+}
+
 fn restart_policy(value: &Value) -> Result<RestartPolicy, ApiError> {
     let name = value["Name"].as_str().unwrap_or_default();
     let text = match value["MaximumRetryCount"].as_u64().filter(|n| *n > 0) {

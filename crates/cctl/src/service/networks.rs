@@ -3,8 +3,8 @@
 //! not running (a VM's network card is fixed when it boots: `microvm` has
 //! no hotplug; and a container here is on one network at most).
 
+use containerization::ContainerStore;
 use containerization::network::{NetworkConfig, NetworkManager};
-use containerization::{ContainerStore, NetworkMode};
 use containerization_netlink::Netlink;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -276,29 +276,21 @@ fn refused(e: containerization::Error) -> ApiError {
 }
 
 /// `POST /networks/{name}/connect` with `{"Container", "EndpointConfig":
-/// {"Aliases"}}`: a container that is not running and on no network goes
-/// on this one.
+/// {"Aliases"}}`: a container that is not running joins this network too
+/// (its first when it has none, a card of its own after the others
+/// otherwise).
 pub(crate) async fn connect(service: &Service, name: &str, request: Request<Incoming>) -> Answer {
     let network = find(service, name)?;
     let (container, body) = container_of(service, request).await?;
     let shown = container.config().name.clone();
-    match &container.config().network {
-        NetworkMode::Network(on) if *on == network.name => {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                format!("endpoint with name {shown} already exists in network {on}"),
-            ));
-        }
-        NetworkMode::Network(on) => {
-            return Err(error(
-                StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "{shown} is on network {on}: a container here is on one network at most \
-                     (disconnect it from {on} first)"
-                ),
-            ));
-        }
-        NetworkMode::None => {}
+    if container.config().joins(&network.name) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "endpoint with name {shown} already exists in network {}",
+                network.name
+            ),
+        ));
     }
     let aliases: Vec<String> = body["EndpointConfig"]["Aliases"]
         .as_array()
@@ -308,17 +300,15 @@ pub(crate) async fn connect(service: &Service, name: &str, request: Request<Inco
         .collect();
     service
         .manager
-        .set_network(
-            container.id().as_str(),
-            NetworkMode::Network(network.name.clone()),
-            aliases,
-        )
+        .connect_network(container.id().as_str(), &network.name, aliases)
+        .await
         .map_err(refused)?;
     Ok(nothing(StatusCode::OK))
 }
 
 /// `POST /networks/{name}/disconnect` with `{"Container"}`: a container
-/// that is not running leaves this network (and is then on none).
+/// that is not running leaves this network (its next network becomes its
+/// first; without one it is on none).
 pub(crate) async fn disconnect(
     service: &Service,
     name: &str,
@@ -326,7 +316,7 @@ pub(crate) async fn disconnect(
 ) -> Answer {
     let network = find(service, name)?;
     let (container, _) = container_of(service, request).await?;
-    if container.config().network != NetworkMode::Network(network.name.clone()) {
+    if !container.config().joins(&network.name) {
         return Err(error(
             StatusCode::FORBIDDEN,
             format!(
@@ -338,7 +328,7 @@ pub(crate) async fn disconnect(
     }
     service
         .manager
-        .set_network(container.id().as_str(), NetworkMode::None, Vec::new())
+        .disconnect_network(container.id().as_str(), &network.name)
         .map_err(refused)?;
     Ok(nothing(StatusCode::OK))
 }

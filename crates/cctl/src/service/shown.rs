@@ -36,11 +36,9 @@ pub(crate) fn inspect(service: &Service, id: &str) -> Answer {
     // Its output is kept in a file of its own, read through the API, as
     // Docker's `local` log driver keeps it.
     value["HostConfig"]["LogConfig"] = json!({ "Type": "local", "Config": {} });
-    value["NetworkSettings"]["Networks"] = networks_of(
-        &super::networks::ids(service),
-        config,
-        &value["NetworkSettings"]["IPAddress"],
-    );
+    let state = container.state().map_err(|e| from_error(&e.into()))?;
+    value["NetworkSettings"]["Networks"] =
+        networks_of(&super::networks::ids(service), config, &state);
     if value["State"]["ExitCode"].is_null() {
         value["State"]["ExitCode"] = json!(0);
     }
@@ -58,31 +56,40 @@ fn user_text(user: &Value) -> String {
     }
 }
 
-/// Docker's `NetworkSettings.Networks`: the container's network, its
-/// short id among its aliases (as Docker's, which Compose looks for).
-/// Docker's `NetworkSettings.Networks`, with each network's id from `ids`
-/// (by name).
+/// Docker's `NetworkSettings.Networks`: each network the container joins,
+/// with its id from `ids` (by name), the container's address there while it
+/// runs, and its short id among its aliases (as Docker's, which Compose
+/// looks for) after those asked for.
 fn networks_of(
     ids: &std::collections::HashMap<String, String>,
     config: &ContainerConfig,
-    address: &Value,
+    state: &ContainerState,
 ) -> Value {
-    match &config.network {
-        NetworkMode::None => json!({}),
-        NetworkMode::Network(name) => {
-            let short: String = config.id.as_str().chars().take(12).collect();
-            let mut networks = serde_json::Map::new();
-            networks.insert(
-                name.clone(),
-                json!({
-                    "Aliases": [short],
-                    "NetworkID": ids.get(name).cloned().unwrap_or_default(),
-                    "IPAddress": address.as_str().unwrap_or_default(),
-                }),
-            );
-            Value::Object(networks)
-        }
-    }
+    let short: String = config.id.as_str().chars().take(12).collect();
+    let live = running(state);
+    let networks: serde_json::Map<String, Value> = config
+        .joined_networks()
+        .into_iter()
+        .map(|(name, aliases)| {
+            let address = state
+                .address_on(config, name)
+                .filter(|_| live)
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let aliases: Vec<&str> = aliases
+                .iter()
+                .map(String::as_str)
+                .chain([short.as_str()])
+                .collect();
+            let shown = json!({
+                "Aliases": aliases,
+                "NetworkID": ids.get(name).cloned().unwrap_or_default(),
+                "IPAddress": address,
+            });
+            (name.to_owned(), shown)
+        })
+        .collect();
+    Value::Object(networks)
 }
 
 /// `SIGTERM` for 15, as Docker writes stop signals.
@@ -167,7 +174,7 @@ fn summary(
         })).collect::<Vec<_>>(),
         "Labels": config.labels,
         "HostConfig": { "NetworkMode": network_name(&config.network) },
-        "NetworkSettings": { "Networks": networks_of(ids, config, &Value::Null) },
+        "NetworkSettings": { "Networks": networks_of(ids, config, state) },
         "Mounts": [],
     })
 }

@@ -175,6 +175,7 @@ impl ContainerManager {
             labels: std::collections::BTreeMap::new(),
             restart: super::RestartPolicy::No,
             aliases: Vec::new(),
+            more_networks: Vec::new(),
         };
         let made = match &options.rootfs_key {
             Some(key) => {

@@ -208,11 +208,15 @@ impl LinuxContainer {
         };
         store.update(&id, |s| {
             s.vsock = sandbox.vsock_socket();
-            s.address = sandbox
-                .attachment
-                .as_ref()
-                .map(|a| std::net::IpAddr::V4(a.address.addr()));
-            s.tap = sandbox.attachment.as_ref().map(|a| a.device.clone());
+            let address = |a: &crate::network::Attachment| std::net::IpAddr::V4(a.address.addr());
+            let (first, more) = match sandbox.attachments.split_first() {
+                Some((first, more)) => (Some(first), more),
+                None => (None, &[][..]),
+            };
+            s.address = first.map(address);
+            s.tap = first.map(|a| a.device.clone());
+            s.more_addresses = more.iter().map(address).collect();
+            s.more_taps = more.iter().map(|a| a.device.clone()).collect();
         })?;
         let agent = sandbox.agent.clone();
         let vsock = sandbox.vm.vsock().clone();
@@ -372,7 +376,7 @@ impl LinuxContainer {
             in_pod::release_orphan(&self.inner, &self.config, &state).await;
         }
         let networks = self.inner.networks().await;
-        sandbox::release_network(networks, &self.config.network, &id).await?;
+        sandbox::release_networks(networks, &self.config).await?;
         // The others on its network forget its name (its state says it
         // ended, so it is not among their peers).
         super::neighbours::announce(&self.inner, &self.config).await;
@@ -385,6 +389,8 @@ impl LinuxContainer {
             s.vsock = None;
             s.address = None;
             s.tap = None;
+            s.more_addresses = Vec::new();
+            s.more_taps = Vec::new();
             s.pod_disk = None;
         })?;
         if self.config.auto_remove {
@@ -671,16 +677,17 @@ impl LinuxContainer {
             .await?
             .container_statistics(self.process_id())
             .await?;
-        // The tap's counters, read on the host: what it sent the VM
+        // The taps' counters, read on the host: what they sent the VM
         // received, and the reverse.
-        let tap = self.state()?.tap;
+        let state = self.state()?;
         let counter = |name: &str| -> u64 {
-            tap.as_ref()
-                .and_then(|tap| {
+            state
+                .taps()
+                .filter_map(|tap| {
                     std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{name}")).ok()
                 })
-                .and_then(|text| text.trim().parse().ok())
-                .unwrap_or(0)
+                .filter_map(|text| text.trim().parse::<u64>().ok())
+                .sum()
         };
         Ok(Statistics {
             cpu_usage_usec: s.cpu_usage_usec,
@@ -716,7 +723,7 @@ impl LinuxContainer {
         }
         self.reap_stale(137).await?;
         let networks = self.inner.networks().await;
-        sandbox::release_network(networks, &self.config.network, &self.config.id).await?;
+        sandbox::release_networks(networks, &self.config).await?;
         self.inner
             .store
             .remove_unowned(&self.config.id, &self.config.name)

@@ -10,7 +10,9 @@ use containerization_oci::layer::StoredLayer;
 use containerization_oci::store::ImageStore;
 use containerization_oci::{Digest, Platform};
 
-use super::record::{BindUse, ContainerConfig, NetworkMode, PodTmpfs, VolumeUse, now_ms};
+use super::record::{
+    BindUse, ContainerConfig, NetworkJoin, NetworkMode, PodTmpfs, VolumeUse, now_ms,
+};
 use super::sandbox::{GUEST_ROOTFS, etc_mounts};
 use super::store::{ContainerStore, DamagedContainer, Record, new_id};
 use super::{ContainerState, LinuxContainer};
@@ -64,7 +66,15 @@ pub struct CreateOptions {
     /// More names on its network (`--network-alias`): containers started
     /// after it on that network find it by them, as by its name.
     pub aliases: Vec<String>,
+    /// More networks after `network` (Podman's repeated `--network`), each
+    /// a network card of its own, with the more names it has there; its
+    /// default route stays on the first.
+    pub more_networks: Vec<NetworkJoin>,
 }
+
+/// The most networks one container joins (each is a network card of its
+/// VM, and `microvm` has a few dozen device slots in all).
+pub const MAX_NETWORKS: usize = 8;
 
 /// The labels an image's config gives its containers.
 fn image_labels(
@@ -395,6 +405,7 @@ impl ContainerManager {
         if pod.is_none() {
             self.check_network(&network, &options.ports).await?;
         }
+        let more_networks = self.check_more_networks(&network, &options).await?;
         let id = new_id()?;
         let name = match &options.name {
             Some(name) => check_name(name)?,
@@ -496,6 +507,7 @@ impl ContainerManager {
                 .collect(),
             restart: options.restart,
             aliases: options.aliases.clone(),
+            more_networks,
         };
         check_volume_count(&config)?;
         // A platform that cannot run here is refused before anything is
@@ -554,27 +566,97 @@ impl ContainerManager {
         self.inner.store.rename(container.id(), &name)
     }
 
-    /// Puts a container that is not running on `network` (Docker's `network
-    /// connect`; [`NetworkMode::None`] for `disconnect`), known there by
-    /// `aliases` too. A running one is refused: its VM's network card is
-    /// chosen when it boots, and `microvm` has no hotplug. So is a pod's
-    /// container, which has its pod's network.
+    /// Puts a container that is not running on `network` too (Docker's
+    /// `network connect`), known there by `aliases` as well: its first
+    /// network when it has none, a card of its own after the others
+    /// otherwise. A network that does not exist is refused, and so is a
+    /// running container: its VM's network cards are chosen when it boots,
+    /// and `microvm` has no hotplug. So is a pod's container, which has its
+    /// pod's network.
     ///
     /// ```no_run
-    /// use containerization::{ContainerManager, NetworkMode, StateRoot};
+    /// use containerization::{ContainerManager, StateRoot};
     ///
-    /// # fn demo() -> Result<(), containerization::Error> {
+    /// # async fn demo() -> Result<(), containerization::Error> {
     /// let root = StateRoot::from_env()?;
     /// let manager = ContainerManager::new(root.clone(), root.find_vminitd()?);
-    /// manager.set_network("web", NetworkMode::Network("backend".into()), vec!["api".into()])?;
+    /// manager.connect_network("web", "backend", vec!["api".into()]).await?;
+    /// manager.disconnect_network("web", "default")?;
     /// # Ok(())
     /// # }
     /// ```
-    pub fn set_network(
+    pub async fn connect_network(
         &self,
         name_or_id: &str,
-        network: NetworkMode,
+        network: &str,
         aliases: Vec<String>,
+    ) -> Result<(), Error> {
+        self.check_network(&NetworkMode::Network(network.to_owned()), &[])
+            .await?;
+        self.change_networks(name_or_id, |config| {
+            if config.joins(network) {
+                return Err(Error::InvalidOption {
+                    option: "network".to_owned(),
+                    detail: format!("{} is already on network {network}", config.name),
+                });
+            }
+            match config.network {
+                NetworkMode::None => {
+                    config.network = NetworkMode::Network(network.to_owned());
+                    config.aliases = aliases;
+                }
+                NetworkMode::Network(_) => {
+                    if config.joined_networks().len() >= MAX_NETWORKS {
+                        return Err(Error::InvalidOption {
+                            option: "network".to_owned(),
+                            detail: format!(
+                                "{} is on {MAX_NETWORKS} networks, the most a container joins",
+                                config.name
+                            ),
+                        });
+                    }
+                    config.more_networks.push(NetworkJoin {
+                        name: network.to_owned(),
+                        aliases,
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes a container that is not running off `network` (Docker's
+    /// `network disconnect`): the next of its networks becomes its first,
+    /// or it is left on none. Refused as [`Self::connect_network`] is, and
+    /// with [`Error::NotAttached`] for a network it is not on.
+    pub fn disconnect_network(&self, name_or_id: &str, network: &str) -> Result<(), Error> {
+        self.change_networks(name_or_id, |config| {
+            if !config.joins(network) {
+                return Err(Error::NotAttached {
+                    container: config.name.clone(),
+                    network: network.to_owned(),
+                });
+            }
+            if let Some(index) = config.more_networks.iter().position(|j| j.name == network) {
+                config.more_networks.remove(index);
+            } else if config.more_networks.is_empty() {
+                config.network = NetworkMode::None;
+                config.aliases = Vec::new();
+            } else {
+                let next = config.more_networks.remove(0);
+                config.network = NetworkMode::Network(next.name);
+                config.aliases = next.aliases;
+            }
+            Ok(())
+        })
+    }
+
+    /// Changes the networks of a container that is not running and not in
+    /// a pod with `change`, under its state lock.
+    fn change_networks(
+        &self,
+        name_or_id: &str,
+        change: impl FnOnce(&mut ContainerConfig) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let container = self.get(name_or_id)?;
         let name = container.config().name.clone();
@@ -584,20 +666,20 @@ impl ContainerManager {
                 detail: format!("{name} is in a pod: it has its pod's network"),
             });
         }
+        let allowed =
+            |state: &super::ContainerState| match state.is_running() || state.owner_alive() {
+                true => Err(Error::InvalidState {
+                    container: name.clone(),
+                    state: "running".to_owned(),
+                    detail: "its VM's network cards are chosen when it boots (microvm has no \
+                         hotplug): stop it, change its networks, start it"
+                        .to_owned(),
+                }),
+                false => Ok(()),
+            };
         self.inner
             .store
-            .set_network(container.id(), network, aliases, |state| {
-                match state.is_running() || state.owner_alive() {
-                    true => Err(Error::InvalidState {
-                        container: name.clone(),
-                        state: "running".to_owned(),
-                        detail: "its VM's network card is chosen when it boots (microvm has no \
-                                 hotplug): stop it, change its network, start it"
-                            .to_owned(),
-                    }),
-                    false => Ok(()),
-                }
-            })
+            .change_config(container.id(), allowed, change)
     }
 
     /// The container a user means by `name_or_id` (a name, an id or an id's
@@ -689,6 +771,49 @@ impl ContainerManager {
             }
         }
         Ok(())
+    }
+
+    /// The more networks `options` names, each checked as the first one is:
+    /// none with no first network, in a pod, twice or past
+    /// [`MAX_NETWORKS`].
+    async fn check_more_networks(
+        &self,
+        first: &NetworkMode,
+        options: &CreateOptions,
+    ) -> Result<Vec<NetworkJoin>, Error> {
+        if options.more_networks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refuse = |detail: String| Error::InvalidOption {
+            option: "--network".to_owned(),
+            detail,
+        };
+        let NetworkMode::Network(first) = first else {
+            return Err(refuse(
+                "a container on network none or in a pod joins no other network".to_owned(),
+            ));
+        };
+        if options.pod.is_some() {
+            return Err(refuse("a pod's container has its pod's network".to_owned()));
+        }
+        let mut joined = vec![first.as_str()];
+        for join in &options.more_networks {
+            if joined.contains(&join.name.as_str()) {
+                return Err(refuse(format!("network {} is named twice", join.name)));
+            }
+            joined.push(&join.name);
+        }
+        if joined.len() > MAX_NETWORKS {
+            return Err(refuse(format!(
+                "{} networks asked for; a container joins at most {MAX_NETWORKS}",
+                joined.len()
+            )));
+        }
+        for join in &options.more_networks {
+            self.check_network(&NetworkMode::Network(join.name.clone()), &[])
+                .await?;
+        }
+        Ok(options.more_networks.clone())
     }
 
     /// Refuses an unknown network, or one that cannot be used here, before

@@ -32,10 +32,14 @@ pub use linux_container::{LinuxContainer, Statistics};
 pub use log::{LogReader, LogRecord, LogStream, LogWriter, lines as log_lines, tail as log_tail};
 pub(crate) use manager::Inner;
 pub(crate) use manager::check_name;
-pub use manager::{ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, parse_signal};
+pub use manager::{
+    ContainerManager, CreateOptions, DEFAULT_NETWORK, Found, MAX_NETWORKS, parse_signal,
+};
 pub use process::{ExitStatus, LinuxProcess, ProcessStreams, StdioConfig};
 pub(crate) use record::now_ms;
-pub use record::{ContainerConfig, ContainerState, NetworkMode, PodTmpfs, Status, VolumeUse};
+pub use record::{
+    ContainerConfig, ContainerState, NetworkJoin, NetworkMode, PodTmpfs, Status, VolumeUse,
+};
 pub use restart::RestartPolicy;
 pub(crate) use store::new_id;
 pub use store::{ContainerStore, DamagedContainer};

@@ -11,21 +11,24 @@ use std::time::Duration;
 
 use super::linux_container::LinuxContainer;
 use super::manager::Inner;
-use super::record::{ContainerConfig, NetworkMode};
+use super::record::ContainerConfig;
 use super::sandbox;
 
 /// How long the other containers' updates may take in all.
 const UPDATES: Duration = Duration::from_secs(5);
 
-/// Writes the `/etc/hosts` of every other container running on
-/// `changed`'s network again (`changed` started or ended there). Pods'
+/// Writes the `/etc/hosts` of every other container running on one of
+/// `changed`'s networks again (`changed` started or ended there). Pods'
 /// containers have their pod's names and are left alone. Failures are
 /// logged: a peer that cannot be reached keeps its old list.
 pub(crate) async fn announce(inner: &Arc<Inner>, changed: &ContainerConfig) {
-    let NetworkMode::Network(network) = &changed.network else {
-        return;
-    };
-    if changed.pod.is_some() || network == super::DEFAULT_NETWORK {
+    let networks: Vec<&str> = changed
+        .joined_networks()
+        .into_iter()
+        .map(|(network, _)| network)
+        .filter(|network| *network != super::DEFAULT_NETWORK)
+        .collect();
+    if changed.pod.is_some() || networks.is_empty() {
         return;
     }
     let peers: Vec<ContainerConfig> = inner
@@ -36,7 +39,7 @@ pub(crate) async fn announce(inner: &Arc<Inner>, changed: &ContainerConfig) {
         .filter(|(peer, state)| {
             peer.id != changed.id
                 && peer.pod.is_none()
-                && matches!(&peer.network, NetworkMode::Network(n) if n == network)
+                && networks.iter().any(|network| peer.joins(network))
                 && state.is_running()
                 && state.address.is_some()
         })
@@ -56,12 +59,15 @@ pub(crate) async fn announce(inner: &Arc<Inner>, changed: &ContainerConfig) {
         .await
         .is_err()
     {
-        tracing::warn!(network, "updating the neighbours' /etc/hosts took too long");
+        tracing::warn!(
+            ?networks,
+            "updating the neighbours' /etc/hosts took too long"
+        );
     }
 }
 
 /// Writes `peer`'s `/etc/hosts` from the containers running on its
-/// network now.
+/// networks now.
 async fn rewrite(inner: &Arc<Inner>, peer: ContainerConfig) -> Result<(), crate::Error> {
     let container = LinuxContainer::new(Arc::clone(inner), peer);
     let Some((agent, _)) = container.running_agent().await? else {

@@ -97,6 +97,54 @@ pub struct ContainerConfig {
     /// service name), besides its own name and short id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// The networks it joins besides [`Self::network`], in the order its VM
+    /// gets their cards (eth1, eth2, …): `cctl run --network a --network b`,
+    /// or `network connect` of a container already on one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_networks: Vec<NetworkJoin>,
+}
+
+/// A network a container joins besides its first, and the names it has
+/// there besides its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkJoin {
+    /// The network's name.
+    pub name: String,
+    /// More names it answers to there (`--alias` of `network connect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl ContainerConfig {
+    /// Every network it joins, its first first, each with the more names
+    /// it has there; empty with [`NetworkMode::None`].
+    ///
+    /// ```
+    /// # fn demo(config: &containerization::ContainerConfig) {
+    /// for (network, aliases) in config.joined_networks() {
+    ///     println!("{network}: {}", aliases.join(", "));
+    /// }
+    /// # }
+    /// ```
+    pub fn joined_networks(&self) -> Vec<(&str, &[String])> {
+        let NetworkMode::Network(first) = &self.network else {
+            return Vec::new();
+        };
+        std::iter::once((first.as_str(), self.aliases.as_slice()))
+            .chain(
+                self.more_networks
+                    .iter()
+                    .map(|join| (join.name.as_str(), join.aliases.as_slice())),
+            )
+            .collect()
+    }
+
+    /// Whether it joins network `name`.
+    pub fn joins(&self, name: &str) -> bool {
+        self.joined_networks()
+            .iter()
+            .any(|(network, _)| *network == name)
+    }
 }
 
 /// A tmpfs of a pod, shared by the containers that name it.
@@ -177,6 +225,13 @@ pub struct ContainerState {
     pub address: Option<IpAddr>,
     /// The tap on the host while it runs.
     pub tap: Option<String>,
+    /// Its addresses on its more networks while it runs, in the order of
+    /// [`ContainerConfig::more_networks`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_addresses: Vec<IpAddr>,
+    /// Their taps on the host while it runs, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_taps: Vec<String>,
     /// When its first process last started (ms since the Unix epoch).
     pub started_ms: Option<u64>,
     /// When its first process last exited (ms since the Unix epoch).
@@ -219,6 +274,8 @@ impl ContainerState {
             vsock: None,
             address: None,
             tap: None,
+            more_addresses: Vec::new(),
+            more_taps: Vec::new(),
             started_ms: None,
             finished_ms: None,
             exit_code: None,
@@ -241,6 +298,23 @@ impl ContainerState {
     pub fn owner_alive(&self) -> bool {
         self.owner_pid
             .is_some_and(|pid| super::owner::is_alive(pid, self.owner_start))
+    }
+
+    /// Its address on network `name` of `config`'s while it runs.
+    pub fn address_on(&self, config: &ContainerConfig, name: &str) -> Option<IpAddr> {
+        let index = config
+            .joined_networks()
+            .iter()
+            .position(|(network, _)| *network == name)?;
+        match index {
+            0 => self.address,
+            more => self.more_addresses.get(more - 1).copied(),
+        }
+    }
+
+    /// Its taps on the host while it runs, its first network's first.
+    pub fn taps(&self) -> impl Iterator<Item = &str> {
+        self.tap.iter().chain(&self.more_taps).map(String::as_str)
     }
 
     /// Records this process as its owner.

@@ -16,6 +16,7 @@ use containerization_agent::proto::v1::{
 use containerization_vmm::{
     DiskConfig, Kernel, NicConfig, Qemu, QemuVm, SHARE_TAG, ShareConfig, ShareTransport,
     TemplateCache, VirtualMachine, VmConfig, VsockBackend, VsockEndpoint, build_initramfs_with,
+    template_mac,
 };
 
 use super::record::{ContainerConfig, NetworkMode};
@@ -37,8 +38,8 @@ pub(crate) struct Sandbox {
     pub vm: QemuVm,
     /// Its agent.
     pub agent: AgentClient,
-    /// Its place on its network.
-    pub attachment: Option<Attachment>,
+    /// Its places on its networks, its first network's first (eth0).
+    pub attachments: Vec<Attachment>,
     /// Its volumes, held while the VM runs.
     pub _volumes: Vec<VolumeLease>,
 }
@@ -69,31 +70,65 @@ pub(crate) async fn boot(
     disk: &Path,
     vm_dir: &Path,
 ) -> Result<Sandbox, Error> {
-    let attachment =
-        attach_network(context.networks, &config.network, &config.id, &config.ports).await?;
+    let attachments = attach_networks(context.networks, config).await?;
     let volumes = match lease_volumes(context, config) {
         Ok(volumes) => volumes,
         Err(error) => {
-            if let (Some(attachment), Some(networks)) = (&attachment, context.networks) {
-                let _ = networks.detach(&attachment.network, &config.id).await;
-            }
+            detach_all(context.networks, &attachments, &config.id).await;
             return Err(error);
         }
     };
-    match start_vm(context, config, disk, vm_dir, attachment.as_ref()).await {
+    match start_vm(context, config, disk, vm_dir, &attachments).await {
         Ok((vm, agent)) => Ok(Sandbox {
             vm,
             agent,
-            attachment,
+            attachments,
             _volumes: volumes,
         }),
         Err(error) => {
-            if let (Some(attachment), Some(networks)) = (&attachment, context.networks)
-                && let Err(more) = networks.detach(&attachment.network, &config.id).await
-            {
-                tracing::warn!(%more, "releasing the network after a failed start");
-            }
+            detach_all(context.networks, &attachments, &config.id).await;
             Err(error)
+        }
+    }
+}
+
+/// A tap on each network container `config` joins, its first network's
+/// first (its ports are published there); none without a network. Nothing
+/// is left behind on error.
+async fn attach_networks(
+    networks: Option<&NetworkManager>,
+    config: &ContainerConfig,
+) -> Result<Vec<Attachment>, Error> {
+    let mut attachments = Vec::new();
+    for (index, (name, _)) in config.joined_networks().into_iter().enumerate() {
+        let ports = match index {
+            0 => config.ports.as_slice(),
+            _ => &[],
+        };
+        let mode = NetworkMode::Network(name.to_owned());
+        match attach_network(networks, &mode, &config.id, ports).await {
+            Ok(attachment) => attachments.extend(attachment),
+            Err(error) => {
+                detach_all(networks, &attachments, &config.id).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(attachments)
+}
+
+/// Gives back what [`attach_networks`] took after a failed start.
+async fn detach_all(
+    networks: Option<&NetworkManager>,
+    attachments: &[Attachment],
+    id: &ContainerId,
+) {
+    let Some(networks) = networks else {
+        return;
+    };
+    for attachment in attachments {
+        if let Err(more) = networks.detach(&attachment.network, id).await {
+            tracing::warn!(%more, network = attachment.network, "releasing a network after a failed start");
         }
     }
 }
@@ -135,7 +170,7 @@ async fn start_vm(
     config: &ContainerConfig,
     disk: &Path,
     vm_dir: &Path,
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
 ) -> Result<(QemuVm, AgentClient), Error> {
     let started = std::time::Instant::now();
     let kernel = kernel_named(context.root, config.kernel.as_deref())?;
@@ -150,7 +185,7 @@ async fn start_vm(
         &extras,
         vm_dir,
         (config.vcpus, config.vm_memory_mib),
-        attachment,
+        attachments,
     )?;
     // `CZ_ATTACHABLE_DISKS=1` gives the VM the SCSI controller pods use even
     // without volumes: what the mechanism costs a single container is
@@ -188,13 +223,13 @@ async fn start_vm(
         .collect();
     let transport = vm_config.share_transport;
     tracing::debug!(since_start = ?started.elapsed(), "VM configured");
-    let (vm, agent) = start_from_template(context, &vm_config, attachment).await?;
+    let (vm, agent) = start_from_template(context, &vm_config, attachments).await?;
     tracing::debug!(since_start = ?started.elapsed(), "agent ready");
     if let Some(emulator) = emulator {
         emulator.register(&agent).await?;
     }
     let peers = network_peers(context.root, config);
-    prepare_guest(&agent, config, attachment, transport, &peers).await?;
+    prepare_guest(&agent, config, attachments, transport, &peers).await?;
     tracing::debug!(since_start = ?started.elapsed(), "guest prepared");
     Ok((vm, agent))
 }
@@ -211,7 +246,7 @@ pub(crate) fn kernel_named(root: &StateRoot, name: Option<&str>) -> Result<Kerne
 /// What every VM of this state root starts from: `kernel` with the
 /// initramfs of vminitd (and `extras`), its run folder `vm_dir`, `cpus`
 /// (no more than the kernel brings up: more would only cost host threads)
-/// and memory in MiB, and the NIC of `attachment`. `CZ_GUEST_LOG=debug`
+/// and memory in MiB, and a NIC for each of `attachments`. `CZ_GUEST_LOG=debug`
 /// (a tracing filter) turns up vminitd's log in the console log.
 pub(crate) fn base_vm_config(
     context: &BootContext<'_>,
@@ -219,7 +254,7 @@ pub(crate) fn base_vm_config(
     extras: &[containerization_vmm::InitramfsFile],
     vm_dir: &Path,
     (cpus, memory_mib): (u32, u32),
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
 ) -> Result<VmConfig, Error> {
     let initramfs = build_initramfs_with(
         &kernel,
@@ -243,12 +278,13 @@ pub(crate) fn base_vm_config(
         vm_config.cmdline.push(format!("VMINITD_LOG={filter}"));
     }
     vm_config.memory_mib = memory_mib;
-    if let Some(attachment) = attachment {
-        vm_config.nics.push(NicConfig {
+    vm_config.nics = attachments
+        .iter()
+        .map(|attachment| NicConfig {
             tap: attachment.device.clone(),
             mac: attachment.mac,
-        });
-    }
+        })
+        .collect();
     Ok(vm_config)
 }
 
@@ -258,7 +294,7 @@ pub(crate) fn base_vm_config(
 pub(crate) async fn start_from_template(
     context: &BootContext<'_>,
     vm_config: &VmConfig,
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
 ) -> Result<(QemuVm, AgentClient), Error> {
     let templates = TemplateCache::new(context.root.path().join("templates"));
     let (vm, origin) = templates
@@ -271,7 +307,7 @@ pub(crate) async fn start_from_template(
         })
     })?;
     if origin.restored() {
-        reset_restored_guest(&agent, attachment).await?;
+        reset_restored_guest(&agent, attachments).await?;
     }
     Ok((vm, agent))
 }
@@ -301,11 +337,12 @@ pub(crate) fn runs_natively(config: &ContainerConfig) -> bool {
 
 /// What a guest restored from a template shares with the template and
 /// every other VM restored from it, made its own: fresh host randomness
-/// into its random generator (reseeded), the host's wall clock, and eth0's
-/// MAC (the template's NIC state carries the template's).
+/// into its random generator (reseeded), the host's wall clock, and each
+/// card's MAC (card `i` has the template's, [`template_mac`]`(i)`, which
+/// finds it).
 pub(crate) async fn reset_restored_guest(
     agent: &AgentClient,
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
 ) -> Result<(), Error> {
     let mut entropy = vec![0u8; 64];
     std::fs::File::open("/dev/urandom")
@@ -316,61 +353,70 @@ pub(crate) async fn reset_restored_guest(
         })?;
     let entropy = agent.add_entropy(entropy);
     let clock = agent.set_time(std::time::SystemTime::now());
-    let mac = async {
-        if let Some(attachment) = attachment {
-            agent
-                .link_set(LinkSetRequest {
-                    interface: Some(InterfaceSelector::by_name("eth0")),
-                    mac: attachment.mac.to_string(),
-                    ..Default::default()
-                })
-                .await?;
-        }
-        Ok::<_, containerization_agent::AgentError>(())
-    };
-    let (entropy, clock, mac) = tokio::join!(entropy, clock, mac);
+    let macs = attachments.iter().enumerate().map(|(index, attachment)| {
+        agent.link_set(LinkSetRequest {
+            interface: Some(InterfaceSelector::by_mac(template_mac(index))),
+            mac: attachment.mac.to_string(),
+            ..Default::default()
+        })
+    });
+    let macs = futures::future::try_join_all(macs);
+    let (entropy, clock, macs) = tokio::join!(entropy, clock, macs);
     entropy?;
     clock?;
-    mac?;
+    macs?;
     Ok(())
 }
 
-/// The containers running on `config`'s network, each with its address and
-/// the names it answers to there (its name, its short id, its aliases): its
-/// `/etc/hosts` lists them, so it finds them by name, as Docker's embedded
-/// DNS lets it (`neighbours` writes it again as others start and end).
+/// The containers running on the networks `config` joins, each with its
+/// address there and the names it answers to there (its name, its short
+/// id, its aliases on that network): its `/etc/hosts` lists them, so it
+/// finds them by name, as Docker's embedded DNS lets it (`neighbours`
+/// writes it again as others start and end). Its first network's come
+/// first.
 pub(crate) fn network_peers(
     root: &StateRoot,
     config: &ContainerConfig,
 ) -> Vec<(IpAddr, Vec<String>)> {
-    let NetworkMode::Network(network) = &config.network else {
+    let networks = config.joined_networks();
+    if networks.is_empty() {
         return Vec::new();
-    };
+    }
     let store = super::ContainerStore::new(root.path().join("containers"), root.run_dir());
-    store
+    let running: Vec<_> = store
         .list()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(peer, state)| {
-            peer.id != config.id
-                && matches!(&peer.network, NetworkMode::Network(n) if n == network)
-                && state.is_running()
-        })
-        .filter_map(|(peer, state)| {
-            let address = state.address?;
+        .filter(|(peer, state)| peer.id != config.id && state.is_running())
+        .collect();
+    let mut peers = Vec::new();
+    for (network, _) in networks {
+        for (peer, state) in &running {
+            let Some(aliases) = peer
+                .joined_networks()
+                .into_iter()
+                .find_map(|(name, aliases)| (name == network).then_some(aliases))
+            else {
+                continue;
+            };
+            let Some(address) = state.address_on(peer, network) else {
+                continue;
+            };
             let short: String = peer.id.as_str().chars().take(12).collect();
             let mut names = vec![peer.name.clone(), short];
-            names.extend(peer.aliases.iter().cloned());
-            Some((address, names))
-        })
-        .collect()
+            names.extend(aliases.iter().cloned());
+            peers.push((address, names));
+        }
+    }
+    peers
 }
 
-/// Mounts the disk, configures eth0, and writes the files the spec binds.
+/// Mounts the disk, configures the network cards, and writes the files the
+/// spec binds.
 async fn prepare_guest(
     agent: &AgentClient,
     config: &ContainerConfig,
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
     transport: ShareTransport,
     peers: &[(IpAddr, Vec<String>)],
 ) -> Result<(), Error> {
@@ -380,30 +426,34 @@ async fn prepare_guest(
         fill_new_volumes(agent, config).await?;
         mount_shares(agent, config, transport).await
     };
-    let network = configure_eth0(agent, attachment);
+    let network = configure_interfaces(agent, attachments);
     let hostname = config.spec["hostname"].as_str().unwrap_or_default();
-    let files = write_etc_files(agent, hostname, &config.dns, attachment, peers);
+    let files = write_etc_files(agent, hostname, &config.dns, attachments.first(), peers);
     let (mounted, networked, written) = tokio::join!(mount, network, files);
     mounted?;
     networked?;
     written
 }
 
-/// Gives the guest's interface (found by its MAC) its address and route.
-pub(crate) async fn configure_eth0(
+/// Gives each of the guest's cards (found by its MAC) its address; the
+/// first card's network has the default route, the others reach only their
+/// own subnets, as Docker routes a container on several networks.
+pub(crate) async fn configure_interfaces(
     agent: &AgentClient,
-    attachment: Option<&Attachment>,
+    attachments: &[Attachment],
 ) -> Result<(), Error> {
-    if let Some(attachment) = attachment {
-        agent
-            .configure_interface(ConfigureInterfaceRequest {
-                interface: Some(InterfaceSelector::by_mac(attachment.mac)),
-                address: attachment.address.to_string(),
-                mtu: 1500,
-                gateway: attachment.gateway.to_string(),
-            })
-            .await?;
-    }
+    let configured = attachments.iter().enumerate().map(|(index, attachment)| {
+        agent.configure_interface(ConfigureInterfaceRequest {
+            interface: Some(InterfaceSelector::by_mac(attachment.mac)),
+            address: attachment.address.to_string(),
+            mtu: 1500,
+            gateway: match index {
+                0 => attachment.gateway.to_string(),
+                _ => String::new(),
+            },
+        })
+    });
+    futures::future::try_join_all(configured).await?;
     Ok(())
 }
 
@@ -657,15 +707,18 @@ pub(crate) fn etc_mounts() -> serde_json::Value {
     serde_json::json!([bind("resolv.conf"), bind("hosts"), bind("hostname")])
 }
 
-/// Releases what [`boot`] took on the host for `id` (the VM is stopped by
-/// its owner). A network removed meanwhile holds nothing of it any more.
-pub(crate) async fn release_network(
+/// Releases what [`boot`] took on the host for container `config` on each
+/// of its networks (the VM is stopped by its owner). A network removed
+/// meanwhile holds nothing of it any more.
+pub(crate) async fn release_networks(
     networks: Option<&NetworkManager>,
-    network: &NetworkMode,
-    id: &ContainerId,
+    config: &ContainerConfig,
 ) -> Result<(), Error> {
-    if let (NetworkMode::Network(name), Some(networks)) = (network, networks) {
-        match networks.detach(name, id).await {
+    let Some(networks) = networks else {
+        return Ok(());
+    };
+    for (name, _) in config.joined_networks() {
+        match networks.detach(name, &config.id).await {
             Ok(()) | Err(Error::NotAttached { .. } | Error::NetworkNotFound(_)) => {}
             Err(error) => return Err(error),
         }

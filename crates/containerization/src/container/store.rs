@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::record::{ContainerConfig, ContainerState, NetworkMode};
+use super::record::{ContainerConfig, ContainerState};
 use crate::private_dir;
 use crate::{ContainerId, Error, state_file};
 
@@ -116,20 +116,18 @@ impl ContainerStore {
         state_file::write_json(&self.config_path(id), &config)
     }
 
-    /// Puts container `id` on `network` with `aliases`, under its state
-    /// lock, if `allowed` says its state lets it.
-    pub fn set_network(
+    /// Changes container `id`'s configuration with `change`, under its
+    /// state lock, if `allowed` says its state lets it.
+    pub fn change_config(
         &self,
         id: &ContainerId,
-        network: super::NetworkMode,
-        aliases: Vec<String>,
         allowed: impl FnOnce(&ContainerState) -> Result<(), Error>,
+        change: impl FnOnce(&mut ContainerConfig) -> Result<(), Error>,
     ) -> Result<(), Error> {
         self.update_checked(id, |state| {
             allowed(state)?;
             let mut config = self.config(id)?;
-            config.network = network;
-            config.aliases = aliases;
+            change(&mut config)?;
             state_file::replace_json(&self.config_path(id), &config)
         })
         .map(|_| ())
@@ -306,9 +304,7 @@ impl ContainerStore {
     /// The containers whose configuration names network `network`, as
     /// `(id, name)`: a network they need to start.
     pub fn using_network(&self, network: &str) -> Result<Vec<(ContainerId, String)>, Error> {
-        self.configs_where(
-            |config| matches!(&config.network, NetworkMode::Network(name) if name == network),
-        )
+        self.configs_where(|config| config.joins(network))
     }
 
     /// The containers made from image `name` (as the image store names it),
@@ -506,7 +502,7 @@ mod tests {
             manifest: "sha256:00".into(),
             spec: serde_json::json!({}),
             stop_signal: 15,
-            network: NetworkMode::None,
+            network: crate::NetworkMode::None,
             ports: vec![],
             dns: vec![],
             kernel: None,
@@ -526,6 +522,7 @@ mod tests {
             labels: Default::default(),
             restart: Default::default(),
             aliases: Vec::new(),
+            more_networks: Vec::new(),
         }
     }
 

@@ -69,11 +69,20 @@ fn names(container: &ContainerId) -> (String, MacAddress) {
     (hex, MacAddress::local_from_seed(seed))
 }
 
+/// The MAC of `container`'s card on `network`: one of its own for each
+/// network, so a guest on several networks tells its cards apart.
+fn mac_on(container: &ContainerId, network: &str) -> MacAddress {
+    let hash = Sha256::digest(format!("{container}\n{network}").as_bytes());
+    let mut seed = [0u8; 6];
+    seed.copy_from_slice(&hash[..6]);
+    MacAddress::local_from_seed(seed)
+}
+
 /// What a lease lets its guest send from, when it has a device.
 fn guest_of(lease: &Lease) -> Option<Guest> {
     Some(Guest {
         device: lease.device.clone()?,
-        mac: names(&lease.container).1,
+        mac: lease.mac.unwrap_or_else(|| names(&lease.container).1),
         address: lease.address,
     })
 }
@@ -97,13 +106,15 @@ impl NetworkManager {
             }
         }
         let ipam = self.ipam(&config)?;
-        let (hash, mac) = names(container);
+        let hash = names(container).0;
+        let mac = mac_on(container, &config.name);
         let lease = ipam.lease_with(
             container,
             |address| match endpoint {
                 Endpoint::Tap => self.names.tap(&config.name, address),
                 Endpoint::Veth { .. } => self.names.veth_pair(&hash).0,
             },
+            mac,
             ports,
         )?;
         let device = lease.device.clone().unwrap_or_default();

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use containerization_netlink::MacAddress;
+
 use super::PublishedPort;
 use crate::{ContainerId, Error, state_file};
 
@@ -31,6 +33,10 @@ pub struct Lease {
     /// Ports published from the host to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PublishedPort>,
+    /// The MAC its guest sends from, when it has a device (leases made
+    /// before it was kept use the one made from the container's id alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddress>,
 }
 
 /// The address allocator of one network.
@@ -120,6 +126,7 @@ impl Ipam {
                 address6,
                 device: None,
                 ports: Vec::new(),
+                mac: None,
             };
             leases.push(lease.clone());
             Ok(lease)
@@ -127,11 +134,13 @@ impl Ipam {
     }
 
     /// Like [`Ipam::lease`], recording at once the host-side device (named
-    /// from the address by `device`) and the published ports: one write.
+    /// from the address by `device`), the guest's MAC and the published
+    /// ports: one write.
     pub(crate) fn lease_with(
         &self,
         container: &ContainerId,
         device: impl FnOnce(Ipv4Addr) -> String,
+        mac: MacAddress,
         ports: &[PublishedPort],
     ) -> Result<Lease, Error> {
         self.update(|leases| {
@@ -145,12 +154,14 @@ impl Ipam {
                         address6,
                         device: None,
                         ports: Vec::new(),
+                        mac: None,
                     });
                     leases.len() - 1
                 }
             };
             let lease = &mut leases[index];
             lease.device = Some(device(lease.address));
+            lease.mac = Some(mac);
             lease.ports = ports.to_vec();
             Ok(lease.clone())
         })

@@ -308,18 +308,19 @@ async fn start_vm(
         ready_timeout: inner.ready_timeout,
     };
     let kernel = sandbox::kernel_named(&inner.root, config.kernel.as_deref())?;
+    let attachments: &[Attachment] = attachment.map_or(&[], std::slice::from_ref);
     let mut vm_config = sandbox::base_vm_config(
         &context,
         kernel,
         &[],
         vm_dir,
         (config.vcpus, config.vm_memory_mib),
-        attachment,
+        attachments,
     )?;
     vm_config.attachable_disks = true;
-    let (vm, agent) = sandbox::start_from_template(&context, &vm_config, attachment).await?;
+    let (vm, agent) = sandbox::start_from_template(&context, &vm_config, attachments).await?;
     let (networked, written) = tokio::join!(
-        sandbox::configure_eth0(&agent, attachment),
+        sandbox::configure_interfaces(&agent, attachments),
         sandbox::write_etc_files(&agent, &config.hostname, &config.dns, attachment, &[])
     );
     networked?;

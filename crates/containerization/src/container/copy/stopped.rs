@@ -84,6 +84,7 @@ impl CopyVm {
         // No network: a copy needs none, and takes no address.
         let mut config = self.config.clone();
         config.network = NetworkMode::None;
+        config.more_networks.clear();
         config.ports.clear();
         let context = BootContext {
             root: &self.inner.root,
