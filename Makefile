@@ -12,7 +12,7 @@ build:
 	cargo build --workspace --all-targets
 	cargo build -p vminitd --target $(MUSL_TARGET)
 
-## The optimized guest kernel (kernel/build.sh; about 7 minutes the first time, cached after).
+## The optimized guest kernel (kernel/build.sh; about 5 minutes the first time on 2 idle cores, cached after).
 kernel: setup
 	kernel/locked-build.sh
 
