@@ -673,6 +673,7 @@ fn space_freed_in_the_guest_returns_to_the_host() {
 #[test]
 fn containers_restored_from_a_template_get_their_own_randomness_clock_and_mac() {
     let world = World::new();
+    containerization_testkit::own_templates(world.root.path()).expect("own templates");
     let probe = [
         "sh",
         "-c",

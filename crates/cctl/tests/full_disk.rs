@@ -31,6 +31,7 @@ fn a_full_disk_fails_writes_but_never_hangs_or_locks_the_user_out() {
     // VM templates (a few hundred MiB of saved RAM) live elsewhere: this is
     // about the container's own writes.
     let templates = tempfile::tempdir().expect("templates folder");
+    std::fs::remove_file(world.root.path().join("templates")).expect("unlink shared templates");
     std::os::unix::fs::symlink(templates.path(), world.root.path().join("templates"))
         .expect("link templates");
     // The container fills the disk its root file system lives on (not with

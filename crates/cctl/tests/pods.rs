@@ -265,6 +265,7 @@ fn containers_of_a_pod_share_localhost_and_volumes_and_come_and_go_while_it_runs
 #[test]
 fn a_pod_restored_from_a_template_gives_each_container_its_own_disk_and_keeps_the_template() {
     let world = World::new();
+    containerization_testkit::own_templates(world.root.path()).expect("own templates");
     create_pod(&world, "first", &["--network", "none"]);
     let templates = world.root.path().join("templates");
     let template_files = || {

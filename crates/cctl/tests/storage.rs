@@ -138,6 +138,7 @@ fn bases_go_with_their_last_user_and_prune_collects_what_killed_builds_left() {
 #[test]
 fn system_prune_removes_what_nothing_uses_and_asks_first() {
     let world = World::new();
+    containerization_testkit::own_templates(world.root.path()).expect("own templates");
     // A run leaves a VM template behind, which df counts and prune removes.
     assert_eq!(world.run(&[], &["true"]).code, 0);
     let templates = df_line(&world, "VM templates");

@@ -61,7 +61,9 @@ pub use fixtures::{
 };
 pub use hostile::{Expect, Found, HostileCase, Outcome, Sentinels, hostile_cases, hostile_image};
 pub use netns::{NamedNetns, enter_new_network_namespace};
-pub use paths::{kernel_catalogue_dir, shared_state_root, state_root, test_cache_dir};
+pub use paths::{
+    kernel_catalogue_dir, own_templates, shared_state_root, state_root, test_cache_dir,
+};
 pub use registry::{Credentials, Registry, RegistryBuilder};
 pub use request_log::LoggedRequest;
 pub use supervise::Supervised;

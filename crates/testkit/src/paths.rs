@@ -34,19 +34,30 @@ pub fn state_root() -> PathBuf {
 }
 
 /// A new, empty state root in `parent` (its name starting with `prefix`)
-/// that shares the real one's kernels, tools and initramfs cache (what
-/// `scripts/setup` and earlier runs made), for a test's containers.
+/// that shares the real one's kernels, tools, initramfs cache and VM
+/// templates (what `scripts/setup` and earlier runs made), for a test's
+/// containers: a VM shape's template is built once for the whole suite.
+/// A test that counts or prunes templates takes [`own_templates`].
 pub fn shared_state_root(
     parent: &std::path::Path,
     prefix: &str,
 ) -> std::io::Result<tempfile::TempDir> {
     let root = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
     let real = state_root();
-    for shared in ["kernels", "tools", "initramfs"] {
+    for shared in ["kernels", "tools", "initramfs", "templates"] {
         std::fs::create_dir_all(real.join(shared))?;
         std::os::unix::fs::symlink(real.join(shared), root.path().join(shared))?;
     }
     Ok(root)
+}
+
+/// Gives the state root `root` (from [`shared_state_root`]) VM templates
+/// of its own, for a test that counts, prunes or fills them; the shared
+/// ones are left alone.
+pub fn own_templates(root: &std::path::Path) -> std::io::Result<()> {
+    let templates = root.join("templates");
+    std::fs::remove_file(&templates)?;
+    std::fs::create_dir(&templates)
 }
 
 /// The guest kernel catalogue that `scripts/setup` fills.
