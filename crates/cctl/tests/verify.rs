@@ -75,6 +75,70 @@ fn create(world: &World, image: &str) -> Ran {
     ran
 }
 
+/// `cctl create` outside the test's namespace (where the registry is), so
+/// it may pull, with the debug log on; removes the container it made.
+fn create_on_host(world: &World, image: &str) -> Ran {
+    let ran: Ran = std::process::Command::new(env!("CARGO_BIN_EXE_cctl"))
+        .args([
+            "create",
+            "--name",
+            "probe",
+            "--network",
+            "none",
+            image,
+            "true",
+        ])
+        .env("CZ_ROOT", world.root.path())
+        .env("CZ_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cctl runs")
+        .into();
+    if ran.code == 0 {
+        let removed = world.cctl(&["rm", "probe"]);
+        assert_eq!(removed.code, 0, "{removed:?}");
+    }
+    ran
+}
+
+#[test]
+fn a_new_images_base_is_written_while_it_pulls() {
+    let world = World::new();
+    let fresh = world
+        .registry
+        .push(
+            &containerization_testkit::fixture(containerization_testkit::Fixture::Busybox)
+                .expect("busybox fixture"),
+            "test/fresh:1",
+        )
+        .expect("push");
+    // Nothing of it is stored: its blobs download, and the base is
+    // written from them as they arrive.
+    let removed = world.cctl(&["image", "rm", &world.image]);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let made = create_on_host(&world, &fresh);
+    assert_eq!(made.code, 0, "{made:?}");
+    let built = |ran: &Ran| {
+        ran.stderr
+            .matches("built the base root file system while pulling")
+            .count()
+    };
+    assert_eq!(built(&made), 1, "{made:?}");
+    // Built once: the container's creation found it.
+    assert_eq!(
+        made.stderr.matches("built a base root file system").count(),
+        1,
+        "{made:?}"
+    );
+    assert_eq!(bases(&world).len(), 1);
+    assert!(made.stderr.contains("bytes_before_stored="), "{made:?}");
+    // A stored image is not pulled, and its base is not built again.
+    let again = create_on_host(&world, &fresh);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(built(&again), 0, "{again:?}");
+    assert_eq!(bases(&world).len(), 1);
+}
+
 #[test]
 fn rotten_blobs_are_refused_where_read_reported_by_check_and_repaired_by_a_pull() {
     let world = World::new();
@@ -168,15 +232,21 @@ fn a_layer_that_lies_about_its_diff_id_pulls_but_builds_nothing() {
     let removed = world.cctl(&["image", "rm", &lying]);
     assert_eq!(removed.code, 0, "{removed:?}");
 
-    // Its blobs are all whole: the pull succeeds.
-    let pulled = world.cctl_on_host(&["image", "pull", &lying]);
-    assert_eq!(pulled.code, 0, "{pulled:?}");
     let layer = Digest::try_from(resolved.manifest.layers()[0].digest()).expect("digest");
     let names_the_layer = |ran: &Ran| {
         assert_ne!(ran.code, 0, "{ran:?}");
         assert!(ran.stderr.contains(&layer.to_string()), "{ran:?}");
         assert!(ran.stderr.contains("uncompresses to"), "{ran:?}");
     };
+    // A create that pulls it writes its base while the layers download,
+    // and keeps none: the layer is refused there too, and named.
+    let made = create_on_host(&world, &lying);
+    names_the_layer(&made);
+    assert!(bases(&world).is_empty(), "{:?}", bases(&world));
+
+    // Its blobs are all whole: the pull succeeds.
+    let pulled = world.cctl_on_host(&["image", "pull", &lying]);
+    assert_eq!(pulled.code, 0, "{pulled:?}");
     // The true image's base, built first, records its layer as checked
     // against the true diff_id; that does not vouch for the lie.
     let made = create(&world, &world.image);

@@ -133,6 +133,11 @@ impl StateRoot {
         KernelCatalogue::new(self.path.join("kernels"))
     }
 
+    /// The cache of base root file systems (`rootfs/`).
+    pub fn rootfs(&self) -> crate::rootfs::RootfsCache {
+        crate::rootfs::RootfsCache::new(self.path.join("rootfs"))
+    }
+
     /// Host networking state: address leases and network definitions (`network/`).
     pub fn network_dir(&self) -> PathBuf {
         self.path.join("network")

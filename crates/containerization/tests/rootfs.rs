@@ -26,6 +26,15 @@ struct Busybox {
 /// The busybox fixture's manifest digest, and its layers (lowest first)
 /// copied into a fresh content store.
 fn busybox() -> Busybox {
+    let (image, blobs) = busybox_unstored();
+    for (layer, bytes) in image.layers.iter().zip(blobs) {
+        image.content.put_blob(&layer.digest, &bytes).expect("copy");
+    }
+    image
+}
+
+/// [`busybox`] with an empty content store, and each layer's blob.
+fn busybox_unstored() -> (Busybox, Vec<Vec<u8>>) {
     let image = fixture(Fixture::Busybox).expect("fixture");
     let layout = image.layout();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -45,7 +54,7 @@ fn busybox() -> Busybox {
     let config = json(manifest_json["config"]["digest"].as_str().expect("config"));
     let content =
         ContentStore::open(&dir.path().join("content"), &dir.path().join("ingest")).expect("store");
-    let layers = manifest_json["layers"]
+    let (layers, blobs) = manifest_json["layers"]
         .as_array()
         .expect("layers")
         .iter()
@@ -58,16 +67,16 @@ fn busybox() -> Busybox {
             )
             .expect("layer");
             let bytes = std::fs::read(fixture_store.blob_path(&layer.digest)).expect("blob");
-            content.put_blob(&layer.digest, &bytes).expect("copy");
-            layer
+            (layer, bytes)
         })
-        .collect();
-    Busybox {
+        .unzip();
+    let image = Busybox {
         manifest: manifest.parse().expect("digest"),
         _dir: dir,
         content,
         layers,
-    }
+    };
+    (image, blobs)
 }
 
 impl Busybox {
@@ -431,4 +440,156 @@ fn a_missing_base_is_reported_and_nothing_is_created() {
     let error = writable_clone(&tmp.path().join("nope.ext4"), &dest).expect_err("no base to clone");
     assert!(error.to_string().contains("nope.ext4"), "{error}");
     assert!(!dest.exists());
+}
+
+/// Writes each blob into `content` as a pull does (its ingest file, in
+/// small pieces, then stored), with `damage` applied to the bytes first;
+/// stops after `upto` bytes of each blob when given (a pull that broke).
+/// Returns whether every blob was stored.
+fn download(
+    content: &ContentStore,
+    layers: &[StoredLayer],
+    blobs: &[Vec<u8>],
+    damage: impl Fn(&mut Vec<u8>),
+    upto: Option<usize>,
+) -> bool {
+    use containerization_oci::store::IngestStart;
+    let mut stored = true;
+    for (layer, bytes) in layers.iter().zip(blobs) {
+        let mut bytes = bytes.clone();
+        damage(&mut bytes);
+        let IngestStart::Writer(mut ingest) = content
+            .begin_ingest(&layer.digest, layer.size)
+            .expect("ingest")
+        else {
+            panic!("already stored");
+        };
+        let end = upto.unwrap_or(bytes.len()).min(bytes.len());
+        for piece in bytes[..end].chunks(32 << 10) {
+            ingest.write(piece).expect("write");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if upto.is_some() {
+            return false;
+        }
+        stored &= ingest.commit().is_ok();
+    }
+    stored
+}
+
+#[test]
+fn a_base_is_written_while_its_layers_download_and_matches_one_built_after() {
+    use containerization_oci::store::BlobFollower;
+    let (image, blobs) = busybox_unstored();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = RootfsCache::new(tmp.path().join("rootfs"));
+    let follower = BlobFollower::new();
+    let base = std::thread::scope(|scope| {
+        let building = scope.spawn(|| {
+            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
+        });
+        assert!(download(
+            &image.content,
+            &image.layers,
+            &blobs,
+            |_| {},
+            None
+        ));
+        building.join().expect("the build thread")
+    })
+    .expect("the base is built as the layers arrive");
+    // The build read the layers as they arrived, not after.
+    let early = follower.bytes_before_stored();
+    assert!(early > 0, "no byte was read before its blob was stored");
+    eprintln!("{early} bytes read before their blobs were stored");
+    let (ok, out) = run("e2fsck", &["-fn", text(&base)]);
+    assert!(ok, "{out}");
+    let (ok, out) = run("debugfs", &["-R", "stat /bin/busybox", text(&base)]);
+    assert!(ok && out.contains("Type: regular"), "{out}");
+    // The same file system as a base built from the stored layers.
+    let other = tempfile::tempdir().expect("tempdir");
+    let after = image
+        .base(&RootfsCache::new(other.path().join("rootfs")))
+        .expect("a base from the stored layers");
+    let listing = |base: &Path| run("debugfs", &["-R", "ls -l /bin", text(base)]).1;
+    assert_eq!(listing(&base), listing(&after));
+    let names: Vec<_> = std::fs::read_dir(cache.dir())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "one base and nothing else: {names:?}");
+}
+
+#[test]
+fn a_base_written_while_downloading_is_dropped_when_the_download_is_bad_or_stops() {
+    use containerization_oci::store::BlobFollower;
+    let (image, blobs) = busybox_unstored();
+    let leftovers = |cache: &RootfsCache| -> Vec<String> {
+        std::fs::read_dir(cache.dir())
+            .map(|entries| {
+                entries
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Bytes damaged on the way: the download's own check refuses them at
+    // its end, and the build, which read them first, refuses them too,
+    // naming the layer; the store's blobs are not set aside (none is).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = RootfsCache::new(tmp.path().join("rootfs"));
+    let follower = BlobFollower::new();
+    let error = std::thread::scope(|scope| {
+        let building = scope.spawn(|| {
+            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
+        });
+        let stored = download(
+            &image.content,
+            &image.layers,
+            &blobs,
+            |bytes| {
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x10;
+            },
+            None,
+        );
+        assert!(!stored, "the download refuses the damaged bytes");
+        // Like a pull, which stops at its first failure.
+        follower.stop();
+        building.join().expect("the build thread")
+    })
+    .expect_err("a damaged download builds nothing");
+    let message = error.to_string();
+    assert!(message.contains("layer 1 is refused"), "{message}");
+    assert!(
+        message.contains(&image.layers[0].digest.to_string()),
+        "{message}"
+    );
+    assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
+    assert!(!image.content.contains(&image.layers[0].digest));
+
+    // A download that stops half way: the pull stops its readers.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = RootfsCache::new(tmp.path().join("rootfs"));
+    let follower = BlobFollower::new();
+    let (image, blobs) = busybox_unstored();
+    let error = std::thread::scope(|scope| {
+        let building = scope.spawn(|| {
+            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
+        });
+        let half = blobs[0].len() / 2;
+        assert!(!download(
+            &image.content,
+            &image.layers,
+            &blobs,
+            |_| {},
+            Some(half)
+        ));
+        follower.stop();
+        building.join().expect("the build thread")
+    })
+    .expect_err("a broken download builds nothing");
+    assert!(error.to_string().contains("layer 1 is refused"), "{error}");
+    assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
 }

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use containerization::{CreateOptions, NetworkJoin, NetworkMode, StateRoot, spec};
 use containerization_oci::Reference;
-use containerization_oci::store::ImageStore;
+use containerization_oci::registry::PullPlan;
+use containerization_oci::store::{BlobFollower, ImageStore};
 
 use super::flags::{PortFlag, parse_cpus, parse_memory};
 use crate::image::{PlatformOptions, RegistryOptions, progress::Progress, store_name};
@@ -260,9 +261,62 @@ impl CreateArgs {
             .with_context(|| format!("{:?} is not an image reference", self.image))?;
         let progress = Progress::new();
         let client = crate::image::client(root, &self.registry, &reference, Some(progress.sink()))?;
-        let pulled = client.pull(&store, &reference, &platform).await;
+        if std::env::var("CZ_BUILD_WHILE_PULLING").as_deref() == Ok("0") {
+            // Two passes: the pull, then the base (for comparison).
+            let pulled = client.pull(&store, &reference, &platform).await;
+            progress.finish();
+            return Ok(pulled
+                .with_context(|| format!("cannot pull {reference}"))?
+                .name);
+        }
+        // The base root file system is written while the layers download
+        // (the container needs it next): one pass instead of two.
+        let follower = BlobFollower::new();
+        let (plan_sender, plan) = tokio::sync::oneshot::channel();
+        let pull = async {
+            let pulled = client
+                .pull_planned(&store, &reference, &platform, plan_sender)
+                .await;
+            if pulled.is_err() {
+                follower.stop();
+            }
+            pulled
+        };
+        let (pulled, ()) = tokio::join!(
+            pull,
+            build_while_pulling(root, &store, plan, follower.clone())
+        );
         progress.finish();
         let image = pulled.with_context(|| format!("cannot pull {reference}"))?;
         Ok(image.name)
+    }
+}
+
+/// Builds the base root file system of the image being pulled, once the
+/// pull sends its plan, reading each layer as it arrives. A build that
+/// fails costs only time: the container's creation builds the base again
+/// from the stored layers, and reports what is wrong with them.
+async fn build_while_pulling(
+    root: &StateRoot,
+    store: &ImageStore,
+    plan: tokio::sync::oneshot::Receiver<PullPlan>,
+    follower: BlobFollower,
+) {
+    let Ok(plan) = plan.await else { return };
+    let cache = root.rootfs();
+    let content = store.content().clone();
+    let watcher = follower.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        cache.base_following(&plan.manifest, &content, &plan.layers, &follower)
+    })
+    .await;
+    match built {
+        Ok(Ok(path)) => tracing::debug!(
+            base = %path.display(),
+            bytes_before_stored = watcher.bytes_before_stored(),
+            "built the base root file system while pulling"
+        ),
+        Ok(Err(e)) => tracing::debug!("the base was not built while pulling: {e}"),
+        Err(e) => tracing::debug!("the base was not built while pulling: {e}"),
     }
 }

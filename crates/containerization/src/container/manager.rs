@@ -274,7 +274,7 @@ impl ContainerManager {
     /// agent) as PID 1.
     pub fn new(root: StateRoot, vminitd: impl Into<PathBuf>) -> Self {
         let store = ContainerStore::new(root.path().join("containers"), root.run_dir());
-        let rootfs = RootfsCache::new(root.path().join("rootfs"));
+        let rootfs = root.rootfs();
         let pods = crate::pod::PodStore::new(root.path().join("pods"), root.run_dir());
         Self {
             inner: Arc::new(Inner {

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use containerization_ext4::{FormatOptions, Formatter, Summary};
 use containerization_oci::layer::{CheckedLayer, StoredLayer};
-use containerization_oci::store::ContentStore;
+use containerization_oci::store::{BlobFollower, ContentStore};
 use rustix::fs::RenameFlags;
 use rustix::io::Errno;
 
@@ -45,6 +45,9 @@ const GIB: u64 = 1 << 30;
 pub(crate) struct Layers<'a> {
     pub(crate) content: &'a ContentStore,
     pub(crate) layers: &'a [StoredLayer],
+    /// Read as a pull downloads them, when given (see
+    /// [`ContentStore::open_layer_following`]); else from the store.
+    pub(crate) follow: Option<&'a BlobFollower>,
 }
 
 /// Builds the base for `image` from `layers` at `target`, going through
@@ -185,7 +188,10 @@ fn build_once(
         layers
             .layers
             .get(number)
-            .map(|layer| layers.content.open_layer(layer))
+            .map(|layer| match layers.follow {
+                Some(follower) => Ok(layers.content.open_layer_following(layer, follower)),
+                None => layers.content.open_layer(layer),
+            })
             .transpose()
             .map_err(refused(number + 1))
     };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use containerization_oci::Digest;
 use containerization_oci::layer::StoredLayer;
-use containerization_oci::store::ContentStore;
+use containerization_oci::store::{BlobFollower, ContentStore};
 
 use super::build::{self, Layers};
 use super::lock::BuildLock;
@@ -76,7 +76,79 @@ impl RootfsCache {
             build::build(
                 path,
                 partial,
-                Layers { content, layers },
+                Layers {
+                    content,
+                    layers,
+                    follow: None,
+                },
+                &manifest.to_string(),
+            )
+            .map(drop)
+        })
+    }
+
+    /// [`RootfsCache::base`] for an image a pull is still downloading: each
+    /// layer is read as it arrives, through `follower` (see
+    /// [`ContentStore::open_layer_following`]), so the base is written
+    /// while the download runs instead of after it. Every byte gets the
+    /// same checks, and a base is kept only if every layer passes them; if
+    /// the pull fails, [`BlobFollower::stop`] makes this fail too, leaving
+    /// nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(
+    /// #     client: containerization_oci::registry::RegistryClient,
+    /// #     store: containerization_oci::store::ImageStore,
+    /// #     reference: containerization_oci::Reference,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// use containerization::rootfs::RootfsCache;
+    /// use containerization_oci::Platform;
+    /// use containerization_oci::store::BlobFollower;
+    ///
+    /// let cache = RootfsCache::new("/srv/cz/rootfs");
+    /// let follower = BlobFollower::new();
+    /// let (sender, plan) = tokio::sync::oneshot::channel();
+    /// let content = store.content().clone();
+    /// let pull = async {
+    ///     let pulled = client.pull_planned(&store, &reference, &Platform::host(), sender).await;
+    ///     if pulled.is_err() {
+    ///         follower.stop(); // no more bytes will come: the build fails now
+    ///     }
+    ///     pulled
+    /// };
+    /// let (pulled, built) = tokio::join!(
+    ///     pull,
+    ///     async {
+    ///         let plan = plan.await.ok()?;
+    ///         let follower = follower.clone();
+    ///         tokio::task::spawn_blocking(move || {
+    ///             cache.base_following(&plan.manifest, &content, &plan.layers, &follower)
+    ///         })
+    ///         .await
+    ///         .ok()
+    ///     },
+    /// );
+    /// pulled?;
+    /// println!("base: {:?}", built);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn base_following(
+        &self,
+        manifest: &Digest,
+        content: &ContentStore,
+        layers: &[StoredLayer],
+        follower: &BlobFollower,
+    ) -> Result<PathBuf, Error> {
+        self.build_once(manifest, |path, partial| {
+            build::build(
+                path,
+                partial,
+                Layers {
+                    content,
+                    layers,
+                    follow: Some(follower),
+                },
                 &manifest.to_string(),
             )
             .map(drop)

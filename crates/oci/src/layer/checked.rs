@@ -24,7 +24,7 @@ use oci_spec::image::Descriptor;
 use crate::layer::decoder_buffered;
 use crate::manifest::descriptor_digest;
 use crate::media_type::{self, Compression, Kind};
-use crate::store::{ContentStore, ResolvedImage};
+use crate::store::{BlobFollower, ContentStore, ResolvedImage};
 use crate::{Digest, Error, Hasher, Result};
 
 /// Size of each chunk handed over.
@@ -102,6 +102,9 @@ struct Outcome {
 pub struct CheckedLayer {
     store: ContentStore,
     layer: StoredLayer,
+    /// Whether the bytes are the stored blob's (a damaged one is set aside),
+    /// not a download's.
+    stored: bool,
     /// Whether the store already knew that the blob uncompresses to the
     /// layer's `diff_id` (then the inflated bytes are not hashed again).
     known: bool,
@@ -143,6 +146,32 @@ impl ContentStore {
     /// ```
     pub fn open_layer(&self, layer: &StoredLayer) -> Result<CheckedLayer> {
         let file = self.open_blob(&layer.digest)?;
+        Ok(self.open_layer_from(layer, Box::new(file), true))
+    }
+
+    /// Opens a layer that a pull is still downloading, reading its bytes as
+    /// they arrive ([`ContentStore::follow_blob`]), with the same checks
+    /// and verdict as [`ContentStore::open_layer`]. A blob found damaged is
+    /// not set aside: the bytes were the download's, which checks them
+    /// again before it stores them.
+    pub fn open_layer_following(
+        &self,
+        layer: &StoredLayer,
+        follower: &BlobFollower,
+    ) -> CheckedLayer {
+        let blob = self.follow_blob(&layer.digest, layer.size, follower);
+        self.open_layer_from(layer, Box::new(blob), false)
+    }
+
+    /// A [`CheckedLayer`] reading the blob's bytes from `blob`; a damaged
+    /// one is set aside when `stored`.
+    fn open_layer_from(
+        &self,
+        layer: &StoredLayer,
+        blob: Box<dyn Read + Send>,
+        stored: bool,
+    ) -> CheckedLayer {
+        let file = blob;
         // An uncompressed layer's diff_id is its digest, checked anyway.
         let known = layer.diff_id.is_some()
             && (self.checked_diff_id(&layer.digest) == layer.diff_id
@@ -172,16 +201,17 @@ impl ContentStore {
                 inflated,
             }
         });
-        Ok(CheckedLayer {
+        CheckedLayer {
             store: self.clone(),
             layer: layer.clone(),
+            stored,
             known,
             receiver: Some(receiver),
             current: Vec::new(),
             position: 0,
             thread: Some(thread),
             outcome: None,
-        })
+        }
     }
 }
 
@@ -249,7 +279,7 @@ impl CheckedLayer {
         match compressed {
             None => Err(self.unreadable("the blob could not be read".to_owned())),
             Some((_, count)) if count != layer.size => {
-                self.store.set_aside(&layer.digest);
+                self.set_aside();
                 Err(Error::SizeMismatch {
                     digest: layer.digest.to_string(),
                     expected: layer.size,
@@ -257,13 +287,20 @@ impl CheckedLayer {
                 })
             }
             Some((actual, _)) if actual != layer.digest => {
-                self.store.set_aside(&layer.digest);
+                self.set_aside();
                 Err(Error::DamagedBlob {
                     digest: layer.digest.to_string(),
                     actual: actual.to_string(),
                 })
             }
             Some(_) => Ok(()),
+        }
+    }
+
+    /// Sets a damaged stored blob aside, so the next pull fetches it again.
+    fn set_aside(&self) {
+        if self.stored {
+            self.store.set_aside(&self.layer.digest);
         }
     }
 
@@ -355,7 +392,7 @@ fn inflate(
 
 /// Hashes and counts every byte read through it.
 struct HashingReader {
-    inner: std::fs::File,
+    inner: Box<dyn Read + Send>,
     hasher: Hasher,
     count: u64,
 }

@@ -15,4 +15,4 @@ pub use auth::Challenge;
 pub use client::RegistryClient;
 pub use config::ClientConfig;
 pub use credentials::{Credential, CredentialStore};
-pub use pull::FetchedManifest;
+pub use pull::{FetchedManifest, PullPlan};

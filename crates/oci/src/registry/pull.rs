@@ -8,6 +8,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
+use crate::layer::StoredLayer;
 use crate::limits::{MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, read_body};
 use crate::manifest::{Document, descriptor_digest, parse_config, parse_document, select_manifest};
 use crate::media_type::{self, Kind};
@@ -36,6 +37,17 @@ impl FetchedManifest {
             oci_spec::image::Digest::try_from(&self.digest)?,
         ))
     }
+}
+
+/// What a pull stores for its platform, known once the platform's manifest
+/// and config are in, before the layers are: enough for a build to start
+/// reading the layers as they download ([`ContentStore::open_layer_following`](crate::store::ContentStore::open_layer_following)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullPlan {
+    /// The platform manifest's digest (what a root file system is named by).
+    pub manifest: Digest,
+    /// Its layers, lowest first, each with its config's `diff_id`.
+    pub layers: Vec<StoredLayer>,
 }
 
 pub(crate) fn target(reference: &Reference, actions: &str) -> Target {
@@ -128,7 +140,23 @@ impl RegistryClient {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<Image> {
-        self.pull_selected(store, reference, Some(platform)).await
+        self.pull_selected(store, reference, Some(platform), None)
+            .await
+    }
+
+    /// [`RegistryClient::pull`], sending the [`PullPlan`] to `plan` as soon
+    /// as the manifest and config are stored, while the layers download.
+    /// Nothing is sent when the config cannot be read as an image config
+    /// (the pull itself goes on).
+    pub async fn pull_planned(
+        &self,
+        store: &ImageStore,
+        reference: &Reference,
+        platform: &Platform,
+        plan: tokio::sync::oneshot::Sender<PullPlan>,
+    ) -> Result<Image> {
+        self.pull_selected(store, reference, Some(platform), Some(plan))
+            .await
     }
 
     /// Pulls `reference` with every platform its index lists, so the index can
@@ -138,7 +166,7 @@ impl RegistryClient {
         store: &ImageStore,
         reference: &Reference,
     ) -> Result<Image> {
-        self.pull_selected(store, reference, None).await
+        self.pull_selected(store, reference, None, None).await
     }
 
     async fn pull_selected(
@@ -146,6 +174,7 @@ impl RegistryClient {
         store: &ImageStore,
         reference: &Reference,
         platform: Option<&Platform>,
+        mut plan: Option<tokio::sync::oneshot::Sender<PullPlan>>,
     ) -> Result<Image> {
         let root = self.fetch_manifest(reference).await?;
         // Blobs written by this pull stay unnamed until the end: keep GC off.
@@ -165,7 +194,9 @@ impl RegistryClient {
                     if platform.is_some() {
                         crate::manifest::check_layer_types(&m, &current.digest.to_string())?;
                     }
-                    self.pull_manifest_blobs(store, reference, &m).await?;
+                    let planned = plan.take().map(|sender| (current.digest.clone(), sender));
+                    self.pull_manifest_blobs(store, reference, &m, planned)
+                        .await?;
                 }
                 Document::Index(index) => {
                     if depth > 4 {
@@ -209,6 +240,7 @@ impl RegistryClient {
         store: &ImageStore,
         reference: &Reference,
         manifest: &ImageManifest,
+        plan: Option<(Digest, tokio::sync::oneshot::Sender<PullPlan>)>,
     ) -> Result<()> {
         let config_descriptor = manifest.config().clone();
         let config_digest = descriptor_digest(&config_descriptor)?;
@@ -227,6 +259,13 @@ impl RegistryClient {
         let config_job = async move {
             self.fetch_blob(store, reference, &config_descriptor, None)
                 .await?;
+            if let Some((digest, sender)) = plan {
+                match plan_of(store, manifest, &config_digest, digest) {
+                    // A plan nobody waits for any more is dropped.
+                    Ok(plan) => drop(sender.send(plan)),
+                    Err(e) => tracing::debug!("no plan for the layers: {e}"),
+                }
+            }
             if check {
                 let bytes = store.content().read_blob(&config_digest)?;
                 let config = parse_config(&bytes, &config_digest.to_string())?;
@@ -271,4 +310,37 @@ impl RegistryClient {
             .await?;
         Ok(())
     }
+}
+
+/// The plan for `manifest` (named `digest`), whose config `config` is stored.
+fn plan_of(
+    store: &ImageStore,
+    manifest: &ImageManifest,
+    config: &Digest,
+    digest: Digest,
+) -> Result<PullPlan> {
+    let bytes = store.content().read_blob(config)?;
+    let parsed = parse_config(&bytes, &config.to_string())?;
+    let diff_ids = parsed.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Error::InvalidDocument {
+            what: config.to_string(),
+            kind: "image config",
+            reason: format!(
+                "it lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                manifest.layers().len()
+            ),
+        });
+    }
+    let layers = manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(layer, diff_id)| StoredLayer::new(layer, Some(diff_id.parse()?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PullPlan {
+        manifest: digest,
+        layers,
+    })
 }

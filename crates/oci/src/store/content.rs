@@ -84,6 +84,12 @@ impl ContentStore {
             .join(digest.hex())
     }
 
+    /// Where blob `digest` is written while it arrives (see [`Ingest`]).
+    pub fn ingest_path(&self, digest: &Digest) -> PathBuf {
+        self.ingest
+            .join(format!("{}-{}", digest.algorithm().name(), digest.hex()))
+    }
+
     /// Whether the store holds `digest`.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
@@ -168,9 +174,7 @@ impl ContentStore {
             return Ok(IngestStart::Present);
         }
         let gc = FileLock::shared(&self.gc_lock_path())?;
-        let path = self
-            .ingest
-            .join(format!("{}-{}", digest.algorithm().name(), digest.hex()));
+        let path = self.ingest_path(digest);
         loop {
             let file = open_lock_file(&path)?;
             rustix::fs::flock(&file, FlockOperation::LockExclusive).at("lock", &path)?;

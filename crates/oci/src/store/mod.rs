@@ -4,6 +4,7 @@
 mod check;
 mod checked;
 mod content;
+mod follow;
 mod gc;
 mod image;
 mod lock;
@@ -11,6 +12,7 @@ mod sources;
 
 pub use check::{CheckReport, Problem};
 pub use content::{ContentStore, Ingest, IngestStart, digest_of};
+pub use follow::{BlobFollower, FollowedBlob};
 pub use gc::{PruneReport, Reachable, Usage};
 pub use image::{Image, ImageStore, REF_NAME, ResolvedImage};
 pub use lock::FileLock;
