@@ -256,6 +256,7 @@ impl RegistryClient {
                 Kind::Config
             );
         let (diff_ids_sender, diff_ids) = tokio::sync::watch::channel(None);
+        let in_order = plan.is_some();
         let config_job = async move {
             self.fetch_blob(store, reference, &config_descriptor, None)
                 .await?;
@@ -291,9 +292,13 @@ impl RegistryClient {
             Ok(())
         };
         // Biggest first: with more layers than slots, the biggest one should
-        // not start last and end the pull alone.
+        // not start last and end the pull alone. But a build that follows
+        // the pull reads the layers lowest first: then they start in that
+        // order, so the one it reads next is not the last to arrive.
         let mut layers: Vec<(usize, &Descriptor)> = manifest.layers().iter().enumerate().collect();
-        layers.sort_by_key(|(_, layer)| std::cmp::Reverse(layer.size()));
+        if !in_order {
+            layers.sort_by_key(|(_, layer)| std::cmp::Reverse(layer.size()));
+        }
         let layer_jobs = layers.into_iter().map(|(index, layer)| {
             let expected = check.then(|| ExpectedDiffId::FromConfig {
                 diff_ids: diff_ids.clone(),
