@@ -1,6 +1,7 @@
 //! A real `docker-registry` (the CNCF distribution registry) per test.
 //!
-//! Each [`Registry`] listens on 127.0.0.1 on a free port with its own storage
+//! Each [`Registry`] listens on 127.0.0.1 (or the address given to
+//! [`RegistryBuilder::listen_on`]) on a free port with its own storage
 //! folder, in one of three shapes: anonymous, htpasswd Basic auth, or TLS with a
 //! CA made for the test (the last two combine). It is killed when dropped; see
 //! [`crate::Supervised`] for why it also dies with the test binary.
@@ -51,6 +52,7 @@ pub struct RegistryBuilder {
     token_lifetime: Option<u64>,
     realm_host: Option<String>,
     tls: bool,
+    address: Option<Ipv4Addr>,
 }
 
 impl RegistryBuilder {
@@ -88,6 +90,14 @@ impl RegistryBuilder {
         self
     }
 
+    /// Listens on `address` instead of 127.0.0.1 (plain HTTP only: the test
+    /// CA's certificate names 127.0.0.1). A benchmark puts a registry on a
+    /// veth's address to reach it through a shaped link.
+    pub fn listen_on(mut self, address: Ipv4Addr) -> Self {
+        self.address = Some(address);
+        self
+    }
+
     /// Starts the registry and waits until it answers `/v2/`.
     pub fn start(self) -> Result<Registry> {
         let dir = tempfile::Builder::new()
@@ -120,11 +130,17 @@ impl RegistryBuilder {
             Some(token_credentials) => token_credentials.clone(),
             None => self.basic_auth.clone(),
         };
+        let address = self.address.unwrap_or(Ipv4Addr::LOCALHOST);
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
+            let port = free_port(address)?;
             let config = dir.path().join("config.yml");
-            let mut yaml = config_yaml(port, &storage, ca.as_ref(), htpasswd.as_deref());
+            let mut yaml = config_yaml(
+                SocketAddr::from((address, port)),
+                &storage,
+                ca.as_ref(),
+                htpasswd.as_deref(),
+            );
             if let Some(issuer) = &issuer {
                 yaml.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
@@ -140,6 +156,7 @@ impl RegistryBuilder {
             let child = spawn(&config, &log)?;
             let mut registry = Registry {
                 child,
+                address,
                 port,
                 ca: ca.clone(),
                 credentials: credentials.clone(),
@@ -170,6 +187,7 @@ impl RegistryBuilder {
 #[derive(Debug)]
 pub struct Registry {
     child: Supervised,
+    address: Ipv4Addr,
     port: u16,
     ca: Option<TestCa>,
     credentials: Option<Credentials>,
@@ -208,9 +226,10 @@ impl Registry {
         Credentials::new("tester", "correct horse battery staple")
     }
 
-    /// `127.0.0.1:<port>`, the registry part of an image reference.
+    /// `127.0.0.1:<port>` (or its other address), the registry part of an
+    /// image reference.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.address, self.port)
     }
 
     /// The port it listens on.
@@ -347,7 +366,7 @@ impl Registry {
     /// Waits until the process listens on its port, or reports why it did not.
     fn wait_until_listening(&mut self) -> Result<()> {
         let started = Instant::now();
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let address = SocketAddr::from((self.address, self.port));
         loop {
             if let Some(status) = self.child.try_exit_status()? {
                 return Err(self.not_ready(format!("it exited ({status})")));
@@ -382,13 +401,11 @@ impl Registry {
     }
 }
 
-/// A port on 127.0.0.1 that nothing listened on a moment ago.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).at("cannot bind", "127.0.0.1:0")?;
-    let port = listener
-        .local_addr()
-        .at("cannot read", "127.0.0.1:0")?
-        .port();
+/// A port on `address` that nothing listened on a moment ago.
+fn free_port(address: Ipv4Addr) -> Result<u16> {
+    let any = format!("{address}:0");
+    let listener = TcpListener::bind((address, 0)).at("cannot bind", &any)?;
+    let port = listener.local_addr().at("cannot read", &any)?.port();
     Ok(port)
 }
 
@@ -404,12 +421,17 @@ fn write_htpasswd(dir: &Path, credentials: &Credentials) -> Result<PathBuf> {
 }
 
 /// The registry's configuration file.
-fn config_yaml(port: u16, storage: &Path, ca: Option<&TestCa>, htpasswd: Option<&Path>) -> String {
+fn config_yaml(
+    address: SocketAddr,
+    storage: &Path,
+    ca: Option<&TestCa>,
+    htpasswd: Option<&Path>,
+) -> String {
     let mut yaml = format!(
         "version: 0.1\n\
          log:\n  level: info\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-         http:\n  addr: 127.0.0.1:{port}\n",
+         http:\n  addr: {address}\n",
         storage.display()
     );
     if let Some(ca) = ca {

@@ -2,6 +2,8 @@
 //! image's reference and the registry's process id, and waits to be killed.
 //! Benchmarks use it: `serve-image debian`, `serve-image busybox` or `serve-image multiplatform`; `make
 //! demo` names the repository too: `serve-image busybox demo/busybox:latest`.
+//! `SERVE_IMAGE_ADDRESS=10.0.0.1` makes the registry listen there instead of
+//! on 127.0.0.1 (a benchmark's shaped link).
 
 use std::io::Write;
 
@@ -25,7 +27,17 @@ fn main() -> Result<(), Error> {
     let repository = std::env::args()
         .nth(2)
         .unwrap_or_else(|| format!("bench/{which}:1"));
-    let registry = Registry::anonymous()?;
+    // SERVE_IMAGE_ADDRESS: listen there instead of on 127.0.0.1.
+    let mut builder = Registry::builder();
+    if let Ok(address) = std::env::var("SERVE_IMAGE_ADDRESS") {
+        let address = address.parse().map_err(|e| {
+            Error::Unexpected(format!(
+                "SERVE_IMAGE_ADDRESS={address} is not an IPv4 address: {e}"
+            ))
+        })?;
+        builder = builder.listen_on(address);
+    }
+    let registry = builder.start()?;
     let reference = registry.push(&image, &repository)?;
     let mut stdout = std::io::stdout();
     // The caller reads these lines; if they cannot be written, nobody listens.
