@@ -72,19 +72,7 @@ impl RootfsCache {
         content: &ContentStore,
         layers: &[StoredLayer],
     ) -> Result<PathBuf, Error> {
-        self.build_once(manifest, |path, partial| {
-            build::build(
-                path,
-                partial,
-                Layers {
-                    content,
-                    layers,
-                    follow: None,
-                },
-                &manifest.to_string(),
-            )
-            .map(drop)
-        })
+        self.base_from(manifest, content, layers, None)
     }
 
     /// [`RootfsCache::base`] for an image a pull is still downloading: each
@@ -140,18 +128,24 @@ impl RootfsCache {
         layers: &[StoredLayer],
         follower: &BlobFollower,
     ) -> Result<PathBuf, Error> {
+        self.base_from(manifest, content, layers, Some(follower))
+    }
+
+    /// [`RootfsCache::base`], reading the layers through `follow` if given.
+    fn base_from(
+        &self,
+        manifest: &Digest,
+        content: &ContentStore,
+        layers: &[StoredLayer],
+        follow: Option<&BlobFollower>,
+    ) -> Result<PathBuf, Error> {
         self.build_once(manifest, |path, partial| {
-            build::build(
-                path,
-                partial,
-                Layers {
-                    content,
-                    layers,
-                    follow: Some(follower),
-                },
-                &manifest.to_string(),
-            )
-            .map(drop)
+            let layers = Layers {
+                content,
+                layers,
+                follow,
+            };
+            build::build(path, partial, layers, &manifest.to_string()).map(drop)
         })
     }
 

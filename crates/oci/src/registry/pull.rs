@@ -268,24 +268,7 @@ impl RegistryClient {
                 }
             }
             if check {
-                let bytes = store.content().read_blob(&config_digest)?;
-                let config = parse_config(&bytes, &config_digest.to_string())?;
-                let listed = config.rootfs().diff_ids();
-                if listed.len() != manifest.layers().len() {
-                    return Err(Error::InvalidDocument {
-                        what: config_digest.to_string(),
-                        kind: "image config",
-                        reason: format!(
-                            "it lists {} diff_ids for {} layers",
-                            listed.len(),
-                            manifest.layers().len()
-                        ),
-                    });
-                }
-                let parsed = listed
-                    .iter()
-                    .map(|d| d.parse::<Digest>())
-                    .collect::<Result<Vec<_>>>()?;
+                let parsed = diff_ids_of(store, manifest, &config_digest)?;
                 // Layers that already failed no longer listen.
                 let _ = diff_ids_sender.send(Some(Arc::new(parsed)));
             }
@@ -324,28 +307,38 @@ fn plan_of(
     config: &Digest,
     digest: Digest,
 ) -> Result<PullPlan> {
-    let bytes = store.content().read_blob(config)?;
-    let parsed = parse_config(&bytes, &config.to_string())?;
-    let diff_ids = parsed.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(Error::InvalidDocument {
-            what: config.to_string(),
-            kind: "image config",
-            reason: format!(
-                "it lists {} diff_ids for {} layers",
-                diff_ids.len(),
-                manifest.layers().len()
-            ),
-        });
-    }
+    let diff_ids = diff_ids_of(store, manifest, config)?;
     let layers = manifest
         .layers()
         .iter()
         .zip(diff_ids)
-        .map(|(layer, diff_id)| StoredLayer::new(layer, Some(diff_id.parse()?)))
+        .map(|(layer, diff_id)| StoredLayer::new(layer, Some(diff_id)))
         .collect::<Result<Vec<_>>>()?;
     Ok(PullPlan {
         manifest: digest,
         layers,
     })
+}
+
+/// The `diff_ids` of `manifest`'s stored config `config`, one per layer.
+fn diff_ids_of(
+    store: &ImageStore,
+    manifest: &ImageManifest,
+    config: &Digest,
+) -> Result<Vec<Digest>> {
+    let bytes = store.content().read_blob(config)?;
+    let parsed = parse_config(&bytes, &config.to_string())?;
+    let listed = parsed.rootfs().diff_ids();
+    if listed.len() != manifest.layers().len() {
+        return Err(Error::InvalidDocument {
+            what: config.to_string(),
+            kind: "image config",
+            reason: format!(
+                "it lists {} diff_ids for {} layers",
+                listed.len(),
+                manifest.layers().len()
+            ),
+        });
+    }
+    listed.iter().map(|d| d.parse::<Digest>()).collect()
 }
