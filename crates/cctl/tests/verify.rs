@@ -68,6 +68,11 @@ fn check(world: &World) -> (serde_json::Value, Ran) {
 /// `cctl create` builds the base (if missing) without starting a VM.
 fn create(world: &World, image: &str) -> Ran {
     let ran = world.cctl(&["create", "--name", "probe", image, "true"]);
+    without_probe(world, ran)
+}
+
+/// `ran`, once the container `probe` it made (if it did) is removed.
+fn without_probe(world: &World, ran: Ran) -> Ran {
     if ran.code == 0 {
         let removed = world.cctl(&["rm", "probe"]);
         assert_eq!(removed.code, 0, "{removed:?}");
@@ -94,11 +99,7 @@ fn create_on_host(world: &World, image: &str) -> Ran {
         .output()
         .expect("cctl runs")
         .into();
-    if ran.code == 0 {
-        let removed = world.cctl(&["rm", "probe"]);
-        assert_eq!(removed.code, 0, "{removed:?}");
-    }
-    ran
+    without_probe(world, ran)
 }
 
 #[test]

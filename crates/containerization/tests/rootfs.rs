@@ -477,6 +477,23 @@ fn download(
     stored
 }
 
+/// Builds `image`'s base in `cache` through `follower` on another thread
+/// while `download` runs here, as `cctl run` does during a pull.
+fn built_while(
+    image: &Busybox,
+    cache: &RootfsCache,
+    follower: &containerization_oci::store::BlobFollower,
+    download: impl FnOnce(),
+) -> Result<PathBuf, Error> {
+    std::thread::scope(|scope| {
+        let building = scope.spawn(|| {
+            cache.base_following(&image.manifest, &image.content, &image.layers, follower)
+        });
+        download();
+        building.join().expect("the build thread")
+    })
+}
+
 #[test]
 fn a_base_is_written_while_its_layers_download_and_matches_one_built_after() {
     use containerization_oci::store::BlobFollower;
@@ -484,10 +501,7 @@ fn a_base_is_written_while_its_layers_download_and_matches_one_built_after() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
     let follower = BlobFollower::new();
-    let base = std::thread::scope(|scope| {
-        let building = scope.spawn(|| {
-            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
-        });
+    let base = built_while(&image, &cache, &follower, || {
         assert!(download(
             &image.content,
             &image.layers,
@@ -495,7 +509,6 @@ fn a_base_is_written_while_its_layers_download_and_matches_one_built_after() {
             |_| {},
             None
         ));
-        building.join().expect("the build thread")
     })
     .expect("the base is built as the layers arrive");
     // The build read the layers as they arrived, not after.
@@ -540,10 +553,7 @@ fn a_base_written_while_downloading_is_dropped_when_the_download_is_bad_or_stops
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
     let follower = BlobFollower::new();
-    let error = std::thread::scope(|scope| {
-        let building = scope.spawn(|| {
-            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
-        });
+    let error = built_while(&image, &cache, &follower, || {
         let stored = download(
             &image.content,
             &image.layers,
@@ -557,7 +567,6 @@ fn a_base_written_while_downloading_is_dropped_when_the_download_is_bad_or_stops
         assert!(!stored, "the download refuses the damaged bytes");
         // Like a pull, which stops at its first failure.
         follower.stop();
-        building.join().expect("the build thread")
     })
     .expect_err("a damaged download builds nothing");
     let message = error.to_string();
@@ -574,10 +583,7 @@ fn a_base_written_while_downloading_is_dropped_when_the_download_is_bad_or_stops
     let cache = RootfsCache::new(tmp.path().join("rootfs"));
     let follower = BlobFollower::new();
     let (image, blobs) = busybox_unstored();
-    let error = std::thread::scope(|scope| {
-        let building = scope.spawn(|| {
-            cache.base_following(&image.manifest, &image.content, &image.layers, &follower)
-        });
+    let error = built_while(&image, &cache, &follower, || {
         let half = blobs[0].len() / 2;
         assert!(!download(
             &image.content,
@@ -587,7 +593,6 @@ fn a_base_written_while_downloading_is_dropped_when_the_download_is_bad_or_stops
             Some(half)
         ));
         follower.stop();
-        building.join().expect("the build thread")
     })
     .expect_err("a broken download builds nothing");
     assert!(error.to_string().contains("layer 1 is refused"), "{error}");

@@ -261,31 +261,26 @@ impl CreateArgs {
             .with_context(|| format!("{:?} is not an image reference", self.image))?;
         let progress = Progress::new();
         let client = crate::image::client(root, &self.registry, &reference, Some(progress.sink()))?;
-        if std::env::var("CZ_BUILD_WHILE_PULLING").as_deref() == Ok("0") {
+        let pulled = if std::env::var("CZ_BUILD_WHILE_PULLING").as_deref() == Ok("0") {
             // Two passes: the pull, then the base (for comparison).
-            let pulled = client.pull(&store, &reference, &platform).await;
-            progress.finish();
-            return Ok(pulled
-                .with_context(|| format!("cannot pull {reference}"))?
-                .name);
-        }
-        // The base root file system is written while the layers download
-        // (the container needs it next): one pass instead of two.
-        let follower = BlobFollower::new();
-        let (plan_sender, plan) = tokio::sync::oneshot::channel();
-        let pull = async {
-            let pulled = client
-                .pull_planned(&store, &reference, &platform, plan_sender)
-                .await;
-            if pulled.is_err() {
-                follower.stop();
-            }
-            pulled
+            client.pull(&store, &reference, &platform).await
+        } else {
+            // The base root file system is written while the layers
+            // download (the container needs it next): one pass, not two.
+            let follower = BlobFollower::new();
+            let (plan_sender, plan) = tokio::sync::oneshot::channel();
+            let pull = async {
+                let pulled = client
+                    .pull_planned(&store, &reference, &platform, plan_sender)
+                    .await;
+                if pulled.is_err() {
+                    follower.stop();
+                }
+                pulled
+            };
+            let build = build_while_pulling(root, &store, plan, follower.clone());
+            tokio::join!(pull, build).0
         };
-        let (pulled, ()) = tokio::join!(
-            pull,
-            build_while_pulling(root, &store, plan, follower.clone())
-        );
         progress.finish();
         let image = pulled.with_context(|| format!("cannot pull {reference}"))?;
         Ok(image.name)
@@ -309,14 +304,15 @@ async fn build_while_pulling(
     let built = tokio::task::spawn_blocking(move || {
         cache.base_following(&plan.manifest, &content, &plan.layers, &follower)
     })
-    .await;
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|built| built.map_err(|e| e.to_string()));
     match built {
-        Ok(Ok(path)) => tracing::debug!(
+        Ok(path) => tracing::debug!(
             base = %path.display(),
             bytes_before_stored = watcher.bytes_before_stored(),
             "built the base root file system while pulling"
         ),
-        Ok(Err(e)) => tracing::debug!("the base was not built while pulling: {e}"),
         Err(e) => tracing::debug!("the base was not built while pulling: {e}"),
     }
 }

@@ -171,7 +171,6 @@ impl ContentStore {
         blob: Box<dyn Read + Send>,
         stored: bool,
     ) -> CheckedLayer {
-        let file = blob;
         // An uncompressed layer's diff_id is its digest, checked anyway.
         let known = layer.diff_id.is_some()
             && (self.checked_diff_id(&layer.digest) == layer.diff_id
@@ -184,7 +183,7 @@ impl ContentStore {
         let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
         let compression = layer.compression;
         let mut source = HashingReader {
-            inner: file,
+            inner: blob,
             hasher: Hasher::new(layer.digest.algorithm()),
             count: 0,
         };

@@ -140,8 +140,8 @@ impl FollowedBlob {
         Ok(None)
     }
 
-    /// At the end of what the open file holds: whether to read again at
-    /// once (it grew, or the download started over in a new file, or the
+    /// At the end of what the open file holds: whether to look again at
+    /// once (it grew; or the download started over in a new file, or the
     /// blob is stored under another file: then it is closed, to be opened
     /// again), or to wait (`false`).
     fn at_end(&mut self) -> std::io::Result<bool> {
@@ -206,7 +206,7 @@ impl Read for FollowedBlob {
                     }
                     return Ok(n);
                 }
-                if self.at_end()? && self.file.is_some() {
+                if self.at_end()? {
                     continue;
                 }
             }
