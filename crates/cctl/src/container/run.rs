@@ -165,6 +165,7 @@ impl std::error::Error for ExitWith {}
 pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32> {
     let mut watched = termination_signals();
     let mut delay = Duration::from_millis(100);
+    let mut restarting = false;
     loop {
         let mut container = manager.get(id)?;
         // Standard input, for `-i`, from whoever attaches first (see
@@ -178,6 +179,13 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
         };
         let started = std::time::Instant::now();
         let mut process = container.start(stdio).await?;
+        // Counted once it runs again, so its count never says a restart
+        // happened while its record still shows the exit before it (Docker
+        // says "restarting" then; a waiter that saw "exited" with the new
+        // count read the last run's logs before it had begun).
+        if restarting {
+            container.record_restart()?;
+        }
         let log = LogWriter::open(&container.log_path())?;
         // Told to go (SIGTERM, SIGINT, SIGHUP: a shutdown, a kill), the
         // monitor does not just die, which would take the VM down with it
@@ -233,7 +241,7 @@ pub async fn monitor(manager: &ContainerManager, id: &str) -> anyhow::Result<i32
         if !matches!(held, Ok(false)) {
             return Ok(status.code);
         }
-        container.record_restart()?;
+        restarting = true;
     }
 }
 
